@@ -1,0 +1,75 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "CareHub",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "carehub", targets: ["carehub"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // Thin C modules: Debian's -dev packages through pkg-config.
+        .systemLibrary(
+            name: "CLibWebSockets",
+            pkgConfig: "libwebsockets",
+            providers: [.apt(["libwebsockets-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+
+        // The pipeline core: stage protocol, ports, wire frames, pipeline.conf. No I/O.
+        .target(name: "CareHubCore", swiftSettings: strict),
+        // The six stages; each reaches the world only through CareHubCore's ports.
+        .target(name: "CareHubStages", dependencies: ["CareHubCore"], swiftSettings: strict),
+
+        // Adapters over the C libraries.
+        .target(name: "CareHubCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
+        .target(
+            name: "CareHubStorage",
+            dependencies: ["CareHubCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        .target(name: "CareHubTransport", dependencies: ["CLibWebSockets"], swiftSettings: strict),
+
+        // The hub: wires transport, pipeline and adapters together.
+        .target(
+            name: "CareHubServer",
+            dependencies: [
+                "CareHubCore", "CareHubStages", "CareHubCrypto", "CareHubStorage", "CareHubTransport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "carehub",
+            dependencies: [
+                "CareHubServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Test doubles for the pipeline core's ports (unit tests of the core only).
+        .target(name: "CareHubTesting", dependencies: ["CareHubCore"], swiftSettings: strict),
+
+        .testTarget(name: "CareHubCoreTests", dependencies: ["CareHubCore", "CareHubStages", "CareHubTesting"], swiftSettings: strict),
+        .testTarget(name: "CareHubStagesTests", dependencies: ["CareHubStages", "CareHubTesting"], swiftSettings: strict),
+        .testTarget(name: "CareHubCryptoTests", dependencies: ["CareHubCrypto"], swiftSettings: strict),
+        .testTarget(name: "CareHubStorageTests", dependencies: ["CareHubStorage", "CareHubCore"], swiftSettings: strict),
+        .testTarget(name: "CareHubTransportTests", dependencies: ["CareHubTransport"], swiftSettings: strict),
+    ]
+)
