@@ -1,0 +1,169 @@
+import Foundation
+
+/// Maps the stage names of pipeline.conf to stage types, and turns the file into a checked ``HubConfig``.
+///
+/// ```swift
+/// let registry = StageRegistry([AuthStage.self, IdleStage.self, EncryptStage.self, …])
+/// let config = try registry.load(text, file: "pipeline.conf")
+/// ```
+public struct StageRegistry: Sendable {
+    /// What the registry knows of one stage type.
+    public struct Entry: Sendable {
+        /// The name in pipeline.conf.
+        public let name: String
+        /// Ordering and floor rules.
+        public let rules: StageRules
+        let configure: @Sendable (inout StageParameters, OrgSettings) throws -> any StageConfiguration
+        let make: @Sendable (any StageConfiguration, OrgSettings, StageEnvironment) -> any Stage
+    }
+
+    /// The registered stages, in the order they were registered.
+    public let entries: [Entry]
+
+    /// Registers stage types; each name must be unique.
+    public init(_ types: [any Stage.Type]) {
+        entries = types.map { Self.entry(for: $0) }
+        precondition(Set(entries.map(\.name)).count == entries.count, "stage names must be unique")
+    }
+
+    private static func entry<S: Stage>(for type: S.Type) -> Entry {
+        Entry(
+            name: S.name,
+            rules: S.rules,
+            configure: { parameters, org in try S.Configuration(parameters: &parameters, org: org) },
+            make: { configuration, org, environment in
+                // The registry only ever pairs a configuration with the stage that parsed it.
+                S(configuration: configuration as! S.Configuration, org: org, environment: environment)
+            })
+    }
+
+    /// The entry named `name`.
+    public func entry(named name: String) -> Entry? { entries.first { $0.name == name } }
+
+    /// Parses and checks pipeline.conf text: syntax, stage names and parameters, chain order,
+    /// required stages and the HIPAA floor. Throws every problem found, each with its line.
+    public func load(_ text: String, file: String) throws -> HubConfig {
+        let (sections, syntaxIssues) = PipelineConfigParser(file: file).parse(text)
+        var issues = syntaxIssues
+        var orgs: [ConfiguredOrg] = []
+        let known = entries.map(\.name).joined(separator: ", ")
+
+        for section in sections {
+            let settings = OrgSettings(
+                id: section.id, displayName: section.name?.value ?? section.id.rawValue,
+                hipaa: section.hipaa?.value ?? false)
+            if section.hipaa == nil {
+                issues.append(ConfigIssue(file: file, line: section.line, message: "expected 'hipaa = on' or 'hipaa = off' in [org \(section.id)]"))
+            }
+            var stages: [ConfiguredStage] = []
+            var seen: [String: Int] = [:]
+            for statement in section.stages {
+                let line = statement.parameters.line
+                guard let entry = entry(named: statement.name) else {
+                    issues.append(ConfigIssue(file: file, line: line, message: "unknown stage '\(statement.name)'; expected one of \(known)"))
+                    continue
+                }
+                if let earlier = seen[entry.name] {
+                    issues.append(ConfigIssue(file: file, line: line, message: "stage '\(entry.name)' already appears on line \(earlier)"))
+                    continue
+                }
+                seen[entry.name] = line
+                for predecessor in entry.rules.after where seen[predecessor] == nil && section.stages.contains(where: { $0.name == predecessor }) {
+                    issues.append(ConfigIssue(file: file, line: line, message: "stage '\(entry.name)' must come after '\(predecessor)'"))
+                }
+                var parameters = statement.parameters
+                do {
+                    let configuration = try entry.configure(&parameters, settings)
+                    if let unknown = parameters.remainingKeys.first {
+                        issues.append(ConfigIssue(file: file, line: line, message: "unknown parameter '\(unknown)' for stage '\(entry.name)'"))
+                        continue
+                    }
+                    stages.append(ConfiguredStage(entry: entry, configuration: configuration, line: line))
+                } catch let error as ConfigError {
+                    issues.append(contentsOf: error.issues)
+                } catch {
+                    issues.append(ConfigIssue(file: file, line: line, message: "\(error)"))
+                }
+            }
+            for entry in entries where seen[entry.name] == nil {
+                if entry.rules.required {
+                    issues.append(ConfigIssue(file: file, line: section.line, message: "[org \(section.id)] must run stage '\(entry.name)'"))
+                } else if entry.rules.requiredInHIPAA && settings.hipaa {
+                    issues.append(ConfigIssue(file: file, line: section.line, message: "[org \(section.id)] is in HIPAA mode and must run stage '\(entry.name)'"))
+                }
+            }
+            orgs.append(ConfiguredOrg(settings: settings, stages: stages))
+        }
+        if sections.isEmpty && syntaxIssues.isEmpty {
+            issues.append(ConfigIssue(file: file, line: 1, message: "expected at least one [org ID] section"))
+        }
+        guard issues.isEmpty else { throw ConfigError(issues) }
+        return HubConfig(file: file, orgs: orgs)
+    }
+}
+
+/// A checked pipeline.conf.
+public struct HubConfig: Sendable {
+    /// The file it was read from.
+    public let file: String
+    /// The organisations in file order.
+    public let orgs: [ConfiguredOrg]
+
+    /// The organisation with this id.
+    public func org(_ id: OrgID) -> ConfiguredOrg? { orgs.first { $0.settings.id == id } }
+
+    /// The `config check --json` summary: `{"orgs":[{"id":…,"hipaa":…,"stages":[…]}]}`.
+    public func summaryJSON() -> String {
+        var writer = JSONWriter()
+        writer.array("orgs", orgs) { element, org in
+            element.field("id", org.settings.id.rawValue)
+            element.field("name", org.settings.displayName)
+            element.field("hipaa", org.settings.hipaa)
+            element.strings("stages", org.stages.map(\.name))
+        }
+        return writer.finish()
+    }
+
+    /// A human summary, one organisation per paragraph.
+    public func summaryText() -> String {
+        var lines: [String] = []
+        for org in orgs {
+            lines.append("\(org.settings.id) — \(org.settings.displayName) — HIPAA mode \(org.settings.hipaa ? "on" : "off")")
+            for stage in org.stages {
+                let parameters = stage.configuration.summary.joined(separator: " ")
+                lines.append("  \(stage.name)\(parameters.isEmpty ? "" : "  " + parameters)")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// One organisation's checked settings and stage chain.
+public struct ConfiguredOrg: Sendable {
+    /// The organisation's settings.
+    public let settings: OrgSettings
+    /// Its stages in chain order.
+    public let stages: [ConfiguredStage]
+
+    /// Builds the organisation's pipeline on the given ports.
+    public func makePipeline(environment: StageEnvironment) -> Pipeline {
+        Pipeline(org: settings, stages: stages.map { $0.make(org: settings, environment: environment) })
+    }
+}
+
+/// One checked `stage` line.
+public struct ConfiguredStage: Sendable {
+    let entry: StageRegistry.Entry
+    /// The parsed parameters.
+    public let configuration: any StageConfiguration
+    /// The line it was read from.
+    public let line: Int
+
+    /// The stage name.
+    public var name: String { entry.name }
+
+    /// Creates the stage instance.
+    public func make(org: OrgSettings, environment: StageEnvironment) -> any Stage {
+        entry.make(configuration, org, environment)
+    }
+}

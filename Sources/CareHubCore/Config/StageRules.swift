@@ -1,0 +1,16 @@
+/// Where a stage may stand in a chain, and when it is mandatory.
+public struct StageRules: Sendable, Hashable {
+    /// Stages that, when present, must come before this one.
+    public var after: [String]
+    /// Whether every organisation must run this stage.
+    public var required: Bool
+    /// Whether a HIPAA organisation must run this stage (part of the HIPAA floor).
+    public var requiredInHIPAA: Bool
+
+    /// Creates rules.
+    public init(after: [String] = [], required: Bool = false, requiredInHIPAA: Bool = false) {
+        self.after = after
+        self.required = required
+        self.requiredInHIPAA = requiredInHIPAA
+    }
+}

@@ -1,0 +1,50 @@
+/// What a request produced, filled in by stages as the chain returns.
+///
+/// The hub turns it into the reply frame with ``reply(to:)`` and applies ``bind`` / ``unbind``
+/// to the connection.
+public struct Outcome: Sendable {
+    /// A session the connection is now bound to (after `hello` or `login`).
+    public var bind: Session?
+    /// Whether the connection's session ended (after `logout`).
+    public var unbind = false
+    /// The visitor's conversation (after `hello`).
+    public var conversation: Conversation?
+    /// The visitor's reconnect token (after `hello`).
+    public var visitorToken: String?
+    /// The stored message's sequence number (after `send`).
+    public var seq: UInt64?
+    /// History for the reader (after `hello` or `subscribe`); opened by the encrypt stage.
+    public var history: [StoredMessage] = []
+    /// The organisation's rooms (after `rooms`).
+    public var rooms: [RoomSummary] = []
+
+    /// An empty outcome, as the end of the chain returns.
+    public init() {}
+
+    /// The reply frame for `request`, or an error if the chain did not produce what the reply needs.
+    public func reply(to request: Request) throws -> ServerFrame {
+        let id = request.id
+        switch request.frame {
+        case .hello:
+            guard let conversation, let visitorToken else { throw PipelineError.internal }
+            return .welcome(id: id, conversation: conversation.id, token: visitorToken, history: history.map(HistoryEntry.init))
+        case .login:
+            guard let session = bind, case .staff(let user, let role) = session.principal else { throw PipelineError.internal }
+            let idle = session.idlePolicy.map { Int($0.idleTimeout.seconds) }
+            return .session(id: id, user: user, role: role, idleTimeoutSeconds: idle)
+        case .rooms:
+            return .rooms(id: id, rooms: rooms)
+        case .subscribe(let room):
+            return .subscribed(id: id, room: room, ended: request.conversation?.hasEnded ?? false, history: history.map(HistoryEntry.init))
+        case .unsubscribe(let room):
+            return .unsubscribed(id: id, room: room)
+        case .send(let room, _):
+            guard let seq else { throw PipelineError.internal }
+            return .ack(id: id, room: room, seq: seq, at: request.receivedAt)
+        case .end(let room):
+            return .ended(id: id, room: room)
+        case .logout:
+            return .loggedOut(id: id)
+        }
+    }
+}

@@ -1,0 +1,35 @@
+import Foundation
+
+/// An organisation's stages folded into one chain.
+public struct Pipeline: Sendable {
+    /// The organisation this pipeline serves.
+    public let org: OrgSettings
+    /// The stages, in chain order.
+    public let stages: [any Stage]
+    private let chain: Next
+
+    /// Folds `stages` so that the first stage runs first and the last calls the end of the chain.
+    public init(org: OrgSettings, stages: [any Stage]) {
+        self.org = org
+        self.stages = stages
+        var next: Next = { _ in Outcome() }
+        for stage in stages.reversed() {
+            let rest = next
+            next = { request in try await stage.handle(request, next: rest) }
+        }
+        self.chain = next
+    }
+
+    /// The stage names in chain order.
+    public var stageNames: [String] { stages.map { type(of: $0).name } }
+
+    /// Runs `request` through every stage.
+    public func run(_ request: Request) async throws -> Outcome {
+        try await chain(request)
+    }
+
+    /// Gives each stage its periodic tick.
+    public func tick(at now: Date) async {
+        for stage in stages { await stage.tick(at: now) }
+    }
+}

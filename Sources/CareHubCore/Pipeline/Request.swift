@@ -1,0 +1,38 @@
+import Foundation
+
+/// One client frame on its way through an organisation's pipeline.
+///
+/// Stages pass a changed copy to `next`: the auth stage fills in ``session`` and ``conversation``,
+/// the encrypt stage ``sealed`` and ``seq``.
+public struct Request: Sendable {
+    /// The connection the frame came from.
+    public let connection: ConnectionID
+    /// The peer's address, for audit and allow-lists.
+    public let peer: String
+    /// The client's correlation id.
+    public let id: String?
+    /// The request itself.
+    public let frame: ClientFrame
+    /// When the hub received it.
+    public let receivedAt: Date
+    /// The session bound to the connection, or the one the auth stage just created.
+    public var session: Session?
+    /// The conversation the frame addresses, once the auth stage has authorised it.
+    public var conversation: Conversation?
+    /// Whether the auth stage just started ``conversation`` for this `hello`.
+    public var startsConversation = false
+    /// The message's sequence number, once reserved.
+    public var seq: UInt64?
+    /// The message text sealed for storage, set by the encrypt stage.
+    public var sealed: SealedText?
+
+    /// Creates a request as the hub receives it.
+    public init(connection: ConnectionID, peer: String, id: String?, frame: ClientFrame, receivedAt: Date, session: Session?) {
+        self.connection = connection
+        self.peer = peer
+        self.id = id
+        self.frame = frame
+        self.receivedAt = receivedAt
+        self.session = session
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+
+/// Passes a request on to the rest of the chain and returns what it produced.
+public typealias Next = @Sendable (Request) async throws -> Outcome
+
+/// One step of an organisation's message pipeline.
+///
+/// A stage looks at a request, may change it, refuse it by throwing a ``PipelineError``, or call
+/// `next` and then adjust the ``Outcome`` on the way back, like middleware:
+///
+/// ```
+///  request ─▶ auth ─▶ idle ─▶ encrypt ─▶ store ─▶ purge ─▶ fanout ─┐
+///  reply   ◀─ auth ◀─ idle ◀─ encrypt ◀─ store ◀─ purge ◀─ fanout ◀┘
+/// ```
+///
+/// Implementations must:
+/// - reach storage, keys, time and delivery only through the ports in ``StageEnvironment``;
+/// - pass every request they do not handle to `next` unchanged;
+/// - never put message text, passwords or tokens in an error message or log line.
+///
+/// Adding a stage is one file with a type conforming to `Stage`, plus one line in the registry.
+public protocol Stage: Sendable {
+    /// The stage's typed parameters, parsed from its `stage` line in pipeline.conf.
+    associatedtype Configuration: StageConfiguration
+    /// The name pipeline.conf uses for the stage.
+    static var name: String { get }
+    /// Where the stage may stand in a chain and when it is mandatory.
+    static var rules: StageRules { get }
+    /// Creates the stage for one organisation.
+    init(configuration: Configuration, org: OrgSettings, environment: StageEnvironment)
+    /// Handles a request, calling `next` to continue the chain.
+    func handle(_ request: Request, next: Next) async throws -> Outcome
+    /// Called about once a second by the hub, for time-driven work such as idle expiry.
+    func tick(at now: Date) async
+}
+
+extension Stage {
+    /// By default a stage may stand anywhere and is optional.
+    public static var rules: StageRules { StageRules() }
+
+    /// Stages without time-driven work do nothing on a tick.
+    public func tick(at now: Date) async {}
+}
+
+/// A stage's parameters, parsed and checked when pipeline.conf is loaded.
+public protocol StageConfiguration: Sendable {
+    /// Reads the stage's parameters, consuming each key it knows; unknown keys are reported by the caller.
+    /// `org` lets a stage refuse values below the HIPAA floor.
+    init(parameters: inout StageParameters, org: OrgSettings) throws
+    /// The parameters as they are in force, for summaries (`key=value`).
+    var summary: [String] { get }
+}
+
+/// The ports a stage may use.
+public struct StageEnvironment: Sendable {
+    /// The time.
+    public var clock: any WallClock
+    /// Conversations.
+    public var conversations: any ConversationStore
+    /// Messages.
+    public var messages: any MessageStore
+    /// Staff accounts.
+    public var users: any UserDirectory
+    /// Passwords and tokens.
+    public var credentials: any Credentials
+    /// Message encryption.
+    public var cipher: any Cipher
+    /// Live sessions.
+    public var sessions: any SessionStore
+    /// Room membership and delivery.
+    public var rooms: any RoomDirectory
+    /// Out-of-band notifications.
+    public var notifier: any Notifier
+    /// Events for the hub.
+    public var events: any PipelineEvents
+
+    /// Bundles the ports.
+    public init(
+        clock: any WallClock, conversations: any ConversationStore, messages: any MessageStore,
+        users: any UserDirectory, credentials: any Credentials, cipher: any Cipher,
+        sessions: any SessionStore, rooms: any RoomDirectory, notifier: any Notifier, events: any PipelineEvents
+    ) {
+        self.clock = clock
+        self.conversations = conversations
+        self.messages = messages
+        self.users = users
+        self.credentials = credentials
+        self.cipher = cipher
+        self.sessions = sessions
+        self.rooms = rooms
+        self.notifier = notifier
+        self.events = events
+    }
+}

@@ -1,0 +1,18 @@
+import Foundation
+
+/// The port through which stages create, find and end conversations.
+///
+/// Implementations must make `create` and `markEnded` durable before returning, and must store
+/// reconnect tokens only as the digests given (never the tokens themselves).
+public protocol ConversationStore: Sendable {
+    /// Creates a conversation for `org`, reachable later by `tokenDigest`.
+    func create(org: OrgID, tokenDigest: [UInt8], at: Date) async throws -> Conversation
+    /// The conversation of `org` whose reconnect token has `tokenDigest`, if any.
+    func find(org: OrgID, tokenDigest: [UInt8]) async throws -> Conversation?
+    /// The conversation with this id, in any organisation.
+    func conversation(_ id: ConversationID) async throws -> Conversation?
+    /// Marks a conversation ended (idempotent).
+    func markEnded(_ id: ConversationID, at: Date) async throws
+    /// The most recent conversations of `org`, newest first.
+    func list(org: OrgID, limit: Int) async throws -> [Conversation]
+}

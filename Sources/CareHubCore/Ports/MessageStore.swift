@@ -1,0 +1,21 @@
+/// The port through which stages store and read messages.
+///
+/// Implementations must guarantee that `append` returns only after the message is durably
+/// committed (the hub acknowledges a message only then), and that sequence numbers handed out by
+/// `reserveSequence` are unique and increasing per conversation.
+///
+/// ```swift
+/// let seq = try await messages.reserveSequence(in: room)
+/// try await messages.append(StoredMessage(conversation: room, seq: seq, sender: "visitor", at: now, body: .sealed(box)))
+/// // only now may the sender be told `ack`
+/// ```
+public protocol MessageStore: Sendable {
+    /// Reserves the next sequence number of `conversation`.
+    func reserveSequence(in conversation: ConversationID) async throws -> UInt64
+    /// Durably stores a message.
+    func append(_ message: StoredMessage) async throws
+    /// The last `limit` messages of `conversation`, oldest first.
+    func history(of conversation: ConversationID, limit: Int) async throws -> [StoredMessage]
+    /// Deletes every message of `conversation`; returns how many there were.
+    func purge(_ conversation: ConversationID) async throws -> Int
+}

@@ -1,0 +1,13 @@
+/// Something a stage noticed that the hub must act on.
+public enum PipelineEvent: Sendable, Hashable {
+    /// A session expired; the hub tells its connection and unbinds it.
+    case sessionExpired(Session, SessionExpiry)
+    /// A notification could not be queued; the message itself was stored and delivered.
+    case notificationFailed(org: OrgID, conversation: ConversationID)
+}
+
+/// The port through which stages emit events instead of reaching into the hub.
+public protocol PipelineEvents: Sendable {
+    /// Reports an event. Must not block.
+    func emit(_ event: PipelineEvent)
+}

@@ -1,0 +1,67 @@
+/// A request a client sends, decoded from a JSON text frame.
+public enum ClientFrame: Sendable, Hashable {
+    /// A visitor starts a conversation, or resumes one with its reconnect token.
+    case hello(org: OrgID, token: String?)
+    /// A staff member logs in.
+    case login(org: OrgID, user: String, password: Password)
+    /// Staff: list the organisation's rooms.
+    case rooms
+    /// Staff: receive a room's messages, starting with its history.
+    case subscribe(room: ConversationID)
+    /// Staff: stop receiving a room's messages.
+    case unsubscribe(room: ConversationID)
+    /// Send a message to a room.
+    case send(room: ConversationID, text: String)
+    /// End a conversation.
+    case end(room: ConversationID)
+    /// End the session.
+    case logout
+
+    /// The frame's `type` names, as on the wire.
+    public enum Kind: String, Sendable, CaseIterable {
+        case hello, login, rooms, subscribe, unsubscribe, send, end, logout
+    }
+
+    /// This frame's kind.
+    public var kind: Kind {
+        switch self {
+        case .hello: return .hello
+        case .login: return .login
+        case .rooms: return .rooms
+        case .subscribe: return .subscribe
+        case .unsubscribe: return .unsubscribe
+        case .send: return .send
+        case .end: return .end
+        case .logout: return .logout
+        }
+    }
+
+    /// The room the frame addresses, if any.
+    public var room: ConversationID? {
+        switch self {
+        case .subscribe(let room), .unsubscribe(let room), .send(let room, _), .end(let room): return room
+        case .hello, .login, .rooms, .logout: return nil
+        }
+    }
+
+    /// Whether the frame is something a person did, which resets the idle timer.
+    ///
+    /// Sending, subscribing, unsubscribing and ending count. Listing rooms (which consoles do by
+    /// themselves), logging in, visitor resumes, and WebSocket pings (which never reach the
+    /// pipeline) do not.
+    public var isUserAction: Bool {
+        switch self {
+        case .send, .subscribe, .unsubscribe, .end: return true
+        case .hello, .login, .rooms, .logout: return false
+        }
+    }
+}
+
+/// A password in memory; its description never shows it.
+public struct Password: Sendable, Hashable, CustomStringConvertible {
+    /// The password text.
+    public let text: String
+    /// Wraps a password.
+    public init(_ text: String) { self.text = text }
+    public var description: String { "<password>" }
+}

@@ -1,0 +1,123 @@
+import Foundation
+
+/// A decoded client frame with its optional correlation `id`.
+public struct Envelope: Sendable, Hashable {
+    /// The client's correlation id, echoed in the reply; at most 64 characters.
+    public let id: String?
+    /// The request.
+    public let frame: ClientFrame
+
+    /// Creates an envelope.
+    public init(id: String?, frame: ClientFrame) {
+        self.id = id
+        self.frame = frame
+    }
+
+    /// A frame that could not be decoded, with the id when it could be read.
+    public struct DecodingFailure: Error, Hashable, Sendable {
+        /// The id of the offending frame, if readable.
+        public let id: String?
+        /// What was wrong.
+        public let error: PipelineError
+    }
+
+    /// Longest accepted message text, in bytes of UTF-8.
+    public static let maxTextBytes = 16_384
+
+    /// Decodes one text frame.
+    public static func decode(_ bytes: [UInt8]) -> Result<Envelope, DecodingFailure> {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: Data(bytes), options: [])
+        } catch {
+            return .failure(DecodingFailure(id: nil, error: PipelineError(.badJSON, "frame is not valid JSON")))
+        }
+        guard let fields = object as? [String: Any] else {
+            return .failure(DecodingFailure(id: nil, error: PipelineError(.badJSON, "frame must be a JSON object")))
+        }
+        var id: String?
+        if let rawID = fields["id"] {
+            guard let text = rawID as? String, text.count <= 64 else {
+                return .failure(DecodingFailure(id: nil, error: PipelineError(.invalidField, "field 'id' must be a string of at most 64 characters")))
+            }
+            id = text
+        }
+        do {
+            return .success(Envelope(id: id, frame: try frame(from: FieldReader(fields))))
+        } catch let error as PipelineError {
+            return .failure(DecodingFailure(id: id, error: error))
+        } catch {
+            return .failure(DecodingFailure(id: id, error: .internal))
+        }
+    }
+
+    private static func frame(from reader: FieldReader) throws -> ClientFrame {
+        guard let rawType = reader.fields["type"] else {
+            throw PipelineError(.invalidField, "field 'type' is required")
+        }
+        guard let typeName = rawType as? String else {
+            throw PipelineError(.invalidField, "field 'type' must be a string")
+        }
+        guard let kind = ClientFrame.Kind(rawValue: typeName) else {
+            let known = ClientFrame.Kind.allCases.map(\.rawValue).joined(separator: ", ")
+            throw PipelineError(.unknownType, "unknown frame type '\(typeName.prefix(40))'; known types: \(known)")
+        }
+        switch kind {
+        case .hello:
+            return .hello(org: try reader.org(), token: try reader.optionalString("token", maxBytes: 128))
+        case .login:
+            return .login(
+                org: try reader.org(),
+                user: try reader.string("user", maxBytes: 64),
+                password: Password(try reader.string("password", maxBytes: 1024)))
+        case .rooms: return .rooms
+        case .subscribe: return .subscribe(room: try reader.room())
+        case .unsubscribe: return .unsubscribe(room: try reader.room())
+        case .send:
+            let room = try reader.room()
+            let text = try reader.string("text", maxBytes: maxTextBytes)
+            guard !text.allSatisfy(\.isWhitespace) else {
+                throw PipelineError(.invalidField, "field 'text' must not be empty")
+            }
+            return .send(room: room, text: text)
+        case .end: return .end(room: try reader.room())
+        case .logout: return .logout
+        }
+    }
+}
+
+/// Typed access to a frame's fields with precise error messages (never echoing values).
+private struct FieldReader {
+    let fields: [String: Any]
+    init(_ fields: [String: Any]) { self.fields = fields }
+
+    func optionalString(_ name: String, maxBytes: Int) throws -> String? {
+        guard let raw = fields[name], !(raw is NSNull) else { return nil }
+        guard let text = raw as? String else {
+            throw PipelineError(.invalidField, "field '\(name)' must be a string")
+        }
+        guard text.utf8.count <= maxBytes else {
+            throw PipelineError(.invalidField, "field '\(name)' is longer than \(maxBytes) bytes")
+        }
+        return text
+    }
+
+    func string(_ name: String, maxBytes: Int) throws -> String {
+        guard let text = try optionalString(name, maxBytes: maxBytes), !text.isEmpty else {
+            throw PipelineError(.invalidField, "field '\(name)' is required")
+        }
+        return text
+    }
+
+    func org() throws -> OrgID {
+        let text = try string("org", maxBytes: 64)
+        guard OrgID.isValid(text) else {
+            throw PipelineError(.invalidField, "field 'org' must be an organisation id (a-z, 0-9, -)")
+        }
+        return OrgID(text)
+    }
+
+    func room() throws -> ConversationID {
+        ConversationID(try string("room", maxBytes: 64))
+    }
+}

@@ -1,0 +1,33 @@
+/// The stable codes of `error` frames. Clients may switch on them; they never change meaning.
+public enum ErrorCode: String, Sendable, Hashable, CaseIterable {
+    /// The frame is not a JSON object.
+    case badJSON = "bad_json"
+    /// The message is larger than the hub's limit.
+    case tooLarge = "too_large"
+    /// A binary frame; the protocol is JSON text frames only.
+    case binaryFrame = "binary_frame"
+    /// `type` names no known frame type.
+    case unknownType = "unknown_type"
+    /// A field is missing, has the wrong JSON type, or an invalid value.
+    case invalidField = "invalid_field"
+    /// The organisation does not exist on this hub.
+    case unknownOrg = "unknown_org"
+    /// The frame needs a session; send `hello` or `login` first.
+    case unauthenticated
+    /// The connection already has a session.
+    case alreadyAuthenticated = "already_authenticated"
+    /// Credentials or a reconnect token were refused. Deliberately says nothing about which part was wrong.
+    case authFailed = "auth_failed"
+    /// The sender may not do this (wrong role, or another visitor's room).
+    case forbidden
+    /// No such room in the sender's organisation.
+    case notFound = "not_found"
+    /// The conversation has ended; nothing more can be sent to it.
+    case conversationEnded = "conversation_ended"
+    /// The session has expired; log in again.
+    case sessionExpired = "session_expired"
+    /// The hub is shutting down or the organisation is being reconfigured; retry later.
+    case unavailable
+    /// An unexpected failure inside the hub. The message carries no detail; the hub's log does.
+    case `internal`
+}

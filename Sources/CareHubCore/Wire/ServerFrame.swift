@@ -1,0 +1,154 @@
+import Foundation
+
+/// A frame the hub sends. ``json()`` gives its wire form; docs/PROTOCOL.md documents each.
+public enum ServerFrame: Sendable, Hashable {
+    /// Reply to `hello`: the visitor's conversation, its reconnect token, and its history.
+    case welcome(id: String?, conversation: ConversationID, token: String, history: [HistoryEntry])
+    /// Reply to `login`.
+    case session(id: String?, user: String, role: Role, idleTimeoutSeconds: Int?)
+    /// Reply to `rooms`.
+    case rooms(id: String?, rooms: [RoomSummary])
+    /// Reply to `subscribe`.
+    case subscribed(id: String?, room: ConversationID, ended: Bool, history: [HistoryEntry])
+    /// Reply to `unsubscribe`.
+    case unsubscribed(id: String?, room: ConversationID)
+    /// Reply to `send`, only after the message is durably stored.
+    case ack(id: String?, room: ConversationID, seq: UInt64, at: Date)
+    /// A message delivered to a room's members.
+    case message(room: ConversationID, seq: UInt64, from: String, text: String, at: Date)
+    /// A conversation ended; sent to everyone in the room and as the reply to `end`.
+    case ended(id: String?, room: ConversationID)
+    /// A visitor started a conversation in the staff member's organisation.
+    case roomOpened(room: ConversationID, at: Date)
+    /// Reply to `logout`.
+    case loggedOut(id: String?)
+    /// The session expired; nothing more is delivered until a new login.
+    case sessionExpired(reason: SessionExpiry)
+    /// A request failed.
+    case error(id: String?, error: PipelineError)
+
+    /// The frame as a JSON text frame.
+    public func json() -> String {
+        var w = JSONWriter()
+        switch self {
+        case .welcome(let id, let conversation, let token, let history):
+            w.field("type", "welcome")
+            w.optionalField("id", id)
+            w.field("conversation", conversation.rawValue)
+            w.field("token", token)
+            w.array("history", history) { $0.write($1) }
+        case .session(let id, let user, let role, let idle):
+            w.field("type", "session")
+            w.optionalField("id", id)
+            w.field("user", user)
+            w.field("role", role.rawValue)
+            if let idle { w.field("idleTimeoutSeconds", Int64(idle)) } else { w.null("idleTimeoutSeconds") }
+        case .rooms(let id, let rooms):
+            w.field("type", "rooms")
+            w.optionalField("id", id)
+            w.array("rooms", rooms) { element, room in
+                element.field("room", room.room.rawValue)
+                element.field("startedAt", room.startedAt.epochMilliseconds)
+                element.field("ended", room.ended)
+            }
+        case .subscribed(let id, let room, let ended, let history):
+            w.field("type", "subscribed")
+            w.optionalField("id", id)
+            w.field("room", room.rawValue)
+            w.field("ended", ended)
+            w.array("history", history) { $0.write($1) }
+        case .unsubscribed(let id, let room):
+            w.field("type", "unsubscribed")
+            w.optionalField("id", id)
+            w.field("room", room.rawValue)
+        case .ack(let id, let room, let seq, let at):
+            w.field("type", "ack")
+            w.optionalField("id", id)
+            w.field("room", room.rawValue)
+            w.field("seq", seq)
+            w.field("at", at.epochMilliseconds)
+        case .message(let room, let seq, let from, let text, let at):
+            w.field("type", "message")
+            w.field("room", room.rawValue)
+            w.field("seq", seq)
+            w.field("from", from)
+            w.field("text", text)
+            w.field("at", at.epochMilliseconds)
+        case .ended(let id, let room):
+            w.field("type", "ended")
+            w.optionalField("id", id)
+            w.field("room", room.rawValue)
+        case .roomOpened(let room, let at):
+            w.field("type", "room_opened")
+            w.field("room", room.rawValue)
+            w.field("at", at.epochMilliseconds)
+        case .loggedOut(let id):
+            w.field("type", "logged_out")
+            w.optionalField("id", id)
+        case .sessionExpired(let reason):
+            w.field("type", "session_expired")
+            w.field("reason", reason.rawValue)
+        case .error(let id, let error):
+            w.field("type", "error")
+            w.optionalField("id", id)
+            w.field("code", error.code.rawValue)
+            w.field("message", error.message)
+        }
+        return w.finish()
+    }
+}
+
+/// One message of a room's history, as a reader receives it.
+public struct HistoryEntry: Sendable, Hashable {
+    /// Position in the room.
+    public let seq: UInt64
+    /// Sender's display name.
+    public let from: String
+    /// The text, or nil when it could not be opened (see `sealed`).
+    public let text: String?
+    /// When the hub accepted it.
+    public let at: Date
+
+    /// Creates an entry.
+    public init(seq: UInt64, from: String, text: String?, at: Date) {
+        self.seq = seq
+        self.from = from
+        self.text = text
+        self.at = at
+    }
+
+    /// The reader's view of a stored message: sealed or unreadable bodies show no text.
+    public init(_ message: StoredMessage) {
+        if case .plain(let text) = message.body {
+            self.init(seq: message.seq, from: message.sender, text: text, at: message.at)
+        } else {
+            self.init(seq: message.seq, from: message.sender, text: nil, at: message.at)
+        }
+    }
+}
+
+extension JSONWriter {
+    fileprivate mutating func write(_ entry: HistoryEntry) {
+        field("seq", entry.seq)
+        field("from", entry.from)
+        if let text = entry.text { field("text", text) } else { null("text") }
+        field("at", entry.at.epochMilliseconds)
+    }
+}
+
+/// A room as the `rooms` reply lists it (no message content).
+public struct RoomSummary: Sendable, Hashable {
+    /// The room.
+    public let room: ConversationID
+    /// When its conversation started.
+    public let startedAt: Date
+    /// Whether it has ended.
+    public let ended: Bool
+
+    /// Creates a summary.
+    public init(room: ConversationID, startedAt: Date, ended: Bool) {
+        self.room = room
+        self.startedAt = startedAt
+        self.ended = ended
+    }
+}

@@ -1,0 +1,73 @@
+import CareHubCore
+import Foundation
+
+/// Seals message text with AES-256-GCM under the organisation's key before anything stores it,
+/// and opens stored text only on its way back to an authorised reader.
+///
+/// The associated data binds organisation, conversation, sequence number and sender, so a
+/// ciphertext copied to another row, conversation or organisation, or edited, does not open.
+public struct EncryptStage: Stage {
+    /// Parameters of `stage encrypt`.
+    public struct Configuration: StageConfiguration {
+        /// `cipher=`: the only supported value is `aes-256-gcm` (the default).
+        public var cipher: String
+
+        public init(parameters: inout StageParameters, org: OrgSettings) throws {
+            cipher = try parameters.choice("cipher", ["aes-256-gcm"], default: "aes-256-gcm")
+        }
+
+        public var summary: [String] { ["cipher=\(cipher)"] }
+    }
+
+    public static let name = "encrypt"
+    public static let rules = StageRules(after: ["auth", "idle"], requiredInHIPAA: true)
+
+    private let org: OrgSettings
+    private let environment: StageEnvironment
+
+    public init(configuration: Configuration, org: OrgSettings, environment: StageEnvironment) {
+        self.org = org
+        self.environment = environment
+    }
+
+    public func handle(_ request: Request, next: Next) async throws -> Outcome {
+        var forwarded = request
+        if case .send(let room, let text) = request.frame, let session = request.session {
+            let seq: UInt64
+            if let reserved = request.seq {
+                seq = reserved
+            } else {
+                seq = try await environment.messages.reserveSequence(in: room)
+            }
+            let aad = Self.associatedData(org: org.id, conversation: room, seq: seq, sender: session.principal.displayName)
+            forwarded.seq = seq
+            forwarded.sealed = try environment.cipher.seal(Array(text.utf8), org: org.id, associatedData: aad)
+        }
+        var outcome = try await next(forwarded)
+        outcome.history = outcome.history.map(open)
+        return outcome
+    }
+
+    private func open(_ message: StoredMessage) -> StoredMessage {
+        guard case .sealed(let sealed) = message.body else { return message }
+        var opened = message
+        let aad = Self.associatedData(org: org.id, conversation: message.conversation, seq: message.seq, sender: message.sender)
+        if let bytes = try? environment.cipher.open(sealed, org: org.id, associatedData: aad) {
+            opened.body = .plain(String(decoding: bytes, as: UTF8.self))
+        } else {
+            opened.body = .unreadable
+        }
+        return opened
+    }
+
+    /// The associated data of a message: each field length-prefixed, so no two field lists encode alike.
+    public static func associatedData(org: OrgID, conversation: ConversationID, seq: UInt64, sender: String) -> [UInt8] {
+        var bytes = Array("carehub.message.v1".utf8)
+        for field in [org.rawValue, conversation.rawValue, String(seq), sender] {
+            let utf8 = Array(field.utf8)
+            withUnsafeBytes(of: UInt32(utf8.count).bigEndian) { bytes.append(contentsOf: $0) }
+            bytes.append(contentsOf: utf8)
+        }
+        return bytes
+    }
+}

@@ -1,0 +1,116 @@
+import CareHubCore
+import Foundation
+import Synchronization
+
+/// Delivers committed messages and room events to the room's authorised, live members, and raises
+/// notifications for rooms no staff member is watching.
+///
+/// A member receives a frame only if its session still exists, is live under its idle policy,
+/// belongs to this organisation, and may access the room (staff, or the room's own visitor).
+/// Notifications in a HIPAA organisation never carry message content; the config check refuses
+/// `notify=preview` there.
+public final class FanoutStage: Stage {
+    /// Parameters of `stage fanout`.
+    public struct Configuration: StageConfiguration {
+        /// `notify=none|count|preview`: what staff are told about messages in unwatched rooms
+        /// (default `count`: the organisation, a count and a console link; no content).
+        public var notify: String
+        /// `preview_chars=`: how much text a preview may show (default 40; non-HIPAA only).
+        public var previewCharacters: Int
+
+        public init(parameters: inout StageParameters, org: OrgSettings) throws {
+            notify = try parameters.choice("notify", ["none", "count", "preview"], default: "count")
+            previewCharacters = try parameters.integer("preview_chars", in: 1...200, default: 40)
+            if org.hipaa && notify == "preview" {
+                throw parameters.error("HIPAA organisation '\(org.id)' may not put message text in notifications; expected notify=count or notify=none")
+            }
+        }
+
+        public var summary: [String] {
+            notify == "preview" ? ["notify=preview", "preview_chars=\(previewCharacters)"] : ["notify=\(notify)"]
+        }
+    }
+
+    public static let name = "fanout"
+    public static let rules = StageRules(after: ["auth", "idle", "encrypt", "store", "purge"], required: true, requiredInHIPAA: true)
+
+    private let configuration: Configuration
+    private let org: OrgSettings
+    private let environment: StageEnvironment
+    private let unread = Mutex<[ConversationID: Int]>([:])
+
+    public required init(configuration: Configuration, org: OrgSettings, environment: StageEnvironment) {
+        self.configuration = configuration
+        self.org = org
+        self.environment = environment
+    }
+
+    public func handle(_ request: Request, next: Next) async throws -> Outcome {
+        let rooms = environment.rooms
+        switch request.frame {
+        case .hello:
+            guard let session = request.session, let conversation = request.conversation else { break }
+            rooms.join(conversation.id, member: RoomMember(connection: request.connection, sessionToken: session.token))
+            if request.startsConversation {
+                let staff = liveRecipients(rooms.staffConnections(of: org.id), room: conversation.id, excluding: nil)
+                rooms.deliver(.roomOpened(room: conversation.id, at: conversation.startedAt), to: staff.map(\.connection))
+            }
+        case .subscribe(let room):
+            guard let session = request.session else { break }
+            rooms.join(room, member: RoomMember(connection: request.connection, sessionToken: session.token))
+            _ = unread.withLock { $0.removeValue(forKey: room) }
+        case .unsubscribe(let room):
+            rooms.leave(room, connection: request.connection)
+        case .logout:
+            rooms.leaveAll(connection: request.connection)
+        case .send(let room, let text):
+            guard let seq = request.seq, let session = request.session else { throw PipelineError.internal }
+            let recipients = liveRecipients(rooms.members(of: room), room: room, excluding: request.connection)
+            let from = session.principal.displayName
+            rooms.deliver(.message(room: room, seq: seq, from: from, text: text, at: request.receivedAt), to: recipients.map(\.connection))
+            let staffWatching = recipients.contains { environment.sessions.session($0.sessionToken)?.principal.isStaff == true }
+            if !staffWatching && !session.principal.isStaff {
+                await notify(room: room, from: from, text: text, at: request.receivedAt)
+            }
+        case .end(let room):
+            let members = liveRecipients(rooms.members(of: room), room: room, excluding: request.connection)
+            rooms.deliver(.ended(id: nil, room: room), to: members.map(\.connection))
+            _ = rooms.close(room)
+            _ = unread.withLock { $0.removeValue(forKey: room) }
+        case .login, .rooms:
+            break
+        }
+        return try await next(request)
+    }
+
+    /// Members whose sessions are live, in this organisation, and allowed in `room`.
+    private func liveRecipients(_ members: [RoomMember], room: ConversationID, excluding sender: ConnectionID?) -> [RoomMember] {
+        let now = environment.clock.now
+        return members.filter { member in
+            guard member.connection != sender, let session = environment.sessions.session(member.sessionToken) else { return false }
+            return session.org == org.id && session.isLive(at: now) && session.principal.mayAccess(room)
+        }
+    }
+
+    private func notify(room: ConversationID, from: String, text: String, at: Date) async {
+        guard configuration.notify != "none" else { return }
+        let count = unread.withLock { counts in
+            counts[room, default: 0] += 1
+            return counts[room]!
+        }
+        let link = "/staff.html#room=\(room.rawValue)"
+        let body: String
+        if configuration.notify == "preview" && !org.hipaa {
+            let preview = text.count > configuration.previewCharacters ? text.prefix(configuration.previewCharacters) + "…" : Substring(text)
+            body = "\(org.displayName): new message from \(from): \"\(preview)\" (\(count) unread). Open \(link)"
+        } else {
+            body = "\(org.displayName): \(count) unread message\(count == 1 ? "" : "s") in a patient conversation. Open \(link)"
+        }
+        do {
+            try await environment.notifier.enqueue(StaffNotification(org: org.id, conversation: room, text: body, at: at))
+        } catch {
+            // The message is already committed and will be acknowledged; the hub logs the failure.
+            environment.events.emit(.notificationFailed(org: org.id, conversation: room))
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import CareHubCore
+import Foundation
+
+/// Commits messages and conversation state durably, and reads history and room lists.
+///
+/// A `send` is committed before the chain continues, so fan-out and the `ack` happen only for
+/// stored messages. In a HIPAA organisation the stage refuses to store text that is not sealed.
+public struct StoreStage: Stage {
+    /// Parameters of `stage store`.
+    public struct Configuration: StageConfiguration {
+        /// `history=`: how many past messages a reader receives on subscribe or resume (default 200).
+        public var history: Int
+
+        public init(parameters: inout StageParameters, org: OrgSettings) throws {
+            history = try parameters.integer("history", in: 0...10_000, default: 200)
+        }
+
+        public var summary: [String] { ["history=\(history)"] }
+    }
+
+    public static let name = "store"
+    public static let rules = StageRules(after: ["auth", "idle", "encrypt"], required: true, requiredInHIPAA: true)
+
+    private let configuration: Configuration
+    private let org: OrgSettings
+    private let environment: StageEnvironment
+
+    public init(configuration: Configuration, org: OrgSettings, environment: StageEnvironment) {
+        self.configuration = configuration
+        self.org = org
+        self.environment = environment
+    }
+
+    public func handle(_ request: Request, next: Next) async throws -> Outcome {
+        switch request.frame {
+        case .send(let room, let text):
+            guard let session = request.session, let conversation = request.conversation else { throw PipelineError.internal }
+            guard !conversation.hasEnded else {
+                throw PipelineError(.conversationEnded, "conversation \(room) has ended")
+            }
+            let body: MessageBody
+            if let sealed = request.sealed {
+                body = .sealed(sealed)
+            } else if org.hipaa {
+                throw PipelineError.internal
+            } else {
+                body = .plain(text)
+            }
+            let seq: UInt64
+            if let reserved = request.seq {
+                seq = reserved
+            } else {
+                seq = try await environment.messages.reserveSequence(in: room)
+            }
+            try await environment.messages.append(
+                StoredMessage(conversation: room, seq: seq, sender: session.principal.displayName, at: request.receivedAt, body: body))
+            var forwarded = request
+            forwarded.seq = seq
+            var outcome = try await next(forwarded)
+            outcome.seq = seq
+            return outcome
+
+        case .end(let room):
+            if request.conversation?.hasEnded == false {
+                try await environment.conversations.markEnded(room, at: request.receivedAt)
+            }
+            return try await next(request)
+
+        case .hello, .subscribe:
+            // Join first (fan-out, further down), then read: a message committed in between is
+            // both in the history and delivered live, and readers de-duplicate by seq.
+            var outcome = try await next(request)
+            if let room = request.conversation?.id, configuration.history > 0 {
+                outcome.history = try await environment.messages.history(of: room, limit: configuration.history)
+            }
+            return outcome
+
+        case .rooms:
+            var outcome = try await next(request)
+            outcome.rooms = try await environment.conversations.list(org: org.id, limit: 200).map {
+                RoomSummary(room: $0.id, startedAt: $0.startedAt, ended: $0.hasEnded)
+            }
+            return outcome
+
+        case .login, .unsubscribe, .logout:
+            return try await next(request)
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import CareHubCore
+import Foundation
+import GRDB
+
+/// The hub's SQLite database: one file in the data directory, WAL mode, `synchronous=FULL`,
+/// `secure_delete` on, and a versioned schema applied by migrations at open.
+public final class CareHubDatabase: Sendable {
+    /// The database file's path.
+    public let path: String
+    let pool: DatabasePool
+
+    /// The file name inside the data directory.
+    public static let fileName = "carehub.sqlite"
+
+    /// Opens (creating if needed) the database in `directory` and migrates it to the current schema.
+    public init(directory: String) throws {
+        let manager = FileManager.default
+        var isDirectory: ObjCBool = false
+        if !manager.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            do {
+                try manager.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw StorageError.unusableDirectory(directory, reason: "\(error.localizedDescription)")
+            }
+        } else if !isDirectory.boolValue {
+            throw StorageError.unusableDirectory(directory, reason: "it is not a directory")
+        }
+        path = (directory as NSString).appendingPathComponent(Self.fileName)
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            // Commit means on disk: an acknowledged message survives power loss.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            // Deleted rows are overwritten, so purged text is not left in free pages.
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+        }
+        configuration.busyMode = .timeout(5)
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    /// The schema versions applied so far, oldest first.
+    public func appliedMigrations() throws -> [String] {
+        try pool.read { db in try Self.migrator.appliedMigrations(db) }
+    }
+
+    /// The journal mode in force (`wal`).
+    public func journalMode() throws -> String {
+        try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+    }
+
+    /// Flushes the WAL into the main file and closes the database.
+    public func close() throws {
+        _ = try pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+        try pool.close()
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-conversations-messages-users-outbox") { db in
+            try db.execute(sql: """
+                CREATE TABLE conversations (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    org TEXT NOT NULL,
+                    token_digest BLOB NOT NULL,
+                    started_at REAL NOT NULL,
+                    ended_at REAL,
+                    last_seq INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE UNIQUE INDEX conversations_token ON conversations(org, token_digest);
+                CREATE INDEX conversations_org_started ON conversations(org, started_at);
+
+                CREATE TABLE messages (
+                    conversation TEXT NOT NULL REFERENCES conversations(id),
+                    seq INTEGER NOT NULL,
+                    sender TEXT NOT NULL,
+                    at REAL NOT NULL,
+                    key_id TEXT,            -- NULL: body is plain UTF-8 text; else: sealed under this key
+                    body BLOB NOT NULL,
+                    PRIMARY KEY (conversation, seq)
+                ) WITHOUT ROWID;
+
+                CREATE TABLE users (
+                    org TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    role TEXT NOT NULL CHECK (role IN ('staff', 'admin')),
+                    password_hash TEXT NOT NULL,
+                    disabled INTEGER NOT NULL DEFAULT 0,
+                    created_at REAL NOT NULL,
+                    PRIMARY KEY (org, name)
+                );
+
+                CREATE TABLE outbox (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    org TEXT NOT NULL,
+                    conversation TEXT NOT NULL,
+                    text TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    sent_at REAL
+                );
+                """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,165 @@
+import CareHubCore
+import Dispatch
+import Foundation
+import GRDB
+import Synchronization
+
+/// ``MessageStore`` on the hub's SQLite database, with group commit.
+///
+/// Appends queue up while a transaction is being committed; the next transaction writes them all
+/// and commits once (one fsync), then resumes every waiting caller. No caller returns before its
+/// row is committed with `synchronous=FULL`.
+public final class SQLiteMessageStore: MessageStore {
+    private struct Pending {
+        let message: StoredMessage
+        let continuation: CheckedContinuation<Void, any Error>
+    }
+
+    private struct WriterState {
+        var queue: [Pending] = []
+        var draining = false
+    }
+
+    /// Counters of committed work, for metrics.
+    public struct Statistics: Sendable, Hashable {
+        /// Transactions committed by the writer.
+        public var commits = 0
+        /// Messages committed.
+        public var messages = 0
+        /// The largest batch committed in one transaction.
+        public var largestBatch = 0
+    }
+
+    private let database: CareHubDatabase
+    private let writer = Mutex(WriterState())
+    private let sequences = Mutex<[ConversationID: UInt64]>([:])
+    private let counters = Mutex(Statistics())
+    private let writerQueue = DispatchQueue(label: "carehub.storage.messages")
+
+    /// Creates the store.
+    public init(database: CareHubDatabase) { self.database = database }
+
+    /// What the writer has committed so far.
+    public var statistics: Statistics { counters.withLock { $0 } }
+
+    public func reserveSequence(in conversation: ConversationID) async throws -> UInt64 {
+        if let next = sequences.withLock({ table -> UInt64? in
+            guard let last = table[conversation] else { return nil }
+            table[conversation] = last + 1
+            return last + 1
+        }) {
+            return next
+        }
+        let stored = try await database.pool.read { db in
+            try UInt64.fetchOne(
+                db,
+                sql: "SELECT MAX(c.last_seq, IFNULL((SELECT MAX(seq) FROM messages WHERE conversation = c.id), 0)) FROM conversations c WHERE c.id = ?",
+                arguments: [conversation.rawValue])
+        }
+        guard let stored else { throw StorageError.conversationNotFound(conversation.rawValue) }
+        return sequences.withLock { table in
+            // Another task may have loaded it meanwhile; take the larger.
+            let next = max(table[conversation] ?? 0, stored) + 1
+            table[conversation] = next
+            return next
+        }
+    }
+
+    public func append(_ message: StoredMessage) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let startDrain = writer.withLock { state -> Bool in
+                state.queue.append(Pending(message: message, continuation: continuation))
+                guard !state.draining else { return false }
+                state.draining = true
+                return true
+            }
+            if startDrain {
+                writerQueue.async { self.drain() }
+            }
+        }
+    }
+
+    private func drain() {
+        while true {
+            let batch = writer.withLock { state -> [Pending] in
+                let batch = state.queue
+                state.queue.removeAll(keepingCapacity: true)
+                if batch.isEmpty { state.draining = false }
+                return batch
+            }
+            guard !batch.isEmpty else { return }
+            do {
+                try database.pool.write { db in
+                    for pending in batch { try Self.insert(pending.message, db) }
+                }
+                record(batch.count)
+                for pending in batch { pending.continuation.resume() }
+            } catch {
+                // One bad row must not fail its neighbours: retry one transaction each.
+                for pending in batch {
+                    do {
+                        try database.pool.write { db in try Self.insert(pending.message, db) }
+                        record(1)
+                        pending.continuation.resume()
+                    } catch {
+                        pending.continuation.resume(throwing: error)
+                    }
+                }
+            }
+        }
+    }
+
+    private func record(_ batchSize: Int) {
+        counters.withLock { stats in
+            stats.commits += 1
+            stats.messages += batchSize
+            stats.largestBatch = max(stats.largestBatch, batchSize)
+        }
+    }
+
+    private static func insert(_ message: StoredMessage, _ db: Database) throws {
+        let keyID: String?
+        let body: Data
+        switch message.body {
+        case .plain(let text):
+            keyID = nil
+            body = Data(text.utf8)
+        case .sealed(let sealed):
+            keyID = sealed.keyID
+            body = Data(sealed.bytes)
+        case .unreadable:
+            throw DatabaseError(resultCode: .SQLITE_MISUSE, message: "an unreadable body cannot be stored")
+        }
+        try db.execute(
+            sql: "INSERT INTO messages (conversation, seq, sender, at, key_id, body) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [message.conversation.rawValue, Int64(message.seq), message.sender, message.at.timeIntervalSince1970, keyID, body])
+        try db.execute(
+            sql: "UPDATE conversations SET last_seq = MAX(last_seq, ?) WHERE id = ?",
+            arguments: [Int64(message.seq), message.conversation.rawValue])
+    }
+
+    public func history(of conversation: ConversationID, limit: Int) async throws -> [StoredMessage] {
+        try await database.pool.read { db in
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT * FROM messages WHERE conversation = ? ORDER BY seq DESC LIMIT ?",
+                arguments: [conversation.rawValue, limit])
+            return rows.reversed().map { row in
+                let keyID: String? = row["key_id"]
+                let body: Data = row["body"]
+                return StoredMessage(
+                    conversation: ConversationID(row["conversation"]),
+                    seq: UInt64(row["seq"] as Int64),
+                    sender: row["sender"],
+                    at: Date(timeIntervalSince1970: row["at"]),
+                    body: keyID.map { .sealed(SealedText(keyID: $0, bytes: Array(body))) } ?? .plain(String(decoding: body, as: UTF8.self)))
+            }
+        }
+    }
+
+    public func purge(_ conversation: ConversationID) async throws -> Int {
+        try await database.pool.write { db in
+            try db.execute(sql: "DELETE FROM messages WHERE conversation = ?", arguments: [conversation.rawValue])
+            return db.changesCount
+        }
+    }
+}

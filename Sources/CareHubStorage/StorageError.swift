@@ -1,0 +1,28 @@
+/// Errors of the SQLite adapters.
+public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
+    private enum Kind: Hashable, Sendable {
+        case userExists(org: String, user: String)
+        case userNotFound(org: String, user: String)
+        case conversationNotFound(String)
+        case unreadableDirectory(String, String)
+    }
+    private let kind: Kind
+
+    /// The account already exists.
+    public static func userExists(org: String, user: String) -> StorageError { StorageError(kind: .userExists(org: org, user: user)) }
+    /// No such account.
+    public static func userNotFound(org: String, user: String) -> StorageError { StorageError(kind: .userNotFound(org: org, user: user)) }
+    /// No such conversation.
+    public static func conversationNotFound(_ id: String) -> StorageError { StorageError(kind: .conversationNotFound(id)) }
+    /// The data directory cannot be created or used.
+    public static func unusableDirectory(_ path: String, reason: String) -> StorageError { StorageError(kind: .unreadableDirectory(path, reason)) }
+
+    public var description: String {
+        switch kind {
+        case .userExists(let org, let user): return "user '\(user)' already exists in organisation '\(org)'"
+        case .userNotFound(let org, let user): return "no user '\(user)' in organisation '\(org)'"
+        case .conversationNotFound(let id): return "no conversation '\(id)'"
+        case .unreadableDirectory(let path, let reason): return "cannot use data directory \(path): \(reason)"
+        }
+    }
+}
