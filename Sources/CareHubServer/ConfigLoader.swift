@@ -1,0 +1,23 @@
+import CareHubCore
+import CareHubStages
+import Foundation
+
+/// Reads pipeline.conf from disk and checks it with the standard stage registry.
+public enum ConfigLoader {
+    /// Loads and checks `path`; errors are `file:line: …` lines (or one line if the file cannot be read).
+    public static func load(path: String) throws -> HubConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError([ConfigIssue(file: path, line: 0, message: "cannot read the file: \(describe(error))")])
+        }
+        return try StageRegistry.standard.load(text, file: path)
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        let nsError = error as NSError
+        if nsError.domain == NSCocoaErrorDomain && nsError.code == NSFileReadNoSuchFileError { return "no such file" }
+        return nsError.localizedDescription
+    }
+}

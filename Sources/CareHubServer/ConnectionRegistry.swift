@@ -1,0 +1,144 @@
+import CareHubCore
+import CareHubTransport
+import Synchronization
+
+/// The hub's table of connections and rooms: the real ``RoomDirectory``.
+///
+/// One lock guards both tables; every operation on it is short and never awaits.
+final class ConnectionRegistry: RoomDirectory {
+    /// What the hub knows of one connection.
+    struct Entry {
+        let handle: ConnectionHandle
+        let peer: String
+        let inbox: AsyncStream<Inbound>.Continuation
+        var sessionToken: String?
+        var rooms: Set<ConversationID> = []
+    }
+
+    /// What a connection's reader task receives from the transport.
+    enum Inbound: Sendable {
+        case text([UInt8])
+        case binary
+        case oversized(Int)
+    }
+
+    private struct Tables {
+        var connections: [ConnectionID: Entry] = [:]
+        var rooms: [ConversationID: [ConnectionID: RoomMember]] = [:]
+    }
+
+    private let tables = Mutex(Tables())
+    private let sessions: any SessionStore
+    private let send: @Sendable (ConnectionHandle, String) -> Void
+
+    init(sessions: any SessionStore, send: @escaping @Sendable (ConnectionHandle, String) -> Void) {
+        self.sessions = sessions
+        self.send = send
+    }
+
+    var count: Int { tables.withLock { $0.connections.count } }
+
+    func add(_ id: ConnectionID, _ entry: Entry) {
+        tables.withLock { $0.connections[id] = entry }
+    }
+
+    /// Forgets a connection and its room memberships; returns its session token, if bound.
+    func remove(_ id: ConnectionID) -> String? {
+        tables.withLock { tables in
+            guard let entry = tables.connections.removeValue(forKey: id) else { return nil }
+            for room in entry.rooms { Self.leave(room, id, &tables) }
+            return entry.sessionToken
+        }
+    }
+
+    func inbox(of id: ConnectionID) -> AsyncStream<Inbound>.Continuation? {
+        tables.withLock { $0.connections[id]?.inbox }
+    }
+
+    func allInboxes() -> [AsyncStream<Inbound>.Continuation] {
+        tables.withLock { $0.connections.values.map(\.inbox) }
+    }
+
+    func peer(of id: ConnectionID) -> String {
+        tables.withLock { $0.connections[id]?.peer ?? "" }
+    }
+
+    func sessionToken(of id: ConnectionID) -> String? {
+        tables.withLock { $0.connections[id]?.sessionToken }
+    }
+
+    func bind(_ id: ConnectionID, token: String?) {
+        tables.withLock { tables in
+            tables.connections[id]?.sessionToken = token
+            if token == nil, let rooms = tables.connections[id]?.rooms {
+                for room in rooms { Self.leave(room, id, &tables) }
+            }
+        }
+    }
+
+    /// Connections bound to `token`.
+    func connections(boundTo token: String) -> [ConnectionID] {
+        tables.withLock { $0.connections.filter { $0.value.sessionToken == token }.map(\.key) }
+    }
+
+    /// Sends an already encoded frame to one connection.
+    func send(_ json: String, to id: ConnectionID) {
+        guard let handle = tables.withLock({ $0.connections[id]?.handle }) else { return }
+        send(handle, json)
+    }
+
+    // MARK: RoomDirectory
+
+    func join(_ room: ConversationID, member: RoomMember) {
+        tables.withLock { tables in
+            guard tables.connections[member.connection] != nil else { return }
+            tables.rooms[room, default: [:]][member.connection] = member
+            tables.connections[member.connection]?.rooms.insert(room)
+        }
+    }
+
+    func leave(_ room: ConversationID, connection: ConnectionID) {
+        tables.withLock { Self.leave(room, connection, &$0) }
+    }
+
+    func leaveAll(connection: ConnectionID) {
+        tables.withLock { tables in
+            for room in tables.connections[connection]?.rooms ?? [] { Self.leave(room, connection, &tables) }
+        }
+    }
+
+    func close(_ room: ConversationID) -> [RoomMember] {
+        tables.withLock { tables in
+            let members = tables.rooms.removeValue(forKey: room) ?? [:]
+            for id in members.keys { tables.connections[id]?.rooms.remove(room) }
+            return Array(members.values)
+        }
+    }
+
+    func members(of room: ConversationID) -> [RoomMember] {
+        tables.withLock { Array(($0.rooms[room] ?? [:]).values) }
+    }
+
+    func staffConnections(of org: OrgID) -> [RoomMember] {
+        let bound = tables.withLock { tables in
+            tables.connections.compactMap { id, entry in entry.sessionToken.map { RoomMember(connection: id, sessionToken: $0) } }
+        }
+        return bound.filter { member in
+            guard let session = sessions.session(member.sessionToken) else { return false }
+            return session.org == org && session.principal.isStaff
+        }
+    }
+
+    func deliver(_ frame: ServerFrame, to connections: [ConnectionID]) {
+        guard !connections.isEmpty else { return }
+        let json = frame.json()
+        let handles = tables.withLock { tables in connections.compactMap { tables.connections[$0]?.handle } }
+        for handle in handles { send(handle, json) }
+    }
+
+    private static func leave(_ room: ConversationID, _ id: ConnectionID, _ tables: inout Tables) {
+        tables.rooms[room]?.removeValue(forKey: id)
+        if tables.rooms[room]?.isEmpty == true { tables.rooms.removeValue(forKey: room) }
+        tables.connections[id]?.rooms.remove(room)
+    }
+}

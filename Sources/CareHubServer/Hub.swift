@@ -1,0 +1,275 @@
+import CareHubCore
+import CareHubCrypto
+import CareHubStages
+import CareHubStorage
+import CareHubTransport
+import Foundation
+import Logging
+import Synchronization
+
+/// The running hub: the transport, the organisations' pipelines, and the adapters behind their ports.
+///
+/// Frames from one connection are handled in order by that connection's reader task; different
+/// connections run concurrently. The hub never logs message text, passwords or tokens.
+public final class Hub: Sendable {
+    private struct State {
+        var config: HubConfig
+        var pipelines: [OrgID: Pipeline]
+        var draining = false
+        var readers: [ConnectionID: Task<Void, Never>] = [:]
+    }
+
+    /// The options the hub was started with.
+    public let options: HubOptions
+    private let logger: Logger
+    private let database: CareHubDatabase
+    private let messages: SQLiteMessageStore
+    private let sessions = InMemorySessionStore()
+    private let registry: ConnectionRegistry
+    private let environment: StageEnvironment
+    private let state: Mutex<State>
+    private let transport = Mutex<WebSocketServer?>(nil)
+    private let ticker = Mutex<Task<Void, Never>?>(nil)
+
+    /// Opens the database and master key and loads pipeline.conf. Throws ``ConfigError``,
+    /// ``HubError`` or a storage error, each with a readable description.
+    public init(options: HubOptions, logger: Logger) throws {
+        self.options = options
+        self.logger = logger
+        let config = try ConfigLoader.load(path: options.configPath)
+        database = try CareHubDatabase(directory: options.dataDirectory)
+        messages = SQLiteMessageStore(database: database)
+        let transport = self.transport
+        registry = ConnectionRegistry(sessions: sessions) { handle, json in
+            transport.withLock { $0 }?.send(json, to: handle)
+        }
+        let events = HubEvents()
+        environment = StageEnvironment(
+            clock: SystemClock(),
+            conversations: SQLiteConversationStore(database: database),
+            messages: messages,
+            users: SQLiteUserDirectory(database: database),
+            credentials: try ScryptCredentials(),
+            cipher: KeyringCipher(master: try MasterKey.load(dataDirectory: options.dataDirectory)),
+            sessions: sessions,
+            rooms: registry,
+            notifier: SQLiteOutbox(database: database),
+            events: events)
+        state = Mutex(State(config: config, pipelines: [:]))
+        state.withLock { $0.pipelines = Self.pipelines(for: config, environment: environment) }
+        events.handler.withLock { [registry, sessions, logger] handler in
+            handler = { event in Self.handle(event, registry: registry, sessions: sessions, logger: logger) }
+        }
+    }
+
+    /// The configuration in force.
+    public var config: HubConfig { state.withLock { $0.config } }
+
+    /// Starts listening and returns the bound port.
+    public func start() throws -> Int {
+        let server = WebSocketServer(
+            configuration: WebSocketServer.Configuration(
+                host: options.host, port: options.port, webSocketPath: "/ws", staticRoot: options.staticRoot,
+                maxMessageBytes: options.maxFrameBytes, tlsCertificatePath: options.tlsCertificatePath,
+                tlsPrivateKeyPath: options.tlsPrivateKeyPath)
+        ) { [self] handle, event in
+            self.receive(event, from: handle)
+        }
+        transport.withLock { $0 = server }
+        let port: Int
+        do {
+            port = try server.start()
+        } catch {
+            transport.withLock { $0 = nil }
+            throw HubError.listen("\(error)")
+        }
+        let task = Task { [self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                let now = Date()
+                for pipeline in state.withLock({ Array($0.pipelines.values) }) { await pipeline.tick(at: now) }
+            }
+        }
+        ticker.withLock { $0 = task }
+        logger.info("listening", metadata: ["listen.address": "\(options.host):\(port)", "tls": "\(options.tlsCertificatePath != nil)"])
+        return port
+    }
+
+    /// Re-reads pipeline.conf and applies it to new requests without dropping connections.
+    /// If the file is invalid the configuration in force stays, and the errors are returned.
+    @discardableResult
+    public func reload() -> Result<HubConfig, ConfigError> {
+        do {
+            let config = try ConfigLoader.load(path: options.configPath)
+            let pipelines = Self.pipelines(for: config, environment: environment)
+            state.withLock { state in
+                state.config = config
+                state.pipelines = pipelines
+            }
+            logger.info("configuration reloaded", metadata: ["config.orgs": "\(config.orgs.count)"])
+            return .success(config)
+        } catch let error as ConfigError {
+            logger.error("configuration refused; keeping the one in force", metadata: ["config.errors": "\(error.issues.count)"])
+            for issue in error.issues { logger.error("\(issue)") }
+            return .failure(error)
+        } catch {
+            let issue = ConfigIssue(file: options.configPath, line: 0, message: "\(error)")
+            logger.error("\(issue)")
+            return .failure(ConfigError([issue]))
+        }
+    }
+
+    /// Graceful stop: refuse new frames, finish the ones being handled, flush every queued reply,
+    /// close the connections, and close the database.
+    public func shutdown() async {
+        let readers = state.withLock { state -> [Task<Void, Never>] in
+            state.draining = true
+            return Array(state.readers.values)
+        }
+        ticker.withLock { $0?.cancel() }
+        logger.info("shutting down", metadata: ["connections": "\(registry.count)"])
+        for inbox in registry.allInboxes() { inbox.finish() }
+        for reader in readers { await reader.value }
+        let server = transport.withLock { server -> WebSocketServer? in
+            defer { server = nil }
+            return server
+        }
+        server?.shutdown(drainTimeout: .seconds(5))
+        do {
+            try database.close()
+        } catch {
+            logger.error("closing the database failed", metadata: ["error": "\(error)"])
+        }
+        logger.info("stopped", metadata: ["messages.committed": "\(messages.statistics.messages)", "commits": "\(messages.statistics.commits)"])
+    }
+
+    /// Open WebSocket connections.
+    public var connectionCount: Int { registry.count }
+
+    private static func pipelines(for config: HubConfig, environment: StageEnvironment) -> [OrgID: Pipeline] {
+        Dictionary(uniqueKeysWithValues: config.orgs.map { ($0.settings.id, $0.makePipeline(environment: environment)) })
+    }
+
+    // MARK: Transport events (called on the transport's service thread; must not block)
+
+    private func receive(_ event: WebSocketEvent, from handle: ConnectionHandle) {
+        let id = ConnectionID(handle.rawValue)
+        switch event {
+        case .opened(let peer):
+            let (stream, inbox) = AsyncStream<ConnectionRegistry.Inbound>.makeStream(bufferingPolicy: .unbounded)
+            registry.add(id, ConnectionRegistry.Entry(handle: handle, peer: peer, inbox: inbox))
+            let task = Task { [self] in
+                for await input in stream { await handle(input, from: id) }
+                disconnect(id)
+            }
+            let refused = state.withLock { state -> Bool in
+                state.readers[id] = task
+                return state.draining
+            }
+            if refused { inbox.finish() }
+            logger.debug("connection opened", metadata: ["connection.id": "\(id)"])
+        case .text(let bytes):
+            registry.inbox(of: id)?.yield(.text(bytes))
+        case .binary:
+            registry.inbox(of: id)?.yield(.binary)
+        case .oversized(let count):
+            registry.inbox(of: id)?.yield(.oversized(count))
+        case .closed:
+            registry.inbox(of: id)?.finish()
+        }
+    }
+
+    private func disconnect(_ id: ConnectionID) {
+        if let token = registry.remove(id) { sessions.remove(token) }
+        state.withLock { _ = $0.readers.removeValue(forKey: id) }
+        logger.debug("connection closed", metadata: ["connection.id": "\(id)"])
+    }
+
+    // MARK: Requests
+
+    private func handle(_ input: ConnectionRegistry.Inbound, from id: ConnectionID) async {
+        switch input {
+        case .binary:
+            reply(.error(id: nil, error: PipelineError(.binaryFrame, "binary frames are not accepted; send JSON text frames")), to: id)
+        case .oversized(let count):
+            reply(.error(id: nil, error: PipelineError(.tooLarge, "a message of \(count) bytes exceeds the limit of \(options.maxFrameBytes) bytes")), to: id)
+        case .text(let bytes):
+            switch Envelope.decode(bytes) {
+            case .failure(let failure):
+                reply(.error(id: failure.id, error: failure.error), to: id)
+            case .success(let envelope):
+                await dispatch(envelope, from: id)
+            }
+        }
+    }
+
+    private func dispatch(_ envelope: Envelope, from id: ConnectionID) async {
+        do {
+            let token = registry.sessionToken(of: id)
+            let session = token.flatMap(sessions.session)
+            if token != nil && session == nil {
+                registry.bind(id, token: nil)
+                throw PipelineError.sessionExpired(.idle)
+            }
+            let org: OrgID
+            switch envelope.frame {
+            case .hello(let frameOrg, _), .login(let frameOrg, _, _):
+                org = session?.org ?? frameOrg
+            default:
+                guard let session else { throw PipelineError.unauthenticated }
+                org = session.org
+            }
+            let (pipeline, draining) = state.withLock { ($0.pipelines[org], $0.draining) }
+            guard !draining else { throw PipelineError(.unavailable, "the hub is shutting down; reconnect shortly") }
+            guard let pipeline else { throw PipelineError(.unknownOrg, "no organisation '\(org)' on this hub") }
+
+            let request = Request(
+                connection: id, peer: registry.peer(of: id), id: envelope.id, frame: envelope.frame,
+                receivedAt: Date(), session: session)
+            let outcome = try await pipeline.run(request)
+            let frame = try outcome.reply(to: request)
+            if let bound = outcome.bind { registry.bind(id, token: bound.token) }
+            if outcome.unbind { registry.bind(id, token: nil) }
+            reply(frame, to: id)
+        } catch let error as PipelineError {
+            if error.code == .sessionExpired { registry.bind(id, token: nil) }
+            if error == .internal { logger.error("request failed", metadata: ["connection.id": "\(id)", "frame.type": "\(envelope.frame.kind.rawValue)"]) }
+            reply(.error(id: envelope.id, error: error), to: id)
+        } catch {
+            // Storage or crypto failures: the type says enough; descriptions never hold message text.
+            logger.error("request failed", metadata: [
+                "connection.id": "\(id)", "frame.type": "\(envelope.frame.kind.rawValue)", "error.type": "\(type(of: error))",
+            ])
+            reply(.error(id: envelope.id, error: .internal), to: id)
+        }
+    }
+
+    private func reply(_ frame: ServerFrame, to id: ConnectionID) {
+        registry.send(frame.json(), to: id)
+    }
+
+    // MARK: Pipeline events
+
+    private static func handle(_ event: PipelineEvent, registry: ConnectionRegistry, sessions: any SessionStore, logger: Logger) {
+        switch event {
+        case .sessionExpired(let session, let expiry):
+            let expired = ServerFrame.sessionExpired(reason: expiry).json()
+            for connection in registry.connections(boundTo: session.token) {
+                registry.bind(connection, token: nil)
+                registry.send(expired, to: connection)
+            }
+            logger.info("session expired", metadata: ["org.id": "\(session.org)", "session.expiry": "\(expiry.rawValue)"])
+        case .notificationFailed(let org, let conversation):
+            logger.error("notification could not be queued", metadata: ["org.id": "\(org)", "conversation.id": "\(conversation)"])
+        }
+    }
+}
+
+/// The ``PipelineEvents`` adapter: forwards to the handler the hub installs.
+final class HubEvents: PipelineEvents {
+    let handler = Mutex<(@Sendable (PipelineEvent) -> Void)?>(nil)
+
+    func emit(_ event: PipelineEvent) {
+        handler.withLock { $0 }?(event)
+    }
+}

@@ -1,0 +1,34 @@
+/// How `carehub serve` runs: where it listens, reads and writes.
+public struct HubOptions: Sendable {
+    /// Path of pipeline.conf.
+    public var configPath: String
+    /// The data directory (SQLite database, master key).
+    public var dataDirectory: String
+    /// Address to listen on (`127.0.0.1`, `::1`, `0.0.0.0`, `::`).
+    public var host: String
+    /// Port to listen on; 0 picks a free one.
+    public var port: Int
+    /// Directory of the browser pages served at `/`.
+    public var staticRoot: String?
+    /// Largest accepted WebSocket message, in bytes.
+    public var maxFrameBytes: Int
+    /// PEM certificate and key; when both are set the hub serves https/wss.
+    public var tlsCertificatePath: String?
+    /// PEM private key for ``tlsCertificatePath``.
+    public var tlsPrivateKeyPath: String?
+
+    /// Creates options with the defaults of `carehub serve`.
+    public init(
+        configPath: String = "pipeline.conf", dataDirectory: String = "./data", host: String = "127.0.0.1", port: Int = 8080,
+        staticRoot: String? = "web-static", maxFrameBytes: Int = 65_536, tlsCertificatePath: String? = nil, tlsPrivateKeyPath: String? = nil
+    ) {
+        self.configPath = configPath
+        self.dataDirectory = dataDirectory
+        self.host = host
+        self.port = port
+        self.staticRoot = staticRoot
+        self.maxFrameBytes = maxFrameBytes
+        self.tlsCertificatePath = tlsCertificatePath
+        self.tlsPrivateKeyPath = tlsPrivateKeyPath
+    }
+}

@@ -1,0 +1,64 @@
+import CareHubCrypto
+import Foundation
+
+/// The hub's master key: 32 random bytes from `CAREHUB_MASTER_KEY` (64 hex digits) or from
+/// `master.key` in the data directory, created on first run with mode 0600.
+///
+/// The key never goes into the database. A key file readable by group or others is refused.
+public enum MasterKey {
+    /// The environment variable that, when set, holds the master key in hex.
+    public static let environmentVariable = "CAREHUB_MASTER_KEY"
+    /// The key file's name in the data directory.
+    public static let fileName = "master.key"
+
+    /// Loads (or on first run creates) the master key.
+    public static func load(dataDirectory: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> SymmetricKey {
+        if let hex = environment[environmentVariable] {
+            guard let bytes = decodeHex(hex), bytes.count == 32 else {
+                throw HubError.masterKey("\(environmentVariable) must be 64 hexadecimal digits (32 bytes)")
+            }
+            return SymmetricKey(bytes: bytes)
+        }
+        let path = (dataDirectory as NSString).appendingPathComponent(fileName)
+        let manager = FileManager.default
+        if manager.fileExists(atPath: path) {
+            let attributes = try manager.attributesOfItem(atPath: path)
+            let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue ?? 0
+            guard mode & 0o077 == 0 else {
+                throw HubError.masterKey("\(path) has mode \(String(mode, radix: 8)); it must be 0600 (run: chmod 600 \(path))")
+            }
+            guard let data = manager.contents(atPath: path), data.count == 32 else {
+                throw HubError.masterKey("\(path) must hold exactly 32 bytes")
+            }
+            return SymmetricKey(bytes: Array(data))
+        }
+        let bytes = SecureRandom.bytes(32)
+        guard manager.createFile(atPath: path, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
+            throw HubError.masterKey("cannot create \(path)")
+        }
+        return SymmetricKey(bytes: bytes)
+    }
+
+    private static func decodeHex(_ text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(digits.count / 2)
+        var index = 0
+        while index < digits.count {
+            guard let high = hexValue(digits[index]), let low = hexValue(digits[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+            index += 2
+        }
+        return bytes
+    }
+
+    private static func hexValue(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case 48...57: return digit - 48
+        case 97...102: return digit - 87
+        case 65...70: return digit - 55
+        default: return nil
+        }
+    }
+}

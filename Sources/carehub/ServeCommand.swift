@@ -1,0 +1,148 @@
+import ArgumentParser
+import CareHubCore
+import CareHubServer
+import Dispatch
+import Foundation
+import Logging
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the hub: WebSocket protocol on /ws and the pages of --web on /.",
+        discussion: """
+            Signals: SIGTERM or SIGINT stop gracefully (refuse new frames, finish and acknowledge the \
+            ones in hand, flush replies, close connections, close the database). SIGHUP re-reads the \
+            pipeline configuration and applies it without dropping connections; an invalid file is \
+            reported and the configuration in force is kept.
+            The master key comes from $CAREHUB_MASTER_KEY (64 hex digits) or DATA/master.key (created, mode 0600).
+            """)
+
+    @Option(name: .long, help: "The pipeline configuration file.")
+    var config = "pipeline.conf"
+
+    @Option(name: .long, help: "The data directory (SQLite database, master key).")
+    var data = "./data"
+
+    @Option(name: .long, help: "Address and port to listen on: HOST:PORT, or [IPv6]:PORT. Port 0 picks a free port.")
+    var listen = "127.0.0.1:8080"
+
+    @Option(name: .long, help: "Directory of the browser pages served at /.")
+    var web = "web-static"
+
+    @Option(name: .long, help: "Largest accepted WebSocket message, in bytes.")
+    var maxFrameBytes = 65_536
+
+    @Option(name: .long, help: "PEM certificate; with --tls-key, serve https and wss.")
+    var tlsCert: String?
+
+    @Option(name: .long, help: "PEM private key for --tls-cert.")
+    var tlsKey: String?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        _ = try ListenAddress(listen)
+        guard (1024...16 * 1024 * 1024).contains(maxFrameBytes) else {
+            throw ValidationError("--max-frame-bytes must be between 1024 and 16777216")
+        }
+        guard (tlsCert == nil) == (tlsKey == nil) else {
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
+    }
+
+    func run() async throws {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "carehub")
+        let address = try ListenAddress(listen)
+        let options = HubOptions(
+            configPath: config, dataDirectory: data, host: address.host, port: address.port,
+            staticRoot: FileManager.default.fileExists(atPath: web) ? web : nil, maxFrameBytes: maxFrameBytes,
+            tlsCertificatePath: tlsCert, tlsPrivateKeyPath: tlsKey)
+
+        let hub: Hub
+        let port: Int
+        do {
+            hub = try Hub(options: options, logger: logger)
+            port = try hub.start()
+        } catch {
+            Output.error("carehub: \(error)")
+            throw ExitCode(1)
+        }
+        let scheme = tlsCert == nil ? "http" : "https"
+        let host = address.host.contains(":") ? "[\(address.host)]" : address.host
+        Output.line("CareHub listening on \(scheme)://\(host):\(port)/ (WebSocket \(scheme == "https" ? "wss" : "ws")://\(host):\(port)/ws)")
+        for org in hub.config.orgs {
+            Output.line("  org \(org.settings.id): \(org.settings.displayName), HIPAA mode \(org.settings.hipaa ? "on" : "off"), stages \(org.stages.map(\.name).joined(separator: " -> "))")
+        }
+
+        for await signal in SignalStream.watch([SIGTERM, SIGINT, SIGHUP]) {
+            if signal == SIGHUP {
+                switch hub.reload() {
+                case .success: Output.line("configuration reloaded from \(config)")
+                case .failure(let error): Output.error("configuration refused, keeping the one in force:\n\(error)")
+                }
+                continue
+            }
+            break
+        }
+        await hub.shutdown()
+        Output.line("CareHub stopped")
+    }
+}
+
+/// `HOST:PORT` or `[IPv6]:PORT`.
+struct ListenAddress {
+    let host: String
+    let port: Int
+
+    init(_ text: String) throws {
+        let hostPart: Substring
+        let portPart: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
+                throw ValidationError("--listen: expected [IPv6]:PORT, found '\(text)'")
+            }
+            hostPart = text[text.index(after: text.startIndex)..<close]
+            portPart = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":") else {
+                throw ValidationError("--listen: expected HOST:PORT, found '\(text)'")
+            }
+            hostPart = text[..<colon]
+            portPart = text[text.index(after: colon)...]
+        }
+        guard let port = Int(portPart), (0...65_535).contains(port) else {
+            throw ValidationError("--listen: expected a port from 0 to 65535, found '\(portPart)'")
+        }
+        guard !hostPart.isEmpty else { throw ValidationError("--listen: expected a host before the port") }
+        self.host = String(hostPart)
+        self.port = port
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// POSIX signals as an async sequence.
+enum SignalStream {
+    static func watch(_ signals: [Int32]) -> AsyncStream<Int32> {
+        AsyncStream { continuation in
+            let queue = DispatchQueue(label: "carehub.signals")
+            var sources: [any DispatchSourceSignal] = []
+            for number in signals {
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+                source.setEventHandler { continuation.yield(number) }
+                source.resume()
+                sources.append(source)
+            }
+            let keep = sources
+            continuation.onTermination = { _ in keep.forEach { $0.cancel() } }
+        }
+    }
+}

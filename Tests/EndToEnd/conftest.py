@@ -1,0 +1,177 @@
+"""Fixtures for CareHub's end-to-end tests: the real `carehub` binary, real sockets, real files."""
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import queue
+from pathlib import Path
+
+import pytest
+import websockets
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("CAREHUB_BIN", str(REPO / ".build" / "debug" / "carehub"))
+TIMEOUT = 20  # seconds any single wait may take before the test fails instead of hanging
+
+USERS = [
+    ("riverside-clinic", "nurse.joy", "staff", "riverside-nurse-test-pass"),
+    ("riverside-clinic", "dr.admin", "admin", "riverside-admin-test-pass"),
+    ("lotus-wellness", "coach.sam", "staff", "lotus-coach-test-pass"),
+]
+PASSWORDS = {(org, user): password for org, user, _, password in USERS}
+
+
+def carehub(*args, stdin=None, check=True, cwd=None):
+    """Runs a carehub command to completion and returns the CompletedProcess."""
+    result = subprocess.run(
+        [BIN, *args], input=stdin, capture_output=True, text=True, timeout=120, cwd=cwd or REPO
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"carehub {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+    return result
+
+
+class Hub:
+    """A running `carehub serve` on a free loopback port."""
+
+    def __init__(self, workdir: Path, config: Path):
+        self.workdir = workdir
+        self.config = config
+        self.data = workdir / "data"
+        self.log = workdir / "hub.log"
+        self.proc = None
+        self.port = None
+        self.lines = queue.Queue()
+
+    def start(self):
+        self.log_file = open(self.log, "a")
+        self.proc = subprocess.Popen(
+            [BIN, "serve", "--config", str(self.config), "--data", str(self.data),
+             "--listen", "127.0.0.1:0", "--web", str(REPO / "web-static"), "--log-level", "debug"],
+            stdout=subprocess.PIPE, stderr=self.log_file, text=True, cwd=self.workdir,
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+        line = self.expect_line("CareHub listening on")
+        self.port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+        return self
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def expect_line(self, fragment):
+        """Waits for a stdout line containing `fragment` and returns it."""
+        seen = []
+        while True:
+            try:
+                line = self.lines.get(timeout=TIMEOUT)
+            except queue.Empty:
+                raise AssertionError(f"no stdout line with {fragment!r}; saw {seen}; log: {self.log_text()}")
+            if line is None:
+                raise AssertionError(f"hub exited before printing {fragment!r}; saw {seen}; log: {self.log_text()}")
+            seen.append(line)
+            if fragment in line:
+                return line
+
+    def log_text(self):
+        self.log_file.flush()
+        return self.log.read_text() if self.log.exists() else ""
+
+    @property
+    def url(self):
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def signal(self, number):
+        self.proc.send_signal(number)
+
+    def stop(self):
+        """SIGTERM and wait; returns the exit status."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("hub did not stop within the timeout after SIGTERM")
+        self.log_file.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    config = tmp_path / "pipeline.conf"
+    shutil.copy(REPO / "pipeline.conf", config)
+    for org, user, role, password in USERS:
+        carehub("user", "add", "--org", org, "--user", user, "--role", role,
+                "--data", str(tmp_path / "data"), "--config", str(config), stdin=password + "\n")
+    return tmp_path
+
+
+@pytest.fixture
+def hub(workdir):
+    running = Hub(workdir, workdir / "pipeline.conf").start()
+    yield running
+    running.stop()
+
+
+class Client:
+    """A WebSocket client speaking CareHub's JSON frames."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.inbox = []
+
+    @classmethod
+    async def connect(cls, hub, **kwargs):
+        return cls(await websockets.connect(hub.url, max_size=None, **kwargs))
+
+    async def send(self, frame):
+        await self.ws.send(json.dumps(frame) if isinstance(frame, dict) else frame)
+
+    async def recv(self, type_=None, timeout=TIMEOUT):
+        """The next frame (of `type_`, if given; other frames are kept for later)."""
+        for index, frame in enumerate(self.inbox):
+            if type_ is None or frame["type"] == type_:
+                return self.inbox.pop(index)
+        while True:
+            raw = await asyncio.wait_for(self.ws.recv(), timeout)
+            frame = json.loads(raw)
+            if type_ is None or frame["type"] == type_:
+                return frame
+            self.inbox.append(frame)
+
+    async def request(self, frame, expect):
+        """Sends a frame and returns the reply of type `expect` (or the error with its id)."""
+        await self.send(frame)
+        while True:
+            reply = await self.recv()
+            if reply["type"] == expect or (reply["type"] == "error" and reply.get("id") == frame.get("id")):
+                return reply
+            self.inbox.append(reply)
+
+    async def close(self):
+        await self.ws.close()
+
+
+async def visitor(hub, org="riverside-clinic", token=None):
+    client = await Client.connect(hub)
+    hello = {"type": "hello", "org": org, "id": "h"}
+    if token:
+        hello["token"] = token
+    welcome = await client.request(hello, "welcome")
+    assert welcome["type"] == "welcome", welcome
+    return client, welcome
+
+
+async def staff(hub, org="riverside-clinic", user="nurse.joy"):
+    client = await Client.connect(hub)
+    session = await client.request(
+        {"type": "login", "org": org, "user": user, "password": PASSWORDS[(org, user)], "id": "l"}, "session")
+    assert session["type"] == "session", session
+    return client, session

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# One command from a fresh Debian bookworm box to a running CareHub with the demo organisations:
+# installs what is missing, builds, creates the demo accounts, and starts the hub.
+#   ./scripts/demo.sh [--listen 127.0.0.1:8080]
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+./scripts/setup.sh
+swift build -c release --product carehub
+carehub=".build/release/carehub"
+data="${CAREHUB_DATA:-./data}"
+
+listen="127.0.0.1:8080"
+if [ "${1:-}" = "--listen" ] && [ -n "${2:-}" ]; then listen="$2"; fi
+
+"$carehub" config check pipeline.conf
+
+# Demo accounts: org user role password
+demo_users=(
+  "riverside-clinic admin     admin riverside-admin-demo-pass"
+  "riverside-clinic nurse.joy staff riverside-nurse-demo-pass"
+  "lotus-wellness   coach.sam staff lotus-coach-demo-pass"
+)
+for entry in "${demo_users[@]}"; do
+  read -r org user role password <<<"$entry"
+  if ! "$carehub" user list --org "$org" --data "$data" | cut -f1 | grep -qx "$user"; then
+    printf '%s\n' "$password" | "$carehub" user add --org "$org" --user "$user" --role "$role" --data "$data" >/dev/null
+  fi
+done
+
+host="${listen%:*}"; port="${listen##*:}"
+cat <<INFO
+
+CareHub demo
+  Page:         http://$host:$port/
+  WebSocket:    ws://$host:$port/ws   (protocol: docs/PROTOCOL.md)
+  Data:         $data  (SQLite + master.key)
+
+  Demo staff accounts (organisation / user / password):
+    riverside-clinic (HIPAA)  admin      riverside-admin-demo-pass
+    riverside-clinic (HIPAA)  nurse.joy  riverside-nurse-demo-pass
+    lotus-wellness            coach.sam  lotus-coach-demo-pass
+
+  Stop with Ctrl-C; reload pipeline.conf with: kill -HUP \$(pgrep -f 'carehub serve')
+INFO
+exec "$carehub" serve --config pipeline.conf --data "$data" --listen "$listen" --web web-static

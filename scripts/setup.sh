@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what CareHub needs on Debian bookworm (as root): C libraries, pkg-config, and the
+# Python packages the end-to-end tests use. Swift itself is expected at /opt/swift.
+set -euo pipefail
+
+packages=(
+  pkg-config
+  libwebsockets-dev   # transport: WebSocket + HTTP + TLS
+  libssl-dev          # libcrypto: AES-256-GCM, SHA-256, HMAC, scrypt, random
+  libsqlite3-dev      # storage
+  python3-websockets  # end-to-end test client
+  python3-pytest      # end-to-end test runner
+  openssl             # TLS certificates made by the tests
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+  if [ -x /opt/swift/usr/bin/swift ]; then
+    echo "setup: add /opt/swift/usr/bin to PATH" >&2
+  else
+    echo "setup: Swift 6 is required (expected at /opt/swift)" >&2
+    exit 1
+  fi
+fi
