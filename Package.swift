@@ -56,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "carehub",
             dependencies: [
-                "CareHubServer",
+                "CareHubServer", "CareHubCore", "CareHubCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -28,7 +28,7 @@ public final class Hub: Sendable {
     private let registry: ConnectionRegistry
     private let environment: StageEnvironment
     private let state: Mutex<State>
-    private let transport = Mutex<WebSocketServer?>(nil)
+    private let transport = TransportSlot()
     private let ticker = Mutex<Task<Void, Never>?>(nil)
 
     /// Opens the database and master key and loads pipeline.conf. Throws ``ConfigError``,
@@ -41,7 +41,7 @@ public final class Hub: Sendable {
         messages = SQLiteMessageStore(database: database)
         let transport = self.transport
         registry = ConnectionRegistry(sessions: sessions) { handle, json in
-            transport.withLock { $0 }?.send(json, to: handle)
+            transport.server?.send(json, to: handle)
         }
         let events = HubEvents()
         environment = StageEnvironment(
@@ -75,12 +75,12 @@ public final class Hub: Sendable {
         ) { [self] handle, event in
             self.receive(event, from: handle)
         }
-        transport.withLock { $0 = server }
+        transport.server = server
         let port: Int
         do {
             port = try server.start()
         } catch {
-            transport.withLock { $0 = nil }
+            transport.server = nil
             throw HubError.listen("\(error)")
         }
         let task = Task { [self] in
@@ -130,10 +130,7 @@ public final class Hub: Sendable {
         logger.info("shutting down", metadata: ["connections": "\(registry.count)"])
         for inbox in registry.allInboxes() { inbox.finish() }
         for reader in readers { await reader.value }
-        let server = transport.withLock { server -> WebSocketServer? in
-            defer { server = nil }
-            return server
-        }
+        let server = transport.take()
         server?.shutdown(drainTimeout: .seconds(5))
         do {
             try database.close()
@@ -159,7 +156,7 @@ public final class Hub: Sendable {
             let (stream, inbox) = AsyncStream<ConnectionRegistry.Inbound>.makeStream(bufferingPolicy: .unbounded)
             registry.add(id, ConnectionRegistry.Entry(handle: handle, peer: peer, inbox: inbox))
             let task = Task { [self] in
-                for await input in stream { await handle(input, from: id) }
+                for await input in stream { await process(input, from: id) }
                 disconnect(id)
             }
             let refused = state.withLock { state -> Bool in
@@ -187,7 +184,7 @@ public final class Hub: Sendable {
 
     // MARK: Requests
 
-    private func handle(_ input: ConnectionRegistry.Inbound, from id: ConnectionID) async {
+    private func process(_ input: ConnectionRegistry.Inbound, from id: ConnectionID) async {
         switch input {
         case .binary:
             reply(.error(id: nil, error: PipelineError(.binaryFrame, "binary frames are not accepted; send JSON text frames")), to: id)
@@ -271,5 +268,22 @@ final class HubEvents: PipelineEvents {
 
     func emit(_ event: PipelineEvent) {
         handler.withLock { $0 }?(event)
+    }
+}
+
+/// The running WebSocket server, shared between the hub and the closure that sends replies.
+private final class TransportSlot: Sendable {
+    private let slot = Mutex<WebSocketServer?>(nil)
+
+    var server: WebSocketServer? {
+        get { slot.withLock { $0 } }
+        set { slot.withLock { $0 = newValue } }
+    }
+
+    func take() -> WebSocketServer? {
+        slot.withLock { server in
+            defer { server = nil }
+            return server
+        }
     }
 }

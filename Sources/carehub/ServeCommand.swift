@@ -141,8 +141,15 @@ enum SignalStream {
                 source.resume()
                 sources.append(source)
             }
-            let keep = sources
-            continuation.onTermination = { _ in keep.forEach { $0.cancel() } }
+            let keep = SignalSources(sources)
+            continuation.onTermination = { _ in keep.cancel() }
         }
     }
+}
+
+/// Dispatch sources kept alive until the stream ends; cancelling one is safe from any thread.
+private final class SignalSources: @unchecked Sendable {
+    private let sources: [any DispatchSourceSignal]
+    init(_ sources: [any DispatchSourceSignal]) { self.sources = sources }
+    func cancel() { sources.forEach { $0.cancel() } }
 }

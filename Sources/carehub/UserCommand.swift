@@ -95,4 +95,4 @@ struct UserCommand: AsyncParsableCommand {
     }
 }
 
-extension Role: @retroactive ExpressibleByArgument {}
+extension Role: ExpressibleByArgument {}

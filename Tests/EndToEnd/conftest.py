@@ -46,17 +46,19 @@ class Hub:
         self.proc = None
         self.port = None
         self.lines = queue.Queue()
+        self.extra_args = []
 
     def start(self):
         self.log_file = open(self.log, "a")
         self.proc = subprocess.Popen(
             [BIN, "serve", "--config", str(self.config), "--data", str(self.data),
-             "--listen", "127.0.0.1:0", "--web", str(REPO / "web-static"), "--log-level", "debug"],
+             "--listen", "127.0.0.1:0", "--web", str(REPO / "web-static"), "--log-level", "debug",
+             *self.extra_args],
             stdout=subprocess.PIPE, stderr=self.log_file, text=True, cwd=self.workdir,
         )
         threading.Thread(target=self._pump, daemon=True).start()
         line = self.expect_line("CareHub listening on")
-        self.port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+        self.port = int(line.split("://127.0.0.1:")[1].split("/")[0])
         return self
 
     def _pump(self):

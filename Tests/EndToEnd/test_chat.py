@@ -282,3 +282,34 @@ def test_a_master_key_readable_by_others_is_refused(workdir):
                      "--listen", "127.0.0.1:0", check=False)
     assert result.returncode == 1
     assert "must be 0600" in result.stderr
+
+
+def test_tls_serves_wss_and_https_with_a_configured_certificate(workdir):
+    import ssl
+    import subprocess
+    cert, key = workdir / "cert.pem", workdir / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60)
+    hub = Hub(workdir, workdir / "pipeline.conf")
+    hub.extra_args = ["--tls-cert", str(cert), "--tls-key", str(key)]
+    hub.start()
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+
+        async def scenario():
+            import websockets
+            ws = await websockets.connect(f"wss://127.0.0.1:{hub.port}/ws", ssl=context)
+            client = Client(ws)
+            welcome = await client.request({"type": "hello", "org": "lotus-wellness", "id": "h"}, "welcome")
+            assert welcome["type"] == "welcome"
+            ack = await client.request({"type": "send", "room": welcome["conversation"], "text": "over tls", "id": "t"}, "ack")
+            assert ack["type"] == "ack"
+            await client.close()
+
+        run(scenario())
+        with urllib.request.urlopen(f"https://127.0.0.1:{hub.port}/", context=context, timeout=TIMEOUT) as response:
+            assert response.status == 200 and "CareHub" in response.read().decode()
+    finally:
+        hub.stop()

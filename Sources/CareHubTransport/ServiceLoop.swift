@@ -1,0 +1,351 @@
+import CLibWebSockets
+import Foundation
+import Synchronization
+
+/// The libwebsockets context and everything its callbacks touch.
+///
+/// Fields under "service thread only" are read and written solely from callbacks, which lws runs
+/// on the thread inside `lws_service`; other threads talk to it through `commands` and
+/// `lws_cancel_service`, the one lws call that is safe off that thread.
+final class ServiceLoop: @unchecked Sendable {
+    enum Command {
+        case send(UInt64, [UInt8])
+        case close(UInt64, UInt16)
+        case closeAll(UInt16)
+        case stopAccepting
+    }
+
+    /// The context pointer, passed between threads only to call `lws_cancel_service`.
+    private struct ContextPointer: @unchecked Sendable {
+        let pointer: OpaquePointer
+    }
+
+    private struct Shared {
+        var queue: [Command] = []
+        var context: ContextPointer?
+        var stopping = false
+        var stopped = false
+    }
+
+    /// One open WebSocket (service thread only).
+    final class Connection {
+        let wsi: OpaquePointer
+        /// Frames with `LWS_PRE` bytes of headroom; `head` is the next one to write.
+        var outbox: [[UInt8]] = []
+        var head = 0
+        var message: [UInt8] = []
+        var messageByteCount = 0
+        var closeCode: UInt16?
+
+        init(wsi: OpaquePointer) { self.wsi = wsi }
+        var hasOutput: Bool { head < outbox.count }
+    }
+
+    static let pre = Int(carehub_lws_pre())
+
+    let configuration: WebSocketServer.Configuration
+    let onEvent: @Sendable (ConnectionHandle, WebSocketEvent) -> Void
+    let openConnections = Atomic<Int>(0)
+    let pendingMessages = Atomic<Int>(0)
+    private let shared = Mutex(Shared())
+    private let finished = DispatchSemaphore(value: 0)
+
+    // Service thread only.
+    private var connections: [UInt64: Connection] = [:]
+    private var nextID: UInt64 = 1
+    private var accepting = true
+
+    // C strings and structs handed to lws; they must outlive the context.
+    private var cStrings: [UnsafeMutablePointer<CChar>] = []
+    private let protocols = UnsafeMutablePointer<lws_protocols>.allocate(capacity: 2)
+    private let mount = UnsafeMutablePointer<lws_http_mount>.allocate(capacity: 1)
+    private let defaultOption = UnsafeMutablePointer<lws_protocol_vhost_options>.allocate(capacity: 1)
+    private let protocolOption = UnsafeMutablePointer<lws_protocol_vhost_options>.allocate(capacity: 1)
+
+    init(configuration: WebSocketServer.Configuration, onEvent: @escaping @Sendable (ConnectionHandle, WebSocketEvent) -> Void) {
+        self.configuration = configuration
+        self.onEvent = onEvent
+    }
+
+    deinit {
+        for string in cStrings { free(string) }
+        protocols.deallocate()
+        mount.deallocate()
+        defaultOption.deallocate()
+        protocolOption.deallocate()
+    }
+
+    static func frame(_ payload: [UInt8]) -> [UInt8] {
+        var frame = [UInt8](repeating: 0, count: pre)
+        frame.reserveCapacity(pre + payload.count)
+        frame.append(contentsOf: payload)
+        return frame
+    }
+
+    private func cString(_ text: String) -> UnsafeMutablePointer<CChar> {
+        let pointer = strdup(text)!
+        cStrings.append(pointer)
+        return pointer
+    }
+
+    // MARK: Any thread
+
+    func enqueue(_ command: Command) {
+        if case .send = command { pendingMessages.add(1, ordering: .relaxed) }
+        let accepted = shared.withLock { shared -> Bool in
+            guard let context = shared.context, !shared.stopped else { return false }
+            shared.queue.append(command)
+            lws_cancel_service(context.pointer)
+            return true
+        }
+        if !accepted, case .send = command { pendingMessages.subtract(1, ordering: .relaxed) }
+    }
+
+    /// Creates the context on a new service thread and waits until it listens (or failed).
+    func start() throws -> Int {
+        let result = Mutex<Result<Int, TransportError>?>(nil)
+        let ready = DispatchSemaphore(value: 0)
+        let thread = Thread { [self] in
+            let context: OpaquePointer
+            switch createContext() {
+            case .success(let (created, port)):
+                context = created
+                let pointer = ContextPointer(pointer: created)
+                shared.withLock { $0.context = pointer }
+                result.withLock { $0 = .success(port) }
+                ready.signal()
+            case .failure(let error):
+                result.withLock { $0 = .failure(error) }
+                ready.signal()
+                shared.withLock { $0.stopped = true }
+                finished.signal()
+                return
+            }
+            while !shared.withLock({ $0.stopping }) {
+                if lws_service(context, 0) < 0 { break }
+            }
+            shared.withLock { shared in
+                shared.context = nil
+                shared.stopped = true
+            }
+            lws_context_destroy(context)
+            finished.signal()
+        }
+        thread.name = "carehub-lws"
+        thread.start()
+        ready.wait()
+        return try result.withLock { $0! }.get()
+    }
+
+    /// Stops the service thread and destroys the context (idempotent).
+    func stop() {
+        let running = shared.withLock { shared -> Bool in
+            let running = shared.context != nil && !shared.stopping
+            shared.stopping = true
+            if let context = shared.context { lws_cancel_service(context.pointer) }
+            return running
+        }
+        if running { finished.wait() }
+    }
+
+    private func createContext() -> Result<(OpaquePointer, Int), TransportError> {
+        carehub_ignore_sigpipe()
+        lws_set_log_level(LLL_ERR, { _, line in
+            guard let line else { return }
+            let text = "libwebsockets: " + String(cString: line)
+            FileHandle.standardError.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
+        })
+
+        protocols.initialize(repeating: lws_protocols(), count: 2)
+        protocols[0].name = UnsafePointer(cString("carehub"))
+        protocols[0].callback = { wsi, reason, user, input, length in
+            carehubServiceCallback(wsi, reason, user, input, length)
+        }
+        protocols[0].per_session_data_size = MemoryLayout<UInt64>.size
+        protocols[0].rx_buffer_size = 0
+
+        defaultOption.initialize(to: lws_protocol_vhost_options())
+        defaultOption.pointee.name = UnsafePointer(cString("default"))
+        defaultOption.pointee.value = UnsafePointer(cString("1"))
+        protocolOption.initialize(to: lws_protocol_vhost_options())
+        protocolOption.pointee.name = UnsafePointer(cString("carehub"))
+        protocolOption.pointee.options = UnsafePointer(defaultOption)
+
+        var info = lws_context_creation_info()
+        info.port = Int32(configuration.port)
+        info.iface = UnsafePointer(cString(configuration.host))
+        info.protocols = UnsafePointer(protocols)
+        info.pvo = UnsafePointer(protocolOption)
+        info.gid = -1
+        info.uid = -1
+        info.user = Unmanaged.passUnretained(self).toOpaque()
+        info.options = UInt64(LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE)
+        if let root = configuration.staticRoot {
+            mount.initialize(to: lws_http_mount())
+            mount.pointee.mountpoint = UnsafePointer(cString("/"))
+            mount.pointee.mountpoint_len = 1
+            mount.pointee.origin = UnsafePointer(cString(root))
+            mount.pointee.def = UnsafePointer(cString("index.html"))
+            mount.pointee.origin_protocol = UInt8(LWSMPRO_FILE.rawValue)
+            info.mounts = UnsafePointer(mount)
+        }
+        if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsPrivateKeyPath {
+            info.options |= UInt64(LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT)
+            info.ssl_cert_filepath = UnsafePointer(cString(certificate))
+            info.ssl_private_key_filepath = UnsafePointer(cString(key))
+        }
+        guard let context = lws_create_context(&info) else {
+            return .failure(.cannotListen("cannot listen on \(configuration.host):\(configuration.port) (address in use, not local, or TLS files invalid)"))
+        }
+        guard let vhost = lws_get_vhost_by_name(context, "default") else {
+            lws_context_destroy(context)
+            return .failure(.cannotListen("libwebsockets created no default vhost"))
+        }
+        return .success((context, Int(lws_get_vhost_listen_port(vhost))))
+    }
+
+    // MARK: Service thread
+
+    func callback(_ wsi: OpaquePointer?, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?,
+                  _ input: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
+        switch reason {
+        case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+            drainCommands()
+            return 0
+
+        case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+            guard accepting, let wsi else { return 1 }
+            return requestPath(wsi) == configuration.webSocketPath ? 0 : 1
+
+        case LWS_CALLBACK_ESTABLISHED:
+            guard let wsi, let user else { return -1 }
+            let id = nextID
+            nextID += 1
+            user.storeBytes(of: id, as: UInt64.self)
+            connections[id] = Connection(wsi: wsi)
+            openConnections.add(1, ordering: .relaxed)
+            onEvent(ConnectionHandle(rawValue: id), .opened(peer: peerAddress(wsi)))
+            return 0
+
+        case LWS_CALLBACK_RECEIVE:
+            guard let wsi, let id = user?.load(as: UInt64.self), let connection = connections[id] else { return -1 }
+            receive(wsi, id: id, connection: connection, input: input, length: length)
+            return 0
+
+        case LWS_CALLBACK_SERVER_WRITEABLE:
+            guard let id = user?.load(as: UInt64.self), let connection = connections[id] else { return -1 }
+            return write(connection)
+
+        case LWS_CALLBACK_CLOSED:
+            guard let id = user?.load(as: UInt64.self), let connection = connections.removeValue(forKey: id) else { return 0 }
+            let unsent = connection.outbox.count - connection.head
+            if unsent > 0 { pendingMessages.subtract(unsent, ordering: .relaxed) }
+            openConnections.subtract(1, ordering: .relaxed)
+            onEvent(ConnectionHandle(rawValue: id), .closed)
+            return 0
+
+        default:
+            return lws_callback_http_dummy(wsi, reason, user, input, length)
+        }
+    }
+
+    private func receive(_ wsi: OpaquePointer, id: UInt64, connection: Connection, input: UnsafeMutableRawPointer?, length: Int) {
+        connection.messageByteCount += length
+        if connection.messageByteCount <= configuration.maxMessageBytes, let input, length > 0 {
+            connection.message.append(contentsOf: UnsafeRawBufferPointer(start: input, count: length))
+        } else if connection.messageByteCount > configuration.maxMessageBytes {
+            connection.message = []
+        }
+        guard lws_is_final_fragment(wsi) != 0, lws_remaining_packet_payload(wsi) == 0 else { return }
+        let event: WebSocketEvent
+        if connection.messageByteCount > configuration.maxMessageBytes {
+            event = .oversized(byteCount: connection.messageByteCount)
+        } else if lws_frame_is_binary(wsi) != 0 {
+            event = .binary
+        } else {
+            event = .text(connection.message)
+        }
+        connection.message = []
+        connection.messageByteCount = 0
+        onEvent(ConnectionHandle(rawValue: id), event)
+    }
+
+    private func write(_ connection: Connection) -> Int32 {
+        guard connection.hasOutput else {
+            if let code = connection.closeCode {
+                lws_close_reason(connection.wsi, lws_close_status(rawValue: UInt32(code)), nil, 0)
+                return -1
+            }
+            return 0
+        }
+        var frame = connection.outbox[connection.head]
+        connection.outbox[connection.head] = []
+        connection.head += 1
+        if connection.head == connection.outbox.count {
+            connection.outbox.removeAll(keepingCapacity: true)
+            connection.head = 0
+        }
+        pendingMessages.subtract(1, ordering: .relaxed)
+        let payloadLength = frame.count - Self.pre
+        let written = frame.withUnsafeMutableBufferPointer { buffer in
+            lws_write(connection.wsi, buffer.baseAddress! + Self.pre, payloadLength, LWS_WRITE_TEXT)
+        }
+        guard written >= payloadLength else { return -1 }
+        if connection.hasOutput || connection.closeCode != nil { lws_callback_on_writable(connection.wsi) }
+        return 0
+    }
+
+    private func drainCommands() {
+        let commands = shared.withLock { shared -> [Command] in
+            defer { shared.queue.removeAll(keepingCapacity: true) }
+            return shared.queue
+        }
+        for command in commands {
+            switch command {
+            case .send(let id, let frame):
+                guard let connection = connections[id], connection.closeCode == nil else {
+                    pendingMessages.subtract(1, ordering: .relaxed)
+                    continue
+                }
+                connection.outbox.append(frame)
+                lws_callback_on_writable(connection.wsi)
+            case .close(let id, let code):
+                guard let connection = connections[id] else { continue }
+                connection.closeCode = connection.closeCode ?? code
+                lws_callback_on_writable(connection.wsi)
+            case .closeAll(let code):
+                for connection in connections.values {
+                    connection.closeCode = connection.closeCode ?? code
+                    lws_callback_on_writable(connection.wsi)
+                }
+            case .stopAccepting:
+                accepting = false
+            }
+        }
+    }
+
+    private func requestPath(_ wsi: OpaquePointer) -> String {
+        var buffer = [CChar](repeating: 0, count: 512)
+        let length = lws_hdr_copy(wsi, &buffer, Int32(buffer.count), WSI_TOKEN_GET_URI)
+        guard length > 0 else { return "" }
+        return String(decoding: buffer[..<Int(length)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    private func peerAddress(_ wsi: OpaquePointer) -> String {
+        var buffer = [CChar](repeating: 0, count: 128)
+        guard lws_get_peer_simple(wsi, &buffer, buffer.count) != nil else { return "unknown" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// The protocol callback lws calls; it forwards to the loop in the context's user pointer.
+func carehubServiceCallback(
+    _ wsi: OpaquePointer?, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?,
+    _ input: UnsafeMutableRawPointer?, _ length: Int
+) -> Int32 {
+    guard let wsi, let context = lws_get_context(wsi), let pointer = lws_context_user(context) else {
+        return lws_callback_http_dummy(wsi, reason, user, input, length)
+    }
+    let loop = Unmanaged<ServiceLoop>.fromOpaque(pointer).takeUnretainedValue()
+    return loop.callback(wsi, reason, user, input, length)
+}

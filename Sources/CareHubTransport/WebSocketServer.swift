@@ -1,0 +1,147 @@
+import CLibWebSockets
+import Foundation
+import Synchronization
+
+/// Identifies one WebSocket connection for the lifetime of the server; never reused.
+public struct ConnectionHandle: Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    public var description: String { "#\(rawValue)" }
+}
+
+/// What the transport reports about a connection, in order, on its service thread.
+public enum WebSocketEvent: Sendable, Equatable {
+    /// The WebSocket handshake on the configured path completed.
+    case opened(peer: String)
+    /// A complete text message (all fragments joined), as raw UTF-8 bytes.
+    case text([UInt8])
+    /// A complete binary message (its content is discarded).
+    case binary
+    /// A message longer than the configured limit; its bytes were discarded.
+    case oversized(byteCount: Int)
+    /// The connection is gone; no further events follow for it.
+    case closed
+}
+
+/// Why the server could not start.
+public enum TransportError: Error, Equatable, CustomStringConvertible {
+    case invalidConfiguration(String)
+    case cannotListen(String)
+    case alreadyStarted
+
+    public var description: String {
+        switch self {
+        case .invalidConfiguration(let text): text
+        case .cannotListen(let text): text
+        case .alreadyStarted: "the server was already started"
+        }
+    }
+}
+
+/// A WebSocket and static-file HTTP(S) server on libwebsockets.
+///
+/// libwebsockets runs on one service thread owned by this object. `send` and `close` may be
+/// called from any thread: they queue a command and wake the service thread. Events are
+/// delivered on the service thread, so `onEvent` must return quickly and never block.
+public final class WebSocketServer: Sendable {
+    public struct Configuration: Sendable {
+        /// Address to bind, e.g. `127.0.0.1` or `0.0.0.0`.
+        public var host: String
+        /// Port to bind; 0 picks a free one (see the value `start()` returns).
+        public var port: Int
+        /// The only path that accepts a WebSocket upgrade.
+        public var webSocketPath: String
+        /// Directory served over HTTP at `/`, with `index.html` as the default; nil serves nothing.
+        public var staticRoot: String?
+        /// Largest accepted message; longer ones are reported as `.oversized` and discarded.
+        public var maxMessageBytes: Int
+        /// PEM certificate (chain) and private key; both set turns on TLS (https and wss).
+        public var tlsCertificatePath: String?
+        public var tlsPrivateKeyPath: String?
+
+        public init(
+            host: String = "127.0.0.1", port: Int = 0, webSocketPath: String = "/ws", staticRoot: String? = nil,
+            maxMessageBytes: Int = 64 * 1024, tlsCertificatePath: String? = nil, tlsPrivateKeyPath: String? = nil
+        ) {
+            self.host = host
+            self.port = port
+            self.webSocketPath = webSocketPath
+            self.staticRoot = staticRoot
+            self.maxMessageBytes = maxMessageBytes
+            self.tlsCertificatePath = tlsCertificatePath
+            self.tlsPrivateKeyPath = tlsPrivateKeyPath
+        }
+
+        func validate() throws {
+            guard (0...65535).contains(port) else { throw TransportError.invalidConfiguration("port \(port) is out of range 0-65535") }
+            guard webSocketPath.hasPrefix("/") else { throw TransportError.invalidConfiguration("WebSocket path must start with /") }
+            guard maxMessageBytes > 0 else { throw TransportError.invalidConfiguration("message limit must be positive") }
+            var isDirectory: ObjCBool = false
+            if let staticRoot, !(FileManager.default.fileExists(atPath: staticRoot, isDirectory: &isDirectory) && isDirectory.boolValue) {
+                throw TransportError.invalidConfiguration("static directory \(staticRoot) does not exist")
+            }
+            switch (tlsCertificatePath, tlsPrivateKeyPath) {
+            case (nil, nil): break
+            case (let certificate?, let key?):
+                for path in [certificate, key] where !FileManager.default.isReadableFile(atPath: path) {
+                    throw TransportError.invalidConfiguration("TLS file \(path) is not readable")
+                }
+            default:
+                throw TransportError.invalidConfiguration("TLS needs both a certificate and a private key")
+            }
+        }
+    }
+
+    public let configuration: Configuration
+    private let loop: ServiceLoop
+    private let started = Atomic<Bool>(false)
+
+    public init(configuration: Configuration, onEvent: @escaping @Sendable (ConnectionHandle, WebSocketEvent) -> Void) {
+        self.configuration = configuration
+        self.loop = ServiceLoop(configuration: configuration, onEvent: onEvent)
+    }
+
+    /// Binds and starts serving on a new service thread. Returns the bound port.
+    public func start() throws -> Int {
+        try configuration.validate()
+        guard !started.exchange(true, ordering: .acquiringAndReleasing) else { throw TransportError.alreadyStarted }
+        return try loop.start()
+    }
+
+    /// Queues a text message for a connection. Messages to one connection go out in order;
+    /// a message for a connection that has closed is dropped.
+    public func send(_ text: String, to handle: ConnectionHandle) {
+        loop.enqueue(.send(handle.rawValue, ServiceLoop.frame(Array(text.utf8))))
+    }
+
+    /// Closes a connection after the messages already queued for it have been written.
+    public func close(_ handle: ConnectionHandle, code: UInt16 = 1000) {
+        loop.enqueue(.close(handle.rawValue, code))
+    }
+
+    /// Open WebSocket connections.
+    public var connectionCount: Int { loop.openConnections.load(ordering: .relaxed) }
+
+    /// Graceful stop: refuse new connections, write what is queued (waiting at most
+    /// `drainTimeout`), close every connection with 1001 "going away", and stop the thread.
+    /// Every open connection is reported `.closed` before this returns.
+    public func shutdown(drainTimeout: Duration = .seconds(5)) {
+        guard started.load(ordering: .acquiring) else { return }
+        loop.enqueue(.stopAccepting)
+        let clock = ContinuousClock()
+        let deadline = clock.now + drainTimeout
+        while loop.pendingMessages.load(ordering: .relaxed) > 0, clock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        loop.enqueue(.closeAll(1001))
+        let closeDeadline = clock.now + .seconds(1)
+        while loop.openConnections.load(ordering: .relaxed) > 0, clock.now < closeDeadline {
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        loop.stop()
+    }
+
+    deinit {
+        loop.stop()
+    }
+}
