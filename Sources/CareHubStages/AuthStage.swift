@@ -122,6 +122,7 @@ public struct AuthStage: Stage {
             forwarded.conversation = conversation
         }
         var outcome = try await next(forwarded)
+        if outcome.conversation == nil { outcome.conversation = forwarded.conversation }
         if case .logout = request.frame {
             environment.sessions.remove(session.token)
             outcome.unbind = true

@@ -65,6 +65,8 @@ struct ServeCommand: AsyncParsableCommand {
             staticRoot: FileManager.default.fileExists(atPath: web) ? web : nil, maxFrameBytes: maxFrameBytes,
             tlsCertificatePath: tlsCert, tlsPrivateKeyPath: tlsKey)
 
+        // Watch signals before listening, so a SIGTERM right after start-up is not lost.
+        let signals = SignalStream.watch([SIGTERM, SIGINT, SIGHUP])
         let hub: Hub
         let port: Int
         do {
@@ -81,7 +83,7 @@ struct ServeCommand: AsyncParsableCommand {
             Output.line("  org \(org.settings.id): \(org.settings.displayName), HIPAA mode \(org.settings.hipaa ? "on" : "off"), stages \(org.stages.map(\.name).joined(separator: " -> "))")
         }
 
-        for await signal in SignalStream.watch([SIGTERM, SIGINT, SIGHUP]) {
+        for await signal in signals {
             if signal == SIGHUP {
                 switch hub.reload() {
                 case .success: Output.line("configuration reloaded from \(config)")

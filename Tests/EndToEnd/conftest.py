@@ -149,13 +149,23 @@ class Client:
             self.inbox.append(frame)
 
     async def request(self, frame, expect):
-        """Sends a frame and returns the reply of type `expect` (or the error with its id)."""
+        """Sends a frame and returns the reply of type `expect` (or the error with its id).
+
+        Frames that arrive first (deliveries, notices) are kept for later `recv` calls.
+        """
         await self.send(frame)
+        for index, reply in enumerate(self.inbox):
+            if self._answers(reply, frame, expect):
+                return self.inbox.pop(index)
         while True:
-            reply = await self.recv()
-            if reply["type"] == expect or (reply["type"] == "error" and reply.get("id") == frame.get("id")):
+            reply = json.loads(await asyncio.wait_for(self.ws.recv(), TIMEOUT))
+            if self._answers(reply, frame, expect):
                 return reply
             self.inbox.append(reply)
+
+    @staticmethod
+    def _answers(reply, frame, expect):
+        return reply["type"] == expect or (reply["type"] == "error" and reply.get("id") == frame.get("id"))
 
     async def close(self):
         await self.ws.close()

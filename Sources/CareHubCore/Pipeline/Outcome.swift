@@ -7,7 +7,8 @@ public struct Outcome: Sendable {
     public var bind: Session?
     /// Whether the connection's session ended (after `logout`).
     public var unbind = false
-    /// The visitor's conversation (after `hello`).
+    /// The conversation the request addressed, as the auth stage found it (after `hello` and
+    /// every frame naming a room).
     public var conversation: Conversation?
     /// The visitor's reconnect token (after `hello`).
     public var visitorToken: String?
@@ -35,7 +36,7 @@ public struct Outcome: Sendable {
         case .rooms:
             return .rooms(id: id, rooms: rooms)
         case .subscribe(let room):
-            return .subscribed(id: id, room: room, ended: request.conversation?.hasEnded ?? false, history: history.map(HistoryEntry.init))
+            return .subscribed(id: id, room: room, ended: conversation?.hasEnded ?? false, history: history.map(HistoryEntry.init))
         case .unsubscribe(let room):
             return .unsubscribed(id: id, room: room)
         case .send(let room, _):
