@@ -3,6 +3,7 @@
 import asyncio
 import json
 import signal
+import urllib.error
 import urllib.request
 
 import pytest
@@ -29,6 +30,15 @@ def test_static_index_page_is_served(hub):
         body = response.read().decode()
     assert response.status == 200
     assert "CareHub" in body
+    # Pages go out with a strict policy: no inline script, no framing by other sites.
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    with urllib.request.urlopen(f"http://127.0.0.1:{hub.port}/carehub.css", timeout=TIMEOUT) as response:
+        assert response.headers["Content-Type"].startswith("text/css")
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"http://127.0.0.1:{hub.port}/no-such-page.html", timeout=TIMEOUT)
+    assert missing.value.code == 404
 
 
 def test_visitor_and_staff_chat_then_end_purges_the_transcript(hub):

@@ -1,0 +1,211 @@
+import CareHubCore
+import Foundation
+import Synchronization
+
+// In-memory stand-ins for the pipeline core's ports. They exist only for unit tests of the
+// core and the stages; the real adapters (SQLite, OpenSSL, libwebsockets) are tested for real.
+
+/// A clock the test moves by hand.
+public final class ManualClock: WallClock {
+    private let current: Mutex<Date>
+    public init(_ start: Date = Date(timeIntervalSince1970: 1_800_000_000)) { current = Mutex(start) }
+    public var now: Date { current.withLock { $0 } }
+    public func advance(by seconds: TimeInterval) { current.withLock { $0 += seconds } }
+}
+
+public final class MemoryConversationStore: ConversationStore {
+    private struct Row { var conversation: Conversation; var digest: [UInt8] }
+    private let rows = Mutex<[Row]>([])
+    public init() {}
+
+    public func create(org: OrgID, tokenDigest: [UInt8], at: Date) async throws -> Conversation {
+        rows.withLock { rows in
+            let conversation = Conversation(id: ConversationID("c_test\(rows.count + 1)"), org: org, startedAt: at)
+            rows.append(Row(conversation: conversation, digest: tokenDigest))
+            return conversation
+        }
+    }
+
+    public func find(org: OrgID, tokenDigest: [UInt8]) async throws -> Conversation? {
+        rows.withLock { $0.first { $0.conversation.org == org && $0.digest == tokenDigest }?.conversation }
+    }
+
+    public func conversation(_ id: ConversationID) async throws -> Conversation? {
+        rows.withLock { $0.first { $0.conversation.id == id }?.conversation }
+    }
+
+    public func markEnded(_ id: ConversationID, at: Date) async throws {
+        rows.withLock { rows in
+            for index in rows.indices where rows[index].conversation.id == id && rows[index].conversation.endedAt == nil {
+                rows[index].conversation.endedAt = at
+            }
+        }
+    }
+
+    public func list(org: OrgID, limit: Int) async throws -> [Conversation] {
+        rows.withLock { Array($0.map(\.conversation).filter { $0.org == org }.reversed().prefix(limit)) }
+    }
+}
+
+public final class MemoryMessageStore: MessageStore {
+    private struct State { var messages: [StoredMessage] = []; var sequences: [ConversationID: UInt64] = [:] }
+    private let state = Mutex(State())
+    public init() {}
+
+    /// Everything stored, in order of append.
+    public var all: [StoredMessage] { state.withLock { $0.messages } }
+
+    public func reserveSequence(in conversation: ConversationID) async throws -> UInt64 {
+        state.withLock { state in
+            let next = (state.sequences[conversation] ?? 0) + 1
+            state.sequences[conversation] = next
+            return next
+        }
+    }
+
+    public func append(_ message: StoredMessage) async throws {
+        state.withLock { $0.messages.append(message) }
+    }
+
+    public func history(of conversation: ConversationID, limit: Int) async throws -> [StoredMessage] {
+        state.withLock { Array($0.messages.filter { $0.conversation == conversation }.suffix(limit)) }
+    }
+
+    public func purge(_ conversation: ConversationID) async throws -> Int {
+        state.withLock { state in
+            let before = state.messages.count
+            state.messages.removeAll { $0.conversation == conversation }
+            return before - state.messages.count
+        }
+    }
+}
+
+public final class MemoryUserDirectory: UserDirectory {
+    private let users = Mutex<[StaffUser]>([])
+    public init(_ users: [StaffUser] = []) { self.users.withLock { $0 = users } }
+    public func add(_ user: StaffUser) { users.withLock { $0.append(user) } }
+    public func user(org: OrgID, name: String) async throws -> StaffUser? {
+        users.withLock { $0.first { $0.org == org && $0.name == name } }
+    }
+}
+
+/// Credentials whose "hash" of a password is `plain:` + the password; tokens count up.
+public final class PlainCredentials: Credentials {
+    private let counter = Atomic<Int>(0)
+    public init() {}
+    public static func hash(_ password: String) -> String { "plain:" + password }
+    public func verify(_ password: Password, against hash: String?) -> Bool { hash == Self.hash(password.text) }
+    public func newToken() -> String { "token-\(counter.add(1, ordering: .relaxed).newValue)" }
+    public func digest(_ token: String) -> [UInt8] { Array(("digest:" + token).utf8) }
+}
+
+/// A reversible stand-in cipher: XOR with a per-org byte, prefixed by the associated data's
+/// length, so tests can tell sealed from plain and detect mismatched associated data.
+public final class XORCipher: Cipher {
+    public struct Mismatch: Error {}
+    private let sealed = Atomic<Int>(0)
+    public init() {}
+    public var sealCount: Int { sealed.load(ordering: .relaxed) }
+
+    private static func mask(_ org: OrgID) -> UInt8 { UInt8(truncatingIfNeeded: org.rawValue.utf8.count) | 0x80 }
+
+    public func seal(_ plaintext: [UInt8], org: OrgID, associatedData: [UInt8]) throws -> SealedText {
+        sealed.add(1, ordering: .relaxed)
+        let check = SHA.tag(associatedData)
+        return SealedText(keyID: "test", bytes: check + plaintext.map { $0 ^ Self.mask(org) })
+    }
+
+    public func open(_ sealed: SealedText, org: OrgID, associatedData: [UInt8]) throws -> [UInt8] {
+        guard sealed.bytes.count >= 4, Array(sealed.bytes.prefix(4)) == SHA.tag(associatedData) else { throw Mismatch() }
+        return sealed.bytes.dropFirst(4).map { $0 ^ Self.mask(org) }
+    }
+
+    private enum SHA {
+        /// A 4-byte FNV-1a checksum: enough to notice different associated data in a test.
+        static func tag(_ bytes: [UInt8]) -> [UInt8] {
+            var hash: UInt32 = 2_166_136_261
+            for byte in bytes { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+            return withUnsafeBytes(of: hash.bigEndian) { Array($0) }
+        }
+    }
+}
+
+/// Rooms with real membership rules, recording what was delivered to whom.
+public final class RecordingRoomDirectory: RoomDirectory {
+    private struct State {
+        var rooms: [ConversationID: [RoomMember]] = [:]
+        var staff: [OrgID: [RoomMember]] = [:]
+        var delivered: [(ServerFrame, ConnectionID)] = []
+    }
+    private let state = Mutex(State())
+    public init() {}
+
+    /// Registers a staff connection for `staffConnections(of:)`.
+    public func addStaff(_ member: RoomMember, org: OrgID) { state.withLock { $0.staff[org, default: []].append(member) } }
+
+    /// Frames delivered to `connection`, in order.
+    public func frames(to connection: ConnectionID) -> [ServerFrame] {
+        state.withLock { $0.delivered.filter { $0.1 == connection }.map(\.0) }
+    }
+
+    public func join(_ room: ConversationID, member: RoomMember) {
+        state.withLock { state in
+            if !(state.rooms[room]?.contains(member) ?? false) { state.rooms[room, default: []].append(member) }
+        }
+    }
+    public func leave(_ room: ConversationID, connection: ConnectionID) {
+        state.withLock { $0.rooms[room]?.removeAll { $0.connection == connection } }
+    }
+    public func leaveAll(connection: ConnectionID) {
+        state.withLock { state in for room in state.rooms.keys { state.rooms[room]?.removeAll { $0.connection == connection } } }
+    }
+    public func close(_ room: ConversationID) -> [RoomMember] {
+        state.withLock { $0.rooms.removeValue(forKey: room) ?? [] }
+    }
+    public func members(of room: ConversationID) -> [RoomMember] { state.withLock { $0.rooms[room] ?? [] } }
+    public func staffConnections(of org: OrgID) -> [RoomMember] { state.withLock { $0.staff[org] ?? [] } }
+    public func deliver(_ frame: ServerFrame, to connections: [ConnectionID]) {
+        state.withLock { state in for connection in connections { state.delivered.append((frame, connection)) } }
+    }
+}
+
+public final class RecordingNotifier: Notifier {
+    private let sent = Mutex<[StaffNotification]>([])
+    public init() {}
+    public var notifications: [StaffNotification] { sent.withLock { $0 } }
+    public func enqueue(_ notification: StaffNotification) async throws { sent.withLock { $0.append(notification) } }
+}
+
+public final class RecordingEvents: PipelineEvents {
+    private let log = Mutex<[PipelineEvent]>([])
+    public init() {}
+    public var events: [PipelineEvent] { log.withLock { $0 } }
+    public func emit(_ event: PipelineEvent) { log.withLock { $0.append(event) } }
+}
+
+/// One of each double, wired into a ``StageEnvironment``.
+public struct TestWorld: Sendable {
+    public let clock = ManualClock()
+    public let conversations = MemoryConversationStore()
+    public let messages = MemoryMessageStore()
+    public let users = MemoryUserDirectory()
+    public let credentials = PlainCredentials()
+    public let cipher = XORCipher()
+    public let sessions = InMemorySessionStore()
+    public let rooms = RecordingRoomDirectory()
+    public let notifier = RecordingNotifier()
+    public let events = RecordingEvents()
+
+    public init() {}
+
+    public var environment: StageEnvironment {
+        StageEnvironment(
+            clock: clock, conversations: conversations, messages: messages, users: users, credentials: credentials,
+            cipher: cipher, sessions: sessions, rooms: rooms, notifier: notifier, events: events)
+    }
+
+    /// A request as the hub builds it, bound to the connection's current session if any.
+    public func request(_ frame: ClientFrame, id: String? = nil, connection: ConnectionID = ConnectionID(1), session: Session? = nil) -> Request {
+        Request(connection: connection, peer: "127.0.0.1", id: id, frame: frame, receivedAt: clock.now, session: session)
+    }
+}

@@ -1,0 +1,72 @@
+import CareHubCore
+import Foundation
+import Testing
+
+@Suite("wire protocol v1")
+struct WireTests {
+    func decode(_ text: String) -> Result<Envelope, Envelope.DecodingFailure> {
+        Envelope.decode(Array(text.utf8))
+    }
+
+    func failure(_ text: String) -> (code: ErrorCode, id: String?)? {
+        guard case .failure(let failure) = decode(text) else { return nil }
+        return (failure.error.code, failure.id)
+    }
+
+    @Test func everyClientFrameDecodes() throws {
+        #expect(try decode(#"{"type":"hello","org":"clinic","id":"1"}"#).get() == Envelope(id: "1", frame: .hello(org: OrgID("clinic"), token: nil)))
+        #expect(try decode(#"{"type":"hello","org":"clinic","token":"t"}"#).get().frame == .hello(org: OrgID("clinic"), token: "t"))
+        #expect(try decode(#"{"type":"login","org":"clinic","user":"joy","password":"pw"}"#).get().frame
+            == .login(org: OrgID("clinic"), user: "joy", password: Password("pw")))
+        #expect(try decode(#"{"type":"rooms"}"#).get().frame == .rooms)
+        #expect(try decode(#"{"type":"subscribe","room":"c_1"}"#).get().frame == .subscribe(room: ConversationID("c_1")))
+        #expect(try decode(#"{"type":"unsubscribe","room":"c_1"}"#).get().frame == .unsubscribe(room: ConversationID("c_1")))
+        #expect(try decode(#"{"type":"send","room":"c_1","text":"héllo \"there\""}"#).get().frame == .send(room: ConversationID("c_1"), text: "héllo \"there\""))
+        #expect(try decode(#"{"type":"end","room":"c_1"}"#).get().frame == .end(room: ConversationID("c_1")))
+        #expect(try decode(#"{"type":"logout"}"#).get().frame == .logout)
+    }
+
+    @Test func badFramesGetPreciseCodesAndKeepTheirID() {
+        #expect(failure("not json")?.code == .badJSON)
+        #expect(failure("[1]")?.code == .badJSON)
+        #expect(failure(#"{"type":"teleport","id":"x"}"#).map { "\($0.code)|\($0.id ?? "")" } == "unknownType|x")
+        #expect(failure(#"{"id":"y"}"#).map { "\($0.code)|\($0.id ?? "")" } == "invalidField|y")
+        #expect(failure(#"{"type":7}"#)?.code == .invalidField)
+        #expect(failure(#"{"type":"send","room":"c_1"}"#)?.code == .invalidField)
+        #expect(failure(#"{"type":"send","room":"c_1","text":""}"#)?.code == .invalidField)
+        #expect(failure(#"{"type":"hello","org":"Not An Org"}"#)?.code == .invalidField)
+        #expect(failure(#"{"type":"rooms","id":5}"#)?.code == .invalidField)
+        let long = String(repeating: "a", count: Envelope.maxTextBytes + 1)
+        #expect(failure(#"{"type":"send","room":"c_1","text":"\#(long)"}"#)?.code == .invalidField)
+    }
+
+    @Test func invalidUTF8IsBadJSONNotACrash() {
+        guard case .failure(let failure) = Envelope.decode([0x7B, 0xFF, 0xFE, 0x7D]) else {
+            Issue.record("invalid UTF-8 decoded")
+            return
+        }
+        #expect(failure.error.code == .badJSON)
+    }
+
+    @Test func serverFramesAreJSONWithEscapedText() throws {
+        let at = Date(timeIntervalSince1970: 1_700_000_000.5)
+        let json = ServerFrame.message(room: ConversationID("c_1"), seq: 3, from: "nurse.joy", text: "line1\n\"quoted\" \u{01} ✓", at: at).json()
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect(object["type"] as? String == "message")
+        #expect(object["room"] as? String == "c_1")
+        #expect(object["seq"] as? Int == 3)
+        #expect(object["text"] as? String == "line1\n\"quoted\" \u{01} ✓")
+        #expect(object["at"] as? Int == 1_700_000_000_500)
+
+        let error = ServerFrame.error(id: "q", error: PipelineError(.forbidden, "no")).json()
+        #expect(error == #"{"type":"error","code":"forbidden","message":"no","id":"q"}"# || error == #"{"type":"error","id":"q","code":"forbidden","message":"no"}"#)
+    }
+
+    @Test func errorCodesAreStable() {
+        #expect(ErrorCode.allCases.map(\.rawValue) == [
+            "bad_json", "too_large", "binary_frame", "unknown_type", "invalid_field", "unknown_org", "unauthenticated",
+            "already_authenticated", "auth_failed", "forbidden", "not_found", "conversation_ended", "session_expired",
+            "unavailable", "internal",
+        ])
+    }
+}
