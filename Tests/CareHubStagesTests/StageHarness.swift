@@ -1,0 +1,95 @@
+import CareHubCore
+import CareHubStages
+import CareHubTesting
+import Foundation
+
+/// One organisation's pipeline over the in-memory doubles, with connections bound to sessions
+/// the way the hub binds them.
+final class StageHarness: @unchecked Sendable {
+    let world = TestWorld()
+    let pipeline: Pipeline
+    let org: OrgSettings
+    private var bound: [ConnectionID: Session] = [:]
+
+    static let hipaaConfig = """
+        [org clinic]
+        name = Riverside Clinic
+        hipaa = on
+        stage auth visitors=on
+        stage idle timeout=10m lifetime=1h
+        stage encrypt
+        stage store history=50
+        stage purge on=end
+        stage fanout notify=count
+        """
+
+    static let wellnessConfig = """
+        [org studio]
+        name = Lotus Studio
+        hipaa = off
+        stage auth
+        stage store history=2
+        stage fanout notify=preview preview_chars=10
+        """
+
+    init(_ text: String = hipaaConfig, staff: [(String, Role, String)] = [("joy", .staff, "joy-password")]) throws {
+        let config = try StageRegistry.standard.load(text, file: "test.conf")
+        let configured = config.orgs[0]
+        org = configured.settings
+        for (name, role, password) in staff {
+            world.users.add(StaffUser(org: org.id, name: name, role: role, passwordHash: PlainCredentials.hash(password)))
+        }
+        pipeline = configured.makePipeline(environment: world.environment)
+    }
+
+    /// Runs a frame from a connection and returns its reply frame (or the error frame).
+    @discardableResult
+    func run(_ frame: ClientFrame, from connection: Int, id: String? = nil) async -> ServerFrame {
+        let connectionID = ConnectionID(UInt64(connection))
+        let request = world.request(frame, id: id, connection: connectionID, session: currentSession(connectionID))
+        do {
+            let outcome = try await pipeline.run(request)
+            if let session = outcome.bind {
+                bound[connectionID] = session
+                if session.principal.isStaff {
+                    world.rooms.addStaff(RoomMember(connection: connectionID, sessionToken: session.token), org: org.id)
+                }
+            }
+            if outcome.unbind { bound[connectionID] = nil }
+            return try outcome.reply(to: request)
+        } catch let error as PipelineError {
+            return .error(id: id, error: error)
+        } catch {
+            return .error(id: id, error: .internal)
+        }
+    }
+
+    private func currentSession(_ connection: ConnectionID) -> Session? {
+        guard let session = bound[connection] else { return nil }
+        return world.sessions.session(session.token) ?? session
+    }
+
+    /// Starts a visitor conversation on `connection` and returns its room.
+    func visitor(_ connection: Int) async throws -> ConversationID {
+        guard case .welcome(_, let room, _, _) = await run(.hello(org: org.id, token: nil), from: connection) else {
+            throw PipelineError.internal
+        }
+        return room
+    }
+
+    /// Logs `user` in on `connection`.
+    func login(_ connection: Int, user: String = "joy", password: String = "joy-password") async -> ServerFrame {
+        await run(.login(org: org.id, user: user, password: Password(password)), from: connection)
+    }
+
+    func delivered(to connection: Int) -> [ServerFrame] {
+        world.rooms.frames(to: ConnectionID(UInt64(connection)))
+    }
+}
+
+extension ServerFrame {
+    var errorCode: ErrorCode? {
+        if case .error(_, let error) = self { return error.code }
+        return nil
+    }
+}

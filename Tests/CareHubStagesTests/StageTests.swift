@@ -1,0 +1,277 @@
+import CareHubCore
+import CareHubStages
+import CareHubTesting
+import Foundation
+import Testing
+
+@Suite("auth stage")
+struct AuthStageTests {
+    @Test func staffLogInWithTheRightPasswordOnly() async throws {
+        let hub = try StageHarness()
+        #expect(await hub.login(1, password: "wrong").errorCode == .authFailed)
+        #expect(await hub.login(1, user: "nobody").errorCode == .authFailed)
+        guard case .session(_, let user, let role, let idle) = await hub.login(1) else {
+            Issue.record("login refused")
+            return
+        }
+        #expect(user == "joy" && role == .staff && idle == 600)
+        #expect(await hub.login(1).errorCode == .alreadyAuthenticated)
+    }
+
+    @Test func disabledAccountsCannotLogIn() async throws {
+        let hub = try StageHarness(staff: [])
+        hub.world.users.add(StaffUser(org: hub.org.id, name: "gone", role: .staff, passwordHash: PlainCredentials.hash("pw-pw-pw-pw-pw"), disabled: true))
+        #expect(await hub.login(1, user: "gone", password: "pw-pw-pw-pw-pw").errorCode == .authFailed)
+    }
+
+    @Test func framesBeforeAuthenticationAreRefused() async throws {
+        let hub = try StageHarness()
+        #expect(await hub.run(.rooms, from: 1).errorCode == .unauthenticated)
+        #expect(await hub.run(.send(room: ConversationID("c_x"), text: "hi"), from: 1).errorCode == .unauthenticated)
+    }
+
+    @Test func visitorsReachOnlyTheirOwnRoomAndCanResumeWithTheirToken() async throws {
+        let hub = try StageHarness()
+        let mine = try await hub.visitor(1)
+        let theirs = try await hub.visitor(2)
+        #expect(mine != theirs)
+        #expect(await hub.run(.send(room: theirs, text: "peek"), from: 1).errorCode == .forbidden)
+        #expect(await hub.run(.subscribe(room: mine), from: 1).errorCode == .forbidden)
+        #expect(await hub.run(.rooms, from: 1).errorCode == .forbidden)
+
+        guard case .welcome(_, _, let token, _) = await hub.run(.hello(org: hub.org.id, token: nil), from: 3) else { return }
+        guard case .welcome(_, let resumed, _, _) = await hub.run(.hello(org: hub.org.id, token: token), from: 4) else {
+            Issue.record("resume refused")
+            return
+        }
+        #expect(resumed.rawValue.hasPrefix("c_"))
+        #expect(await hub.run(.hello(org: hub.org.id, token: "forged"), from: 5).errorCode == .authFailed)
+    }
+
+    @Test func visitorsOffRefusesAnonymousChats() async throws {
+        let hub = try StageHarness(StageHarness.wellnessConfig.replacingOccurrences(of: "stage auth", with: "stage auth visitors=off"))
+        #expect(await hub.run(.hello(org: hub.org.id, token: nil), from: 1).errorCode == .forbidden)
+    }
+
+    @Test func staffCannotReachAnotherOrganisationsRoom() async throws {
+        let clinic = try StageHarness()
+        let studio = try StageHarness(StageHarness.wellnessConfig)
+        let room = try await studio.visitor(1)
+        _ = await clinic.login(2)
+        // The clinic's stores do not know the studio's room.
+        #expect(await clinic.run(.subscribe(room: room), from: 2).errorCode == .notFound)
+    }
+}
+
+@Suite("idle stage")
+struct IdleStageTests {
+    @Test func anIdleStaffSessionExpiresAndMustLogInAgain() async throws {
+        let hub = try StageHarness()
+        _ = await hub.login(1)
+        let room = try await hub.visitor(2)
+        #expect(await hub.run(.subscribe(room: room), from: 1).errorCode == nil)
+        hub.world.clock.advance(by: 9 * 60)
+        #expect(await hub.run(.send(room: room, text: "still here"), from: 1).errorCode == nil)
+        hub.world.clock.advance(by: 10 * 60 + 1)
+        #expect(await hub.run(.send(room: room, text: "too late"), from: 1).errorCode == .sessionExpired)
+        #expect(hub.world.events.events.count == 1)
+        // The session is gone for good: the connection stays refused until a new login, and
+        // the expiry is reported once.
+        #expect(await hub.run(.rooms, from: 1).errorCode == .sessionExpired)
+        #expect(hub.world.events.events.count == 1)
+        #expect(!hub.world.sessions.sessions(of: hub.org.id).contains { $0.principal.isStaff })
+    }
+
+    @Test func readingRoomListsDoesNotKeepASessionAlive() async throws {
+        let hub = try StageHarness()
+        _ = await hub.login(1)
+        for _ in 0..<3 {
+            hub.world.clock.advance(by: 4 * 60)
+            _ = await hub.run(.rooms, from: 1)
+        }
+        #expect(await hub.run(.rooms, from: 1).errorCode == .sessionExpired)
+    }
+
+    @Test func theTickExpiresSessionsWithoutAnyTraffic() async throws {
+        let hub = try StageHarness()
+        _ = await hub.login(1)
+        await hub.pipeline.tick(at: hub.world.clock.now.addingTimeInterval(5 * 60))
+        #expect(hub.world.events.events.isEmpty)
+        await hub.pipeline.tick(at: hub.world.clock.now.addingTimeInterval(11 * 60))
+        guard case .sessionExpired(let session, let why)? = hub.world.events.events.first else {
+            Issue.record("no expiry event")
+            return
+        }
+        #expect(session.principal == .staff(user: "joy", role: .staff) && why == .idle)
+        #expect(hub.world.sessions.sessions(of: hub.org.id).isEmpty)
+    }
+
+    @Test func sessionsEndAtTheirLifetimeEvenWhenBusy() async throws {
+        let hub = try StageHarness()
+        _ = await hub.login(1)
+        let room = try await hub.visitor(2)
+        for minute in stride(from: 5, through: 60, by: 5) {
+            hub.world.clock.advance(by: 5 * 60)
+            let reply = await hub.run(.send(room: room, text: "minute \(minute)"), from: 1)
+            if minute < 60 { #expect(reply.errorCode == nil) } else { #expect(reply.errorCode == .sessionExpired) }
+        }
+    }
+}
+
+@Suite("encrypt and store stages")
+struct EncryptStoreTests {
+    @Test func textIsSealedBeforeStorageAndOpenedForReaders() async throws {
+        let hub = try StageHarness()
+        let room = try await hub.visitor(1)
+        guard case .ack(_, _, let seq, _) = await hub.run(.send(room: room, text: "my chest hurts"), from: 1, id: "m") else {
+            Issue.record("no ack")
+            return
+        }
+        let stored = try #require(hub.world.messages.all.first)
+        #expect(stored.seq == seq)
+        guard case .sealed(let sealed) = stored.body else {
+            Issue.record("stored in the clear: \(stored.body)")
+            return
+        }
+        #expect(!String(decoding: sealed.bytes, as: UTF8.self).contains("chest"))
+        #expect(hub.world.cipher.sealCount == 1)
+
+        _ = await hub.login(2)
+        guard case .subscribed(_, _, _, let history) = await hub.run(.subscribe(room: room), from: 2) else {
+            Issue.record("subscribe failed")
+            return
+        }
+        #expect(history.map(\.text) == ["my chest hurts"])
+    }
+
+    @Test func aSealedMessageMovedToAnotherRoomOrSequenceDoesNotOpen() async throws {
+        let hub = try StageHarness()
+        let room = try await hub.visitor(1)
+        _ = await hub.run(.send(room: room, text: "secret"), from: 1)
+        let original = try #require(hub.world.messages.all.first)
+        // Replay the sealed body under another sequence number, as a tampered database would.
+        try await hub.world.messages.append(StoredMessage(conversation: room, seq: 99, sender: original.sender, at: original.at, body: original.body))
+        _ = await hub.login(2)
+        guard case .subscribed(_, _, _, let history) = await hub.run(.subscribe(room: room), from: 2) else { return }
+        #expect(history.map(\.text) == ["secret", nil])
+    }
+
+    @Test func outsideHIPAAModeTextIsStoredAsIs() async throws {
+        let hub = try StageHarness(StageHarness.wellnessConfig)
+        let room = try await hub.visitor(1)
+        for text in ["one", "two", "three"] { _ = await hub.run(.send(room: room, text: text), from: 1) }
+        #expect(hub.world.messages.all.map(\.body) == [.plain("one"), .plain("two"), .plain("three")])
+        // history=2: a reader gets the latest two.
+        _ = await hub.login(2)
+        guard case .subscribed(_, _, _, let history) = await hub.run(.subscribe(room: room), from: 2) else { return }
+        #expect(history.map(\.text) == ["two", "three"])
+        #expect(history.map(\.seq) == [2, 3])
+    }
+
+    @Test func anEndedConversationTakesNoMoreMessages() async throws {
+        let hub = try StageHarness(StageHarness.wellnessConfig)
+        let room = try await hub.visitor(1)
+        _ = await hub.login(2)
+        #expect(await hub.run(.end(room: room), from: 2, id: "e") == .ended(id: "e", room: room))
+        #expect(await hub.run(.send(room: room, text: "hello?"), from: 1).errorCode == .conversationEnded)
+        #expect(try await hub.world.conversations.conversation(room)?.hasEnded == true)
+    }
+}
+
+@Suite("purge stage")
+struct PurgeStageTests {
+    @Test func endingAConversationDeletesItsTranscriptAndOnlyThat() async throws {
+        let hub = try StageHarness()
+        let ending = try await hub.visitor(1)
+        let other = try await hub.visitor(2)
+        _ = await hub.run(.send(room: ending, text: "a"), from: 1)
+        _ = await hub.run(.send(room: other, text: "b"), from: 2)
+        _ = await hub.login(3)
+        _ = await hub.run(.subscribe(room: ending), from: 3)
+        _ = await hub.run(.end(room: ending), from: 3)
+        #expect(hub.world.messages.all.map(\.conversation) == [other])
+        // Everyone in the room heard about the end before the transcript went.
+        #expect(hub.delivered(to: 1).contains(.ended(id: nil, room: ending)))
+    }
+
+    @Test func withoutThePurgeStageTheTranscriptStays() async throws {
+        let hub = try StageHarness(StageHarness.wellnessConfig)
+        let room = try await hub.visitor(1)
+        _ = await hub.run(.send(room: room, text: "kept"), from: 1)
+        _ = await hub.login(2)
+        _ = await hub.run(.end(room: room), from: 2)
+        #expect(hub.world.messages.all.count == 1)
+    }
+}
+
+@Suite("fanout stage")
+struct FanoutStageTests {
+    @Test func messagesReachOnlyTheRoomsAuthorisedSubscribers() async throws {
+        let hub = try StageHarness(staff: [("joy", .staff, "joy-password"), ("max", .staff, "max-password")])
+        let room = try await hub.visitor(1)
+        let otherRoom = try await hub.visitor(2)
+        _ = await hub.login(3)
+        _ = await hub.login(4, user: "max", password: "max-password")
+        _ = await hub.run(.subscribe(room: room), from: 3)
+        _ = await hub.run(.subscribe(room: otherRoom), from: 4)
+
+        _ = await hub.run(.send(room: room, text: "hello nurse"), from: 1)
+        let toJoy = hub.delivered(to: 3).filter { if case .message = $0 { true } else { false } }
+        #expect(toJoy.count == 1)
+        if case .message(_, _, let from, let text, _)? = toJoy.first { #expect(from == "visitor" && text == "hello nurse") }
+        #expect(!hub.delivered(to: 4).contains { if case .message = $0 { true } else { false } })
+        #expect(!hub.delivered(to: 2).contains { if case .message = $0 { true } else { false } })
+        // The sender gets an ack, not an echo.
+        #expect(!hub.delivered(to: 1).contains { if case .message = $0 { true } else { false } })
+
+        _ = await hub.run(.send(room: room, text: "hello patient"), from: 3)
+        #expect(hub.delivered(to: 1).contains { if case .message(_, _, "joy", "hello patient", _) = $0 { true } else { false } })
+    }
+
+    @Test func aSubscriberWhoseSessionEndedGetsNothing() async throws {
+        let hub = try StageHarness()
+        let room = try await hub.visitor(1)
+        _ = await hub.login(2)
+        _ = await hub.run(.subscribe(room: room), from: 2)
+        await hub.pipeline.tick(at: hub.world.clock.now.addingTimeInterval(11 * 60))
+        _ = await hub.run(.send(room: room, text: "anyone?"), from: 1)
+        #expect(!hub.delivered(to: 2).contains { if case .message = $0 { true } else { false } })
+    }
+
+    @Test func staffAreToldOfNewRooms() async throws {
+        let hub = try StageHarness()
+        _ = await hub.login(2)
+        let room = try await hub.visitor(1)
+        #expect(hub.delivered(to: 2).contains { if case .roomOpened(room, _) = $0 { true } else { false } })
+    }
+
+    @Test func hipaaNotificationsCarryNoMessageText() async throws {
+        let hub = try StageHarness()
+        let room = try await hub.visitor(1)
+        _ = await hub.run(.send(room: room, text: "CANARY rash on my arm"), from: 1)
+        _ = await hub.run(.send(room: room, text: "CANARY still there"), from: 1)
+        let texts = hub.world.notifier.notifications.map(\.text)
+        #expect(texts.count == 2)
+        #expect(texts.allSatisfy { !$0.contains("CANARY") && !$0.contains("rash") })
+        #expect(texts.last?.contains("2 unread messages") == true)
+        #expect(texts.last?.contains("/staff.html#room=\(room.rawValue)") == true)
+    }
+
+    @Test func noNotificationWhileStaffAreWatching() async throws {
+        let hub = try StageHarness()
+        let room = try await hub.visitor(1)
+        _ = await hub.login(2)
+        _ = await hub.run(.subscribe(room: room), from: 2)
+        _ = await hub.run(.send(room: room, text: "seen live"), from: 1)
+        #expect(hub.world.notifier.notifications.isEmpty)
+    }
+
+    @Test func previewsOutsideHIPAAAreCutToTheConfiguredLength() async throws {
+        let hub = try StageHarness(StageHarness.wellnessConfig)
+        let room = try await hub.visitor(1)
+        _ = await hub.run(.send(room: room, text: "Can I move my yoga class to Friday?"), from: 1)
+        let text = try #require(hub.world.notifier.notifications.first?.text)
+        #expect(text.contains("\"Can I move…\""))
+        #expect(!text.contains("yoga"))
+    }
+}
