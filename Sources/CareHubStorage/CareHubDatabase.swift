@@ -26,6 +26,10 @@ public final class CareHubDatabase: Sendable {
             throw StorageError.unusableDirectory(directory, reason: "it is not a directory")
         }
         path = (directory as NSString).appendingPathComponent(Self.fileName)
+        // Owner-only from the first byte; SQLite gives the -wal and -shm files the same mode.
+        if !manager.fileExists(atPath: path), !manager.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) {
+            throw StorageError.unusableDirectory(directory, reason: "cannot create \(Self.fileName)")
+        }
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             // Commit means on disk: an acknowledged message survives power loss.

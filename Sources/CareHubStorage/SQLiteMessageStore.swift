@@ -156,10 +156,18 @@ public final class SQLiteMessageStore: MessageStore {
         }
     }
 
+    /// Deletes a conversation's messages and scrubs them from the files: `secure_delete`
+    /// zeroes the freed cells, and a truncating checkpoint drops the WAL frames that still held
+    /// the old pages.
     public func purge(_ conversation: ConversationID) async throws -> Int {
-        try await database.pool.write { db in
+        let deleted = try await database.pool.write { db in
             try db.execute(sql: "DELETE FROM messages WHERE conversation = ?", arguments: [conversation.rawValue])
             return db.changesCount
         }
+        try await database.pool.writeWithoutTransaction { db in
+            // Readers may hold old frames for a moment; a later checkpoint finishes the job.
+            _ = try? db.checkpoint(.truncate)
+        }
+        return deleted
     }
 }

@@ -1,0 +1,169 @@
+import CareHubCore
+import CareHubStorage
+import Foundation
+import Testing
+
+/// A fresh data directory under the system's temporary directory, removed afterwards.
+final class DataDirectory {
+    let path: String
+    init() throws {
+        path = NSTemporaryDirectory() + "carehub-storage-\(UUID().uuidString)"
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    /// Every byte of the database's files (main, WAL, shared memory).
+    func allBytes() throws -> Data {
+        var bytes = Data()
+        for name in try FileManager.default.contentsOfDirectory(atPath: path) where name.hasPrefix(CareHubDatabase.fileName) {
+            bytes.append(try Data(contentsOf: URL(fileURLWithPath: path + "/" + name)))
+        }
+        return bytes
+    }
+}
+
+@Suite("SQLite storage")
+struct StorageTests {
+    let org = OrgID("clinic")
+    let at = Date(timeIntervalSince1970: 1_800_000_000)
+
+    @Test func opensInWALModeWithVersionedMigrationsAndOwnerOnlyFiles() throws {
+        let directory = try DataDirectory()
+        let database = try CareHubDatabase(directory: directory.path)
+        #expect(try database.journalMode() == "wal")
+        #expect(try database.appliedMigrations() == ["v1-conversations-messages-users-outbox"])
+        let mode = try FileManager.default.attributesOfItem(atPath: database.path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let directoryMode = try FileManager.default.attributesOfItem(atPath: directory.path)[.posixPermissions] as? Int
+        #expect(directoryMode == 0o700)
+        try database.close()
+        // Reopening applies nothing twice.
+        #expect(try CareHubDatabase(directory: directory.path).appliedMigrations().count == 1)
+    }
+
+    @Test func aFileWhereTheDataDirectoryShouldBeIsAClearError() throws {
+        let directory = try DataDirectory()
+        #expect(FileManager.default.createFile(atPath: directory.path, contents: Data("x".utf8)))
+        #expect {
+            _ = try CareHubDatabase(directory: directory.path)
+        } throws: { error in
+            "\(error)".contains(directory.path) && "\(error)".contains("not a directory")
+        }
+    }
+
+    @Test func messagesSurviveAReopenInOrderWithSequences() async throws {
+        let directory = try DataDirectory()
+        let room: ConversationID
+        do {
+            let database = try CareHubDatabase(directory: directory.path)
+            let conversations = SQLiteConversationStore(database: database)
+            let messages = SQLiteMessageStore(database: database)
+            room = try await conversations.create(org: org, tokenDigest: [1, 2, 3], at: at).id
+            for text in ["first", "second", "third"] {
+                let seq = try await messages.reserveSequence(in: room)
+                try await messages.append(StoredMessage(conversation: room, seq: seq, sender: "visitor", at: at, body: .plain(text)))
+            }
+            let sealed = SealedText(keyID: "v1", bytes: [9, 8, 7])
+            try await messages.append(StoredMessage(conversation: room, seq: try await messages.reserveSequence(in: room), sender: "joy", at: at, body: .sealed(sealed)))
+            try database.close()
+        }
+        let database = try CareHubDatabase(directory: directory.path)
+        let messages = SQLiteMessageStore(database: database)
+        let history = try await messages.history(of: room, limit: 10)
+        #expect(history.map(\.seq) == [1, 2, 3, 4])
+        #expect(history.map(\.body) == [.plain("first"), .plain("second"), .plain("third"), .sealed(SealedText(keyID: "v1", bytes: [9, 8, 7]))])
+        #expect(try await messages.history(of: room, limit: 2).map(\.seq) == [3, 4])
+        // Sequences continue after a restart instead of starting over.
+        #expect(try await messages.reserveSequence(in: room) == 5)
+    }
+
+    @Test func concurrentAppendsAreAllCommittedInFewerTransactions() async throws {
+        let directory = try DataDirectory()
+        let database = try CareHubDatabase(directory: directory.path)
+        let conversations = SQLiteConversationStore(database: database)
+        let messages = SQLiteMessageStore(database: database)
+        let room = try await conversations.create(org: org, tokenDigest: [4], at: at).id
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<200 {
+                group.addTask {
+                    let seq = try await messages.reserveSequence(in: room)
+                    try await messages.append(StoredMessage(conversation: room, seq: seq, sender: "v", at: at, body: .plain("m\(seq)")))
+                }
+            }
+            try await group.waitForAll()
+        }
+        let history = try await messages.history(of: room, limit: 500)
+        #expect(history.map(\.seq) == Array(1...200))
+        #expect(messages.statistics.messages == 200)
+        #expect(messages.statistics.commits <= 200)
+    }
+
+    @Test func aDuplicateSequenceFailsAloneWithoutSinkingItsBatch() async throws {
+        let directory = try DataDirectory()
+        let database = try CareHubDatabase(directory: directory.path)
+        let messages = SQLiteMessageStore(database: database)
+        let room = try await SQLiteConversationStore(database: database).create(org: org, tokenDigest: [5], at: at).id
+        try await messages.append(StoredMessage(conversation: room, seq: 1, sender: "v", at: at, body: .plain("one")))
+        await #expect(throws: (any Error).self) {
+            try await messages.append(StoredMessage(conversation: room, seq: 1, sender: "v", at: at, body: .plain("again")))
+        }
+        try await messages.append(StoredMessage(conversation: room, seq: 2, sender: "v", at: at, body: .plain("two")))
+        #expect(try await messages.history(of: room, limit: 10).map(\.body) == [.plain("one"), .plain("two")])
+    }
+
+    @Test func purgeRemovesTheTextFromEveryFile() async throws {
+        let directory = try DataDirectory()
+        let database = try CareHubDatabase(directory: directory.path)
+        let conversations = SQLiteConversationStore(database: database)
+        let messages = SQLiteMessageStore(database: database)
+        let purged = try await conversations.create(org: org, tokenDigest: [6], at: at).id
+        let kept = try await conversations.create(org: org, tokenDigest: [7], at: at).id
+        for index in 1...20 {
+            try await messages.append(StoredMessage(conversation: purged, seq: UInt64(index), sender: "v", at: at, body: .plain("PURGE-CANARY-\(index)")))
+        }
+        try await messages.append(StoredMessage(conversation: kept, seq: 1, sender: "v", at: at, body: .plain("KEPT-TEXT")))
+        #expect(try directory.allBytes().range(of: Data("PURGE-CANARY".utf8)) != nil)
+
+        #expect(try await messages.purge(purged) == 20)
+        #expect(try await messages.history(of: purged, limit: 50).isEmpty)
+        #expect(try await messages.history(of: kept, limit: 50).count == 1)
+        #expect(try directory.allBytes().range(of: Data("PURGE-CANARY".utf8)) == nil)
+        #expect(try directory.allBytes().range(of: Data("KEPT-TEXT".utf8)) != nil)
+    }
+
+    @Test func conversationsAreFoundByTokenDigestAndEndOnce() async throws {
+        let directory = try DataDirectory()
+        let database = try CareHubDatabase(directory: directory.path)
+        let conversations = SQLiteConversationStore(database: database)
+        let created = try await conversations.create(org: org, tokenDigest: [1, 1], at: at)
+        #expect(created.id.rawValue.hasPrefix("c_"))
+        #expect(try await conversations.find(org: org, tokenDigest: [1, 1])?.id == created.id)
+        #expect(try await conversations.find(org: OrgID("other"), tokenDigest: [1, 1]) == nil)
+        try await conversations.markEnded(created.id, at: at.addingTimeInterval(60))
+        try await conversations.markEnded(created.id, at: at.addingTimeInterval(120))
+        #expect(try await conversations.conversation(created.id)?.endedAt == at.addingTimeInterval(60))
+        #expect(try await conversations.list(org: org, limit: 10).map(\.id) == [created.id])
+    }
+
+    @Test func usersAreUniquePerOrganisation() async throws {
+        let directory = try DataDirectory()
+        let database = try CareHubDatabase(directory: directory.path)
+        let users = SQLiteUserDirectory(database: database)
+        try users.add(StaffUser(org: org, name: "joy", role: .staff, passwordHash: "h1"))
+        try users.add(StaffUser(org: OrgID("studio"), name: "joy", role: .admin, passwordHash: "h2"))
+        #expect(throws: StorageError.userExists(org: "clinic", user: "joy")) {
+            try users.add(StaffUser(org: org, name: "joy", role: .admin, passwordHash: "h3"))
+        }
+        #expect(try await users.user(org: org, name: "joy")?.passwordHash == "h1")
+        #expect(try await users.user(org: OrgID("studio"), name: "joy")?.role == .admin)
+        #expect(try users.list(org: org).map(\.name) == ["joy"])
+    }
+
+    @Test func notificationsAreQueuedDurably() async throws {
+        let directory = try DataDirectory()
+        let database = try CareHubDatabase(directory: directory.path)
+        let outbox = SQLiteOutbox(database: database)
+        let note = StaffNotification(org: org, conversation: ConversationID("c_1"), text: "1 unread message", at: at)
+        try await outbox.enqueue(note)
+        #expect(try outbox.pending() == [note])
+    }
+}
