@@ -1,0 +1,188 @@
+@testable import CareHubTransport
+import Foundation
+import Synchronization
+import Testing
+
+/// A server whose events are recorded, and which can be told to answer them.
+final class Harness: Sendable {
+    let events = Mutex<[(ConnectionHandle, WebSocketEvent)]>([])
+    let server: Mutex<WebSocketServer?> = Mutex(nil)
+    let echo: Bool
+
+    init(echo: Bool = true, configure: (inout WebSocketServer.Configuration) -> Void = { _ in }) {
+        self.echo = echo
+        var configuration = WebSocketServer.Configuration(host: "127.0.0.1", port: 0, maxMessageBytes: 1024)
+        configure(&configuration)
+        let server = WebSocketServer(configuration: configuration) { [weak self] handle, event in
+            self?.record(handle, event)
+        }
+        self.server.withLock { $0 = server }
+    }
+
+    var transport: WebSocketServer { server.withLock { $0! } }
+
+    private func record(_ handle: ConnectionHandle, _ event: WebSocketEvent) {
+        events.withLock { $0.append((handle, event)) }
+        if echo, case .text(let bytes) = event {
+            transport.send("echo:" + String(decoding: bytes, as: UTF8.self), to: handle)
+        }
+    }
+
+    /// Waits (up to a hang guard, never as a timing assertion) until `predicate` holds.
+    func wait(until predicate: ([(ConnectionHandle, WebSocketEvent)]) -> Bool) -> Bool {
+        for _ in 0..<2000 {
+            if events.withLock({ predicate($0) }) { return true }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        return false
+    }
+
+    func eventKinds() -> [WebSocketEvent] { events.withLock { $0.map(\.1) } }
+}
+
+@Suite("libwebsockets transport", .serialized)
+struct WebSocketServerTests {
+    @Test func echoesTextAndReportsOpenMessageClose() throws {
+        let harness = Harness()
+        let port = try harness.transport.start()
+        defer { harness.transport.shutdown(drainTimeout: .seconds(1)) }
+        #expect(port > 0)
+        do {
+            let client = try RawWebSocketClient(port: port)
+            #expect(try client.upgrade().hasPrefix("HTTP/1.1 101"))
+            try client.send(text: "hello ✓")
+            #expect(try client.receive() == .text("echo:hello ✓"))
+            #expect(harness.transport.connectionCount == 1)
+        }
+        #expect(harness.wait { $0.contains { $0.1 == .closed } })
+        let kinds = harness.eventKinds()
+        #expect(kinds.count == 3)
+        if case .opened(let peer) = kinds.first { #expect(peer == "127.0.0.1") } else { Issue.record("first event \(kinds)") }
+        #expect(Array(kinds.dropFirst()) == [.text(Array("hello ✓".utf8)), .closed])
+        #expect(harness.transport.connectionCount == 0)
+    }
+
+    @Test func fragmentsAreJoinedIntoOneMessage() throws {
+        let harness = Harness()
+        let port = try harness.transport.start()
+        defer { harness.transport.shutdown(drainTimeout: .seconds(1)) }
+        let client = try RawWebSocketClient(port: port)
+        try client.upgrade()
+        try client.send(fragments: ["{\"type\":", "\"rooms\"", "}"])
+        #expect(try client.receive() == .text("echo:{\"type\":\"rooms\"}"))
+    }
+
+    @Test func oversizedAndBinaryMessagesAreReportedAndTheConnectionLives() throws {
+        let harness = Harness()
+        let port = try harness.transport.start()
+        defer { harness.transport.shutdown(drainTimeout: .seconds(1)) }
+        let client = try RawWebSocketClient(port: port)
+        try client.upgrade()
+        try client.send(text: String(repeating: "x", count: 5000))
+        try client.send(binary: [0, 1, 2])
+        try client.send(fragments: [String(repeating: "y", count: 800), String(repeating: "z", count: 800)])
+        try client.send(text: "still here")
+        #expect(try client.receive() == .text("echo:still here"))
+        let kinds = harness.eventKinds()
+        #expect(kinds.contains(.oversized(byteCount: 5000)))
+        #expect(kinds.contains(.oversized(byteCount: 1600)))
+        #expect(kinds.contains(.binary))
+    }
+
+    @Test func manyMessagesArriveInOrder() throws {
+        let harness = Harness(echo: false)
+        let port = try harness.transport.start()
+        defer { harness.transport.shutdown(drainTimeout: .seconds(1)) }
+        let client = try RawWebSocketClient(port: port)
+        try client.upgrade()
+        #expect(harness.wait { $0.count == 1 })
+        let handle = harness.events.withLock { $0[0].0 }
+        for index in 0..<2000 { harness.transport.send("m\(index)", to: handle) }
+        for index in 0..<2000 {
+            guard try client.receive() == .text("m\(index)") else {
+                Issue.record("message \(index) out of order")
+                return
+            }
+        }
+    }
+
+    @Test func onlyTheConfiguredPathUpgrades() throws {
+        let harness = Harness()
+        let port = try harness.transport.start()
+        defer { harness.transport.shutdown(drainTimeout: .seconds(1)) }
+        let client = try RawWebSocketClient(port: port)
+        // Refused: either an HTTP error status or the connection is dropped, never a 101.
+        let head = try? client.upgrade(path: "/elsewhere")
+        #expect(head?.hasPrefix("HTTP/1.1 101") != true)
+        #expect(harness.eventKinds().isEmpty)
+        #expect(try RawWebSocketClient(port: port).upgrade(path: "/ws").hasPrefix("HTTP/1.1 101"))
+    }
+
+    @Test func servesStaticFilesWithSecurityHeaders() throws {
+        let root = NSTemporaryDirectory() + "carehub-web-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try "<h1>front page</h1>".write(toFile: root + "/index.html", atomically: true, encoding: .utf8)
+        try "body{}".write(toFile: root + "/site.css", atomically: true, encoding: .utf8)
+        let harness = Harness { $0.staticRoot = root }
+        let port = try harness.transport.start()
+        defer { harness.transport.shutdown(drainTimeout: .seconds(1)) }
+
+        let index = try RawWebSocketClient(port: port).get("/")
+        #expect(index.head.hasPrefix("HTTP/1.1 200"))
+        #expect(index.body == "<h1>front page</h1>")
+        #expect(index.head.lowercased().contains("content-security-policy:"))
+        let css = try RawWebSocketClient(port: port).get("/site.css")
+        #expect(css.head.lowercased().contains("content-type: text/css"))
+        let missing = try RawWebSocketClient(port: port).get("/nothing.html")
+        #expect(missing.head.hasPrefix("HTTP/1.1 404"))
+        // The WebSocket path still upgrades next to the files.
+        #expect(try RawWebSocketClient(port: port).upgrade().hasPrefix("HTTP/1.1 101"))
+    }
+
+    @Test func shutdownFlushesQueuedMessagesThenClosesWithGoingAway() throws {
+        let harness = Harness(echo: false)
+        let port = try harness.transport.start()
+        let client = try RawWebSocketClient(port: port)
+        try client.upgrade()
+        #expect(harness.wait { $0.count == 1 })
+        let handle = harness.events.withLock { $0[0].0 }
+        for index in 0..<100 { harness.transport.send("last words \(index)", to: handle) }
+        harness.transport.shutdown(drainTimeout: .seconds(5))
+        for index in 0..<100 { #expect(try client.receive() == .text("last words \(index)")) }
+        #expect(try client.receive() == .close(code: 1001))
+        #expect(harness.eventKinds().last == .closed)
+        #expect(throws: (any Error).self) { try RawWebSocketClient(port: port).upgrade() }
+    }
+
+    @Test func closeEndsOneConnectionAfterItsQueuedMessages() throws {
+        let harness = Harness(echo: false)
+        let port = try harness.transport.start()
+        defer { harness.transport.shutdown(drainTimeout: .seconds(1)) }
+        let first = try RawWebSocketClient(port: port)
+        try first.upgrade()
+        let second = try RawWebSocketClient(port: port)
+        try second.upgrade()
+        #expect(harness.wait { $0.count == 2 })
+        let handles = harness.events.withLock { $0.map(\.0) }
+        harness.transport.send("bye", to: handles[0])
+        harness.transport.close(handles[0], code: 4000)
+        #expect(try first.receive() == .text("bye"))
+        #expect(try first.receive() == .close(code: 4000))
+        harness.transport.send("you stay", to: handles[1])
+        #expect(try second.receive() == .text("you stay"))
+    }
+
+    @Test func badConfigurationAndBusyPortsAreClearErrors() throws {
+        let missing = Harness { $0.staticRoot = "/no/such/dir" }
+        #expect(throws: TransportError.invalidConfiguration("static directory /no/such/dir does not exist")) { try missing.transport.start() }
+        let halfTLS = Harness { $0.tlsCertificatePath = "/etc/hostname" }
+        #expect(throws: TransportError.invalidConfiguration("TLS needs both a certificate and a private key")) { try halfTLS.transport.start() }
+
+        let first = Harness()
+        let port = try first.transport.start()
+        defer { first.transport.shutdown(drainTimeout: .seconds(1)) }
+        let second = Harness { $0.port = port }
+        #expect(throws: TransportError.self) { try second.transport.start() }
+    }
+}
