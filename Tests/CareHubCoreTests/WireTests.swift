@@ -34,6 +34,7 @@ struct WireTests {
         #expect(failure(#"{"type":7}"#)?.code == .invalidField)
         #expect(failure(#"{"type":"send","room":"c_1"}"#)?.code == .invalidField)
         #expect(failure(#"{"type":"send","room":"c_1","text":""}"#)?.code == .invalidField)
+        #expect(failure(#"{"type":"send","room":"c_1","text":" \n\t "}"#)?.code == .invalidField)
         #expect(failure(#"{"type":"hello","org":"Not An Org"}"#)?.code == .invalidField)
         #expect(failure(#"{"type":"rooms","id":5}"#)?.code == .invalidField)
         let long = String(repeating: "a", count: Envelope.maxTextBytes + 1)
