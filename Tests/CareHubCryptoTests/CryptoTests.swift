@@ -140,3 +140,39 @@ struct PasswordTests {
         #expect(!constantTimeEquals([1, 2], [1, 2, 3]))
     }
 }
+
+@Suite("TOTP (RFC 6238)")
+struct TOTPTests {
+    let secret = Array("12345678901234567890".utf8)
+
+    @Test func appendixBVectorsSHA1() {
+        let totp = TOTP(digits: 8)
+        let vectors: [(UInt64, String)] = [
+            (59, "94287082"), (1_111_111_109, "07081804"), (1_111_111_111, "14050471"),
+            (1_234_567_890, "89005924"), (2_000_000_000, "69279037"), (20_000_000_000, "65353130"),
+        ]
+        for (time, code) in vectors {
+            #expect(totp.code(secret: secret, counter: totp.counter(at: time)) == code)
+        }
+    }
+
+    @Test func sixDigitCodesMatchWithinOneStepOnly() {
+        let totp = TOTP()
+        let time: UInt64 = 1_234_567_890
+        let counter = totp.counter(at: time)
+        let code = totp.code(secret: secret, counter: counter)
+        #expect(code == "005924")
+        #expect(totp.match(code, secret: secret, at: time) == counter)
+        #expect(totp.match(code, secret: secret, at: time + 30) == counter)
+        #expect(totp.match(code, secret: secret, at: time - 30) == counter)
+        #expect(totp.match(code, secret: secret, at: time + 90) == nil)
+        #expect(totp.match("00592", secret: secret, at: time) == nil)
+        #expect(totp.match("00592x", secret: secret, at: time) == nil)
+        #expect(totp.match(code, secret: Array("another secret 12345".utf8), at: time) == nil)
+    }
+
+    @Test func provisioningURIForAuthenticatorApps() {
+        let uri = TOTP().provisioningURI(secret: secret, issuer: "Riverside Clinic", account: "nurse.joy")
+        #expect(uri == "otpauth://totp/Riverside%20Clinic:nurse.joy?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Riverside%20Clinic&algorithm=SHA1&digits=6&period=30")
+    }
+}
