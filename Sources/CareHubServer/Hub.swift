@@ -30,6 +30,8 @@ public final class Hub: Sendable {
     private let state: Mutex<State>
     private let transport = TransportSlot()
     private let ticker = Mutex<Task<Void, Never>?>(nil)
+    private let events = HubEvents()
+    private let audit: SQLiteAuditLog
 
     /// Opens the database and master key and loads pipeline.conf. Throws ``ConfigError``,
     /// ``HubError`` or a storage error, each with a readable description.
@@ -43,7 +45,7 @@ public final class Hub: Sendable {
         registry = ConnectionRegistry(sessions: sessions) { handle, json in
             transport.server?.send(json, to: handle)
         }
-        let events = HubEvents()
+        audit = SQLiteAuditLog(database: database)
         environment = StageEnvironment(
             clock: SystemClock(),
             conversations: SQLiteConversationStore(database: database),
@@ -54,7 +56,8 @@ public final class Hub: Sendable {
             sessions: sessions,
             rooms: registry,
             notifier: SQLiteOutbox(database: database),
-            events: events)
+            events: events,
+            audit: audit)
         state = Mutex(State(config: config, pipelines: [:]))
         state.withLock { $0.pipelines = Self.pipelines(for: config, environment: environment) }
         events.handler.withLock { [registry, sessions, logger] handler in
@@ -102,10 +105,14 @@ public final class Hub: Sendable {
         do {
             let config = try ConfigLoader.load(path: options.configPath)
             let pipelines = Self.pipelines(for: config, environment: environment)
-            state.withLock { state in
-                state.config = config
-                state.pipelines = pipelines
+            let previous = state.withLock { state -> HubConfig in
+                defer {
+                    state.config = config
+                    state.pipelines = pipelines
+                }
+                return state.config
             }
+            endSessionsOfOrgsEnteringHIPAAMode(from: previous, to: config)
             logger.info("configuration reloaded", metadata: ["config.orgs": "\(config.orgs.count)"])
             return .success(config)
         } catch let error as ConfigError {
@@ -116,6 +123,24 @@ public final class Hub: Sendable {
             let issue = ConfigIssue(file: options.configPath, line: 0, message: "\(error)")
             logger.error("\(issue)")
             return .failure(ConfigError([issue]))
+        }
+    }
+
+    /// An organisation switched into HIPAA mode starts over under its rules: every live session of
+    /// it (staff and visitors) ends now, and staff log in again with its second factor.
+    private func endSessionsOfOrgsEnteringHIPAAMode(from previous: HubConfig, to config: HubConfig) {
+        let now = Date()
+        for org in config.orgs where org.settings.hipaa && previous.org(org.settings.id)?.settings.hipaa == false {
+            let live = sessions.sessions(of: org.settings.id)
+            for session in live where sessions.remove(session.token) != nil {
+                events.emit(.sessionExpired(session, .hipaaMode))
+            }
+            let audit = self.audit
+            let event = AuditEvent(
+                at: now, org: org.settings.id, actor: "system", address: "local", action: "hipaa.enabled",
+                detail: "sessions_ended=\(live.count)")
+            Task { try? await audit.record(event) }
+            logger.notice("organisation entered HIPAA mode; its sessions were ended", metadata: ["org.id": "\(org.settings.id)", "sessions": "\(live.count)"])
         }
     }
 
@@ -210,7 +235,7 @@ public final class Hub: Sendable {
             }
             let org: OrgID
             switch envelope.frame {
-            case .hello(let frameOrg, _), .login(let frameOrg, _, _):
+            case .hello(let frameOrg, _), .login(let frameOrg, _, _, _):
                 org = session?.org ?? frameOrg
             default:
                 guard let session else { throw PipelineError.unauthenticated }

@@ -1,25 +1,63 @@
 import CareHubCore
 import Foundation
 
-/// Authenticates and authorises every request.
+/// Who may speak, and for whom.
 ///
 /// - `hello` starts a visitor conversation (with a fresh reconnect token, stored only as a digest)
-///   or resumes one from its token;
-/// - `login` checks a staff password against its stored hash and opens a session;
-/// - every other frame needs a session, and is allowed only if the sender's role and room allow it.
-///
-/// Every refused credential gets the same ``PipelineError/authFailed``.
+///   or resumes one with its token, unless it has ended or sat idle past `visitor_idle`.
+/// - `login` checks a staff password (scrypt, through ``Credentials``) and, where the organisation
+///   requires it or the account has one, a TOTP code or a recovery code. An account without a
+///   second factor where one is required gets `enroll` and can do nothing else until it sends a
+///   valid code. Failures back off exponentially and lock the account after `lockout` of them.
+///   Every way of failing looks the same on the wire (`auth_failed`); the audit log says why.
+/// - Every other frame needs a session, and a frame naming a room is checked against it: a visitor
+///   reaches only its own room, staff only rooms of their organisation.
 public struct AuthStage: Stage {
+    /// When a second factor is needed at login.
+    public enum TwoFactor: String, Sendable {
+        /// Every staff account; those without one enrol at their next login.
+        case required
+        /// Accounts that have enrolled use it; others log in with the password alone.
+        case optional
+        /// Never asked for.
+        case off
+    }
+
     /// Parameters of `stage auth`.
     public struct Configuration: StageConfiguration {
         /// `visitors=on|off`: whether anonymous visitors may start conversations (default on).
         public var visitors: Bool
+        /// `twofactor=required|optional|off` (default required in HIPAA mode, else optional).
+        public var twoFactor: TwoFactor
+        /// `lockout=N`: failed logins in a row that lock an account (default 5).
+        public var lockoutAttempts: Int
+        /// `lockout_time=D`: how long a locked account stays locked unless an admin unlocks it (default 15m).
+        public var lockoutTime: Duration
+        /// `allow=CIDR,…`: addresses staff may log in from (default: anywhere).
+        public var allow: [CIDRBlock]
+        /// `visitor_idle=D`: a visitor's reconnect token stops working after this long without a message (default 30m).
+        public var visitorIdle: Duration
 
         public init(parameters: inout StageParameters, org: OrgSettings) throws {
             visitors = try parameters.flag("visitors", default: true)
+            let twoFactor = try parameters.choice("twofactor", ["required", "optional", "off"], default: org.hipaa ? "required" : "optional")
+            if org.hipaa && twoFactor != "required" {
+                throw parameters.error("HIPAA organisation '\(org.id)' needs twofactor=required, found twofactor=\(twoFactor)")
+            }
+            self.twoFactor = TwoFactor(rawValue: twoFactor)!
+            lockoutAttempts = try parameters.integer("lockout", in: 3...20, default: 5)
+            lockoutTime = try parameters.duration("lockout_time", default: .seconds(15 * 60))
+            allow = try parameters.cidrList("allow")
+            visitorIdle = try parameters.duration("visitor_idle", default: .seconds(30 * 60))
         }
 
-        public var summary: [String] { ["visitors=\(visitors ? "on" : "off")"] }
+        public var summary: [String] {
+            var parts = ["visitors=\(visitors ? "on" : "off")", "twofactor=\(twoFactor.rawValue)",
+                         "lockout=\(lockoutAttempts)", "lockout_time=\(ConfigValue.format(lockoutTime))",
+                         "visitor_idle=\(ConfigValue.format(visitorIdle))"]
+            if !allow.isEmpty { parts.append("allow=\(allow.map(\.description).joined(separator: ","))") }
+            return parts
+        }
     }
 
     public static let name = "auth"
@@ -39,12 +77,14 @@ public struct AuthStage: Stage {
         switch request.frame {
         case .hello(_, let token):
             return try await hello(request, token: token, next: next)
-        case .login(_, let user, let password):
-            return try await login(request, user: user, password: password, next: next)
+        case .login(_, let user, let password, let code):
+            return try await login(request, user: user, password: password, code: code, next: next)
         case .rooms, .subscribe, .unsubscribe, .send, .end, .logout:
             return try await authorise(request, next: next)
         }
     }
+
+    // MARK: Visitors
 
     private func hello(_ request: Request, token: String?, next: Next) async throws -> Outcome {
         guard request.session == nil else {
@@ -57,6 +97,10 @@ public struct AuthStage: Stage {
             guard let found = try await environment.conversations.find(org: org.id, tokenDigest: environment.credentials.digest(token)),
                   !found.hasEnded
             else { throw PipelineError.authFailed }
+            let lastMessage = try await environment.messages.history(of: found.id, limit: 1).last?.at
+            guard now.timeIntervalSince(max(found.startedAt, lastMessage ?? found.startedAt)) < configuration.visitorIdle.seconds else {
+                throw PipelineError.authFailed
+            }
             conversation = found
             reconnectToken = token
         } else {
@@ -81,25 +125,139 @@ public struct AuthStage: Stage {
         return outcome
     }
 
-    private func login(_ request: Request, user: String, password: Password, next: Next) async throws -> Outcome {
+    // MARK: Staff
+
+    private func login(_ request: Request, user: String, password: Password, code: String?, next: Next) async throws -> Outcome {
         guard request.session == nil else {
             throw PipelineError(.alreadyAuthenticated, "this connection already has a session")
         }
-        let account = try await environment.users.user(org: org.id, name: user)
+        let now = environment.clock.now
+        let users = environment.users
+        let account = try await users.user(org: org.id, name: user)
         // Verify even when the account is missing, so timing does not tell which part was wrong.
         let passwordMatches = environment.credentials.verify(password, against: account?.passwordHash)
-        guard let account, passwordMatches, !account.disabled else { throw PipelineError.authFailed }
 
+        guard addressAllowed(request.peer) else {
+            try await audit(request, "login.failure", actor: user, detail: "reason=address")
+            throw PipelineError.authFailed
+        }
+        guard let account else {
+            try await audit(request, "login.failure", actor: user, detail: "reason=unknown_user")
+            throw PipelineError.authFailed
+        }
+        guard !account.disabled else {
+            try await audit(request, "login.failure", actor: user, detail: "reason=disabled")
+            throw PipelineError.authFailed
+        }
+        if account.throttle.isLocked(at: now) {
+            try await audit(request, "login.failure", actor: user, detail: "reason=locked")
+            throw PipelineError.authFailed
+        }
+        if let allowed = account.throttle.nextAttemptAllowed(), allowed > now {
+            try await audit(request, "login.failure", actor: user, detail: "reason=backoff")
+            throw PipelineError.authFailed
+        }
+        guard passwordMatches else { return try await fail(request, account, reason: "password") }
+
+        var outcome = Outcome()
+        let needsSecondFactor = configuration.twoFactor == .required || (configuration.twoFactor == .optional && account.secondFactor.isEnrolled)
+        if needsSecondFactor {
+            if let sealed = account.secondFactor.secret {
+                guard let code else { return try await fail(request, account, reason: "code_missing") }
+                let secret = try openSecret(sealed, user: account.name)
+                if let counter = environment.credentials.totpCounter(code, secret: secret, at: now) {
+                    guard try await users.consumeCounter(org: org.id, name: account.name, counter: counter) else {
+                        return try await fail(request, account, reason: "code_replayed")
+                    }
+                } else if try await users.consumeRecoveryCode(org: org.id, name: account.name, digest: environment.credentials.digest(Self.normalised(code))) {
+                    try await audit(request, "recovery_code.used", actor: account.name, target: account.name,
+                                    detail: "remaining=\(account.secondFactor.recoveryCodeDigests.count - 1)")
+                } else {
+                    return try await fail(request, account, reason: "code")
+                }
+            } else {
+                // Enrolment: hand out a secret, then accept the first valid code for it.
+                if let code, let pending = account.secondFactor.pendingSecret {
+                    let secret = try openSecret(pending, user: account.name)
+                    guard let counter = environment.credentials.totpCounter(code, secret: secret, at: now) else {
+                        return try await fail(request, account, reason: "enrolment_code")
+                    }
+                    let recoveryCodes = environment.credentials.newRecoveryCodes()
+                    try await users.confirmEnrollment(
+                        org: org.id, name: account.name, counter: counter,
+                        recoveryCodeDigests: recoveryCodes.map { environment.credentials.digest(Self.normalised($0)) })
+                    try await audit(request, "enrolment.completed", actor: account.name, target: account.name)
+                    outcome.recoveryCodes = recoveryCodes
+                } else {
+                    let secret: [UInt8]
+                    if let pending = account.secondFactor.pendingSecret {
+                        secret = try openSecret(pending, user: account.name)
+                    } else {
+                        secret = environment.credentials.newTOTPSecret()
+                        try await users.setPendingSecret(org: org.id, name: account.name, secret: sealSecret(secret, user: account.name))
+                        try await audit(request, "enrolment.started", actor: account.name, target: account.name)
+                    }
+                    outcome.enrollment = environment.credentials.enrollment(secret: secret, issuer: org.displayName, account: account.name)
+                    return outcome
+                }
+            }
+        }
+
+        try await users.recordSuccess(org: org.id, name: account.name)
         let session = Session(
             token: environment.credentials.newToken(), org: org.id,
-            principal: .staff(user: account.name, role: account.role), createdAt: environment.clock.now)
+            principal: .staff(user: account.name, role: account.role), createdAt: now)
         environment.sessions.insert(session)
+        try await audit(request, "login.success", actor: account.name, detail: needsSecondFactor ? "factors=2" : "factors=1")
         var forwarded = request
         forwarded.session = session
-        var outcome = try await next(forwarded)
-        outcome.bind = environment.sessions.session(session.token) ?? session
-        return outcome
+        var result = try await next(forwarded)
+        result.bind = environment.sessions.session(session.token) ?? session
+        result.recoveryCodes = outcome.recoveryCodes
+        return result
     }
+
+    /// Counts a failure (locking the account at the limit), audits it, and refuses.
+    private func fail(_ request: Request, _ account: StaffUser, reason: String) async throws -> Outcome {
+        let throttle = try await environment.users.recordFailure(
+            org: org.id, name: account.name, at: environment.clock.now,
+            lockAfter: configuration.lockoutAttempts, lockFor: configuration.lockoutTime.seconds)
+        try await audit(request, "login.failure", actor: account.name, detail: "reason=\(reason) failures=\(throttle.failures)")
+        if throttle.failures == configuration.lockoutAttempts {
+            try await audit(request, "account.locked", actor: "system", target: account.name, detail: "failures=\(throttle.failures)")
+        }
+        throw PipelineError.authFailed
+    }
+
+    private func addressAllowed(_ peer: String) -> Bool {
+        guard !configuration.allow.isEmpty else { return true }
+        guard let address = IPAddress(peer) else { return false }
+        return configuration.allow.contains { $0.contains(address) }
+    }
+
+    private func secretAssociatedData(_ user: String) -> [UInt8] {
+        Array("carehub.totp.v1|\(org.id.rawValue)|\(user)".utf8)
+    }
+
+    private func sealSecret(_ secret: [UInt8], user: String) throws -> SealedText {
+        try environment.cipher.seal(secret, org: org.id, associatedData: secretAssociatedData(user))
+    }
+
+    private func openSecret(_ sealed: SealedText, user: String) throws -> [UInt8] {
+        try environment.cipher.open(sealed, org: org.id, associatedData: secretAssociatedData(user))
+    }
+
+    /// Recovery codes are compared without dashes, spaces or case.
+    static func normalised(_ code: String) -> String {
+        code.lowercased().filter { $0.isLetter || $0.isNumber }
+    }
+
+    private func audit(_ request: Request, _ action: String, actor: String, target: String = "", detail: String = "") async throws {
+        try await environment.audit.record(AuditEvent(
+            at: environment.clock.now, org: org.id, actor: actor, address: request.peer, action: action, target: target, detail: detail))
+    }
+
+    // MARK: Everything else
 
     private func authorise(_ request: Request, next: Next) async throws -> Outcome {
         guard let session = request.session else { throw PipelineError.unauthenticated }
@@ -126,6 +284,9 @@ public struct AuthStage: Stage {
         if case .logout = request.frame {
             environment.sessions.remove(session.token)
             outcome.unbind = true
+            if session.principal.isStaff {
+                try await audit(request, "logout", actor: session.principal.displayName)
+            }
         }
         return outcome
     }

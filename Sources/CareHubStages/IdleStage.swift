@@ -54,7 +54,7 @@ public struct IdleStage: Stage {
         }
         let now = environment.clock.now
         if let expiry = policy.expiry(of: session, at: now) {
-            expire(session, expiry)
+            await expire(session, expiry, address: request.peer)
             throw PipelineError.sessionExpired(expiry)
         }
         let policy = self.policy
@@ -72,7 +72,7 @@ public struct IdleStage: Stage {
     public func tick(at now: Date) async {
         for session in environment.sessions.sessions(of: org.id) where session.principal.isStaff {
             if let expiry = policy.expiry(of: session, at: now) {
-                expire(session, expiry)
+                await expire(session, expiry, address: "")
             } else if session.idlePolicy != policy {
                 // A reloaded configuration applies to live sessions at once.
                 let policy = self.policy
@@ -81,9 +81,13 @@ public struct IdleStage: Stage {
         }
     }
 
-    private func expire(_ session: Session, _ expiry: SessionExpiry) {
-        if environment.sessions.remove(session.token) != nil {
-            environment.events.emit(.sessionExpired(session, expiry))
-        }
+    private func expire(_ session: Session, _ expiry: SessionExpiry, address: String) async {
+        guard environment.sessions.remove(session.token) != nil else { return }
+        environment.events.emit(.sessionExpired(session, expiry))
+        // The session is gone whether or not the audit write succeeds; a failed write is logged
+        // by the audit adapter itself.
+        try? await environment.audit.record(AuditEvent(
+            at: environment.clock.now, org: org.id, actor: session.principal.displayName, address: address,
+            action: "session.expired", detail: "reason=\(expiry.rawValue)"))
     }
 }

@@ -104,6 +104,31 @@ public final class CareHubDatabase: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v2-second-factor-lockout-audit") { db in
+            try db.execute(sql: """
+                ALTER TABLE users ADD COLUMN totp_key_id TEXT;          -- key the secret is sealed under
+                ALTER TABLE users ADD COLUMN totp_secret BLOB;          -- sealed TOTP secret, NULL until enrolled
+                ALTER TABLE users ADD COLUMN totp_pending_key_id TEXT;
+                ALTER TABLE users ADD COLUMN totp_pending BLOB;         -- sealed secret handed out, not yet confirmed
+                ALTER TABLE users ADD COLUMN totp_last_counter INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE users ADD COLUMN recovery_codes BLOB NOT NULL DEFAULT x'';  -- 32-byte SHA-256 digests, concatenated
+                ALTER TABLE users ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE users ADD COLUMN last_failure_at REAL;
+                ALTER TABLE users ADD COLUMN locked_until REAL;
+
+                CREATE TABLE audit_events (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    at REAL NOT NULL,
+                    org TEXT NOT NULL,
+                    actor TEXT NOT NULL,
+                    address TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    target TEXT NOT NULL,
+                    detail TEXT NOT NULL
+                );
+                CREATE INDEX audit_events_org_at ON audit_events(org, at);
+                """)
+        }
         return migrator
     }
 }

@@ -87,9 +87,57 @@ public final class MemoryUserDirectory: UserDirectory {
     public func user(org: OrgID, name: String) async throws -> StaffUser? {
         users.withLock { $0.first { $0.org == org && $0.name == name } }
     }
+
+    /// Applies `change` to the account atomically and returns its result.
+    private func update<T>(_ org: OrgID, _ name: String, _ change: (inout StaffUser) -> T) -> T? {
+        users.withLock { users in
+            guard let index = users.firstIndex(where: { $0.org == org && $0.name == name }) else { return nil }
+            return change(&users[index])
+        }
+    }
+
+    public func recordFailure(org: OrgID, name: String, at: Date, lockAfter: Int, lockFor: TimeInterval) async throws -> LoginThrottle {
+        update(org, name) { user in
+            user.throttle.failures += 1
+            user.throttle.lastFailureAt = at
+            if user.throttle.failures >= lockAfter { user.throttle.lockedUntil = at.addingTimeInterval(lockFor) }
+            return user.throttle
+        } ?? LoginThrottle()
+    }
+
+    public func recordSuccess(org: OrgID, name: String) async throws {
+        update(org, name) { $0.throttle = LoginThrottle() }
+    }
+
+    public func setPendingSecret(org: OrgID, name: String, secret: SealedText) async throws {
+        update(org, name) { $0.secondFactor.pendingSecret = secret }
+    }
+
+    public func confirmEnrollment(org: OrgID, name: String, counter: UInt64, recoveryCodeDigests: [[UInt8]]) async throws {
+        update(org, name) { user in
+            user.secondFactor = SecondFactor(secret: user.secondFactor.pendingSecret, lastCounter: counter, recoveryCodeDigests: recoveryCodeDigests)
+        }
+    }
+
+    public func consumeCounter(org: OrgID, name: String, counter: UInt64) async throws -> Bool {
+        update(org, name) { user in
+            guard counter > user.secondFactor.lastCounter else { return false }
+            user.secondFactor.lastCounter = counter
+            return true
+        } ?? false
+    }
+
+    public func consumeRecoveryCode(org: OrgID, name: String, digest: [UInt8]) async throws -> Bool {
+        update(org, name) { user in
+            guard let index = user.secondFactor.recoveryCodeDigests.firstIndex(of: digest) else { return false }
+            user.secondFactor.recoveryCodeDigests.remove(at: index)
+            return true
+        } ?? false
+    }
 }
 
-/// Credentials whose "hash" of a password is `plain:` + the password; tokens count up.
+/// Credentials whose "hash" of a password is `plain:` + the password; tokens count up; the
+/// "TOTP code" for a secret at a time step is the step number plus the secret's first byte.
 public final class PlainCredentials: Credentials {
     private let counter = Atomic<Int>(0)
     public init() {}
@@ -97,6 +145,24 @@ public final class PlainCredentials: Credentials {
     public func verify(_ password: Password, against hash: String?) -> Bool { hash == Self.hash(password.text) }
     public func newToken() -> String { "token-\(counter.add(1, ordering: .relaxed).newValue)" }
     public func digest(_ token: String) -> [UInt8] { Array(("digest:" + token).utf8) }
+
+    public func newTOTPSecret() -> [UInt8] { [UInt8(truncatingIfNeeded: counter.add(1, ordering: .relaxed).newValue), 42] }
+
+    /// The code the double accepts for `secret` at `time`.
+    public static func code(secret: [UInt8], at time: Date) -> String {
+        String(UInt64(time.timeIntervalSince1970) / 30 + UInt64(secret[0]))
+    }
+
+    public func totpCounter(_ code: String, secret: [UInt8], at now: Date) -> UInt64? {
+        let step = UInt64(now.timeIntervalSince1970) / 30
+        return (step - 1...step + 1).first { String($0 + UInt64(secret[0])) == code }
+    }
+
+    public func enrollment(secret: [UInt8], issuer: String, account: String) -> (secret: String, uri: String) {
+        (secret.map(String.init).joined(separator: ","), "otpauth://totp/\(issuer):\(account)")
+    }
+
+    public func newRecoveryCodes() -> [String] { (1...10).map { "recovery-\($0)-\(counter.add(1, ordering: .relaxed).newValue)" } }
 }
 
 /// A reversible stand-in cipher: XOR with a per-org byte, prefixed by the associated data's
@@ -176,6 +242,14 @@ public final class RecordingNotifier: Notifier {
     public func enqueue(_ notification: StaffNotification) async throws { sent.withLock { $0.append(notification) } }
 }
 
+public final class RecordingAuditLog: AuditLog {
+    private let log = Mutex<[AuditEvent]>([])
+    public init() {}
+    public var events: [AuditEvent] { log.withLock { $0 } }
+    public var actions: [String] { events.map(\.action) }
+    public func record(_ event: AuditEvent) async throws { log.withLock { $0.append(event) } }
+}
+
 public final class RecordingEvents: PipelineEvents {
     private let log = Mutex<[PipelineEvent]>([])
     public init() {}
@@ -195,13 +269,14 @@ public struct TestWorld: Sendable {
     public let rooms = RecordingRoomDirectory()
     public let notifier = RecordingNotifier()
     public let events = RecordingEvents()
+    public let audit = RecordingAuditLog()
 
     public init() {}
 
     public var environment: StageEnvironment {
         StageEnvironment(
             clock: clock, conversations: conversations, messages: messages, users: users, credentials: credentials,
-            cipher: cipher, sessions: sessions, rooms: rooms, notifier: notifier, events: events)
+            cipher: cipher, sessions: sessions, rooms: rooms, notifier: notifier, events: events, audit: audit)
     }
 
     /// A request as the hub builds it, bound to the connection's current session if any.

@@ -9,7 +9,7 @@ struct UserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "user",
         abstract: "Manage staff accounts.",
-        subcommands: [Add.self, List.self])
+        subcommands: [Add.self, List.self, Disable.self, Enable.self, SetRole.self, Reset2FA.self, Unlock.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -53,7 +53,7 @@ struct UserCommand: AsyncParsableCommand {
                 Output.error("carehub: expected the password on standard input")
                 throw ExitCode(1)
             }
-            if let problem = PasswordPolicy().problem(with: line) {
+            if let problem = PasswordPolicy().problem(with: line, user: user, org: org) {
                 Output.error("carehub: password refused: \(problem)")
                 throw ExitCode(1)
             }
@@ -83,8 +83,13 @@ struct UserCommand: AsyncParsableCommand {
             do {
                 let database = try CareHubDatabase(directory: data)
                 let users = try SQLiteUserDirectory(database: database).list(org: OrgID(org))
+                let now = Date()
                 for user in users {
-                    Output.line("\(user.name)\t\(user.role.rawValue)\(user.disabled ? "\tdisabled" : "")")
+                    var flags: [String] = []
+                    if user.disabled { flags.append("disabled") }
+                    flags.append(user.secondFactor.isEnrolled ? "2fa" : "no-2fa")
+                    if user.throttle.isLocked(at: now) { flags.append("locked") }
+                    Output.line(([user.name, user.role.rawValue] + flags).joined(separator: "\t"))
                 }
                 try database.close()
             } catch {
@@ -92,6 +97,103 @@ struct UserCommand: AsyncParsableCommand {
                 throw ExitCode(1)
             }
         }
+    }
+}
+
+/// The options every account-changing command shares, and the audit record of the change.
+struct AccountOptions: ParsableArguments {
+    @Option(help: "The organisation id.")
+    var org: String
+
+    @Option(help: "The login name.")
+    var user: String
+
+    @Option(help: "The data directory.")
+    var data = "./data"
+
+    /// Runs `change` on the user directory with an audit event naming the operator at the console.
+    func apply(_ action: String, detail: String = "", _ change: (SQLiteUserDirectory, AuditEvent) throws -> Void) throws {
+        let operatorName = ProcessInfo.processInfo.environment["SUDO_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? "unknown"
+        let event = AuditEvent(
+            at: Date(), org: OrgID(org), actor: "cli:\(operatorName)", address: "local", action: action, target: user, detail: detail)
+        do {
+            let database = try CareHubDatabase(directory: data)
+            defer { try? database.close() }
+            try change(SQLiteUserDirectory(database: database), event)
+        } catch {
+            Output.error("carehub: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+extension UserCommand {
+    struct Disable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Disable an account: it can no longer log in. Its live sessions end at the next hub restart or idle expiry.")
+        @OptionGroup var account: AccountOptions
+
+        func run() async throws {
+            try account.apply("user.disabled") { try $0.setDisabled(org: OrgID(account.org), name: account.user, disabled: true, audit: $1) }
+            Output.line("disabled '\(account.user)' in \(account.org)")
+        }
+    }
+
+    struct Enable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Re-enable a disabled account.")
+        @OptionGroup var account: AccountOptions
+
+        func run() async throws {
+            try account.apply("user.enabled") { try $0.setDisabled(org: OrgID(account.org), name: account.user, disabled: false, audit: $1) }
+            Output.line("enabled '\(account.user)' in \(account.org)")
+        }
+    }
+
+    struct SetRole: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-role", abstract: "Change an account's role; the change is recorded in the audit log with the old and new role.")
+        @OptionGroup var account: AccountOptions
+        @Option(help: "staff or admin.")
+        var role: Role
+
+        func run() async throws {
+            var old: Role?
+            try account.apply("user.role_changed") { users, event in
+                let current = try users.user(org: OrgID(account.org), name: account.user).map(\.role)
+                let audited = AuditEvent(
+                    at: event.at, org: event.org, actor: event.actor, address: event.address, action: event.action,
+                    target: event.target, detail: "old=\(current?.rawValue ?? "?") new=\(role.rawValue)")
+                old = try users.setRole(org: OrgID(account.org), name: account.user, role: role, audit: audited)
+            }
+            Output.line("'\(account.user)' in \(account.org): role \(old?.rawValue ?? "?") -> \(role.rawValue)")
+        }
+    }
+
+    struct Reset2FA: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "reset-2fa", abstract: "Remove an account's second factor and recovery codes; it enrols again at its next login.")
+        @OptionGroup var account: AccountOptions
+
+        func run() async throws {
+            try account.apply("user.2fa_reset") { try $0.resetSecondFactor(org: OrgID(account.org), name: account.user, audit: $1) }
+            Output.line("reset the second factor of '\(account.user)' in \(account.org); it enrols at its next login")
+        }
+    }
+
+    struct Unlock: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Lift a lockout after failed logins.")
+        @OptionGroup var account: AccountOptions
+
+        func run() async throws {
+            try account.apply("user.unlocked") { try $0.unlock(org: OrgID(account.org), name: account.user, audit: $1) }
+            Output.line("unlocked '\(account.user)' in \(account.org)")
+        }
+    }
+}
+
+extension SQLiteUserDirectory {
+    /// A synchronous read for the command line.
+    func user(org: OrgID, name: String) throws -> StaffUser? {
+        try list(org: org).first { $0.name == name }
     }
 }
 

@@ -1,6 +1,11 @@
 """Fixtures for CareHub's end-to-end tests: the real `carehub` binary, real sockets, real files."""
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import struct
+import time
 import json
 import os
 import shutil
@@ -165,7 +170,8 @@ class Client:
 
     @staticmethod
     def _answers(reply, frame, expect):
-        return reply["type"] == expect or (reply["type"] == "error" and reply.get("id") == frame.get("id"))
+        expected = (expect,) if isinstance(expect, str) else expect
+        return reply["type"] in expected or (reply["type"] == "error" and reply.get("id") == frame.get("id"))
 
     async def close(self):
         await self.ws.close()
@@ -181,9 +187,53 @@ async def visitor(hub, org="riverside-clinic", token=None):
     return client, welcome
 
 
+def totp(secret_b32, counter):
+    """RFC 6238 code (HMAC-SHA1, 6 digits) for a time step, computed independently of the hub."""
+    key = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
+    mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    return "%06d" % ((struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF) % 1_000_000)
+
+
+class Authenticator:
+    """The authenticator app of every test account: secrets from enrolment, one code per step."""
+
+    def __init__(self):
+        self.secrets = {}
+        self.last_step = {}
+        self.recovery_codes = {}
+
+    def code(self, key):
+        """A code for a step not used yet (the hub refuses replays), waiting for the next step if needed."""
+        while True:
+            now = int(time.time()) // 30
+            step = max(now, self.last_step.get(key, 0) + 1)
+            if step <= now + 1:
+                self.last_step[key] = step
+                return totp(self.secrets[key], step)
+            time.sleep(1)
+
+
+AUTHENTICATOR = Authenticator()
+
+
+async def login(client, org, user, password=None, code=None, id_="l"):
+    """Sends `login` and returns the reply: `session`, `enroll` or an error."""
+    frame = {"type": "login", "org": org, "user": user, "password": password or PASSWORDS[(org, user)], "id": id_}
+    if code:
+        frame["totp"] = code
+    return await client.request(frame, ("session", "enroll"))
+
+
 async def staff(hub, org="riverside-clinic", user="nurse.joy"):
+    """A logged-in staff client; enrols the account's second factor when the hub asks for it."""
     client = await Client.connect(hub)
-    session = await client.request(
-        {"type": "login", "org": org, "user": user, "password": PASSWORDS[(org, user)], "id": "l"}, "session")
-    assert session["type"] == "session", session
-    return client, session
+    key = (hub.data, org, user)
+    code = AUTHENTICATOR.code(key) if key in AUTHENTICATOR.secrets else None
+    reply = await login(client, org, user, code=code)
+    if reply["type"] == "enroll":
+        AUTHENTICATOR.secrets[key] = reply["secret"]
+        reply = await login(client, org, user, code=AUTHENTICATOR.code(key))
+        AUTHENTICATOR.recovery_codes[key] = reply.get("recoveryCodes")
+    assert reply["type"] == "session", reply
+    return client, reply

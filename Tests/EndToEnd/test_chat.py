@@ -279,7 +279,11 @@ def test_user_add_refuses_weak_passwords_and_unknown_orgs(tmp_path):
     carehub("user", "add", "--org", "lotus-wellness", "--user", "x", "--data", data, "--config", config, stdin="long enough password\n")
     twice = carehub("user", "add", "--org", "lotus-wellness", "--user", "x", "--data", data, "--config", config, stdin="long enough password\n", check=False)
     assert twice.returncode == 1 and "already exists" in twice.stderr
-    assert carehub("user", "list", "--org", "lotus-wellness", "--data", data).stdout.split() == ["x", "staff"]
+    assert carehub("user", "list", "--org", "lotus-wellness", "--data", data).stdout.split() == ["x", "staff", "no-2fa"]
+    common = carehub("user", "add", "--org", "lotus-wellness", "--user", "y", "--data", data, "--config", config, stdin="Password1234\n", check=False)
+    assert common.returncode == 1 and "commonly used" in common.stderr
+    padded = carehub("user", "add", "--org", "lotus-wellness", "--user", "y", "--data", data, "--config", config, stdin="sunshine!!2025\n", check=False)
+    assert padded.returncode == 1 and "common word" in padded.stderr
 
 
 def test_a_master_key_readable_by_others_is_refused(workdir):

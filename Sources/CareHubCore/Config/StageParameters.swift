@@ -55,6 +55,17 @@ public struct StageParameters: Sendable {
         return number
     }
 
+    /// A comma-separated list of CIDR blocks (`10.0.0.0/8,2001:db8::/32`); empty when absent.
+    public mutating func cidrList(_ key: String) throws -> [CIDRBlock] {
+        guard let value = take(key) else { return [] }
+        return try value.split(separator: ",", omittingEmptySubsequences: false).map { part in
+            guard let block = CIDRBlock(String(part)) else {
+                throw error("expected \(key) to be CIDR blocks such as 10.0.0.0/8,2001:db8::/32, found '\(part)'")
+            }
+            return block
+        }
+    }
+
     /// A duration such as `90s`, `15m`, `12h` or `30d`.
     public mutating func duration(_ key: String, default defaultValue: Duration) throws -> Duration {
         guard let value = take(key) else { return defaultValue }

@@ -63,6 +63,8 @@ public enum SessionExpiry: String, Sendable, Hashable {
     case idle
     /// The absolute session lifetime passed.
     case lifetime
+    /// The organisation was switched into HIPAA mode; everyone logs in again under its rules.
+    case hipaaMode = "hipaa_mode"
 }
 
 extension Duration {

@@ -16,6 +16,10 @@ public struct Outcome: Sendable {
     public var seq: UInt64?
     /// History for the reader (after `hello` or `subscribe`); opened by the encrypt stage.
     public var history: [StoredMessage] = []
+    /// A second factor to enrol (after `login` by an account that has none yet); no session.
+    public var enrollment: (secret: String, uri: String)?
+    /// Recovery codes, shown once (after the `login` that completes enrolment).
+    public var recoveryCodes: [String] = []
     /// The organisation's rooms (after `rooms`).
     public var rooms: [RoomSummary] = []
 
@@ -30,9 +34,10 @@ public struct Outcome: Sendable {
             guard let conversation, let visitorToken else { throw PipelineError.internal }
             return .welcome(id: id, conversation: conversation.id, token: visitorToken, history: history.map(HistoryEntry.init))
         case .login:
+            if let enrollment { return .enroll(id: id, secret: enrollment.secret, otpauthURI: enrollment.uri) }
             guard let session = bind, case .staff(let user, let role) = session.principal else { throw PipelineError.internal }
             let idle = session.idlePolicy.map { Int($0.idleTimeout.seconds) }
-            return .session(id: id, user: user, role: role, idleTimeoutSeconds: idle)
+            return .session(id: id, user: user, role: role, idleTimeoutSeconds: idle, recoveryCodes: recoveryCodes)
         case .rooms:
             return .rooms(id: id, rooms: rooms)
         case .subscribe(let room):

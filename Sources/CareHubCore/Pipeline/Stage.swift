@@ -73,12 +73,14 @@ public struct StageEnvironment: Sendable {
     public var notifier: any Notifier
     /// Events for the hub.
     public var events: any PipelineEvents
+    public var audit: any AuditLog
 
     /// Bundles the ports.
     public init(
         clock: any WallClock, conversations: any ConversationStore, messages: any MessageStore,
         users: any UserDirectory, credentials: any Credentials, cipher: any Cipher,
-        sessions: any SessionStore, rooms: any RoomDirectory, notifier: any Notifier, events: any PipelineEvents
+        sessions: any SessionStore, rooms: any RoomDirectory, notifier: any Notifier, events: any PipelineEvents,
+        audit: any AuditLog
     ) {
         self.clock = clock
         self.conversations = conversations
@@ -90,5 +92,6 @@ public struct StageEnvironment: Sendable {
         self.rooms = rooms
         self.notifier = notifier
         self.events = events
+        self.audit = audit
     }
 }

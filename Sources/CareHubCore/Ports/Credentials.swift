@@ -1,12 +1,20 @@
-/// The port for password checks and random tokens.
-///
-/// Implementations must compare in constant time, must spend about as long on a missing account
-/// (`hash == nil`) as on a wrong password, and must make tokens of at least 128 random bits.
+import Foundation
+
+/// Secrets and the checks on them: passwords, tokens, TOTP codes, recovery codes.
 public protocol Credentials: Sendable {
-    /// Whether `password` matches the encoded `hash`; `nil` means there is no account, and the answer is `false`.
+    /// Whether `password` matches `hash`. With a nil hash (no such account) it still does the
+    /// same work and returns false, so timing does not reveal which accounts exist.
     func verify(_ password: Password, against hash: String?) -> Bool
-    /// A new random token, safe to put in a URL.
+    /// A new random token (session or reconnect), at least 128 bits.
     func newToken() -> String
-    /// The digest under which a token is stored.
+    /// The digest a token or recovery code is stored as.
     func digest(_ token: String) -> [UInt8]
+    /// A new random TOTP secret.
+    func newTOTPSecret() -> [UInt8]
+    /// The time step `code` matches for `secret` around `now`, or nil.
+    func totpCounter(_ code: String, secret: [UInt8], at now: Date) -> UInt64?
+    /// The secret in base32 and the `otpauth://` URI for an authenticator app.
+    func enrollment(secret: [UInt8], issuer: String, account: String) -> (secret: String, uri: String)
+    /// Ten new one-time recovery codes.
+    func newRecoveryCodes() -> [String]
 }

@@ -3,7 +3,7 @@ public enum ClientFrame: Sendable, Hashable {
     /// A visitor starts a conversation, or resumes one with its reconnect token.
     case hello(org: OrgID, token: String?)
     /// A staff member logs in.
-    case login(org: OrgID, user: String, password: Password)
+    case login(org: OrgID, user: String, password: Password, totp: String?)
     /// Staff: list the organisation's rooms.
     case rooms
     /// Staff: receive a room's messages, starting with its history.

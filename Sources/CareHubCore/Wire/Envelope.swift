@@ -69,7 +69,8 @@ public struct Envelope: Sendable, Hashable {
             return .login(
                 org: try reader.org(),
                 user: try reader.string("user", maxBytes: 64),
-                password: Password(try reader.string("password", maxBytes: 1024)))
+                password: Password(try reader.string("password", maxBytes: 1024)),
+                totp: try reader.optionalString("totp", maxBytes: 64).map { $0.filter { !$0.isWhitespace } })
         case .rooms: return .rooms
         case .subscribe: return .subscribe(room: try reader.room())
         case .unsubscribe: return .unsubscribe(room: try reader.room())

@@ -5,7 +5,10 @@ public enum ServerFrame: Sendable, Hashable {
     /// Reply to `hello`: the visitor's conversation, its reconnect token, and its history.
     case welcome(id: String?, conversation: ConversationID, token: String, history: [HistoryEntry])
     /// Reply to `login`.
-    case session(id: String?, user: String, role: Role, idleTimeoutSeconds: Int?)
+    case session(id: String?, user: String, role: Role, idleTimeoutSeconds: Int?, recoveryCodes: [String])
+    /// The account must enrol a second factor: add the secret to an authenticator app, then send
+    /// `login` again with a code from it.
+    case enroll(id: String?, secret: String, otpauthURI: String)
     /// Reply to `rooms`.
     case rooms(id: String?, rooms: [RoomSummary])
     /// Reply to `subscribe`.
@@ -37,12 +40,18 @@ public enum ServerFrame: Sendable, Hashable {
             w.field("conversation", conversation.rawValue)
             w.field("token", token)
             w.array("history", history) { $0.write($1) }
-        case .session(let id, let user, let role, let idle):
+        case .session(let id, let user, let role, let idle, let recoveryCodes):
             w.field("type", "session")
             w.optionalField("id", id)
             w.field("user", user)
             w.field("role", role.rawValue)
             if let idle { w.field("idleTimeoutSeconds", Int64(idle)) } else { w.null("idleTimeoutSeconds") }
+            if !recoveryCodes.isEmpty { w.strings("recoveryCodes", recoveryCodes) }
+        case .enroll(let id, let secret, let uri):
+            w.field("type", "enroll")
+            w.optionalField("id", id)
+            w.field("secret", secret)
+            w.field("otpauthURI", uri)
         case .rooms(let id, let rooms):
             w.field("type", "rooms")
             w.optionalField("id", id)
