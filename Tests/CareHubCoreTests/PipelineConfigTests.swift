@@ -103,10 +103,12 @@ struct PipelineConfigTests {
         let longIdle = Self.hipaaOrg.replacingOccurrences(of: "timeout=10m", with: "timeout=30m")
         #expect(issues(longIdle).count == 1)
         #expect(issues(longIdle).first?.hasPrefix("test.conf:5: HIPAA organisation 'clinic' needs idle timeout=15m or less") == true)
+        let optional2FA = Self.hipaaOrg.replacingOccurrences(of: "stage auth", with: "stage auth twofactor=optional")
+        #expect(issues(optional2FA) == ["test.conf:4: HIPAA organisation 'clinic' needs twofactor=required, found twofactor=optional"])
         let preview = Self.hipaaOrg.replacingOccurrences(of: "notify=count", with: "notify=preview")
         #expect(issues(preview).first?.hasPrefix("test.conf:9: HIPAA organisation 'clinic' may not put message text in notifications") == true)
         // The same settings are fine for an organisation outside HIPAA mode.
-        let relaxed = preview.replacingOccurrences(of: "hipaa = on", with: "hipaa = off").replacingOccurrences(of: "timeout=10m", with: "timeout=30m")
+        let relaxed = preview.replacingOccurrences(of: "stage auth", with: "stage auth twofactor=off").replacingOccurrences(of: "hipaa = on", with: "hipaa = off").replacingOccurrences(of: "timeout=10m", with: "timeout=30m")
         #expect(issues(relaxed).isEmpty)
     }
 

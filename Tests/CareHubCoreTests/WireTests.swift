@@ -17,7 +17,9 @@ struct WireTests {
         #expect(try decode(#"{"type":"hello","org":"clinic","id":"1"}"#).get() == Envelope(id: "1", frame: .hello(org: OrgID("clinic"), token: nil)))
         #expect(try decode(#"{"type":"hello","org":"clinic","token":"t"}"#).get().frame == .hello(org: OrgID("clinic"), token: "t"))
         #expect(try decode(#"{"type":"login","org":"clinic","user":"joy","password":"pw"}"#).get().frame
-            == .login(org: OrgID("clinic"), user: "joy", password: Password("pw")))
+            == .login(org: OrgID("clinic"), user: "joy", password: Password("pw"), totp: nil))
+        #expect(try decode(#"{"type":"login","org":"clinic","user":"joy","password":"pw","totp":" 123 456 "}"#).get().frame
+            == .login(org: OrgID("clinic"), user: "joy", password: Password("pw"), totp: "123456"))
         #expect(try decode(#"{"type":"rooms"}"#).get().frame == .rooms)
         #expect(try decode(#"{"type":"subscribe","room":"c_1"}"#).get().frame == .subscribe(room: ConversationID("c_1")))
         #expect(try decode(#"{"type":"unsubscribe","room":"c_1"}"#).get().frame == .unsubscribe(room: ConversationID("c_1")))

@@ -77,9 +77,34 @@ final class StageHarness: @unchecked Sendable {
         return room
     }
 
-    /// Logs `user` in on `connection`.
+    /// Second-factor secrets handed out by enrolment, and the last time step used, per user.
+    private(set) var secrets: [String: [UInt8]] = [:]
+    private var lastStep: [String: UInt64] = [:]
+    /// Recovery codes from enrolment, per user.
+    private(set) var recoveryCodes: [String: [String]] = [:]
+
+    /// One login frame as sent, with an explicit code (or none).
+    func rawLogin(_ connection: Int, user: String = "joy", password: String = "joy-password", code: String?) async -> ServerFrame {
+        await run(.login(org: org.id, user: user, password: Password(password), totp: code), from: connection)
+    }
+
+    /// A code from the user's authenticator for a time step not used yet.
+    func nextCode(_ user: String) -> String? {
+        guard let secret = secrets[user] else { return nil }
+        let now = UInt64(world.clock.now.timeIntervalSince1970) / 30
+        let step = max(now, (lastStep[user] ?? 0) + 1)
+        lastStep[user] = step
+        return String(step + UInt64(secret[0]))
+    }
+
+    /// Logs `user` in on `connection`, enrolling the second factor first when asked to.
     func login(_ connection: Int, user: String = "joy", password: String = "joy-password") async -> ServerFrame {
-        await run(.login(org: org.id, user: user, password: Password(password)), from: connection)
+        let reply = await rawLogin(connection, user: user, password: password, code: nextCode(user))
+        guard case .enroll(_, let secret, _) = reply else { return reply }
+        secrets[user] = secret.split(separator: ",").compactMap { UInt8($0) }
+        let enrolled = await rawLogin(connection, user: user, password: password, code: nextCode(user))
+        if case .session(_, _, _, _, let codes) = enrolled { recoveryCodes[user] = codes }
+        return enrolled
     }
 
     func delivered(to connection: Int) -> [ServerFrame] {

@@ -10,7 +10,8 @@ struct AuthStageTests {
         let hub = try StageHarness()
         #expect(await hub.login(1, password: "wrong").errorCode == .authFailed)
         #expect(await hub.login(1, user: "nobody").errorCode == .authFailed)
-        guard case .session(_, let user, let role, let idle) = await hub.login(1) else {
+        hub.world.clock.advance(by: 2)  // past the back-off after one failure
+        guard case .session(_, let user, let role, let idle, _) = await hub.login(1) else {
             Issue.record("login refused")
             return
         }
@@ -51,6 +52,20 @@ struct AuthStageTests {
     @Test func visitorsOffRefusesAnonymousChats() async throws {
         let hub = try StageHarness(StageHarness.wellnessConfig.replacingOccurrences(of: "stage auth", with: "stage auth visitors=off"))
         #expect(await hub.run(.hello(org: hub.org.id, token: nil), from: 1).errorCode == .forbidden)
+    }
+
+    @Test func visitorTokensStopWorkingAfterVisitorIdle() async throws {
+        let hub = try StageHarness()
+        guard case .welcome(_, let room, let token, _) = await hub.run(.hello(org: hub.org.id, token: nil), from: 1) else { return }
+        _ = await hub.run(.send(room: room, text: "hello"), from: 1)
+        hub.world.clock.advance(by: 29 * 60)
+        guard case .welcome(_, let resumed, _, _) = await hub.run(.hello(org: hub.org.id, token: token), from: 2) else {
+            Issue.record("resume within visitor_idle refused")
+            return
+        }
+        #expect(resumed == room)
+        hub.world.clock.advance(by: 31 * 60)
+        #expect(await hub.run(.hello(org: hub.org.id, token: token), from: 3).errorCode == .authFailed)
     }
 
     @Test func staffCannotReachAnotherOrganisationsRoom() async throws {
