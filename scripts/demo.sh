@@ -16,7 +16,7 @@ if [ "${1:-}" = "--listen" ] && [ -n "${2:-}" ]; then listen="$2"; fi
 
 # Demo accounts: org user role password
 demo_users=(
-  "riverside-clinic admin     admin riverside-admin-demo-pass"
+  "riverside-clinic admin     admin riverside-chief-demo-pass"
   "riverside-clinic nurse.joy staff riverside-nurse-demo-pass"
   "lotus-wellness   coach.sam staff lotus-coach-demo-pass"
 )
@@ -35,8 +35,9 @@ CareHub demo
   WebSocket:    ws://$host:$port/ws   (protocol: docs/PROTOCOL.md)
   Data:         $data  (SQLite + master.key)
 
-  Demo staff accounts (organisation / user / password):
-    riverside-clinic (HIPAA)  admin      riverside-admin-demo-pass
+  Demo staff accounts (organisation / user / password). Riverside is in HIPAA mode: its staff
+  enrol a TOTP authenticator app at first login (the login reply carries the secret to add).
+    riverside-clinic (HIPAA)  admin      riverside-chief-demo-pass
     riverside-clinic (HIPAA)  nurse.joy  riverside-nurse-demo-pass
     lotus-wellness            coach.sam  lotus-coach-demo-pass
 
