@@ -252,7 +252,7 @@ public final class Hub: Sendable {
             let frame = try outcome.reply(to: request)
             if let bound = outcome.bind { registry.bind(id, token: bound.token) }
             if outcome.unbind { registry.bind(id, token: nil) }
-            reply(frame, to: id)
+            if let frame { reply(frame, to: id) }
         } catch let error as PipelineError {
             if error.code == .sessionExpired { registry.bind(id, token: nil) }
             if error == .internal { logger.error("request failed", metadata: ["connection.id": "\(id)", "frame.type": "\(envelope.frame.kind.rawValue)"]) }

@@ -79,7 +79,7 @@ public struct AuthStage: Stage {
             return try await hello(request, token: token, next: next)
         case .login(_, let user, let password, let code):
             return try await login(request, user: user, password: password, code: code, next: next)
-        case .rooms, .subscribe, .unsubscribe, .send, .end, .logout:
+        case .rooms, .subscribe, .unsubscribe, .send, .end, .typing, .logout:
             return try await authorise(request, next: next)
         }
     }

@@ -77,6 +77,10 @@ public final class FanoutStage: Stage {
             rooms.deliver(.ended(id: nil, room: room), to: members.map(\.connection))
             _ = rooms.close(room)
             _ = unread.withLock { $0.removeValue(forKey: room) }
+        case .typing(let room):
+            guard let session = request.session else { throw PipelineError.internal }
+            let recipients = liveRecipients(rooms.members(of: room), room: room, excluding: request.connection)
+            rooms.deliver(.typing(room: room, from: session.principal.displayName), to: recipients.map(\.connection))
         case .login, .rooms:
             break
         }

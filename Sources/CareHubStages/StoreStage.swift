@@ -82,7 +82,7 @@ public struct StoreStage: Stage {
             }
             return outcome
 
-        case .login, .unsubscribe, .logout:
+        case .login, .unsubscribe, .typing, .logout:
             return try await next(request)
         }
     }

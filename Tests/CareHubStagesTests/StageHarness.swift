@@ -56,7 +56,7 @@ final class StageHarness: @unchecked Sendable {
                 }
             }
             if outcome.unbind { bound[connectionID] = nil }
-            return try outcome.reply(to: request)
+            return try outcome.reply(to: request) ?? .error(id: id, error: PipelineError(.internal, "no reply"))
         } catch let error as PipelineError {
             return .error(id: id, error: error)
         } catch {

@@ -290,3 +290,29 @@ struct FanoutStageTests {
         #expect(!text.contains("yoga"))
     }
 }
+
+@Suite("typing indicators")
+struct TypingTests {
+    @Test func typingIsRelayedToTheRoomNotStoredAndCountsAsActivity() async throws {
+        let hub = try StageHarness()
+        let room = try await hub.visitor(1)
+        _ = await hub.login(2)
+        _ = await hub.run(.subscribe(room: room), from: 2)
+        let other = try await hub.visitor(3)
+
+        let reply = await hub.run(.typing(room: room), from: 1)
+        #expect(reply == .error(id: nil, error: PipelineError(.internal, "no reply")))  // the harness's marker for "no reply frame"
+        #expect(hub.delivered(to: 2).contains(.typing(room: room, from: "visitor")))
+        #expect(!hub.delivered(to: 3).contains { if case .typing = $0 { true } else { false } })
+        #expect(hub.world.messages.all.isEmpty)
+        #expect(await hub.run(.typing(room: other), from: 1).errorCode == .forbidden)
+
+        // Staff typing keeps the session alive past what the idle timeout would allow.
+        for _ in 0..<3 {
+            hub.world.clock.advance(by: 8 * 60)
+            _ = await hub.run(.typing(room: room), from: 2)
+        }
+        #expect(await hub.run(.send(room: room, text: "still here"), from: 2).errorCode == nil)
+        #expect(hub.delivered(to: 1).contains(.typing(room: room, from: "joy")))
+    }
+}

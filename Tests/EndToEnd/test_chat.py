@@ -60,6 +60,10 @@ def test_visitor_and_staff_chat_then_end_purges_the_transcript(hub):
         subscribed = await nurse.request({"type": "subscribe", "room": room, "id": "s"}, "subscribed")
         assert subscribed == {"type": "subscribed", "id": "s", "room": room, "ended": False, "history": []}
 
+        # Typing is relayed to the room without a reply.
+        await patient.send({"type": "typing", "room": room})
+        assert await nurse.recv("typing") == {"type": "typing", "room": room, "from": "visitor"}
+
         ack = await patient.request({"type": "send", "room": room, "text": CANARY, "id": "m1"}, "ack")
         assert ack["id"] == "m1" and ack["seq"] >= 1
         delivered = await nurse.recv("message")

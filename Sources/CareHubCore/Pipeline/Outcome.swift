@@ -26,8 +26,9 @@ public struct Outcome: Sendable {
     /// An empty outcome, as the end of the chain returns.
     public init() {}
 
-    /// The reply frame for `request`, or an error if the chain did not produce what the reply needs.
-    public func reply(to request: Request) throws -> ServerFrame {
+    /// The reply frame for `request` (nil for `typing`, which has none), or an error if the chain
+    /// did not produce what the reply needs.
+    public func reply(to request: Request) throws -> ServerFrame? {
         let id = request.id
         switch request.frame {
         case .hello:
@@ -49,6 +50,8 @@ public struct Outcome: Sendable {
             return .ack(id: id, room: room, seq: seq, at: request.receivedAt)
         case .end(let room):
             return .ended(id: id, room: room)
+        case .typing:
+            return nil
         case .logout:
             return .loggedOut(id: id)
         }

@@ -14,12 +14,14 @@ public enum ClientFrame: Sendable, Hashable {
     case send(room: ConversationID, text: String)
     /// End a conversation.
     case end(room: ConversationID)
+    /// Someone in the room is typing: relayed to the room, not stored, no reply.
+    case typing(room: ConversationID)
     /// End the session.
     case logout
 
     /// The frame's `type` names, as on the wire.
     public enum Kind: String, Sendable, CaseIterable {
-        case hello, login, rooms, subscribe, unsubscribe, send, end, logout
+        case hello, login, rooms, subscribe, unsubscribe, send, end, typing, logout
     }
 
     /// This frame's kind.
@@ -32,6 +34,7 @@ public enum ClientFrame: Sendable, Hashable {
         case .unsubscribe: return .unsubscribe
         case .send: return .send
         case .end: return .end
+        case .typing: return .typing
         case .logout: return .logout
         }
     }
@@ -39,7 +42,7 @@ public enum ClientFrame: Sendable, Hashable {
     /// The room the frame addresses, if any.
     public var room: ConversationID? {
         switch self {
-        case .subscribe(let room), .unsubscribe(let room), .send(let room, _), .end(let room): return room
+        case .subscribe(let room), .unsubscribe(let room), .send(let room, _), .end(let room), .typing(let room): return room
         case .hello, .login, .rooms, .logout: return nil
         }
     }
@@ -51,7 +54,7 @@ public enum ClientFrame: Sendable, Hashable {
     /// pipeline) do not.
     public var isUserAction: Bool {
         switch self {
-        case .send, .subscribe, .unsubscribe, .end: return true
+        case .send, .subscribe, .unsubscribe, .end, .typing: return true
         case .hello, .login, .rooms, .logout: return false
         }
     }

@@ -82,6 +82,7 @@ public struct Envelope: Sendable, Hashable {
             }
             return .send(room: room, text: text)
         case .end: return .end(room: try reader.room())
+        case .typing: return .typing(room: try reader.room())
         case .logout: return .logout
         }
     }

@@ -23,6 +23,8 @@ public enum ServerFrame: Sendable, Hashable {
     case ended(id: String?, room: ConversationID)
     /// A visitor started a conversation in the staff member's organisation.
     case roomOpened(room: ConversationID, at: Date)
+    /// Someone else in the room is typing.
+    case typing(room: ConversationID, from: String)
     /// Reply to `logout`.
     case loggedOut(id: String?)
     /// The session expired; nothing more is delivered until a new login.
@@ -91,6 +93,10 @@ public enum ServerFrame: Sendable, Hashable {
             w.field("type", "room_opened")
             w.field("room", room.rawValue)
             w.field("at", at.epochMilliseconds)
+        case .typing(let room, let from):
+            w.field("type", "typing")
+            w.field("room", room.rawValue)
+            w.field("from", from)
         case .loggedOut(let id):
             w.field("type", "logged_out")
             w.optionalField("id", id)
