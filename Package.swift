@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "CareHubCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(
             name: "CareHubStorage",
-            dependencies: ["CareHubCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["CareHubCore", "CareHubCrypto", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
         .target(name: "CareHubTransport", dependencies: ["CLibWebSockets"], swiftSettings: strict),

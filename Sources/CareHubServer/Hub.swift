@@ -45,14 +45,15 @@ public final class Hub: Sendable {
         registry = ConnectionRegistry(sessions: sessions) { handle, json in
             transport.server?.send(json, to: handle)
         }
-        audit = SQLiteAuditLog(database: database)
+        let master = try MasterKey.load(dataDirectory: options.dataDirectory)
+        audit = SQLiteAuditLog(database: database, checkpointKey: try MasterKey.auditKey(from: master))
         environment = StageEnvironment(
             clock: SystemClock(),
             conversations: SQLiteConversationStore(database: database),
             messages: messages,
             users: SQLiteUserDirectory(database: database),
             credentials: try ScryptCredentials(),
-            cipher: KeyringCipher(master: try MasterKey.load(dataDirectory: options.dataDirectory)),
+            cipher: EnvelopeCipher(master: master, store: SQLiteKeyStore(database: database)),
             sessions: sessions,
             rooms: registry,
             notifier: SQLiteOutbox(database: database),
@@ -158,6 +159,7 @@ public final class Hub: Sendable {
         let server = transport.take()
         server?.shutdown(drainTimeout: .seconds(5))
         do {
+            try audit.checkpoint()
             try database.close()
         } catch {
             logger.error("closing the database failed", metadata: ["error": "\(error)"])

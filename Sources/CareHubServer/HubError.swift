@@ -4,6 +4,7 @@ public struct HubError: Error, Hashable, Sendable, CustomStringConvertible {
         case masterKey(String)
         case unknownKey(String)
         case listen(String)
+        case keyShredded(String)
     }
     private let kind: Kind
 
@@ -11,6 +12,8 @@ public struct HubError: Error, Hashable, Sendable, CustomStringConvertible {
     public static func masterKey(_ why: String) -> HubError { HubError(kind: .masterKey(why)) }
     /// A message was sealed under a key version this hub does not hold.
     public static func unknownKey(_ id: String) -> HubError { HubError(kind: .unknownKey(id)) }
+    /// The scope's data key was destroyed (its conversation was purged).
+    public static func keyShredded(_ scope: String) -> HubError { HubError(kind: .keyShredded(scope)) }
     /// The listener could not start.
     public static func listen(_ why: String) -> HubError { HubError(kind: .listen(why)) }
 
@@ -19,6 +22,7 @@ public struct HubError: Error, Hashable, Sendable, CustomStringConvertible {
         case .masterKey(let why): return "master key: \(why)"
         case .unknownKey(let id): return "no key with id '\(id)'"
         case .listen(let why): return why
+        case .keyShredded(let scope): return "the data key of \(scope) was destroyed"
         }
     }
 }

@@ -39,6 +39,14 @@ public enum MasterKey {
         return SymmetricKey(bytes: bytes)
     }
 
+    /// The key that signs audit checkpoints: derived from the master key for its own purpose, so it
+    /// is separate from every data key and cannot decrypt anything.
+    public static func auditKey(from master: SymmetricKey) throws -> SymmetricKey {
+        SymmetricKey(bytes: try master.withUnsafeBytes {
+            try HKDF.sha256(key: Array($0), salt: Array("carehub.audit".utf8), info: Array("checkpoint-hmac.v1".utf8), outputByteCount: 32)
+        })
+    }
+
     private static func decodeHex(_ text: String) -> [UInt8]? {
         let digits = Array(text.utf8)
         guard digits.count % 2 == 0 else { return nil }

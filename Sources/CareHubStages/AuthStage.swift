@@ -164,7 +164,7 @@ public struct AuthStage: Stage {
         if needsSecondFactor {
             if let sealed = account.secondFactor.secret {
                 guard let code else { return try await fail(request, account, reason: "code_missing") }
-                let secret = try openSecret(sealed, user: account.name)
+                let secret = try await openSecret(sealed, user: account.name)
                 if let counter = environment.credentials.totpCounter(code, secret: secret, at: now) {
                     guard try await users.consumeCounter(org: org.id, name: account.name, counter: counter) else {
                         return try await fail(request, account, reason: "code_replayed")
@@ -178,7 +178,7 @@ public struct AuthStage: Stage {
             } else {
                 // Enrolment: hand out a secret, then accept the first valid code for it.
                 if let code, let pending = account.secondFactor.pendingSecret {
-                    let secret = try openSecret(pending, user: account.name)
+                    let secret = try await openSecret(pending, user: account.name)
                     guard let counter = environment.credentials.totpCounter(code, secret: secret, at: now) else {
                         return try await fail(request, account, reason: "enrolment_code")
                     }
@@ -191,10 +191,10 @@ public struct AuthStage: Stage {
                 } else {
                     let secret: [UInt8]
                     if let pending = account.secondFactor.pendingSecret {
-                        secret = try openSecret(pending, user: account.name)
+                        secret = try await openSecret(pending, user: account.name)
                     } else {
                         secret = environment.credentials.newTOTPSecret()
-                        try await users.setPendingSecret(org: org.id, name: account.name, secret: sealSecret(secret, user: account.name))
+                        try await users.setPendingSecret(org: org.id, name: account.name, secret: await sealSecret(secret, user: account.name))
                         try await audit(request, "enrolment.started", actor: account.name, target: account.name)
                     }
                     outcome.enrollment = environment.credentials.enrollment(secret: secret, issuer: org.displayName, account: account.name)
@@ -239,12 +239,12 @@ public struct AuthStage: Stage {
         Array("carehub.totp.v1|\(org.id.rawValue)|\(user)".utf8)
     }
 
-    private func sealSecret(_ secret: [UInt8], user: String) throws -> SealedText {
-        try environment.cipher.seal(secret, org: org.id, associatedData: secretAssociatedData(user))
+    private func sealSecret(_ secret: [UInt8], user: String) async throws -> SealedText {
+        try await environment.cipher.seal(secret, scope: .account(org.id, user), associatedData: secretAssociatedData(user))
     }
 
-    private func openSecret(_ sealed: SealedText, user: String) throws -> [UInt8] {
-        try environment.cipher.open(sealed, org: org.id, associatedData: secretAssociatedData(user))
+    private func openSecret(_ sealed: SealedText, user: String) async throws -> [UInt8] {
+        try await environment.cipher.open(sealed, scope: .account(org.id, user), associatedData: secretAssociatedData(user))
     }
 
     /// Recovery codes are compared without dashes, spaces or case.

@@ -41,18 +41,30 @@ public struct EncryptStage: Stage {
             }
             let aad = Self.associatedData(org: org.id, conversation: room, seq: seq, sender: session.principal.displayName)
             forwarded.seq = seq
-            forwarded.sealed = try environment.cipher.seal(Array(text.utf8), org: org.id, associatedData: aad)
+            forwarded.sealed = try await environment.cipher.seal(Array(text.utf8), scope: .conversation(org.id, room), associatedData: aad)
         }
         var outcome = try await next(forwarded)
-        outcome.history = outcome.history.map(open)
+        if !outcome.history.isEmpty {
+            var opened: [StoredMessage] = []
+            opened.reserveCapacity(outcome.history.count)
+            for message in outcome.history { opened.append(await open(message)) }
+            outcome.history = opened
+            // Every decryption for a reader is on the record: who read which conversation, how much.
+            if let session = request.session, let room = outcome.history.first?.conversation {
+                try await environment.audit.record(AuditEvent(
+                    at: environment.clock.now, org: org.id, actor: session.principal.displayName, address: request.peer,
+                    action: "phi.read", target: room.rawValue,
+                    detail: "messages=\(outcome.history.count) seq=\(outcome.history.first!.seq)-\(outcome.history.last!.seq)"))
+            }
+        }
         return outcome
     }
 
-    private func open(_ message: StoredMessage) -> StoredMessage {
+    private func open(_ message: StoredMessage) async -> StoredMessage {
         guard case .sealed(let sealed) = message.body else { return message }
         var opened = message
         let aad = Self.associatedData(org: org.id, conversation: message.conversation, seq: message.seq, sender: message.sender)
-        if let bytes = try? environment.cipher.open(sealed, org: org.id, associatedData: aad) {
+        if let bytes = try? await environment.cipher.open(sealed, scope: .conversation(org.id, message.conversation), associatedData: aad) {
             opened.body = .plain(String(decoding: bytes, as: UTF8.self))
         } else {
             opened.body = .unreadable

@@ -129,6 +129,49 @@ public final class CareHubDatabase: Sendable {
                 CREATE INDEX audit_events_org_at ON audit_events(org, at);
                 """)
         }
+        migrator.registerMigration("v3-envelope-keys-audit-chain") { db in
+            try db.execute(sql: """
+                -- Per-organisation key-encryption keys: random, stored wrapped under the master key.
+                -- A retired version's wrapped bytes are erased once no data key uses it.
+                CREATE TABLE org_keks (
+                    org TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('active', 'rotating', 'retired')),
+                    wrapped BLOB,
+                    created_at REAL NOT NULL,
+                    retired_at REAL,
+                    PRIMARY KEY (org, version)
+                );
+                -- Per-scope data keys (a conversation, an account's secrets), wrapped under a KEK version.
+                CREATE TABLE data_keys (
+                    scope TEXT PRIMARY KEY NOT NULL,
+                    org TEXT NOT NULL,
+                    kek_version INTEGER NOT NULL,
+                    wrapped BLOB NOT NULL,
+                    created_at REAL NOT NULL
+                );
+                CREATE INDEX data_keys_org_version ON data_keys(org, kek_version);
+
+                -- The audit trail becomes a hash chain with HMAC-signed checkpoints.
+                ALTER TABLE audit_events ADD COLUMN hash BLOB;
+                CREATE TABLE audit_checkpoints (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    last_event_id INTEGER NOT NULL,
+                    hash BLOB NOT NULL,
+                    mac BLOB NOT NULL,
+                    at REAL NOT NULL
+                );
+                """)
+            // Times become integer milliseconds (the chain hashes them exactly); chain the rows
+            // written before this version.
+            try db.execute(sql: "UPDATE audit_events SET at = CAST(ROUND(at * 1000) AS INTEGER)")
+            var previous = AuditChain.genesis
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM audit_events ORDER BY id") {
+                let hash = AuditChain.hash(previous: previous, row: row)
+                try db.execute(sql: "UPDATE audit_events SET hash = ? WHERE id = ?", arguments: [Data(hash), row["id"] as Int64])
+                previous = hash
+            }
+        }
         return migrator
     }
 }

@@ -138,7 +138,7 @@ public struct SQLiteUserDirectory: UserDirectory {
         try database.pool.write { db in
             guard let user = try Self.fetch(org, name, db) else { throw StorageError.userNotFound(org: org.rawValue, user: name) }
             let result = try body(db, user)
-            try SQLiteAuditLog.insert(audit, db)
+            try SQLiteAuditLog.append(audit, db)
             return result
         }
     }

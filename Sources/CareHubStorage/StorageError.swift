@@ -5,6 +5,7 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         case userNotFound(org: String, user: String)
         case conversationNotFound(String)
         case unreadableDirectory(String, String)
+        case rotationIncomplete(org: String, remaining: Int)
     }
     private let kind: Kind
 
@@ -17,12 +18,16 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The data directory cannot be created or used.
     public static func unusableDirectory(_ path: String, reason: String) -> StorageError { StorageError(kind: .unreadableDirectory(path, reason)) }
 
+    /// A key rotation cannot finish while data keys remain under older versions.
+    public static func rotationIncomplete(org: String, remaining: Int) -> StorageError { StorageError(kind: .rotationIncomplete(org: org, remaining: remaining)) }
+
     public var description: String {
         switch kind {
         case .userExists(let org, let user): return "user '\(user)' already exists in organisation '\(org)'"
         case .userNotFound(let org, let user): return "no user '\(user)' in organisation '\(org)'"
         case .conversationNotFound(let id): return "no conversation '\(id)'"
         case .unreadableDirectory(let path, let reason): return "cannot use data directory \(path): \(reason)"
+        case .rotationIncomplete(let org, let remaining): return "key rotation of '\(org)' is incomplete: \(remaining) data keys still use an older version; run it again"
         }
     }
 }

@@ -165,34 +165,41 @@ public final class PlainCredentials: Credentials {
     public func newRecoveryCodes() -> [String] { (1...10).map { "recovery-\($0)-\(counter.add(1, ordering: .relaxed).newValue)" } }
 }
 
-/// A reversible stand-in cipher: XOR with a per-org byte, prefixed by the associated data's
-/// length, so tests can tell sealed from plain and detect mismatched associated data.
+/// A reversible stand-in cipher: XOR with a per-scope byte, prefixed by a checksum of the
+/// associated data, so tests can tell sealed from plain, detect mismatched associated data, and
+/// see shredded scopes refuse to open.
 public final class XORCipher: Cipher {
     public struct Mismatch: Error {}
+    public struct Shredded: Error {}
     private let sealed = Atomic<Int>(0)
+    private let shredded = Mutex<Set<KeyScope>>([])
     public init() {}
     public var sealCount: Int { sealed.load(ordering: .relaxed) }
+    public func isShredded(_ scope: KeyScope) -> Bool { shredded.withLock { $0.contains(scope) } }
 
-    private static func mask(_ org: OrgID) -> UInt8 { UInt8(truncatingIfNeeded: org.rawValue.utf8.count) | 0x80 }
+    private static func mask(_ scope: KeyScope) -> UInt8 { UInt8(truncatingIfNeeded: scope.description.utf8.count) | 0x80 }
 
-    public func seal(_ plaintext: [UInt8], org: OrgID, associatedData: [UInt8]) throws -> SealedText {
+    public func seal(_ plaintext: [UInt8], scope: KeyScope, associatedData: [UInt8]) async throws -> SealedText {
+        guard !isShredded(scope) else { throw Shredded() }
         sealed.add(1, ordering: .relaxed)
-        let check = SHA.tag(associatedData)
-        return SealedText(keyID: "test", bytes: check + plaintext.map { $0 ^ Self.mask(org) })
+        return SealedText(keyID: "test", bytes: Self.tag(associatedData) + plaintext.map { $0 ^ Self.mask(scope) })
     }
 
-    public func open(_ sealed: SealedText, org: OrgID, associatedData: [UInt8]) throws -> [UInt8] {
-        guard sealed.bytes.count >= 4, Array(sealed.bytes.prefix(4)) == SHA.tag(associatedData) else { throw Mismatch() }
-        return sealed.bytes.dropFirst(4).map { $0 ^ Self.mask(org) }
+    public func open(_ sealed: SealedText, scope: KeyScope, associatedData: [UInt8]) async throws -> [UInt8] {
+        guard !isShredded(scope) else { throw Shredded() }
+        guard sealed.bytes.count >= 4, Array(sealed.bytes.prefix(4)) == Self.tag(associatedData) else { throw Mismatch() }
+        return sealed.bytes.dropFirst(4).map { $0 ^ Self.mask(scope) }
     }
 
-    private enum SHA {
-        /// A 4-byte FNV-1a checksum: enough to notice different associated data in a test.
-        static func tag(_ bytes: [UInt8]) -> [UInt8] {
-            var hash: UInt32 = 2_166_136_261
-            for byte in bytes { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
-            return withUnsafeBytes(of: hash.bigEndian) { Array($0) }
-        }
+    public func shred(_ scope: KeyScope) async throws {
+        _ = shredded.withLock { $0.insert(scope) }
+    }
+
+    /// A 4-byte FNV-1a checksum: enough to notice different associated data in a test.
+    private static func tag(_ bytes: [UInt8]) -> [UInt8] {
+        var hash: UInt32 = 2_166_136_261
+        for byte in bytes { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return withUnsafeBytes(of: hash.bigEndian) { Array($0) }
     }
 }
 
