@@ -114,6 +114,7 @@ public final class Hub: Sendable {
                 return state.config
             }
             endSessionsOfOrgsEnteringHIPAAMode(from: previous, to: config)
+            recordConfigurationChanges(from: previous, to: config)
             logger.info("configuration reloaded", metadata: ["config.orgs": "\(config.orgs.count)"])
             return .success(config)
         } catch let error as ConfigError {
@@ -125,6 +126,27 @@ public final class Hub: Sendable {
             logger.error("\(issue)")
             return .failure(ConfigError([issue]))
         }
+    }
+
+    /// Audits each organisation whose pipeline changed, with a line diff of its summary (stage
+    /// names and parameters only; pipeline.conf holds no PHI).
+    private func recordConfigurationChanges(from previous: HubConfig, to config: HubConfig) {
+        let now = Date()
+        var events: [AuditEvent] = []
+        let ids = Set(previous.orgs.map(\.settings.id)).union(config.orgs.map(\.settings.id)).sorted()
+        for id in ids {
+            let old = previous.org(id).map(Self.summaryLines) ?? []
+            let new = config.org(id).map(Self.summaryLines) ?? []
+            guard old != new else { continue }
+            let diff = old.filter { !new.contains($0) }.map { "-" + $0 } + new.filter { !old.contains($0) }.map { "+" + $0 }
+            events.append(AuditEvent(at: now, org: id, actor: "system", address: "local", action: "config.changed", detail: diff.joined(separator: "; ")))
+        }
+        let audit = self.audit
+        Task { for event in events { try? await audit.record(event) } }
+    }
+
+    private static func summaryLines(_ org: ConfiguredOrg) -> [String] {
+        ["hipaa=\(org.settings.hipaa ? "on" : "off")"] + org.stages.map { ([$0.name] + $0.configuration.summary).joined(separator: " ") }
     }
 
     /// An organisation switched into HIPAA mode starts over under its rules: every live session of

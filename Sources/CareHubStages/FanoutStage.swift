@@ -68,6 +68,13 @@ public final class FanoutStage: Stage {
             let recipients = liveRecipients(rooms.members(of: room), room: room, excluding: request.connection)
             let from = session.principal.displayName
             rooms.deliver(.message(room: room, seq: seq, from: from, text: text, at: request.receivedAt), to: recipients.map(\.connection))
+            if org.hipaa && !recipients.isEmpty {
+                // Who received which message, for "who read what"; ids and names only.
+                let readers = Set(recipients.compactMap { environment.sessions.session($0.sessionToken)?.principal.displayName }).sorted()
+                try await environment.audit.record(AuditEvent(
+                    at: request.receivedAt, org: org.id, actor: from, address: request.peer, action: "phi.delivered",
+                    target: room.rawValue, detail: "seq=\(seq) readers=\(readers.joined(separator: ","))"))
+            }
             let staffWatching = recipients.contains { environment.sessions.session($0.sessionToken)?.principal.isStaff == true }
             if !staffWatching && !session.principal.isStaff {
                 await notify(room: room, from: from, text: text, at: request.receivedAt)

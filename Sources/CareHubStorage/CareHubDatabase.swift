@@ -175,3 +175,11 @@ public final class CareHubDatabase: Sendable {
         return migrator
     }
 }
+
+extension CareHubDatabase {
+    /// Runs raw SQL in a write transaction. For maintenance and tests; the hub itself never
+    /// touches rows this way.
+    public func rawWrite(_ sql: String) throws {
+        try pool.write { db in try db.execute(sql: sql) }
+    }
+}

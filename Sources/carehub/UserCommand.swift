@@ -113,9 +113,8 @@ struct AccountOptions: ParsableArguments {
 
     /// Runs `change` on the user directory with an audit event naming the operator at the console.
     func apply(_ action: String, detail: String = "", _ change: (SQLiteUserDirectory, AuditEvent) throws -> Void) throws {
-        let operatorName = ProcessInfo.processInfo.environment["SUDO_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? "unknown"
         let event = AuditEvent(
-            at: Date(), org: OrgID(org), actor: "cli:\(operatorName)", address: "local", action: action, target: user, detail: detail)
+            at: Date(), org: OrgID(org), actor: "cli:\(operatorName())", address: "local", action: action, target: user, detail: detail)
         do {
             let database = try CareHubDatabase(directory: data)
             defer { try? database.close() }

@@ -1,0 +1,182 @@
+import CareHubCore
+import CareHubCrypto
+import CareHubServer
+import CareHubStorage
+import Foundation
+import Testing
+
+/// A database in a fresh temporary directory, with an envelope cipher over it.
+final class KeyFixture {
+    let path = NSTemporaryDirectory() + "carehub-keys-\(UUID().uuidString)"
+    let database: CareHubDatabase
+    let store: SQLiteKeyStore
+    let master = SymmetricKey(randomByteCount: 32)
+
+    init() throws {
+        database = try CareHubDatabase(directory: path)
+        store = SQLiteKeyStore(database: database)
+    }
+
+    func cipher() -> EnvelopeCipher { EnvelopeCipher(master: master, store: store) }
+
+    deinit {
+        try? database.close()
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
+@Suite("envelope encryption on real SQLite and OpenSSL")
+struct EnvelopeCipherTests {
+    let org = OrgID("clinic")
+    let room = ConversationID("c_1")
+    var scope: KeyScope { .conversation(org, room) }
+
+    @Test func sealsUnderAPerConversationKeyThatIsStoredOnlyWrapped() async throws {
+        let fixture = try KeyFixture()
+        let cipher = fixture.cipher()
+        let sealed = try await cipher.seal(Array("chest pain".utf8), scope: scope, associatedData: [1])
+        #expect(sealed.keyID == "d1")
+        #expect(try await cipher.open(sealed, scope: scope, associatedData: [1]) == Array("chest pain".utf8))
+        // A second hub process (fresh cipher, same master and database) opens it too.
+        #expect(try await fixture.cipher().open(sealed, scope: scope, associatedData: [1]) == Array("chest pain".utf8))
+        let record = try #require(try fixture.store.dataKey(scope: scope.description))
+        #expect(record.kekVersion == 1 && record.wrapped.count == 12 + 32 + 16)
+        // Another conversation gets another key: its sealed text does not open under this one.
+        let other = KeyScope.conversation(org, ConversationID("c_2"))
+        let elsewhere = try await cipher.seal(Array("x".utf8), scope: other, associatedData: [1])
+        await #expect(throws: (any Error).self) { try await cipher.open(elsewhere, scope: scope, associatedData: [1]) }
+        // Without the master key nothing opens.
+        let stranger = EnvelopeCipher(master: SymmetricKey(randomByteCount: 32), store: fixture.store)
+        await #expect(throws: (any Error).self) { try await stranger.open(sealed, scope: scope, associatedData: [1]) }
+    }
+
+    @Test func shreddingMakesTheConversationUnreadableForGood() async throws {
+        let fixture = try KeyFixture()
+        let cipher = fixture.cipher()
+        let sealed = try await cipher.seal(Array("secret".utf8), scope: scope, associatedData: [])
+        try await cipher.shred(scope)
+        #expect(try fixture.store.dataKey(scope: scope.description) == nil)
+        await #expect(throws: HubError.keyShredded(scope.description)) { try await cipher.open(sealed, scope: scope, associatedData: []) }
+        await #expect(throws: HubError.keyShredded(scope.description)) { try await fixture.cipher().open(sealed, scope: scope, associatedData: []) }
+    }
+
+    @Test func rotationRewrapsWithoutReencryptingAndErasesTheOldKey() async throws {
+        let fixture = try KeyFixture()
+        let cipher = fixture.cipher()
+        var sealed: [(KeyScope, SealedText)] = []
+        for index in 0..<25 {
+            let scope = KeyScope.conversation(org, ConversationID("c_\(index)"))
+            sealed.append((scope, try await cipher.seal(Array("message \(index)".utf8), scope: scope, associatedData: [])))
+        }
+        let before = try fixture.store.dataKey(scope: sealed[0].0.description)
+        let report = try fixture.cipher().rotate(org: org, batchSize: 10)
+        #expect(report.newVersion == 2 && report.rewrapped == 25 && report.retiredVersions == [1])
+        let keks = try fixture.store.keks(org: org)
+        #expect(keks.map(\.state) == [.retired, .active])
+        #expect(keks[0].wrapped == nil)
+        let after = try fixture.store.dataKey(scope: sealed[0].0.description)
+        #expect(after?.kekVersion == 2 && after?.wrapped != before?.wrapped)
+        // The stored messages are untouched and open with a fresh cipher (no cached keys).
+        let fresh = fixture.cipher()
+        for (index, (scope, text)) in sealed.enumerated() {
+            #expect(try await fresh.open(text, scope: scope, associatedData: []) == Array("message \(index)".utf8))
+        }
+        // New conversations get keys under the new version.
+        let later = KeyScope.conversation(org, ConversationID("c_new"))
+        _ = try await fresh.seal([1], scope: later, associatedData: [])
+        #expect(try fixture.store.dataKey(scope: later.description)?.kekVersion == 2)
+    }
+
+    @Test func anInterruptedRotationResumes() async throws {
+        let fixture = try KeyFixture()
+        let cipher = fixture.cipher()
+        for index in 0..<5 {
+            _ = try await cipher.seal([UInt8(index)], scope: .conversation(org, ConversationID("c_\(index)")), associatedData: [])
+        }
+        // A run that stopped after starting: version 2 exists as 'rotating', nothing rewrapped.
+        let started = try fixture.store.beginRotation(org: org) { version in
+            try AES256GCM.seal(SecureRandom.bytes(32), using: fixture.master, authenticating: Array("carehub.kek.v1|\(org.rawValue)|\(version)".utf8)).combined
+        }
+        #expect(started.to.version == 2 && started.to.state == .rotating)
+        #expect(throws: StorageError.rotationIncomplete(org: "clinic", remaining: 5)) { try fixture.store.finishRotation(org: org, version: 2) }
+        // Meanwhile the hub keeps creating keys: they go under the rotating version.
+        _ = try await cipher.seal([9], scope: .conversation(org, ConversationID("c_during")), associatedData: [])
+        #expect(try fixture.store.dataKey(scope: "conversation:c_during")?.kekVersion == 2)
+        let report = try fixture.cipher().rotate(org: org)
+        #expect(report.newVersion == 2 && report.rewrapped == 5)
+        #expect(try fixture.store.keks(org: org).map(\.state) == [.retired, .active])
+        for index in 0..<5 {
+            let scope = KeyScope.conversation(org, ConversationID("c_\(index)"))
+            #expect(try fixture.store.dataKey(scope: scope.description)?.kekVersion == 2)
+        }
+    }
+}
+
+@Suite("tamper-evident audit log")
+struct AuditChainTests {
+    let org = OrgID("clinic")
+
+    func fixture(events: Int) async throws -> (KeyFixture, SQLiteAuditLog, SymmetricKey) {
+        let fixture = try KeyFixture()
+        let key = try MasterKey.auditKey(from: fixture.master)
+        let log = SQLiteAuditLog(database: fixture.database, checkpointKey: key, checkpointInterval: 4)
+        for index in 1...events {
+            try await log.record(AuditEvent(at: Date(timeIntervalSince1970: 1_800_000_000 + Double(index)), org: org, actor: "joy", address: "10.0.0.\(index)", action: "login.success", target: "", detail: "n=\(index)"))
+        }
+        return (fixture, log, key)
+    }
+
+    func execute(_ fixture: KeyFixture, _ sql: String) throws {
+        // Direct tampering, as someone with file access would do it.
+        try fixture.database.rawWrite(sql)
+    }
+
+    @Test func anUntouchedChainHolds() async throws {
+        let (fixture, log, key) = try await fixture(events: 10)
+        #expect(try log.verify(checkpointKey: key) == .holds(events: 10, checkpoints: 2))
+        withExtendedLifetime(fixture) {}
+    }
+
+    @Test func editingARowIsFound() async throws {
+        let (fixture, log, key) = try await fixture(events: 10)
+        try execute(fixture, "UPDATE audit_events SET actor = 'mallory' WHERE id = 6")
+        #expect(try log.verify(checkpointKey: key) == .broken(eventID: 6, reason: "its contents or position were altered (edited, swapped or reordered)"))
+    }
+
+    @Test func deletingARowIsFound() async throws {
+        let (fixture, log, key) = try await fixture(events: 10)
+        try execute(fixture, "DELETE FROM audit_events WHERE id = 3")
+        #expect(try log.verify(checkpointKey: key) == .broken(eventID: 3, reason: "event 3 is missing (deleted)"))
+    }
+
+    @Test func reorderingRowsIsFound() async throws {
+        let (fixture, log, key) = try await fixture(events: 10)
+        // Swap the contents of rows 4 and 5, hashes included.
+        try execute(fixture, """
+            UPDATE audit_events SET id = -4 WHERE id = 4; UPDATE audit_events SET id = 4 WHERE id = 5; UPDATE audit_events SET id = 5 WHERE id = -4;
+            """)
+        guard case .broken(let id, _) = try log.verify(checkpointKey: key) else {
+            Issue.record("reordering not detected")
+            return
+        }
+        #expect(id == 4)
+    }
+
+    @Test func deletingTheNewestRowsIsCaughtByASignedCheckpoint() async throws {
+        let (fixture, log, key) = try await fixture(events: 10)
+        try execute(fixture, "DELETE FROM audit_events WHERE id > 6")
+        #expect(try log.verify(checkpointKey: key) == .broken(eventID: 8, reason: "a signed checkpoint covers event 8, which is gone (events were deleted from the end)"))
+    }
+
+    @Test func aRecomputedChainStillFailsTheSignature() async throws {
+        let (fixture, log, key) = try await fixture(events: 8)
+        // A forger who rewrites a row and recomputes every hash cannot sign the checkpoint.
+        let forger = SQLiteAuditLog(database: fixture.database, checkpointKey: SymmetricKey(randomByteCount: 32))
+        try forger.checkpoint()
+        guard case .broken(_, let reason) = try log.verify(checkpointKey: key) else {
+            Issue.record("forged checkpoint accepted")
+            return
+        }
+        #expect(reason.contains("invalid signature"))
+    }
+}
