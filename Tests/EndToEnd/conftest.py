@@ -86,7 +86,8 @@ class Hub:
                 return line
 
     def log_text(self):
-        self.log_file.flush()
+        if not self.log_file.closed:
+            self.log_file.flush()
         return self.log.read_text() if self.log.exists() else ""
 
     @property
