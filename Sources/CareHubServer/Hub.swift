@@ -259,7 +259,7 @@ public final class Hub: Sendable {
             }
             let org: OrgID
             switch envelope.frame {
-            case .hello(let frameOrg, _), .login(let frameOrg, _, _, _):
+            case .hello(let frameOrg, _, _), .login(let frameOrg, _, _, _):
                 org = session?.org ?? frameOrg
             default:
                 guard let session else { throw PipelineError.unauthenticated }

@@ -75,7 +75,7 @@ public struct AuthStage: Stage {
 
     public func handle(_ request: Request, next: Next) async throws -> Outcome {
         switch request.frame {
-        case .hello(_, let token):
+        case .hello(_, let token, _):
             return try await hello(request, token: token, next: next)
         case .login(_, let user, let password, let code):
             return try await login(request, user: user, password: password, code: code, next: next)

@@ -43,7 +43,16 @@ public struct EncryptStage: Stage {
             forwarded.seq = seq
             forwarded.sealed = try await environment.cipher.seal(Array(text.utf8), scope: .conversation(org.id, room), associatedData: aad)
         }
+        if case .hello(_, _, let profile?) = request.frame, request.startsConversation, let room = request.conversation?.id {
+            forwarded.sealedProfile = try await environment.cipher.seal(
+                profile.json, scope: .conversation(org.id, room), associatedData: Self.profileAssociatedData(org: org.id, conversation: room))
+        }
         var outcome = try await next(forwarded)
+        if case .sealed(let sealed)? = outcome.profile, let room = request.frame.room {
+            let bytes = try? await environment.cipher.open(
+                sealed, scope: .conversation(org.id, room), associatedData: Self.profileAssociatedData(org: org.id, conversation: room))
+            outcome.profile = bytes.map { .plain(String(decoding: $0, as: UTF8.self)) } ?? .unreadable
+        }
         if !outcome.history.isEmpty {
             var opened: [StoredMessage] = []
             opened.reserveCapacity(outcome.history.count)
@@ -73,6 +82,11 @@ public struct EncryptStage: Stage {
     }
 
     /// The associated data of a message: each field length-prefixed, so no two field lists encode alike.
+    /// Binds a sealed pre-chat form to its organisation and conversation.
+    public static func profileAssociatedData(org: OrgID, conversation: ConversationID) -> [UInt8] {
+        Array("carehub.profile.v1|\(org.rawValue)|\(conversation.rawValue)".utf8)
+    }
+
     public static func associatedData(org: OrgID, conversation: ConversationID, seq: UInt64, sender: String) -> [UInt8] {
         var bytes = Array("carehub.message.v1".utf8)
         for field in [org.rawValue, conversation.rawValue, String(seq), sender] {

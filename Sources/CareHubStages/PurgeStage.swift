@@ -31,6 +31,7 @@ public struct PurgeStage: Stage {
         let outcome = try await next(request)
         if case .end(let room) = request.frame {
             let deleted = try await environment.messages.purge(room)
+            try await environment.conversations.eraseProfile(room)
             // Crypto-shred: with the data key gone, copies of the rows in old backups are noise.
             try await environment.cipher.shred(.conversation(org.id, room))
             try await environment.audit.record(AuditEvent(

@@ -66,13 +66,21 @@ public struct StoreStage: Stage {
             }
             return try await next(request)
 
-        case .hello, .subscribe:
-            // Join first (fan-out, further down), then read: a message committed in between is
-            // both in the history and delivered live, and readers de-duplicate by seq.
-            var outcome = try await next(request)
-            if let room = request.conversation?.id, configuration.history > 0 {
-                outcome.history = try await environment.messages.history(of: room, limit: configuration.history)
+        case .hello(_, _, let profile):
+            if request.startsConversation, let profile, let room = request.conversation?.id {
+                if let sealed = request.sealedProfile {
+                    try await environment.conversations.setProfile(room, .sealed(sealed))
+                } else if org.hipaa {
+                    throw PipelineError.internal
+                } else {
+                    try await environment.conversations.setProfile(room, .plain(String(decoding: profile.json, as: UTF8.self)))
+                }
             }
+            return try await withHistory(request, next: next)
+
+        case .subscribe(let room):
+            var outcome = try await withHistory(request, next: next)
+            outcome.profile = try await environment.conversations.profile(of: room)
             return outcome
 
         case .rooms:
@@ -85,5 +93,15 @@ public struct StoreStage: Stage {
         case .login, .unsubscribe, .typing, .logout:
             return try await next(request)
         }
+    }
+
+    /// Join first (fan-out, further down), then read: a message committed in between is both in
+    /// the history and delivered live, and readers de-duplicate by seq.
+    private func withHistory(_ request: Request, next: Next) async throws -> Outcome {
+        var outcome = try await next(request)
+        if let room = request.conversation?.id, configuration.history > 0 {
+            outcome.history = try await environment.messages.history(of: room, limit: configuration.history)
+        }
+        return outcome
     }
 }

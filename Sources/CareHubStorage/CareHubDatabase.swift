@@ -172,6 +172,12 @@ public final class CareHubDatabase: Sendable {
                 previous = hash
             }
         }
+        migrator.registerMigration("v4-visitor-profile") { db in
+            try db.execute(sql: """
+                ALTER TABLE conversations ADD COLUMN profile_key_id TEXT;  -- NULL: plain JSON; else sealed
+                ALTER TABLE conversations ADD COLUMN profile BLOB;         -- the pre-chat form
+                """)
+        }
         return migrator
     }
 }

@@ -46,6 +46,35 @@ public struct SQLiteConversationStore: ConversationStore {
         }
     }
 
+    public func setProfile(_ id: ConversationID, _ body: MessageBody) async throws {
+        let keyID: String?
+        let bytes: Data
+        switch body {
+        case .plain(let json): (keyID, bytes) = (nil, Data(json.utf8))
+        case .sealed(let sealed): (keyID, bytes) = (sealed.keyID, Data(sealed.bytes))
+        case .unreadable: return
+        }
+        try await database.pool.write { db in
+            try db.execute(sql: "UPDATE conversations SET profile_key_id = ?, profile = ? WHERE id = ?", arguments: [keyID, bytes, id.rawValue])
+        }
+    }
+
+    public func profile(of id: ConversationID) async throws -> MessageBody? {
+        try await database.pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT profile_key_id, profile FROM conversations WHERE id = ?", arguments: [id.rawValue]),
+                  let bytes = row["profile"] as Data?
+            else { return nil }
+            if let keyID = row["profile_key_id"] as String? { return .sealed(SealedText(keyID: keyID, bytes: Array(bytes))) }
+            return .plain(String(decoding: bytes, as: UTF8.self))
+        }
+    }
+
+    public func eraseProfile(_ id: ConversationID) async throws {
+        try await database.pool.write { db in
+            try db.execute(sql: "UPDATE conversations SET profile_key_id = NULL, profile = NULL WHERE id = ?", arguments: [id.rawValue])
+        }
+    }
+
     private static func conversation(_ row: Row) -> Conversation {
         let ended: Double? = row["ended_at"]
         return Conversation(

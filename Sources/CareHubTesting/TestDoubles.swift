@@ -45,6 +45,12 @@ public final class MemoryConversationStore: ConversationStore {
     public func list(org: OrgID, limit: Int) async throws -> [Conversation] {
         rows.withLock { Array($0.map(\.conversation).filter { $0.org == org }.reversed().prefix(limit)) }
     }
+
+    private let profiles = Mutex<[ConversationID: MessageBody]>([:])
+
+    public func setProfile(_ id: ConversationID, _ body: MessageBody) async throws { profiles.withLock { $0[id] = body } }
+    public func profile(of id: ConversationID) async throws -> MessageBody? { profiles.withLock { $0[id] } }
+    public func eraseProfile(_ id: ConversationID) async throws { _ = profiles.withLock { $0.removeValue(forKey: id) } }
 }
 
 public final class MemoryMessageStore: MessageStore {

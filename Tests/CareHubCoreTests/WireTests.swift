@@ -21,6 +21,8 @@ struct WireTests {
         #expect(try decode(#"{"type":"login","org":"clinic","user":"joy","password":"pw","totp":" 123 456 "}"#).get().frame
             == .login(org: OrgID("clinic"), user: "joy", password: Password("pw"), totp: "123456"))
         #expect(try decode(#"{"type":"rooms"}"#).get().frame == .rooms)
+        #expect(try decode(#"{"type":"hello","org":"clinic","profile":{"name":" Ada ","email":"","reason":"rash"}}"#).get().frame
+            == .hello(org: OrgID("clinic"), token: nil, profile: VisitorProfile(fields: ["name": "Ada", "reason": "rash"])))
         #expect(try decode(#"{"type":"subscribe","room":"c_1"}"#).get().frame == .subscribe(room: ConversationID("c_1")))
         #expect(try decode(#"{"type":"unsubscribe","room":"c_1"}"#).get().frame == .unsubscribe(room: ConversationID("c_1")))
         #expect(try decode(#"{"type":"send","room":"c_1","text":"héllo \"there\""}"#).get().frame == .send(room: ConversationID("c_1"), text: "héllo \"there\""))
@@ -39,6 +41,8 @@ struct WireTests {
         #expect(failure(#"{"type":"send","room":"c_1","text":" \n\t "}"#)?.code == .invalidField)
         #expect(failure(#"{"type":"hello","org":"Not An Org"}"#)?.code == .invalidField)
         #expect(failure(#"{"type":"rooms","id":5}"#)?.code == .invalidField)
+        #expect(failure(#"{"type":"hello","org":"clinic","profile":{"ssn":"123"}}"#)?.code == .invalidField)
+        #expect(failure(#"{"type":"hello","org":"clinic","profile":"Ada"}"#)?.code == .invalidField)
         let long = String(repeating: "a", count: Envelope.maxTextBytes + 1)
         #expect(failure(#"{"type":"send","room":"c_1","text":"\#(long)"}"#)?.code == .invalidField)
     }

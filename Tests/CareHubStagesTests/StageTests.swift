@@ -152,7 +152,7 @@ struct EncryptStoreTests {
         #expect(hub.world.cipher.sealCount == 1)
 
         _ = await hub.login(2)
-        guard case .subscribed(_, _, _, let history) = await hub.run(.subscribe(room: room), from: 2) else {
+        guard case .subscribed(_, _, _, let history, _) = await hub.run(.subscribe(room: room), from: 2) else {
             Issue.record("subscribe failed")
             return
         }
@@ -167,7 +167,7 @@ struct EncryptStoreTests {
         // Replay the sealed body under another sequence number, as a tampered database would.
         try await hub.world.messages.append(StoredMessage(conversation: room, seq: 99, sender: original.sender, at: original.at, body: original.body))
         _ = await hub.login(2)
-        guard case .subscribed(_, _, _, let history) = await hub.run(.subscribe(room: room), from: 2) else { return }
+        guard case .subscribed(_, _, _, let history, _) = await hub.run(.subscribe(room: room), from: 2) else { return }
         #expect(history.map(\.text) == ["secret", nil])
     }
 
@@ -178,7 +178,7 @@ struct EncryptStoreTests {
         #expect(hub.world.messages.all.map(\.body) == [.plain("one"), .plain("two"), .plain("three")])
         // history=2: a reader gets the latest two.
         _ = await hub.login(2)
-        guard case .subscribed(_, _, _, let history) = await hub.run(.subscribe(room: room), from: 2) else { return }
+        guard case .subscribed(_, _, _, let history, _) = await hub.run(.subscribe(room: room), from: 2) else { return }
         #expect(history.map(\.text) == ["two", "three"])
         #expect(history.map(\.seq) == [2, 3])
     }
@@ -314,5 +314,35 @@ struct TypingTests {
         }
         #expect(await hub.run(.send(room: room, text: "still here"), from: 2).errorCode == nil)
         #expect(hub.delivered(to: 1).contains(.typing(room: room, from: "joy")))
+    }
+}
+
+@Suite("pre-chat form")
+struct PreChatTests {
+    @Test func theFormIsSealedInHIPAAModeShownToStaffAndPurgedWithTheChat() async throws {
+        let hub = try StageHarness()
+        let profile = VisitorProfile(fields: ["name": "Ada Lovelace", "email": "ada@example.org"])
+        guard case .welcome(_, let room, _, _) = await hub.run(.hello(org: hub.org.id, token: nil, profile: profile), from: 1) else {
+            Issue.record("hello refused")
+            return
+        }
+        guard case .sealed(let sealed)? = try await hub.world.conversations.profile(of: room) else {
+            Issue.record("profile not stored sealed")
+            return
+        }
+        #expect(!String(decoding: sealed.bytes, as: UTF8.self).contains("Ada"))
+        _ = await hub.login(2)
+        guard case .subscribed(_, _, _, _, let visitor) = await hub.run(.subscribe(room: room), from: 2) else { return }
+        #expect(visitor == profile)
+        _ = await hub.run(.end(room: room), from: 2)
+        #expect(try await hub.world.conversations.profile(of: room) == nil)
+        #expect(hub.world.cipher.isShredded(.conversation(hub.org.id, room)))
+    }
+
+    @Test func outsideHIPAAModeTheFormIsStoredAsIs() async throws {
+        let hub = try StageHarness(StageHarness.wellnessConfig)
+        let profile = VisitorProfile(fields: ["reason": "reschedule"])
+        guard case .welcome(_, let room, _, _) = await hub.run(.hello(org: hub.org.id, token: nil, profile: profile), from: 1) else { return }
+        #expect(try await hub.world.conversations.profile(of: room) == .plain(#"{"reason":"reschedule"}"#))
     }
 }

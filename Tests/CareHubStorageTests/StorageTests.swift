@@ -30,14 +30,14 @@ struct StorageTests {
         let directory = try DataDirectory()
         let database = try CareHubDatabase(directory: directory.path)
         #expect(try database.journalMode() == "wal")
-        #expect(try database.appliedMigrations() == ["v1-conversations-messages-users-outbox", "v2-second-factor-lockout-audit", "v3-envelope-keys-audit-chain"])
+        #expect(try database.appliedMigrations() == ["v1-conversations-messages-users-outbox", "v2-second-factor-lockout-audit", "v3-envelope-keys-audit-chain", "v4-visitor-profile"])
         let mode = try FileManager.default.attributesOfItem(atPath: database.path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
         let directoryMode = try FileManager.default.attributesOfItem(atPath: directory.path)[.posixPermissions] as? Int
         #expect(directoryMode == 0o700)
         try database.close()
         // Reopening applies nothing twice.
-        #expect(try CareHubDatabase(directory: directory.path).appliedMigrations().count == 3)
+        #expect(try CareHubDatabase(directory: directory.path).appliedMigrations().count == 4)
     }
 
     @Test func aFileWhereTheDataDirectoryShouldBeIsAClearError() throws {

@@ -5,7 +5,7 @@ import asyncio
 import json
 import sqlite3
 
-from conftest import TIMEOUT, Hub, carehub, staff, visitor
+from conftest import TIMEOUT, Client, Hub, carehub, staff, visitor
 
 CANARIES = ["CANARY-alpha-4711 my husband hits me", "CANARY-bravo-0815 HIV test result", "CANARY-charlie-31337 suicidal thoughts"]
 
@@ -26,11 +26,14 @@ def test_no_canary_reaches_any_file_and_reads_are_audited(hub):
     async def scenario():
         nurse, _ = await staff(hub)
         rooms = []
-        for canary in CANARIES:
-            patient, welcome = await visitor(hub)
+        for index, canary in enumerate(CANARIES):
+            patient = await Client.connect(hub)
+            profile = {"name": f"CANARYNAME{index} Doe", "email": f"canary{index}@CANARYMAIL.example", "reason": canary}
+            welcome = await patient.request({"type": "hello", "org": "riverside-clinic", "profile": profile, "id": "h"}, "welcome")
             room = welcome["conversation"]
             rooms.append(room)
-            await nurse.request({"type": "subscribe", "room": room, "id": "s" + room}, "subscribed")
+            subscribed = await nurse.request({"type": "subscribe", "room": room, "id": "s" + room}, "subscribed")
+            assert subscribed["visitor"] == profile
             ack = await patient.request({"type": "send", "room": room, "text": canary, "id": "m"}, "ack")
             assert ack["type"] == "ack"
             assert (await nurse.recv("message"))["text"] == canary
@@ -49,7 +52,7 @@ def test_no_canary_reaches_any_file_and_reads_are_audited(hub):
     what = carehub("audit", "what-read", "--user", "dr.admin", "--data", str(hub.data)).stdout
     assert hub.stop() == 0
     everything = every_byte(hub, export.encode(), who.encode(), what.encode())
-    for canary in CANARIES:
+    for canary in CANARIES + ["CANARYNAME", "CANARYMAIL"]:
         assert canary.encode() not in everything
         assert canary.split()[0].encode() not in everything
 

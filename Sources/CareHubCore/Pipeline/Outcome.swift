@@ -14,6 +14,8 @@ public struct Outcome: Sendable {
     public var visitorToken: String?
     /// The stored message's sequence number (after `send`).
     public var seq: UInt64?
+    /// The visitor's pre-chat form as stored (after `subscribe`); opened by the encrypt stage.
+    public var profile: MessageBody?
     /// History for the reader (after `hello` or `subscribe`); opened by the encrypt stage.
     public var history: [StoredMessage] = []
     /// A second factor to enrol (after `login` by an account that has none yet); no session.
@@ -42,7 +44,9 @@ public struct Outcome: Sendable {
         case .rooms:
             return .rooms(id: id, rooms: rooms)
         case .subscribe(let room):
-            return .subscribed(id: id, room: room, ended: conversation?.hasEnded ?? false, history: history.map(HistoryEntry.init))
+            var visitor: VisitorProfile?
+            if case .plain(let json)? = profile { visitor = VisitorProfile(json: Array(json.utf8)) }
+            return .subscribed(id: id, room: room, ended: conversation?.hasEnded ?? false, history: history.map(HistoryEntry.init), visitor: visitor)
         case .unsubscribe(let room):
             return .unsubscribed(id: id, room: room)
         case .send(let room, _):

@@ -25,6 +25,8 @@ public struct Request: Sendable {
     public var seq: UInt64?
     /// The message text sealed for storage, set by the encrypt stage.
     public var sealed: SealedText?
+    /// The pre-chat form sealed by the encrypt stage (after a `hello` that starts a conversation).
+    public var sealedProfile: SealedText?
 
     /// Creates a request as the hub receives it.
     public init(connection: ConnectionID, peer: String, id: String?, frame: ClientFrame, receivedAt: Date, session: Session?) {

@@ -15,4 +15,10 @@ public protocol ConversationStore: Sendable {
     func markEnded(_ id: ConversationID, at: Date) async throws
     /// The most recent conversations of `org`, newest first.
     func list(org: OrgID, limit: Int) async throws -> [Conversation]
+    /// Stores the visitor's pre-chat form (sealed, or plain outside HIPAA mode).
+    func setProfile(_ id: ConversationID, _ body: MessageBody) async throws
+    /// The stored pre-chat form, if any.
+    func profile(of id: ConversationID) async throws -> MessageBody?
+    /// Erases the pre-chat form (when the conversation is purged).
+    func eraseProfile(_ id: ConversationID) async throws
 }

@@ -1,7 +1,7 @@
 /// A request a client sends, decoded from a JSON text frame.
 public enum ClientFrame: Sendable, Hashable {
     /// A visitor starts a conversation, or resumes one with its reconnect token.
-    case hello(org: OrgID, token: String?)
+    case hello(org: OrgID, token: String?, profile: VisitorProfile? = nil)
     /// A staff member logs in.
     case login(org: OrgID, user: String, password: Password, totp: String?)
     /// Staff: list the organisation's rooms.

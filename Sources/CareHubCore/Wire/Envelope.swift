@@ -64,7 +64,7 @@ public struct Envelope: Sendable, Hashable {
         }
         switch kind {
         case .hello:
-            return .hello(org: try reader.org(), token: try reader.optionalString("token", maxBytes: 128))
+            return .hello(org: try reader.org(), token: try reader.optionalString("token", maxBytes: 128), profile: try reader.profile())
         case .login:
             return .login(
                 org: try reader.org(),
@@ -109,6 +109,30 @@ private struct FieldReader {
             throw PipelineError(.invalidField, "field '\(name)' is required")
         }
         return text
+    }
+
+    /// The optional pre-chat form: an object of known string fields; empty values are dropped.
+    func profile() throws -> VisitorProfile? {
+        guard let raw = fields["profile"], !(raw is NSNull) else { return nil }
+        guard let object = raw as? [String: Any] else {
+            throw PipelineError(.invalidField, "field 'profile' must be an object of strings")
+        }
+        var values: [String: String] = [:]
+        for (key, value) in object {
+            guard let limit = VisitorProfile.fieldLimits[key] else {
+                let known = VisitorProfile.fieldLimits.keys.sorted().joined(separator: ", ")
+                throw PipelineError(.invalidField, "field 'profile.\(key.prefix(40))' is not a pre-chat field; known: \(known)")
+            }
+            guard let text = value as? String else {
+                throw PipelineError(.invalidField, "field 'profile.\(key)' must be a string")
+            }
+            guard text.utf8.count <= limit else {
+                throw PipelineError(.invalidField, "field 'profile.\(key)' is longer than \(limit) bytes")
+            }
+            let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            if !trimmed.isEmpty { values[key] = trimmed }
+        }
+        return values.isEmpty ? nil : VisitorProfile(fields: values)
     }
 
     func org() throws -> OrgID {

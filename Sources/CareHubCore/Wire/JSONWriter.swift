@@ -65,6 +65,14 @@ public struct JSONWriter: Sendable {
         text += "]"
     }
 
+    /// Adds a nested object built by `build`.
+    public mutating func object(_ name: String, _ build: (inout JSONWriter) -> Void) {
+        key(name)
+        var element = JSONWriter()
+        build(&element)
+        text += element.finish()
+    }
+
     /// Adds an array of strings.
     public mutating func strings(_ name: String, _ items: [String]) {
         key(name)

@@ -12,7 +12,7 @@ public enum ServerFrame: Sendable, Hashable {
     /// Reply to `rooms`.
     case rooms(id: String?, rooms: [RoomSummary])
     /// Reply to `subscribe`.
-    case subscribed(id: String?, room: ConversationID, ended: Bool, history: [HistoryEntry])
+    case subscribed(id: String?, room: ConversationID, ended: Bool, history: [HistoryEntry], visitor: VisitorProfile? = nil)
     /// Reply to `unsubscribe`.
     case unsubscribed(id: String?, room: ConversationID)
     /// Reply to `send`, only after the message is durably stored.
@@ -62,12 +62,17 @@ public enum ServerFrame: Sendable, Hashable {
                 element.field("startedAt", room.startedAt.epochMilliseconds)
                 element.field("ended", room.ended)
             }
-        case .subscribed(let id, let room, let ended, let history):
+        case .subscribed(let id, let room, let ended, let history, let visitor):
             w.field("type", "subscribed")
             w.optionalField("id", id)
             w.field("room", room.rawValue)
             w.field("ended", ended)
             w.array("history", history) { $0.write($1) }
+            if let visitor {
+                w.object("visitor") { object in
+                    for key in visitor.fields.keys.sorted() { object.field(key, visitor.fields[key]!) }
+                }
+            }
         case .unsubscribed(let id, let room):
             w.field("type", "unsubscribed")
             w.optionalField("id", id)
