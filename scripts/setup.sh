@@ -11,6 +11,9 @@ packages=(
   python3-websockets  # end-to-end test client
   python3-pytest      # end-to-end test runner
   openssl             # TLS certificates made by the tests
+  chromium            # browser tests of the pages (headless)
+  chromium-driver
+  python3-selenium
 )
 
 missing=()

@@ -1,0 +1,93 @@
+"""The pages in a real browser: a patient in the widget and a nurse in the staff console talk
+both ways through a running hub. Headless Chromium driven by Selenium (Debian's packages)."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, TIMEOUT, totp
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="python3-selenium is installed by scripts/setup.sh")
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as until  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+SHOTS = REPO / ".build" / "screenshots"
+
+
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+
+
+def wait(driver):
+    return WebDriverWait(driver, TIMEOUT)
+
+
+def shot(driver, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def text_of(driver, selector):
+    return [element.text for element in driver.find_elements(By.CSS_SELECTOR, selector)]
+
+
+def test_patient_and_nurse_chat_in_the_browser(hub):
+    patient, nurse = browser(), browser()
+    try:
+        base = f"http://127.0.0.1:{hub.port}"
+        # The patient opens the clinic page and starts a chat through the pre-chat form.
+        patient.get(base + "/widget-demo.html")
+        wait(patient).until(until.element_to_be_clickable((By.CSS_SELECTOR, ".carehub-bubble"))).click()
+        patient.find_element(By.NAME, "name").send_keys("Pat Example")
+        patient.find_element(By.NAME, "reason").send_keys("Question about my prescription")
+        patient.find_element(By.CSS_SELECTOR, ".carehub-start").click()
+        wait(patient).until(until.visibility_of_element_located((By.CSS_SELECTOR, ".carehub-input")))
+        patient.find_element(By.CSS_SELECTOR, ".carehub-input").send_keys("Hello, can I take it with food?")
+        patient.find_element(By.CSS_SELECTOR, ".carehub-send").click()
+        # Delivery state: the check mark appears once the hub has committed the message.
+        wait(patient).until(lambda d: "✓" in text_of(d, ".carehub-mine .carehub-state"))
+        shot(patient, "widget")
+
+        # The nurse logs in; first login in the HIPAA clinic enrols the authenticator.
+        nurse.get(base + "/staff.html")
+        form = nurse.find_element(By.ID, "login-form")
+        form.find_element(By.NAME, "user").send_keys("nurse.joy")
+        form.find_element(By.NAME, "password").send_keys("riverside-nurse-test-pass")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        secret = wait(nurse).until(lambda d: d.find_element(By.ID, "enroll-secret").text).replace(" ", "")
+        shot(nurse, "staff-enrolment")
+        enroll = nurse.find_element(By.ID, "enroll-form")
+        enroll.find_element(By.NAME, "totp").send_keys(totp(secret, int(time.time()) // 30))
+        enroll.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait(nurse).until(lambda d: len(text_of(d, "#recovery-codes li")) == 10)
+        nurse.find_element(By.ID, "recovery-done").click()
+
+        room_button = wait(nurse).until(until.element_to_be_clickable((By.CSS_SELECTOR, "#rooms li button")))
+        room_button.click()
+        wait(nurse).until(lambda d: "Hello, can I take it with food?" in text_of(d, "#messages .text"))
+        assert "Pat Example" in nurse.find_element(By.ID, "room-visitor").text
+        nurse.find_element(By.ID, "reply").send_keys("Yes, with food is best.")
+        nurse.find_element(By.CSS_SELECTOR, "#reply-form button").click()
+        wait(patient).until(lambda d: "Yes, with food is best." in text_of(d, ".carehub-theirs .carehub-text"))
+        shot(nurse, "staff-console")
+
+        # Reloading the clinic page resumes the same chat with its history.
+        patient.refresh()
+        wait(patient).until(lambda d: "Yes, with food is best." in text_of(d, ".carehub-text"))
+        assert "Hello, can I take it with food?" in text_of(patient, ".carehub-text")
+
+        # The nurse ends the chat; the widget says so.
+        nurse.find_element(By.ID, "end-chat").click()
+        nurse.switch_to.alert.accept()
+        wait(patient).until(lambda d: "ended" in d.find_element(By.CSS_SELECTOR, ".carehub-status").text)
+        shot(patient, "widget-ended")
+    finally:
+        patient.quit()
+        nurse.quit()
