@@ -31,7 +31,9 @@ host="${listen%:*}"; port="${listen##*:}"
 cat <<INFO
 
 CareHub demo
-  Page:         http://$host:$port/
+  Home:           http://$host:$port/
+  Staff console:  http://$host:$port/staff.html
+  Widget (as on a clinic's site): http://$host:$port/widget-demo.html
   WebSocket:    ws://$host:$port/ws   (protocol: docs/PROTOCOL.md)
   Data:         $data  (SQLite + master.key)
 
