@@ -11,6 +11,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "carehub", targets: ["carehub"]),
+        .executable(name: "carehub-bench", targets: ["carehub-bench"]),
+        .executable(name: "carehub-relay", targets: ["carehub-relay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -62,6 +64,14 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+
+        // The benchmark and its baseline: a raw relay on the same transport.
+        .executableTarget(
+            name: "carehub-bench",
+            dependencies: ["CareHubCrypto", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "carehub-relay", dependencies: ["CareHubTransport"], swiftSettings: strict),
 
         // Test doubles for the pipeline core's ports (unit tests of the core only).
         .target(name: "CareHubTesting", dependencies: ["CareHubCore"], swiftSettings: strict),

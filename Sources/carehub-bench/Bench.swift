@@ -1,0 +1,247 @@
+import ArgumentParser
+import CareHubCrypto
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `carehub-bench`: drives a running CareHub hub (or the raw relay) over real sockets and reports
+/// throughput, latency, errors and the server's memory.
+@main
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "carehub-bench",
+        abstract: "Measure a running CareHub hub (or carehub-relay) over real WebSocket connections.",
+        discussion: """
+            Load scenario: --visitors connections each start a conversation (hello), --staff connections \
+            log in and subscribe to those rooms (spread evenly), then the visitors send for --duration \
+            seconds at --rate messages/s in total (0: as fast as --window allows). Reports messages/s \
+            acknowledged, send→ack and send→deliver latency (p50, p99, p99.9, max), errors by code, and \
+            with --server-pid the server's RSS. Idle scenario (--idle N): N visitor connections that say \
+            hello and then stay quiet; reports RSS per connection.
+            """)
+
+    @Option(help: "Label for the report: hub or relay.") var target = "hub"
+    @Option(help: "Server address.") var host = "127.0.0.1"
+    @Option(help: "Server port.") var port: Int
+    @Option(help: "Organisation id.") var org = "riverside-clinic"
+    @Option(help: "Visitor connections (one conversation each).") var visitors = 50
+    @Option(help: "Staff connections; accounts PREFIX1…PREFIXn must exist.") var staff = 10
+    @Option(help: "Staff account name prefix.") var staffPrefix = "bench.staff"
+    @Option(help: "Staff accounts' password.") var staffPassword = "bench-staff-password-2026"
+    @Option(help: "Total messages per second offered (0: as fast as possible).") var rate = 0
+    @Option(help: "Seconds of load.") var duration = 10.0
+    @Option(help: "Most unacknowledged messages per visitor.") var window = 8
+    @Option(help: "The server's process id, to read its RSS.") var serverPid: Int32?
+    @Option(help: "Idle scenario: open this many quiet visitor connections instead of the load.") var idle: Int?
+    @Flag(help: "Print the report as JSON.") var json = false
+
+    func run() throws {
+        signal(SIGPIPE, SIG_IGN)
+        raiseOpenFileLimit()
+        let report: [String: Any]
+        if let idle {
+            report = try idleScenario(count: idle)
+        } else {
+            report = try loadScenario()
+        }
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            printTable(report)
+        }
+    }
+
+    static func json(_ text: String) -> [String: Any]? {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]
+    }
+
+    // MARK: Scenarios
+
+    func idleScenario(count: Int) throws -> [String: Any] {
+        let before = rss()
+        var sockets: [BenchSocket] = []
+        sockets.reserveCapacity(count)
+        var errors: [String: Int] = [:]
+        for index in 0..<count {
+            do {
+                let socket = try BenchSocket(host: host, port: port)
+                try socket.send(#"{"type":"hello","org":"\#(org)","id":"h\#(index)"}"#)
+                let reply = try socket.await(["welcome", "error"])
+                if reply["type"] as? String == "error" { errors[reply["code"] as? String ?? "error", default: 0] += 1 }
+                sockets.append(socket)
+            } catch {
+                errors["connect", default: 0] += 1
+            }
+        }
+        Thread.sleep(forTimeInterval: 1)
+        let after = rss()
+        var report: [String: Any] = ["target": target, "scenario": "idle", "connections": sockets.count, "errors": errors]
+        if let before, let after {
+            report["rss_before_kib"] = before
+            report["rss_after_kib"] = after
+            report["rss_per_connection_kib"] = sockets.isEmpty ? 0 : Double(after - before) / Double(sockets.count)
+        }
+        return report
+    }
+
+    func loadScenario() throws -> [String: Any] {
+        // Visitors: one conversation each.
+        var visitorSockets: [BenchSocket] = []
+        var rooms: [String] = []
+        for index in 0..<visitors {
+            let socket = try BenchSocket(host: host, port: port)
+            try socket.send(#"{"type":"hello","org":"\#(org)","id":"h\#(index)"}"#)
+            let welcome = try socket.await(["welcome", "error"])
+            guard let room = welcome["conversation"] as? String else { throw BenchSocket.Failure(description: "hello refused: \(welcome)") }
+            visitorSockets.append(socket)
+            rooms.append(room)
+        }
+        // Staff: log in (enrolling a second factor if the organisation asks), then subscribe.
+        var staffSockets: [BenchSocket] = []
+        for index in 0..<staff {
+            let socket = try BenchSocket(host: host, port: port)
+            let user = "\(staffPrefix)\(index + 1)"
+            let login = #"{"type":"login","org":"\#(org)","user":"\#(user)","password":"\#(staffPassword)","id":"l"}"#
+            try socket.send(login)
+            var reply = try socket.await(["session", "enroll", "error"])
+            if reply["type"] as? String == "enroll", let secret = (reply["secret"] as? String).flatMap(Base32.decode) {
+                let totp = TOTP()
+                let code = totp.code(secret: secret, counter: totp.counter(at: UInt64(Date().timeIntervalSince1970)))
+                try socket.send(String(login.dropLast()) + #","totp":"\#(code)"}"#)
+                reply = try socket.await(["session", "error"])
+            }
+            guard reply["type"] as? String == "session" else { throw BenchSocket.Failure(description: "login of \(user) refused: \(reply)") }
+            for (roomIndex, room) in rooms.enumerated() where roomIndex % max(staff, 1) == index {
+                try socket.send(#"{"type":"subscribe","room":"\#(room)","id":"s\#(roomIndex)"}"#)
+                _ = try socket.await(["subscribed"])
+            }
+            staffSockets.append(socket)
+        }
+        let rssLoaded = rss()
+
+        var ackLatency = Histogram()
+        var deliverLatency = Histogram()
+        var errors: [String: Int] = [:]
+        var sent = 0
+        var acked = 0
+        var delivered = 0
+        var outstanding = [Int](repeating: 0, count: visitors)
+        var sentAt: [String: UInt64] = [:]
+        var next = 0
+        let all = visitorSockets + staffSockets
+        var pollfds = all.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let end = start + UInt64(duration * 1e9)
+        var draining = false
+        let drainEnd = end + 5_000_000_000
+
+        func handle(_ text: String, visitor: Int?) {
+            guard let object = Bench.json(text), let type = object["type"] as? String else { return }
+            let now = DispatchTime.now().uptimeNanoseconds
+            switch type {
+            case "ack":
+                if let id = object["id"] as? String, let at = sentAt.removeValue(forKey: id) {
+                    ackLatency.record((now - at) / 1000)
+                    acked += 1
+                    if let visitor { outstanding[visitor] -= 1 }
+                }
+            case "message":
+                if let text = object["text"] as? String, text.hasPrefix("bench "), let at = UInt64(text.dropFirst(6)) {
+                    deliverLatency.record((now - at) / 1000)
+                    delivered += 1
+                }
+            case "error":
+                errors[object["code"] as? String ?? "error", default: 0] += 1
+                if let id = object["id"] as? String, sentAt.removeValue(forKey: id) != nil, let visitor { outstanding[visitor] -= 1 }
+            default:
+                break
+            }
+        }
+
+        while true {
+            let now = DispatchTime.now().uptimeNanoseconds
+            if now >= end { draining = true }
+            if draining && (sentAt.isEmpty || now >= drainEnd) { break }
+            if !draining && visitors > 0 {
+                let due = rate > 0 ? Int(Double(now - start) / 1e9 * Double(rate)) - sent : visitors * window
+                var budget = max(0, min(due, visitors * window))
+                var tried = 0
+                while budget > 0 && tried < visitors {
+                    let visitor = next
+                    next = (next + 1) % visitors
+                    tried += 1
+                    guard outstanding[visitor] < window else { continue }
+                    let id = "m\(sent)"
+                    let stamp = DispatchTime.now().uptimeNanoseconds
+                    do {
+                        try visitorSockets[visitor].send(#"{"type":"send","room":"\#(rooms[visitor])","text":"bench \#(stamp)","id":"\#(id)"}"#)
+                        sentAt[id] = stamp
+                        outstanding[visitor] += 1
+                        sent += 1
+                        budget -= 1
+                        tried = 0
+                    } catch {
+                        errors["send", default: 0] += 1
+                    }
+                }
+            }
+            let ready = poll(&pollfds, nfds_t(pollfds.count), 1)
+            guard ready > 0 else { continue }
+            for index in pollfds.indices where pollfds[index].revents != 0 {
+                pollfds[index].revents = 0
+                let socket = all[index]
+                if (try? socket.fill()) != true {
+                    errors["closed", default: 0] += 1
+                    pollfds[index].fd = -1
+                }
+                while let text = socket.nextText() { handle(text, visitor: index < visitors ? index : nil) }
+            }
+        }
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        func summary(_ histogram: Histogram) -> [String: Any] {
+            ["count": histogram.total, "p50_us": histogram.value(at: 0.5), "p99_us": histogram.value(at: 0.99),
+             "p999_us": histogram.value(at: 0.999), "max_us": histogram.maximum]
+        }
+        var report: [String: Any] = [
+            "target": target, "scenario": "load", "org": org, "visitors": visitors, "staff": staff,
+            "offered_rate": rate, "duration_s": duration, "sent": sent, "acked": acked, "delivered": delivered,
+            "acked_per_s": Double(acked) / min(elapsed, duration), "unacknowledged": sentAt.count, "errors": errors,
+            "ack_latency": summary(ackLatency), "deliver_latency": summary(deliverLatency),
+        ]
+        if let rssLoaded {
+            report["rss_kib"] = rssLoaded
+            report["rss_per_connection_kib"] = Double(rssLoaded) / Double(max(all.count, 1))
+        }
+        return report
+    }
+
+    // MARK: Helpers
+
+    func rss() -> Int? {
+        guard let serverPid, let status = try? String(contentsOfFile: "/proc/\(serverPid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
+        }
+        return nil
+    }
+
+    func raiseOpenFileLimit() {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    }
+
+    func printTable(_ report: [String: Any]) {
+        for key in report.keys.sorted() {
+            if let nested = report[key] as? [String: Any] {
+                print("\(key):")
+                for inner in nested.keys.sorted() { print("  \(inner): \(nested[inner]!)") }
+            } else {
+                print("\(key): \(report[key]!)")
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+"""The benchmark tool runs a short scenario correctly against the hub and against the relay.
+(It measures speed; this test checks only that it measures, not how fast anything is.)"""
+
+import json
+import subprocess
+from pathlib import Path
+
+from conftest import BIN, carehub
+
+BENCH = str(Path(BIN).with_name("carehub-bench"))
+RELAY = str(Path(BIN).with_name("carehub-relay"))
+
+
+def bench(*args):
+    result = subprocess.run([BENCH, "--json", *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def check(report, target):
+    assert report["target"] == target and report["scenario"] == "load"
+    assert report["acked"] > 0 and report["acked"] == report["sent"] and report["unacknowledged"] == 0
+    assert report["delivered"] == report["acked"]  # every room has one subscriber
+    assert report["errors"] == {}
+    for key in ("ack_latency", "deliver_latency"):
+        latency = report[key]
+        assert latency["count"] > 0
+        assert latency["p50_us"] <= latency["p99_us"] <= latency["p999_us"] <= latency["max_us"]
+    assert report["rss_kib"] > 0
+
+
+def test_bench_against_the_hub_and_the_relay(hub):
+    for index in (1, 2):
+        carehub("user", "add", "--org", "riverside-clinic", "--user", f"bench.staff{index}", "--data", str(hub.data),
+                "--config", str(hub.config), stdin="bench-staff-password-2026\n")
+    check(bench("--port", str(hub.port), "--visitors", "4", "--staff", "2", "--duration", "1", "--server-pid", str(hub.proc.pid)), "hub")
+
+    relay = subprocess.Popen([RELAY, "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(relay.stdout.readline().split(":")[-1].split("/")[0])
+        check(bench("--target", "relay", "--port", str(port), "--visitors", "4", "--staff", "2", "--duration", "1",
+                    "--server-pid", str(relay.pid)), "relay")
+        idle = bench("--target", "relay", "--port", str(port), "--idle", "50", "--server-pid", str(relay.pid))
+        assert idle["connections"] == 50 and idle["errors"] == {} and "rss_per_connection_kib" in idle
+    finally:
+        relay.terminate()
+        assert relay.wait(timeout=20) == 0

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Benchmark: the full pipeline against the raw relay, on this machine, in one run.
+#   ./scripts/bench.sh                      # defaults below
+#   VISITORS=200 STAFF=20 DURATION=20 RATE=5000 IDLE=10000 ./scripts/bench.sh
+# Builds release binaries, starts a fresh hub (temporary data directory, the repository's
+# pipeline.conf) and the relay, runs the scenarios, prints each report and the ratios.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+./scripts/setup.sh
+swift build -c release --product carehub >/dev/null
+swift build -c release --product carehub-bench >/dev/null
+swift build -c release --product carehub-relay >/dev/null
+bin="$(swift build -c release --show-bin-path)"
+
+VISITORS="${VISITORS:-100}"; STAFF="${STAFF:-10}"; DURATION="${DURATION:-10}"
+RATE="${RATE:-5000}"; IDLE="${IDLE:-10000}"
+work="$(mktemp -d)"
+hub_port=18400; relay_port=18401
+cleanup() { kill "${hub_pid:-}" "${relay_pid:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+ulimit -n "$(ulimit -Hn)"
+# Staff accounts; a HIPAA org's accounts enrol their second factor at first login, so each
+# HIPAA scenario gets its own set.
+add_staff() {
+  for i in $(seq 1 "$STAFF"); do
+    printf '%s\n' "bench-staff-password-2026" | "$bin/carehub" user add --org "$1" --user "$2$i" --data "$work/data" >/dev/null
+  done
+}
+add_staff riverside-clinic bench.max
+add_staff riverside-clinic bench.rate
+add_staff lotus-wellness bench.staff
+"$bin/carehub" serve --data "$work/data" --listen "127.0.0.1:$hub_port" --log-level warning >"$work/hub.out" 2>&1 &
+hub_pid=$!
+"$bin/carehub-relay" "$relay_port" >"$work/relay.out" 2>&1 &
+relay_pid=$!
+sleep 2
+
+run() { "$bin/carehub-bench" --json --duration "$DURATION" "$@"; }
+results="$work/results"
+mkdir -p "$results"
+echo "== relay, as fast as possible";          run --target relay --port "$relay_port" --visitors "$VISITORS" --staff "$STAFF" --server-pid "$relay_pid" | tee "$results/relay-max.json"
+echo "== HIPAA org, as fast as possible";       run --port "$hub_port" --org riverside-clinic --staff-prefix bench.max --visitors "$VISITORS" --staff "$STAFF" --server-pid "$hub_pid" | tee "$results/hipaa-max.json"
+echo "== non-HIPAA org, as fast as possible";   run --port "$hub_port" --org lotus-wellness --visitors "$VISITORS" --staff "$STAFF" --server-pid "$hub_pid" | tee "$results/lotus-max.json"
+echo "== relay at $RATE msg/s";                 run --target relay --port "$relay_port" --visitors "$VISITORS" --staff "$STAFF" --rate "$RATE" --window 64 --server-pid "$relay_pid" | tee "$results/relay-rate.json"
+echo "== HIPAA org at $RATE msg/s";             run --port "$hub_port" --org riverside-clinic --staff-prefix bench.rate --visitors "$VISITORS" --staff "$STAFF" --rate "$RATE" --window 64 --server-pid "$hub_pid" | tee "$results/hipaa-rate.json"
+echo "== $IDLE idle connections (hub)";         run --port "$hub_port" --org lotus-wellness --idle "$IDLE" --server-pid "$hub_pid" | tee "$results/idle.json"
+/usr/bin/python3 - "$results" <<'PY'
+import json, sys, pathlib
+r = {p.stem: json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).glob("*.json")}
+ratio = r["hipaa-max"]["acked_per_s"] / r["relay-max"]["acked_per_s"]
+print(f"\nfull HIPAA pipeline / raw relay (max rate): {r['hipaa-max']['acked_per_s']:.0f} / {r['relay-max']['acked_per_s']:.0f} msg/s = {ratio:.0%}")
+print(f"non-HIPAA org / raw relay (max rate): {r['lotus-max']['acked_per_s']/r['relay-max']['acked_per_s']:.0%}")
+for name in ("hipaa-rate", "relay-rate"):
+    x = r[name]
+    print(f"{name}: offered {x['offered_rate']}/s, acked {x['acked_per_s']:.0f}/s, send->deliver p50 {x['deliver_latency']['p50_us']/1000:.2f} ms, p99 {x['deliver_latency']['p99_us']/1000:.2f} ms, p99.9 {x['deliver_latency']['p999_us']/1000:.2f} ms")
+print(f"idle connections: {r['idle']['connections']} at {r['idle'].get('rss_per_connection_kib', float('nan')):.1f} KiB RSS each")
+PY
