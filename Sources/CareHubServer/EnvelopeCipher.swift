@@ -27,54 +27,54 @@ public final class EnvelopeCipher: Cipher {
     }
 
     public func seal(_ plaintext: [UInt8], scope: KeyScope, associatedData: [UInt8]) async throws -> SealedText {
-        let key = try dataKey(for: scope, create: true)!
+        let key = try await dataKey(for: scope, create: true)!
         return SealedText(keyID: Self.keyID, bytes: try AES256GCM.seal(plaintext, using: key, authenticating: associatedData).combined)
     }
 
     public func open(_ sealed: SealedText, scope: KeyScope, associatedData: [UInt8]) async throws -> [UInt8] {
         guard sealed.keyID == Self.keyID else { throw HubError.unknownKey(sealed.keyID) }
-        guard let key = try dataKey(for: scope, create: false) else { throw HubError.keyShredded(scope.description) }
+        guard let key = try await dataKey(for: scope, create: false) else { throw HubError.keyShredded(scope.description) }
         return try AES256GCM.open(AES256GCM.SealedBox(combined: sealed.bytes), using: key, authenticating: associatedData)
     }
 
     public func shred(_ scope: KeyScope) async throws {
         _ = dataKeys.withLock { $0.removeValue(forKey: scope.description) }
-        try store.deleteDataKey(scope: scope.description)
+        try await store.deleteDataKey(scope: scope.description)
     }
 
     // MARK: Keys
 
-    private func dataKey(for scope: KeyScope, create: Bool) throws -> SymmetricKey? {
+    private func dataKey(for scope: KeyScope, create: Bool) async throws -> SymmetricKey? {
         let name = scope.description
         if let key = dataKeys.withLock({ $0[name] }) { return key }
         let record: SQLiteKeyStore.DataKeyRecord
-        if let stored = try store.dataKey(scope: name) {
+        if let stored = try await store.dataKey(scope: name) {
             record = stored
         } else if create {
-            let kek = try store.activeKEK(org: scope.org) { version in try self.wrapNewKEK(org: scope.org, version: version) }
+            let kek = try await store.activeKEK(org: scope.org) { version in try self.wrapNewKEK(org: scope.org, version: version) }
             let fresh = SecureRandom.bytes(32)
             let wrapped = try AES256GCM.seal(
-                fresh, using: try kekKey(org: scope.org, version: kek.version),
+                fresh, using: try await kekKey(org: scope.org, version: kek.version),
                 authenticating: Self.dataKeyAD(scope: name, org: scope.org, version: kek.version)).combined
-            record = try store.insertDataKey(.init(scope: name, org: scope.org, kekVersion: kek.version, wrapped: wrapped))
+            record = try await store.insertDataKey(.init(scope: name, org: scope.org, kekVersion: kek.version, wrapped: wrapped))
         } else {
             return nil
         }
-        let key = SymmetricKey(bytes: try unwrapDataKey(record))
+        let key = SymmetricKey(bytes: try await unwrapDataKey(record))
         dataKeys.withLock { $0[name] = key }
         return key
     }
 
-    private func unwrapDataKey(_ record: SQLiteKeyStore.DataKeyRecord) throws -> [UInt8] {
+    private func unwrapDataKey(_ record: SQLiteKeyStore.DataKeyRecord) async throws -> [UInt8] {
         try AES256GCM.open(
-            AES256GCM.SealedBox(combined: record.wrapped), using: try kekKey(org: record.org, version: record.kekVersion),
+            AES256GCM.SealedBox(combined: record.wrapped), using: try await kekKey(org: record.org, version: record.kekVersion),
             authenticating: Self.dataKeyAD(scope: record.scope, org: record.org, version: record.kekVersion))
     }
 
-    private func kekKey(org: OrgID, version: Int) throws -> SymmetricKey {
+    private func kekKey(org: OrgID, version: Int) async throws -> SymmetricKey {
         let name = "\(org.rawValue)/\(version)"
         if let key = keks.withLock({ $0[name] }) { return key }
-        guard let record = try store.kek(org: org, version: version), let wrapped = record.wrapped else {
+        guard let record = try await store.kek(org: org, version: version), let wrapped = record.wrapped else {
             throw HubError.unknownKey("key-encryption key \(version) of \(org) (retired)")
         }
         let key = SymmetricKey(bytes: try AES256GCM.open(
@@ -109,23 +109,23 @@ public final class EnvelopeCipher: Cipher {
     /// Rotates an organisation's KEK: a new version, every data key rewrapped under it (messages
     /// are not re-encrypted), older versions retired and erased. Safe to interrupt and run again:
     /// it resumes the unfinished rotation. `progress` is called after each batch.
-    public func rotate(org: OrgID, batchSize: Int = 500, progress: (Int) -> Void = { _ in }) throws -> RotationReport {
-        let (from, target) = try store.beginRotation(org: org) { version in try self.wrapNewKEK(org: org, version: version) }
-        let newKEK = try kekKey(org: org, version: target.version)
+    public func rotate(org: OrgID, batchSize: Int = 500, progress: (Int) -> Void = { _ in }) async throws -> RotationReport {
+        let (from, target) = try await store.beginRotation(org: org) { version in try self.wrapNewKEK(org: org, version: version) }
+        let newKEK = try await kekKey(org: org, version: target.version)
         var rewrapped = 0
         while true {
-            let batch = try store.dataKeys(org: org, notUnder: target.version, limit: batchSize)
+            let batch = try await store.dataKeys(org: org, notUnder: target.version, limit: batchSize)
             if batch.isEmpty { break }
             for record in batch {
-                let plain = try unwrapDataKey(record)
+                let plain = try await unwrapDataKey(record)
                 let wrapped = try AES256GCM.seal(
                     plain, using: newKEK, authenticating: Self.dataKeyAD(scope: record.scope, org: org, version: target.version)).combined
-                try store.rewrap(scope: record.scope, from: record, to: target.version, wrapped: wrapped)
+                try await store.rewrap(scope: record.scope, from: record, to: target.version, wrapped: wrapped)
                 rewrapped += 1
             }
             progress(rewrapped)
         }
-        try store.finishRotation(org: org, version: target.version)
+        try await store.finishRotation(org: org, version: target.version)
         keks.withLock { $0 = $0.filter { !$0.key.hasPrefix("\(org.rawValue)/") } }
         return RotationReport(org: org, retiredVersions: from, newVersion: target.version, rewrapped: rewrapped)
     }

@@ -35,15 +35,15 @@ public struct SQLiteKeyStore: Sendable {
     public init(database: CareHubDatabase) { self.database = database }
 
     /// All KEK versions of an organisation, oldest first.
-    public func keks(org: OrgID) throws -> [KEKRecord] {
-        try database.pool.read { db in
+    public func keks(org: OrgID) async throws -> [KEKRecord] {
+        try await database.pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM org_keks WHERE org = ? ORDER BY version", arguments: [org.rawValue]).map(Self.kek)
         }
     }
 
     /// The active KEK, creating version 1 with `makeWrapped` if the organisation has none.
-    public func activeKEK(org: OrgID, makeWrapped: (Int) throws -> [UInt8]) throws -> KEKRecord {
-        try database.pool.write { db in
+    public func activeKEK(org: OrgID, makeWrapped: @escaping @Sendable (Int) throws -> [UInt8]) async throws -> KEKRecord {
+        try await database.pool.write { db in
             if let row = try Row.fetchOne(db, sql: "SELECT * FROM org_keks WHERE org = ? AND state IN ('active', 'rotating') ORDER BY version DESC LIMIT 1", arguments: [org.rawValue]) {
                 return Self.kek(row)
             }
@@ -56,22 +56,22 @@ public struct SQLiteKeyStore: Sendable {
     }
 
     /// A KEK version, if it still exists.
-    public func kek(org: OrgID, version: Int) throws -> KEKRecord? {
-        try database.pool.read { db in
+    public func kek(org: OrgID, version: Int) async throws -> KEKRecord? {
+        try await database.pool.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM org_keks WHERE org = ? AND version = ?", arguments: [org.rawValue, version]).map(Self.kek)
         }
     }
 
     /// A scope's data key, if it has one.
-    public func dataKey(scope: String) throws -> DataKeyRecord? {
-        try database.pool.read { db in
+    public func dataKey(scope: String) async throws -> DataKeyRecord? {
+        try await database.pool.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM data_keys WHERE scope = ?", arguments: [scope]).map(Self.dataKey)
         }
     }
 
     /// Stores a new data key unless the scope got one meanwhile; returns the one in force.
-    public func insertDataKey(_ record: DataKeyRecord) throws -> DataKeyRecord {
-        try database.pool.write { db in
+    public func insertDataKey(_ record: DataKeyRecord) async throws -> DataKeyRecord {
+        try await database.pool.write { db in
             try db.execute(
                 sql: "INSERT OR IGNORE INTO data_keys (scope, org, kek_version, wrapped, created_at) VALUES (?, ?, ?, ?, ?)",
                 arguments: [record.scope, record.org.rawValue, record.kekVersion, Data(record.wrapped), Date().timeIntervalSince1970])
@@ -81,8 +81,8 @@ public struct SQLiteKeyStore: Sendable {
 
     /// Deletes a scope's data key (crypto-shredding). Returns whether there was one.
     @discardableResult
-    public func deleteDataKey(scope: String) throws -> Bool {
-        try database.pool.write { db in
+    public func deleteDataKey(scope: String) async throws -> Bool {
+        try await database.pool.write { db in
             try db.execute(sql: "DELETE FROM data_keys WHERE scope = ?", arguments: [scope])
             return db.changesCount > 0
         }
@@ -92,8 +92,8 @@ public struct SQLiteKeyStore: Sendable {
 
     /// Starts a rotation (a new `rotating` version wrapped by `makeWrapped`), or returns the one
     /// an interrupted run left behind.
-    public func beginRotation(org: OrgID, makeWrapped: (Int) throws -> [UInt8]) throws -> (from: [Int], to: KEKRecord) {
-        try database.pool.write { db in
+    public func beginRotation(org: OrgID, makeWrapped: @escaping @Sendable (Int) throws -> [UInt8]) async throws -> (from: [Int], to: KEKRecord) {
+        try await database.pool.write { db in
             let all = try Row.fetchAll(db, sql: "SELECT * FROM org_keks WHERE org = ? ORDER BY version", arguments: [org.rawValue]).map(Self.kek)
             let live = all.filter { $0.state != .retired }.map(\.version)
             if let rotating = all.last(where: { $0.state == .rotating }) {
@@ -109,8 +109,8 @@ public struct SQLiteKeyStore: Sendable {
     }
 
     /// Up to `limit` data keys of the organisation not yet under `version`.
-    public func dataKeys(org: OrgID, notUnder version: Int, limit: Int) throws -> [DataKeyRecord] {
-        try database.pool.read { db in
+    public func dataKeys(org: OrgID, notUnder version: Int, limit: Int) async throws -> [DataKeyRecord] {
+        try await database.pool.read { db in
             try Row.fetchAll(
                 db, sql: "SELECT * FROM data_keys WHERE org = ? AND kek_version <> ? LIMIT ?",
                 arguments: [org.rawValue, version, limit]).map(Self.dataKey)
@@ -118,8 +118,8 @@ public struct SQLiteKeyStore: Sendable {
     }
 
     /// Replaces one data key's wrapping, only if it is still the one that was read.
-    public func rewrap(scope: String, from old: DataKeyRecord, to version: Int, wrapped: [UInt8]) throws {
-        try database.pool.write { db in
+    public func rewrap(scope: String, from old: DataKeyRecord, to version: Int, wrapped: [UInt8]) async throws {
+        try await database.pool.write { db in
             try db.execute(
                 sql: "UPDATE data_keys SET kek_version = ?, wrapped = ? WHERE scope = ? AND kek_version = ? AND wrapped = ?",
                 arguments: [version, Data(wrapped), scope, old.kekVersion, Data(old.wrapped)])
@@ -127,8 +127,8 @@ public struct SQLiteKeyStore: Sendable {
     }
 
     /// Makes `version` the active KEK and retires (and erases) every older one that no data key uses.
-    public func finishRotation(org: OrgID, version: Int) throws {
-        try database.pool.write { db in
+    public func finishRotation(org: OrgID, version: Int) async throws {
+        try await database.pool.write { db in
             let remaining = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM data_keys WHERE org = ? AND kek_version <> ?", arguments: [org.rawValue, version]) ?? 0
             guard remaining == 0 else { throw StorageError.rotationIncomplete(org: org.rawValue, remaining: remaining) }
             try db.execute(

@@ -31,7 +31,7 @@ struct KeysCommand: AsyncParsableCommand {
                 defer { try? database.close() }
                 let master = try MasterKey.load(dataDirectory: data)
                 let cipher = EnvelopeCipher(master: master, store: SQLiteKeyStore(database: database))
-                let report = try cipher.rotate(org: OrgID(org)) { done in Output.error("rewrapped \(done) data keys…") }
+                let report = try await cipher.rotate(org: OrgID(org)) { done in Output.error("rewrapped \(done) data keys…") }
                 try await SQLiteAuditLog(database: database).record(AuditEvent(
                     at: Date(), org: OrgID(org), actor: "cli:\(operatorName())", address: "local", action: "keys.rotated",
                     target: "kek-v\(report.newVersion)", detail: "rewrapped=\(report.rewrapped) retired=\(report.retiredVersions.map(String.init).joined(separator: ","))"))
@@ -56,7 +56,7 @@ struct KeysCommand: AsyncParsableCommand {
             do {
                 let database = try CareHubDatabase(directory: data)
                 defer { try? database.close() }
-                let keks = try SQLiteKeyStore(database: database).keks(org: OrgID(org))
+                let keks = try await SQLiteKeyStore(database: database).keks(org: OrgID(org))
                 if keks.isEmpty { Output.line("\(org): no keys yet (created with the first message)") }
                 for kek in keks { Output.line("\(org)\tv\(kek.version)\t\(kek.state.rawValue)") }
             } catch {

@@ -39,7 +39,7 @@ struct EnvelopeCipherTests {
         #expect(try await cipher.open(sealed, scope: scope, associatedData: [1]) == Array("chest pain".utf8))
         // A second hub process (fresh cipher, same master and database) opens it too.
         #expect(try await fixture.cipher().open(sealed, scope: scope, associatedData: [1]) == Array("chest pain".utf8))
-        let record = try #require(try fixture.store.dataKey(scope: scope.description))
+        let record = try #require(try await fixture.store.dataKey(scope: scope.description))
         #expect(record.kekVersion == 1 && record.wrapped.count == 12 + 32 + 16)
         // Another conversation gets another key: its sealed text does not open under this one.
         let other = KeyScope.conversation(org, ConversationID("c_2"))
@@ -55,7 +55,7 @@ struct EnvelopeCipherTests {
         let cipher = fixture.cipher()
         let sealed = try await cipher.seal(Array("secret".utf8), scope: scope, associatedData: [])
         try await cipher.shred(scope)
-        #expect(try fixture.store.dataKey(scope: scope.description) == nil)
+        #expect(try await fixture.store.dataKey(scope: scope.description) == nil)
         await #expect(throws: HubError.keyShredded(scope.description)) { try await cipher.open(sealed, scope: scope, associatedData: []) }
         await #expect(throws: HubError.keyShredded(scope.description)) { try await fixture.cipher().open(sealed, scope: scope, associatedData: []) }
     }
@@ -68,13 +68,13 @@ struct EnvelopeCipherTests {
             let scope = KeyScope.conversation(org, ConversationID("c_\(index)"))
             sealed.append((scope, try await cipher.seal(Array("message \(index)".utf8), scope: scope, associatedData: [])))
         }
-        let before = try fixture.store.dataKey(scope: sealed[0].0.description)
-        let report = try fixture.cipher().rotate(org: org, batchSize: 10)
+        let before = try await fixture.store.dataKey(scope: sealed[0].0.description)
+        let report = try await fixture.cipher().rotate(org: org, batchSize: 10)
         #expect(report.newVersion == 2 && report.rewrapped == 25 && report.retiredVersions == [1])
-        let keks = try fixture.store.keks(org: org)
+        let keks = try await fixture.store.keks(org: org)
         #expect(keks.map(\.state) == [.retired, .active])
         #expect(keks[0].wrapped == nil)
-        let after = try fixture.store.dataKey(scope: sealed[0].0.description)
+        let after = try await fixture.store.dataKey(scope: sealed[0].0.description)
         #expect(after?.kekVersion == 2 && after?.wrapped != before?.wrapped)
         // The stored messages are untouched and open with a fresh cipher (no cached keys).
         let fresh = fixture.cipher()
@@ -84,7 +84,7 @@ struct EnvelopeCipherTests {
         // New conversations get keys under the new version.
         let later = KeyScope.conversation(org, ConversationID("c_new"))
         _ = try await fresh.seal([1], scope: later, associatedData: [])
-        #expect(try fixture.store.dataKey(scope: later.description)?.kekVersion == 2)
+        #expect(try await fixture.store.dataKey(scope: later.description)?.kekVersion == 2)
     }
 
     @Test func anInterruptedRotationResumes() async throws {
@@ -94,20 +94,23 @@ struct EnvelopeCipherTests {
             _ = try await cipher.seal([UInt8(index)], scope: .conversation(org, ConversationID("c_\(index)")), associatedData: [])
         }
         // A run that stopped after starting: version 2 exists as 'rotating', nothing rewrapped.
-        let started = try fixture.store.beginRotation(org: org) { version in
-            try AES256GCM.seal(SecureRandom.bytes(32), using: fixture.master, authenticating: Array("carehub.kek.v1|\(org.rawValue)|\(version)".utf8)).combined
+        let store = fixture.store
+        let master = fixture.master
+        let org = self.org
+        let started = try await store.beginRotation(org: org) { version in
+            try AES256GCM.seal(SecureRandom.bytes(32), using: master, authenticating: Array("carehub.kek.v1|\(org.rawValue)|\(version)".utf8)).combined
         }
         #expect(started.to.version == 2 && started.to.state == .rotating)
-        #expect(throws: StorageError.rotationIncomplete(org: "clinic", remaining: 5)) { try fixture.store.finishRotation(org: org, version: 2) }
+        await #expect(throws: StorageError.rotationIncomplete(org: "clinic", remaining: 5)) { try await store.finishRotation(org: org, version: 2) }
         // Meanwhile the hub keeps creating keys: they go under the rotating version.
         _ = try await cipher.seal([9], scope: .conversation(org, ConversationID("c_during")), associatedData: [])
-        #expect(try fixture.store.dataKey(scope: "conversation:c_during")?.kekVersion == 2)
-        let report = try fixture.cipher().rotate(org: org)
+        #expect(try await fixture.store.dataKey(scope: "conversation:c_during")?.kekVersion == 2)
+        let report = try await fixture.cipher().rotate(org: org)
         #expect(report.newVersion == 2 && report.rewrapped == 5)
-        #expect(try fixture.store.keks(org: org).map(\.state) == [.retired, .active])
+        #expect(try await fixture.store.keks(org: org).map(\.state) == [.retired, .active])
         for index in 0..<5 {
             let scope = KeyScope.conversation(org, ConversationID("c_\(index)"))
-            #expect(try fixture.store.dataKey(scope: scope.description)?.kekVersion == 2)
+            #expect(try await fixture.store.dataKey(scope: scope.description)?.kekVersion == 2)
         }
     }
 }
