@@ -15,7 +15,6 @@ bin="$(swift build -c release --show-bin-path)"
 VISITORS="${VISITORS:-100}"; STAFF="${STAFF:-10}"; DURATION="${DURATION:-10}"
 RATE="${RATE:-5000}"; IDLE="${IDLE:-10000}"
 work="$(mktemp -d)"
-hub_port=18400; relay_port=18401
 cleanup() { kill "${hub_pid:-}" "${relay_pid:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
@@ -30,13 +29,20 @@ add_staff() {
 add_staff riverside-clinic bench.max
 add_staff riverside-clinic bench.rate
 add_staff lotus-wellness bench.staff
-"$bin/carehub" serve --data "$work/data" --listen "127.0.0.1:$hub_port" --log-level warning >"$work/hub.out" 2>&1 &
+# Free ports, read back from what each server prints when it listens.
+"$bin/carehub" serve --data "$work/data" --listen 127.0.0.1:0 --log-level warning >"$work/hub.out" 2>"$work/hub.err" &
 hub_pid=$!
-"$bin/carehub-relay" "$relay_port" >"$work/relay.out" 2>&1 &
+"$bin/carehub-relay" 0 >"$work/relay.out" 2>&1 &
 relay_pid=$!
-sleep 2
+for _ in $(seq 1 100); do
+  grep -q "listening on" "$work/hub.out" 2>/dev/null && grep -q "listening on" "$work/relay.out" 2>/dev/null && break
+  sleep 0.1
+done
+hub_port="$(sed -n 's|^CareHub listening on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$work/hub.out")"
+relay_port="$(sed -n 's|^carehub-relay listening on ws://127.0.0.1:\([0-9]*\)/ws|\1|p' "$work/relay.out")"
+[ -n "$hub_port" ] && [ -n "$relay_port" ] || { echo "bench: servers did not start"; cat "$work/hub.err" "$work/relay.out"; exit 1; }
 
-run() { "$bin/carehub-bench" --json --duration "$DURATION" "$@"; }
+run() { sleep 2; "$bin/carehub-bench" --json --duration "$DURATION" "$@"; }
 results="$work/results"
 mkdir -p "$results"
 echo "== relay, as fast as possible";          run --target relay --port "$relay_port" --visitors "$VISITORS" --staff "$STAFF" --server-pid "$relay_pid" | tee "$results/relay-max.json"

@@ -103,12 +103,12 @@ public final class SQLiteAuditLog: AuditLog {
 
     /// Appends inside an open transaction (also used by account changes, atomically with them).
     static func append(_ event: AuditEvent, _ db: Database) throws {
-        let previous = try Data.fetchOne(db, sql: "SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1").map(Array.init) ?? AuditChain.genesis
-        let id = (try Int64.fetchOne(db, sql: "SELECT IFNULL(MAX(id), 0) + 1 FROM audit_events")) ?? 1
+        let head = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1"))
+        let previous = (head?["hash"] as Data?).map(Array.init) ?? AuditChain.genesis
+        let id = (head?["id"] as Int64? ?? 0) + 1
         let hash = AuditChain.hash(previous: previous, id: id, event: event)
-        try db.execute(
-            sql: "INSERT INTO audit_events (id, at, org, actor, address, action, target, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            arguments: [id, AuditChain.milliseconds(event.at), event.org.rawValue, event.actor, event.address, event.action, event.target, event.detail, Data(hash)])
+        try db.cachedStatement(sql: "INSERT INTO audit_events (id, at, org, actor, address, action, target, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .execute(arguments: [id, AuditChain.milliseconds(event.at), event.org.rawValue, event.actor, event.address, event.action, event.target, event.detail, Data(hash)])
     }
 
     // MARK: Reading

@@ -130,12 +130,11 @@ public final class SQLiteMessageStore: MessageStore {
         case .unreadable:
             throw DatabaseError(resultCode: .SQLITE_MISUSE, message: "an unreadable body cannot be stored")
         }
-        try db.execute(
-            sql: "INSERT INTO messages (conversation, seq, sender, at, key_id, body) VALUES (?, ?, ?, ?, ?, ?)",
-            arguments: [message.conversation.rawValue, Int64(message.seq), message.sender, message.at.timeIntervalSince1970, keyID, body])
-        try db.execute(
-            sql: "UPDATE conversations SET last_seq = MAX(last_seq, ?) WHERE id = ?",
-            arguments: [Int64(message.seq), message.conversation.rawValue])
+        // Cached statements: the hot path parses each SQL text once per connection.
+        try db.cachedStatement(sql: "INSERT INTO messages (conversation, seq, sender, at, key_id, body) VALUES (?, ?, ?, ?, ?, ?)")
+            .execute(arguments: [message.conversation.rawValue, Int64(message.seq), message.sender, message.at.timeIntervalSince1970, keyID, body])
+        try db.cachedStatement(sql: "UPDATE conversations SET last_seq = MAX(last_seq, ?) WHERE id = ?")
+            .execute(arguments: [Int64(message.seq), message.conversation.rawValue])
     }
 
     public func history(of conversation: ConversationID, limit: Int) async throws -> [StoredMessage] {

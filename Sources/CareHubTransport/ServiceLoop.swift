@@ -95,7 +95,9 @@ final class ServiceLoop: @unchecked Sendable {
         let accepted = shared.withLock { shared -> Bool in
             guard let context = shared.context, !shared.stopped else { return false }
             shared.queue.append(command)
-            lws_cancel_service(context.pointer)
+            // One wake-up per batch: the service thread drains the whole queue when it runs, so
+            // only the command that finds the queue empty needs to wake it.
+            if shared.queue.count == 1 { lws_cancel_service(context.pointer) }
             return true
         }
         if !accepted, case .send = command { pendingMessages.subtract(1, ordering: .relaxed) }
