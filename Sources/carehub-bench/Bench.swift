@@ -163,7 +163,10 @@ struct Bench: ParsableCommand {
         while true {
             let now = DispatchTime.now().uptimeNanoseconds
             if now >= end { draining = true }
-            if draining && (sentAt.isEmpty || now >= drainEnd) { break }
+            // Each room has exactly one staff subscriber (when there is staff), so the run is
+            // complete when every message is acknowledged and delivered once.
+            let expectedDeliveries = staff > 0 ? acked : 0
+            if draining && ((sentAt.isEmpty && delivered >= expectedDeliveries) || now >= drainEnd) { break }
             if !draining && visitors > 0 {
                 let due = rate > 0 ? Int(Double(now - start) / 1e9 * Double(rate)) - sent : visitors * window
                 var budget = max(0, min(due, visitors * window))
