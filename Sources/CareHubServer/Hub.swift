@@ -31,6 +31,7 @@ public final class Hub: Sendable {
     private let transport = TransportSlot()
     private let ticker = Mutex<Task<Void, Never>?>(nil)
     private let events = HubEvents()
+    private let metrics = HubMetrics()
     private let audit: SQLiteAuditLog
 
     /// Opens the database and master key and loads pipeline.conf. Throws ``ConfigError``,
@@ -75,7 +76,8 @@ public final class Hub: Sendable {
             configuration: WebSocketServer.Configuration(
                 host: options.host, port: options.port, webSocketPath: "/ws", staticRoot: options.staticRoot,
                 maxMessageBytes: options.maxFrameBytes, tlsCertificatePath: options.tlsCertificatePath,
-                tlsPrivateKeyPath: options.tlsPrivateKeyPath)
+                tlsPrivateKeyPath: options.tlsPrivateKeyPath,
+                textRoutes: ["/metrics": { [self] in self.renderMetrics() }])
         ) { [self] handle, event in
             self.receive(event, from: handle)
         }
@@ -236,12 +238,15 @@ public final class Hub: Sendable {
     private func process(_ input: ConnectionRegistry.Inbound, from id: ConnectionID) async {
         switch input {
         case .binary:
+            metrics.record(org: nil, type: "undecodable", seconds: 0, error: .binaryFrame)
             reply(.error(id: nil, error: PipelineError(.binaryFrame, "binary frames are not accepted; send JSON text frames")), to: id)
         case .oversized(let count):
+            metrics.record(org: nil, type: "undecodable", seconds: 0, error: .tooLarge)
             reply(.error(id: nil, error: PipelineError(.tooLarge, "a message of \(count) bytes exceeds the limit of \(options.maxFrameBytes) bytes")), to: id)
         case .text(let bytes):
             switch Envelope.decode(bytes) {
             case .failure(let failure):
+                metrics.record(org: nil, type: "undecodable", seconds: 0, error: failure.error.code)
                 reply(.error(id: failure.id, error: failure.error), to: id)
             case .success(let envelope):
                 await dispatch(envelope, from: id)
@@ -249,7 +254,22 @@ public final class Hub: Sendable {
         }
     }
 
+    /// `GET /metrics`, in the Prometheus text format.
+    func renderMetrics() -> String {
+        let stats = messages.statistics
+        return metrics.render(
+            connections: registry.count, sessions: sessions.all, messagesCommitted: stats.messages,
+            commits: stats.commits, largestBatch: stats.largestBatch)
+    }
+
     private func dispatch(_ envelope: Envelope, from id: ConnectionID) async {
+        let started = ContinuousClock.now
+        var org: OrgID?
+        var failure: ErrorCode?
+        defer {
+            let elapsed = ContinuousClock.now - started
+            metrics.record(org: org, type: envelope.frame.kind.rawValue, seconds: elapsed.seconds, error: failure)
+        }
         do {
             let token = registry.sessionToken(of: id)
             let session = token.flatMap(sessions.session)
@@ -257,17 +277,18 @@ public final class Hub: Sendable {
                 registry.bind(id, token: nil)
                 throw PipelineError.sessionExpired(.idle)
             }
-            let org: OrgID
+            let target: OrgID
             switch envelope.frame {
             case .hello(let frameOrg, _, _), .login(let frameOrg, _, _, _):
-                org = session?.org ?? frameOrg
+                target = session?.org ?? frameOrg
             default:
                 guard let session else { throw PipelineError.unauthenticated }
-                org = session.org
+                target = session.org
             }
-            let (pipeline, draining) = state.withLock { ($0.pipelines[org], $0.draining) }
+            let (pipeline, draining) = state.withLock { ($0.pipelines[target], $0.draining) }
             guard !draining else { throw PipelineError(.unavailable, "the hub is shutting down; reconnect shortly") }
-            guard let pipeline else { throw PipelineError(.unknownOrg, "no organisation '\(org)' on this hub") }
+            guard let pipeline else { throw PipelineError(.unknownOrg, "no organisation '\(target)' on this hub") }
+            org = target
 
             let request = Request(
                 connection: id, peer: registry.peer(of: id), id: envelope.id, frame: envelope.frame,
@@ -278,6 +299,7 @@ public final class Hub: Sendable {
             if outcome.unbind { registry.bind(id, token: nil) }
             if let frame { reply(frame, to: id) }
         } catch let error as PipelineError {
+            failure = error.code
             if error.code == .sessionExpired { registry.bind(id, token: nil) }
             if error == .internal { logger.error("request failed", metadata: ["connection.id": "\(id)", "frame.type": "\(envelope.frame.kind.rawValue)"]) }
             reply(.error(id: envelope.id, error: error), to: id)
@@ -286,6 +308,7 @@ public final class Hub: Sendable {
             logger.error("request failed", metadata: [
                 "connection.id": "\(id)", "frame.type": "\(envelope.frame.kind.rawValue)", "error.type": "\(type(of: error))",
             ])
+            failure = .internal
             reply(.error(id: envelope.id, error: .internal), to: id)
         }
     }

@@ -61,6 +61,7 @@ final class ServiceLoop: @unchecked Sendable {
     private let mount = UnsafeMutablePointer<lws_http_mount>.allocate(capacity: 1)
     private let defaultOption = UnsafeMutablePointer<lws_protocol_vhost_options>.allocate(capacity: 1)
     private let protocolOption = UnsafeMutablePointer<lws_protocol_vhost_options>.allocate(capacity: 1)
+    private var routeMounts: [UnsafeMutablePointer<lws_http_mount>] = []
 
     init(configuration: WebSocketServer.Configuration, onEvent: @escaping @Sendable (ConnectionHandle, WebSocketEvent) -> Void) {
         self.configuration = configuration
@@ -73,6 +74,7 @@ final class ServiceLoop: @unchecked Sendable {
         mount.deallocate()
         defaultOption.deallocate()
         protocolOption.deallocate()
+        for mount in routeMounts { mount.deallocate() }
     }
 
     static func frame(_ payload: [UInt8]) -> [UInt8] {
@@ -182,6 +184,20 @@ final class ServiceLoop: @unchecked Sendable {
         info.uid = -1
         info.user = Unmanaged.passUnretained(self).toOpaque()
         info.options = UInt64(LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE)
+        // Dynamic text routes first, each its own mount handled by this protocol's callback.
+        var firstMount: UnsafePointer<lws_http_mount>?
+        for path in configuration.textRoutes.keys.sorted() {
+            let route = UnsafeMutablePointer<lws_http_mount>.allocate(capacity: 1)
+            route.initialize(to: lws_http_mount())
+            route.pointee.mountpoint = UnsafePointer(cString(path))
+            route.pointee.mountpoint_len = UInt8(path.utf8.count)
+            route.pointee.origin = UnsafePointer(cString("carehub"))
+            route.pointee.origin_protocol = UInt8(LWSMPRO_CALLBACK.rawValue)
+            route.pointee.mount_next = firstMount
+            routeMounts.append(route)
+            firstMount = UnsafePointer(route)
+        }
+        info.mounts = firstMount
         if let root = configuration.staticRoot {
             mount.initialize(to: lws_http_mount())
             mount.pointee.mountpoint = UnsafePointer(cString("/"))
@@ -189,7 +205,12 @@ final class ServiceLoop: @unchecked Sendable {
             mount.pointee.origin = UnsafePointer(cString(root))
             mount.pointee.def = UnsafePointer(cString("index.html"))
             mount.pointee.origin_protocol = UInt8(LWSMPRO_FILE.rawValue)
-            info.mounts = UnsafePointer(mount)
+            // The file mount goes last: lws picks the longest matching mountpoint anyway.
+            if let last = routeMounts.first {
+                last.pointee.mount_next = UnsafePointer(mount)
+            } else {
+                info.mounts = UnsafePointer(mount)
+            }
         }
         if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsPrivateKeyPath {
             info.options |= UInt64(LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT)
@@ -237,6 +258,14 @@ final class ServiceLoop: @unchecked Sendable {
         case LWS_CALLBACK_SERVER_WRITEABLE:
             guard let id = user?.load(as: UInt64.self), let connection = connections[id] else { return -1 }
             return write(connection)
+
+        case LWS_CALLBACK_HTTP:
+            guard let wsi else { return -1 }
+            let path = requestPath(wsi)
+            guard let route = configuration.textRoutes[path] else {
+                return lws_callback_http_dummy(wsi, reason, user, input, length)
+            }
+            return respond(wsi, body: Array(route().utf8))
 
         case LWS_CALLBACK_CLOSED:
             guard let id = user?.load(as: UInt64.self), let connection = connections.removeValue(forKey: id) else { return 0 }
@@ -295,6 +324,27 @@ final class ServiceLoop: @unchecked Sendable {
         guard written >= payloadLength else { return -1 }
         if connection.hasOutput || connection.closeCode != nil { lws_callback_on_writable(connection.wsi) }
         return 0
+    }
+
+    /// Writes a complete `200 text/plain` response and finishes the HTTP transaction.
+    private func respond(_ wsi: OpaquePointer, body: [UInt8]) -> Int32 {
+        var headers = [UInt8](repeating: 0, count: Self.pre + 1024)
+        let written: Bool = headers.withUnsafeMutableBufferPointer { buffer in
+            let start = buffer.baseAddress! + Self.pre
+            let end = buffer.baseAddress! + buffer.count - 1
+            var cursor: UnsafeMutablePointer<UInt8>? = start
+            guard lws_add_http_common_headers(wsi, UInt32(HTTP_STATUS_OK.rawValue), "text/plain; version=0.0.4; charset=utf-8", lws_filepos_t(body.count), &cursor, end) == 0,
+                  lws_finalize_write_http_header(wsi, start, &cursor, end) == 0
+            else { return false }
+            return true
+        }
+        guard written else { return -1 }
+        var frame = Self.frame(body)
+        let sent = frame.withUnsafeMutableBufferPointer { buffer in
+            lws_write(wsi, buffer.baseAddress! + Self.pre, body.count, LWS_WRITE_HTTP_FINAL)
+        }
+        guard sent >= body.count else { return -1 }
+        return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
     }
 
     private func drainCommands() {

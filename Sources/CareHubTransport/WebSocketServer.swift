@@ -58,11 +58,16 @@ public final class WebSocketServer: Sendable {
         /// PEM certificate (chain) and private key; both set turns on TLS (https and wss).
         public var tlsCertificatePath: String?
         public var tlsPrivateKeyPath: String?
+        /// Paths answered by a closure with a `text/plain` body (e.g. `/metrics`), on the service
+        /// thread: the closure must be quick and must not block.
+        public var textRoutes: [String: @Sendable () -> String]
 
         public init(
             host: String = "127.0.0.1", port: Int = 0, webSocketPath: String = "/ws", staticRoot: String? = nil,
-            maxMessageBytes: Int = 64 * 1024, tlsCertificatePath: String? = nil, tlsPrivateKeyPath: String? = nil
+            maxMessageBytes: Int = 64 * 1024, tlsCertificatePath: String? = nil, tlsPrivateKeyPath: String? = nil,
+            textRoutes: [String: @Sendable () -> String] = [:]
         ) {
+            self.textRoutes = textRoutes
             self.host = host
             self.port = port
             self.webSocketPath = webSocketPath

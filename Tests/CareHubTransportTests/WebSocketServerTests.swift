@@ -140,6 +140,26 @@ struct WebSocketServerTests {
         #expect(try RawWebSocketClient(port: port).upgrade().hasPrefix("HTTP/1.1 101"))
     }
 
+    @Test func textRoutesAnswerNextToStaticFiles() throws {
+        let root = NSTemporaryDirectory() + "carehub-web-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try "<p>home</p>".write(toFile: root + "/index.html", atomically: true, encoding: .utf8)
+        let counter = Mutex(0)
+        let harness = Harness {
+            $0.staticRoot = root
+            $0.textRoutes = ["/metrics": { "requests \(counter.withLock { value -> Int in value += 1; return value })\n" }]
+        }
+        let port = try harness.transport.start()
+        defer { harness.transport.shutdown(drainTimeout: .seconds(1)) }
+        let first = try RawWebSocketClient(port: port).get("/metrics")
+        #expect(first.head.hasPrefix("HTTP/1.1 200"))
+        #expect(first.head.lowercased().contains("content-type: text/plain"))
+        #expect(first.body == "requests 1\n")
+        #expect(try RawWebSocketClient(port: port).get("/metrics").body == "requests 2\n")
+        #expect(try RawWebSocketClient(port: port).get("/").body == "<p>home</p>")
+    }
+
     @Test func shutdownFlushesQueuedMessagesThenClosesWithGoingAway() throws {
         let harness = Harness(echo: false)
         let port = try harness.transport.start()

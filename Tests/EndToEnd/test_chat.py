@@ -331,3 +331,30 @@ def test_tls_serves_wss_and_https_with_a_configured_certificate(workdir):
             assert response.status == 200 and "CareHub" in response.read().decode()
     finally:
         hub.stop()
+
+
+def test_metrics_endpoint_counts_without_content(hub):
+    async def scenario():
+        patient, welcome = await visitor(hub)
+        ack = await patient.request({"type": "send", "room": welcome["conversation"], "text": CANARY, "id": "m"}, "ack")
+        assert ack["type"] == "ack"
+        bad = await Client.connect(hub)
+        await bad.send("not json")
+        assert (await bad.recv())["code"] == "bad_json"
+        await bad.request({"type": "login", "org": "riverside-clinic", "user": "nobody", "password": "x", "id": "l"}, "session")
+        with urllib.request.urlopen(f"http://127.0.0.1:{hub.port}/metrics", timeout=TIMEOUT) as response:
+            assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            text = response.read().decode()
+        await patient.close()
+        await bad.close()
+        return text
+
+    text = run(scenario())
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert samples['carehub_frames_total{org="riverside-clinic",type="send"}'] == "1"
+    assert samples['carehub_frame_errors_total{code="auth_failed"}'] == "1"
+    assert samples['carehub_frame_errors_total{code="bad_json"}'] == "1"
+    assert int(samples["carehub_messages_committed_total"]) >= 1
+    assert int(samples["carehub_connections"]) == 2
+    assert samples['carehub_sessions{org="riverside-clinic",kind="visitor"}'] == "1"
+    assert "CANARY" not in text and "nobody" not in text

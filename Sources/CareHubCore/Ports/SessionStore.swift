@@ -48,6 +48,9 @@ public final class InMemorySessionStore: SessionStore {
         table.withLock { $0.removeValue(forKey: token) }
     }
 
+    /// Every live session (for metrics).
+    public var all: [Session] { table.withLock { Array($0.values) } }
+
     public func sessions(of org: OrgID) -> [Session] {
         table.withLock { $0.values.filter { $0.org == org } }
     }
