@@ -176,6 +176,7 @@ public final class CareHubDatabase: Sendable {
             try db.execute(sql: """
                 ALTER TABLE conversations ADD COLUMN profile_key_id TEXT;  -- NULL: plain JSON; else sealed
                 ALTER TABLE conversations ADD COLUMN profile BLOB;         -- the pre-chat form
+                ALTER TABLE conversations ADD COLUMN purged_at REAL;       -- the transcript was deleted
                 """)
         }
         return migrator

@@ -75,6 +75,22 @@ public struct SQLiteConversationStore: ConversationStore {
         }
     }
 
+    public func unpurged(org: OrgID, startedBefore date: Date, limit: Int) async throws -> [Conversation] {
+        try await database.pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM conversations WHERE org = ? AND started_at < ? AND purged_at IS NULL ORDER BY started_at LIMIT ?",
+                arguments: [org.rawValue, date.timeIntervalSince1970, limit]).map(Self.conversation)
+        }
+    }
+
+    public func markPurged(_ id: ConversationID, at: Date) async throws {
+        try await database.pool.write { db in
+            try db.execute(
+                sql: "UPDATE conversations SET purged_at = ?, ended_at = IFNULL(ended_at, ?) WHERE id = ?",
+                arguments: [at.timeIntervalSince1970, at.timeIntervalSince1970, id.rawValue])
+        }
+    }
+
     private static func conversation(_ row: Row) -> Conversation {
         let ended: Double? = row["ended_at"]
         return Conversation(

@@ -51,6 +51,18 @@ public final class MemoryConversationStore: ConversationStore {
     public func setProfile(_ id: ConversationID, _ body: MessageBody) async throws { profiles.withLock { $0[id] = body } }
     public func profile(of id: ConversationID) async throws -> MessageBody? { profiles.withLock { $0[id] } }
     public func eraseProfile(_ id: ConversationID) async throws { _ = profiles.withLock { $0.removeValue(forKey: id) } }
+
+    private let purged = Mutex<Set<ConversationID>>([])
+
+    public func unpurged(org: OrgID, startedBefore date: Date, limit: Int) async throws -> [Conversation] {
+        let done = purged.withLock { $0 }
+        return rows.withLock { Array($0.map(\.conversation).filter { $0.org == org && $0.startedAt < date && !done.contains($0.id) }.prefix(limit)) }
+    }
+
+    public func markPurged(_ id: ConversationID, at: Date) async throws {
+        _ = purged.withLock { $0.insert(id) }
+        try await markEnded(id, at: at)
+    }
 }
 
 public final class MemoryMessageStore: MessageStore {

@@ -346,3 +346,34 @@ struct PreChatTests {
         #expect(try await hub.world.conversations.profile(of: room) == .plain(#"{"reason":"reschedule"}"#))
     }
 }
+
+@Suite("retention")
+struct RetentionTests {
+    @Test func conversationsPastTheRetentionPeriodArePurgedEvenIfNeverEnded() async throws {
+        let hub = try StageHarness(StageHarness.hipaaConfig.replacingOccurrences(of: "stage purge on=end", with: "stage purge on=end retain=1h"))
+        let old = try await hub.visitor(1)
+        _ = await hub.run(.send(room: old, text: "old news"), from: 1)
+        hub.world.clock.advance(by: 50 * 60)
+        let recent = try await hub.visitor(2)
+        _ = await hub.run(.send(room: recent, text: "fresh"), from: 2)
+        // Nothing is old enough yet.
+        await hub.pipeline.tick(at: hub.world.clock.now)
+        #expect(hub.world.messages.all.count == 2)
+
+        hub.world.clock.advance(by: 15 * 60)
+        await hub.pipeline.tick(at: hub.world.clock.now)
+        #expect(hub.world.messages.all.map(\.conversation) == [recent])
+        #expect(hub.world.cipher.isShredded(.conversation(hub.org.id, old)))
+        #expect(try await hub.world.conversations.conversation(old)?.hasEnded == true)
+        #expect(hub.delivered(to: 1).contains(.ended(id: nil, room: old)))
+        #expect(hub.world.audit.events.last.map { "\($0.action) \($0.target) \($0.detail)" } == "conversation.purged \(old.rawValue) messages=1 key=shredded reason=retention")
+        // The next sweep does not purge it again.
+        await hub.pipeline.tick(at: hub.world.clock.now)
+        #expect(hub.world.audit.actions.filter { $0 == "conversation.purged" }.count == 1)
+    }
+
+    @Test func retainMustBePositive() {
+        let config = StageHarness.hipaaConfig.replacingOccurrences(of: "stage purge on=end", with: "stage purge on=end retain=0s")
+        #expect(throws: ConfigError.self) { try StageHarness(config) }
+    }
+}

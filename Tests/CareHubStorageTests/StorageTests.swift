@@ -144,6 +144,20 @@ struct StorageTests {
         #expect(try await conversations.list(org: org, limit: 10).map(\.id) == [created.id])
     }
 
+    @Test func retentionFindsOldUnpurgedConversationsOnly() async throws {
+        let directory = try DataDirectory()
+        let database = try CareHubDatabase(directory: directory.path)
+        let conversations = SQLiteConversationStore(database: database)
+        let old = try await conversations.create(org: org, tokenDigest: [1], at: at)
+        let purged = try await conversations.create(org: org, tokenDigest: [2], at: at)
+        _ = try await conversations.create(org: org, tokenDigest: [3], at: at.addingTimeInterval(3600))
+        _ = try await conversations.create(org: OrgID("other"), tokenDigest: [4], at: at)
+        try await conversations.markPurged(purged.id, at: at.addingTimeInterval(60))
+        let due = try await conversations.unpurged(org: org, startedBefore: at.addingTimeInterval(1800), limit: 10)
+        #expect(due.map(\.id) == [old.id])
+        #expect(try await conversations.conversation(purged.id)?.endedAt == at.addingTimeInterval(60))
+    }
+
     @Test func usersAreUniquePerOrganisation() async throws {
         let directory = try DataDirectory()
         let database = try CareHubDatabase(directory: directory.path)

@@ -21,4 +21,8 @@ public protocol ConversationStore: Sendable {
     func profile(of id: ConversationID) async throws -> MessageBody?
     /// Erases the pre-chat form (when the conversation is purged).
     func eraseProfile(_ id: ConversationID) async throws
+    /// Conversations of `org` started before `date` and not purged yet, oldest first.
+    func unpurged(org: OrgID, startedBefore date: Date, limit: Int) async throws -> [Conversation]
+    /// Records that the conversation's transcript is gone (it stays listed, as ended and empty).
+    func markPurged(_ id: ConversationID, at: Date) async throws
 }
