@@ -25,6 +25,9 @@ final class ConnectionRegistry: RoomDirectory {
     private struct Tables {
         var connections: [ConnectionID: Entry] = [:]
         var rooms: [ConversationID: [ConnectionID: RoomMember]] = [:]
+        /// Connections bound to a staff session, by organisation (so `room_opened` does not scan
+        /// every visitor connection).
+        var staff: [OrgID: Set<ConnectionID>] = [:]
     }
 
     private let tables = Mutex(Tables())
@@ -47,6 +50,7 @@ final class ConnectionRegistry: RoomDirectory {
         tables.withLock { tables in
             guard let entry = tables.connections.removeValue(forKey: id) else { return nil }
             for room in entry.rooms { Self.leave(room, id, &tables) }
+            Self.forgetStaff(id, &tables)
             return entry.sessionToken
         }
     }
@@ -68,7 +72,11 @@ final class ConnectionRegistry: RoomDirectory {
     }
 
     func bind(_ id: ConnectionID, token: String?) {
+        let staffOrg = token.flatMap { sessions.session($0) }.flatMap { $0.principal.isStaff ? $0.org : nil }
         tables.withLock { tables in
+            guard tables.connections[id] != nil else { return }
+            Self.forgetStaff(id, &tables)
+            if let staffOrg { tables.staff[staffOrg, default: []].insert(id) }
             tables.connections[id]?.sessionToken = token
             if token == nil, let rooms = tables.connections[id]?.rooms {
                 for room in rooms { Self.leave(room, id, &tables) }
@@ -121,7 +129,9 @@ final class ConnectionRegistry: RoomDirectory {
 
     func staffConnections(of org: OrgID) -> [RoomMember] {
         let bound = tables.withLock { tables in
-            tables.connections.compactMap { id, entry in entry.sessionToken.map { RoomMember(connection: id, sessionToken: $0) } }
+            (tables.staff[org] ?? []).compactMap { id in
+                tables.connections[id]?.sessionToken.map { RoomMember(connection: id, sessionToken: $0) }
+            }
         }
         return bound.filter { member in
             guard let session = sessions.session(member.sessionToken) else { return false }
@@ -134,6 +144,12 @@ final class ConnectionRegistry: RoomDirectory {
         let json = frame.json()
         let handles = tables.withLock { tables in connections.compactMap { tables.connections[$0]?.handle } }
         for handle in handles { send(handle, json) }
+    }
+
+    private static func forgetStaff(_ id: ConnectionID, _ tables: inout Tables) {
+        for org in tables.staff.keys where tables.staff[org]?.remove(id) != nil {
+            if tables.staff[org]?.isEmpty == true { tables.staff.removeValue(forKey: org) }
+        }
     }
 
     private static func leave(_ room: ConversationID, _ id: ConnectionID, _ tables: inout Tables) {
