@@ -1,5 +1,6 @@
 import CareHubCore
 import Foundation
+import Synchronization
 
 /// Who may speak, and for whom.
 ///
@@ -66,11 +67,48 @@ public struct AuthStage: Stage {
     private let configuration: Configuration
     private let org: OrgSettings
     private let environment: StageEnvironment
+    private let lastRevalidation = RevalidationClock()
 
     public init(configuration: Configuration, org: OrgSettings, environment: StageEnvironment) {
         self.configuration = configuration
         self.org = org
         self.environment = environment
+    }
+
+    /// How often live staff sessions are checked against their accounts.
+    static let revalidationInterval: TimeInterval = 5
+
+    /// Ends staff sessions whose account was disabled or deleted, or whose role or second factor
+    /// an admin changed since login (changes made with `carehub user …` in another process).
+    public func tick(at now: Date) async {
+        guard lastRevalidation.due(at: now, every: Self.revalidationInterval) else { return }
+        for session in environment.sessions.sessions(of: org.id) {
+            guard case .staff(let user, let role) = session.principal else { continue }
+            let account: StaffUser?
+            do {
+                account = try await environment.users.user(org: org.id, name: user)
+            } catch {
+                continue  // storage trouble: check again at the next round
+            }
+            let reason: String
+            if let account {
+                if account.disabled {
+                    reason = "disabled"
+                } else if account.role != role {
+                    reason = "role_changed"
+                } else if configuration.twoFactor == .required && !account.secondFactor.isEnrolled {
+                    reason = "2fa_reset"
+                } else {
+                    continue
+                }
+            } else {
+                reason = "removed"
+            }
+            guard environment.sessions.remove(session.token) != nil else { continue }
+            environment.events.emit(.sessionExpired(session, .revoked))
+            try? await environment.audit.record(AuditEvent(
+                at: now, org: org.id, actor: "system", address: "", action: "session.revoked", target: user, detail: "reason=\(reason)"))
+        }
     }
 
     public func handle(_ request: Request, next: Next) async throws -> Outcome {
@@ -289,5 +327,19 @@ public struct AuthStage: Stage {
             }
         }
         return outcome
+    }
+}
+
+/// When the auth stage last checked live sessions against their accounts.
+final class RevalidationClock: Sendable {
+    private let last = Mutex<Date?>(nil)
+
+    /// True (and records `now`) if at least `interval` passed since the last time it said true.
+    func due(at now: Date, every interval: TimeInterval) -> Bool {
+        last.withLock { last in
+            if let previous = last, now.timeIntervalSince(previous) < interval { return false }
+            last = now
+            return true
+        }
     }
 }

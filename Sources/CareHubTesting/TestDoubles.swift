@@ -106,6 +106,11 @@ public final class MemoryUserDirectory: UserDirectory {
         users.withLock { $0.first { $0.org == org && $0.name == name } }
     }
 
+    /// Changes an account as an administrator would (outside the pipeline).
+    public func replace(org: OrgID, name: String, _ change: (inout StaffUser) -> Void) {
+        _ = update(org, name) { change(&$0) }
+    }
+
     /// Applies `change` to the account atomically and returns its result.
     private func update<T>(_ org: OrgID, _ name: String, _ change: (inout StaffUser) -> T) -> T? {
         users.withLock { users in

@@ -128,7 +128,7 @@ struct AccountOptions: ParsableArguments {
 
 extension UserCommand {
     struct Disable: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Disable an account: it can no longer log in. Its live sessions end at the next hub restart or idle expiry.")
+        static let configuration = CommandConfiguration(abstract: "Disable an account: it can no longer log in, and a running hub ends its live sessions within seconds.")
         @OptionGroup var account: AccountOptions
 
         func run() async throws {

@@ -139,3 +139,39 @@ struct SecondFactorTests {
         #expect(hub.world.audit.events.last.map { "\($0.action) \($0.actor) \($0.detail)" } == "session.expired joy reason=idle")
     }
 }
+
+@Suite("auth stage: live sessions follow account changes")
+struct RevocationTests {
+    @Test func disablingAnAccountEndsItsLiveSessionWithinARevalidationRound() async throws {
+        let hub = try StageHarness(staff: [("joy", .staff, "joy-password"), ("max", .staff, "max-password")])
+        _ = await hub.login(1)
+        _ = await hub.login(2, user: "max", password: "max-password")
+        await hub.pipeline.tick(at: hub.world.clock.now)
+        #expect(hub.world.events.events.isEmpty)
+
+        hub.world.users.replace(org: hub.org.id, name: "joy") { $0.disabled = true }
+        hub.world.clock.advance(by: 6)
+        await hub.pipeline.tick(at: hub.world.clock.now)
+        guard case .sessionExpired(let session, .revoked)? = hub.world.events.events.first else {
+            Issue.record("no revocation: \(hub.world.events.events)")
+            return
+        }
+        #expect(session.principal == .staff(user: "joy", role: .staff))
+        #expect(hub.world.audit.events.last.map { "\($0.action) \($0.target) \($0.detail)" } == "session.revoked joy reason=disabled")
+        // The other account is untouched.
+        #expect(hub.world.sessions.sessions(of: hub.org.id).map(\.principal) == [.staff(user: "max", role: .staff)])
+    }
+
+    @Test func aRoleChangeOrASecondFactorResetAlsoEndsTheSession() async throws {
+        let hub = try StageHarness(staff: [("joy", .staff, "joy-password"), ("max", .staff, "max-password")])
+        _ = await hub.login(1)
+        _ = await hub.login(2, user: "max", password: "max-password")
+        hub.world.users.replace(org: hub.org.id, name: "joy") { $0.role = .admin }
+        hub.world.users.replace(org: hub.org.id, name: "max") { $0.secondFactor = SecondFactor() }
+        hub.world.clock.advance(by: 6)
+        await hub.pipeline.tick(at: hub.world.clock.now)
+        let details = Set(hub.world.audit.events.filter { $0.action == "session.revoked" }.map { "\($0.target) \($0.detail)" })
+        #expect(details == ["joy reason=role_changed", "max reason=2fa_reset"])
+        #expect(hub.world.sessions.sessions(of: hub.org.id).isEmpty)
+    }
+}

@@ -211,3 +211,17 @@ def test_role_changes_and_disabling_are_recorded(hub):
         await client.close()
 
     run(scenario())
+
+
+def test_disabling_an_account_ends_its_live_session(hub):
+    async def scenario():
+        coach, _ = await staff(hub, "lotus-wellness", "coach.sam")
+        carehub("user", "disable", "--org", "lotus-wellness", "--user", "coach.sam", "--data", str(hub.data))
+        expired = await coach.recv("session_expired")
+        assert expired["reason"] == "revoked"
+        refused = await coach.request({"type": "rooms", "id": "r"}, "rooms")
+        assert refused["type"] == "error"
+        await coach.close()
+
+    run(scenario())
+    assert any(row[3] == "session.revoked" and row[4] == "coach.sam" and row[5] == "reason=disabled" for row in audit_rows(hub))

@@ -65,6 +65,8 @@ public enum SessionExpiry: String, Sendable, Hashable {
     case lifetime
     /// The organisation was switched into HIPAA mode; everyone logs in again under its rules.
     case hipaaMode = "hipaa_mode"
+    /// The account was disabled, removed, or had its role or second factor changed by an admin.
+    case revoked
 }
 
 extension Duration {
