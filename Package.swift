@@ -68,7 +68,7 @@ let package = Package(
         // The benchmark and its baseline: a raw relay on the same transport.
         .executableTarget(
             name: "carehub-bench",
-            dependencies: ["CareHubCrypto", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["CareHubCrypto", "CareHubTransport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         .executableTarget(name: "carehub-relay", dependencies: ["CareHubTransport"], swiftSettings: strict),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CareHubTransport
 import CareHubCrypto
 import Foundation
 #if canImport(Glibc)
@@ -61,12 +62,12 @@ struct Bench: ParsableCommand {
 
     func idleScenario(count: Int) throws -> [String: Any] {
         let before = rss()
-        var sockets: [BenchSocket] = []
+        var sockets: [WebSocketClient] = []
         sockets.reserveCapacity(count)
         var errors: [String: Int] = [:]
         for index in 0..<count {
             do {
-                let socket = try BenchSocket(host: host, port: port)
+                let socket = try WebSocketClient(host: host, port: port)
                 try socket.send(#"{"type":"hello","org":"\#(org)","id":"h\#(index)"}"#)
                 let reply = try socket.await(["welcome", "error"])
                 if reply["type"] as? String == "error" { errors[reply["code"] as? String ?? "error", default: 0] += 1 }
@@ -88,20 +89,20 @@ struct Bench: ParsableCommand {
 
     func loadScenario() throws -> [String: Any] {
         // Visitors: one conversation each.
-        var visitorSockets: [BenchSocket] = []
+        var visitorSockets: [WebSocketClient] = []
         var rooms: [String] = []
         for index in 0..<visitors {
-            let socket = try BenchSocket(host: host, port: port)
+            let socket = try WebSocketClient(host: host, port: port)
             try socket.send(#"{"type":"hello","org":"\#(org)","id":"h\#(index)"}"#)
             let welcome = try socket.await(["welcome", "error"])
-            guard let room = welcome["conversation"] as? String else { throw BenchSocket.Failure(description: "hello refused: \(welcome)") }
+            guard let room = welcome["conversation"] as? String else { throw WebSocketClient.Failure(description: "hello refused: \(welcome)") }
             visitorSockets.append(socket)
             rooms.append(room)
         }
         // Staff: log in (enrolling a second factor if the organisation asks), then subscribe.
-        var staffSockets: [BenchSocket] = []
+        var staffSockets: [WebSocketClient] = []
         for index in 0..<staff {
-            let socket = try BenchSocket(host: host, port: port)
+            let socket = try WebSocketClient(host: host, port: port)
             let user = "\(staffPrefix)\(index + 1)"
             let login = #"{"type":"login","org":"\#(org)","user":"\#(user)","password":"\#(staffPassword)","id":"l"}"#
             try socket.send(login)
@@ -112,7 +113,7 @@ struct Bench: ParsableCommand {
                 try socket.send(String(login.dropLast()) + #","totp":"\#(code)"}"#)
                 reply = try socket.await(["session", "error"])
             }
-            guard reply["type"] as? String == "session" else { throw BenchSocket.Failure(description: "login of \(user) refused: \(reply)") }
+            guard reply["type"] as? String == "session" else { throw WebSocketClient.Failure(description: "login of \(user) refused: \(reply)") }
             for (roomIndex, room) in rooms.enumerated() where roomIndex % max(staff, 1) == index {
                 try socket.send(#"{"type":"subscribe","room":"\#(room)","id":"s\#(roomIndex)"}"#)
                 _ = try socket.await(["subscribed"])

@@ -140,6 +140,24 @@ struct WebSocketServerTests {
         #expect(try RawWebSocketClient(port: port).upgrade().hasPrefix("HTTP/1.1 101"))
     }
 
+    @Test func theToolClientTalksToTheServer() throws {
+        let harness = Harness()
+        let port = try harness.transport.start()
+        defer { harness.transport.shutdown(drainTimeout: .seconds(1)) }
+        let client = try WebSocketClient(host: "127.0.0.1", port: port)
+        let long = String(repeating: "é", count: 300)  // a 16-bit length header
+        try client.send("first")
+        try client.send(long)
+        var received: [String] = []
+        for _ in 0..<2000 where received.count < 2 {
+            _ = try client.fill()
+            while let text = client.nextText() { received.append(text) }
+            if received.count < 2 { Thread.sleep(forTimeInterval: 0.005) }
+        }
+        #expect(received == ["echo:first", "echo:" + long])
+        #expect(throws: WebSocketClient.Failure.self) { try WebSocketClient(host: "127.0.0.1", port: port, path: "/nope") }
+    }
+
     @Test func textRoutesAnswerNextToStaticFiles() throws {
         let root = NSTemporaryDirectory() + "carehub-web-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)

@@ -3,16 +3,20 @@ import Foundation
 import Glibc
 #endif
 
-/// One client WebSocket (RFC 6455) on a plain TCP socket: a blocking handshake, then
-/// non-blocking frames driven by the bench's poll loop.
-final class BenchSocket {
-    struct Failure: Error, CustomStringConvertible { let description: String }
+/// A client WebSocket (RFC 6455) on a plain TCP socket, for tools (the benchmark, consoles): a
+/// blocking handshake, then non-blocking frames the caller drives with `poll` on ``fd``.
+public final class WebSocketClient {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+        public init(description: String) { self.description = description }
+    }
 
-    let fd: Int32
+    /// The socket, for the caller's `poll`.
+    public let fd: Int32
     private var input: [UInt8] = []
     private var start = 0
 
-    init(host: String, port: Int, path: String = "/ws") throws {
+    public init(host: String, port: Int, path: String = "/ws") throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket(): \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
@@ -44,7 +48,7 @@ final class BenchSocket {
     deinit { close(fd) }
 
     /// Sends a text frame (masked, as a client must).
-    func send(_ text: String) throws {
+    public func send(_ text: String) throws {
         let payload = Array(text.utf8)
         var frame: [UInt8] = [0x81]
         if payload.count < 126 {
@@ -78,7 +82,7 @@ final class BenchSocket {
 
     /// Reads what is available; false when the server closed the connection.
     @discardableResult
-    func fill(blocking: Bool = false) throws -> Bool {
+    public func fill(blocking: Bool = false) throws -> Bool {
         var chunk = [UInt8](repeating: 0, count: 65536)
         let count = recv(fd, &chunk, chunk.count, 0)
         if count > 0 {
@@ -95,7 +99,7 @@ final class BenchSocket {
     }
 
     /// The next complete text frame already received, if any.
-    func nextText() -> String? {
+    public func nextText() -> String? {
         while true {
             let available = input.count - start
             guard available >= 2 else { return nil }
@@ -121,19 +125,5 @@ final class BenchSocket {
             if opcode == 0x1 { return String(decoding: payload, as: UTF8.self) }
             // Pings, pongs and closes carry nothing the bench counts.
         }
-    }
-
-    /// Waits (blocking, up to `timeout` seconds) for a text frame whose JSON has one of `types`.
-    func await(_ types: Set<String>, timeout: Double = 10) throws -> [String: Any] {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            while let text = nextText() {
-                if let object = Bench.json(text), let type = object["type"] as? String, types.contains(type) { return object }
-            }
-            var pollfd = Glibc.pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            _ = poll(&pollfd, 1, 50)
-            guard try fill() else { throw Failure(description: "connection closed while waiting for \(types.sorted())") }
-        }
-        throw Failure(description: "no \(types.sorted()) within \(timeout) s")
     }
 }
