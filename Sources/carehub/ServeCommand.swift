@@ -8,7 +8,7 @@ import Logging
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the hub: WebSocket protocol on /ws and the pages of --web on /.",
+        abstract: "Run the hub: WebSocket protocol on /ws, the pages of --web on /, Prometheus metrics on /metrics.",
         discussion: """
             Signals: SIGTERM or SIGINT stop gracefully (refuse new frames, finish and acknowledge the \
             ones in hand, flush replies, close connections, close the database). SIGHUP re-reads the \
