@@ -14,10 +14,6 @@ struct AuditCommand: AsyncParsableCommand {
         @Option(help: "The data directory.")
         var data = "./data"
 
-        func log() throws -> (SQLiteAuditLog, CareHubDatabase) {
-            let database = try CareHubDatabase(directory: data)
-            return (SQLiteAuditLog(database: database), database)
-        }
     }
 
     struct Verify: AsyncParsableCommand {
@@ -27,14 +23,9 @@ struct AuditCommand: AsyncParsableCommand {
         @OptionGroup var options: DataOption
 
         func run() async throws {
-            let verdict: SQLiteAuditLog.Verdict
-            do {
-                let (log, database) = try options.log()
-                defer { try? database.close() }
-                verdict = try log.verify(checkpointKey: try MasterKey.auditKey(from: try MasterKey.load(dataDirectory: options.data)))
-            } catch {
-                Output.error("carehub: \(error)")
-                throw ExitCode(1)
+            let verdict = try await Output.withDatabase(options.data) { database in
+                try SQLiteAuditLog(database: database).verify(
+                    checkpointKey: try MasterKey.auditKey(from: try MasterKey.load(dataDirectory: options.data)))
             }
             switch verdict {
             case .holds: Output.line(verdict.description)
@@ -63,7 +54,7 @@ struct AuditCommand: AsyncParsableCommand {
                 }
                 start = parsed
             }
-            try print(options) { try $0.entries(org: org.map(OrgID.init), since: start) }
+            try await print(options) { try $0.entries(org: org.map(OrgID.init), since: start) }
         }
     }
 
@@ -75,7 +66,7 @@ struct AuditCommand: AsyncParsableCommand {
         var conversation: String
 
         func run() async throws {
-            try print(options) { log in
+            try await print(options) { log in
                 try log.entries(target: conversation).filter { $0.event.action.hasPrefix("phi.") }
             }
         }
@@ -91,7 +82,7 @@ struct AuditCommand: AsyncParsableCommand {
         var org: String?
 
         func run() async throws {
-            try print(options) { log in
+            try await print(options) { log in
                 try log.entries(org: org.map(OrgID.init)).filter { entry in
                     entry.event.action == "phi.read" && entry.event.actor == user
                         || entry.event.action == "phi.delivered" && entry.event.detail.split(separator: " ")
@@ -115,13 +106,8 @@ struct AuditCommand: AsyncParsableCommand {
     }
 }
 
-private func print(_ options: AuditCommand.DataOption, _ select: (SQLiteAuditLog) throws -> [SQLiteAuditLog.Entry]) throws {
-    do {
-        let (log, database) = try options.log()
-        defer { try? database.close() }
-        for entry in try select(log) { Output.line(AuditCommand.line(entry)) }
-    } catch {
-        Output.error("carehub: \(error)")
-        throw ExitCode(1)
+private func print(_ options: AuditCommand.DataOption, _ select: (SQLiteAuditLog) throws -> [SQLiteAuditLog.Entry]) async throws {
+    try await Output.withDatabase(options.data) { database in
+        for entry in try select(SQLiteAuditLog(database: database)) { Output.line(AuditCommand.line(entry)) }
     }
 }

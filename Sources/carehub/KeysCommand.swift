@@ -26,9 +26,7 @@ struct KeysCommand: AsyncParsableCommand {
         var data = "./data"
 
         func run() async throws {
-            do {
-                let database = try CareHubDatabase(directory: data)
-                defer { try? database.close() }
+            try await Output.withDatabase(data) { database in
                 let master = try MasterKey.load(dataDirectory: data)
                 let cipher = EnvelopeCipher(master: master, store: SQLiteKeyStore(database: database))
                 let report = try await cipher.rotate(org: OrgID(org)) { done in Output.error("rewrapped \(done) data keys…") }
@@ -36,9 +34,6 @@ struct KeysCommand: AsyncParsableCommand {
                     at: Date(), org: OrgID(org), actor: "cli:\(operatorName())", address: "local", action: "keys.rotated",
                     target: "kek-v\(report.newVersion)", detail: "rewrapped=\(report.rewrapped) retired=\(report.retiredVersions.map(String.init).joined(separator: ","))"))
                 Output.line(report.description)
-            } catch {
-                Output.error("carehub: \(error)")
-                throw ExitCode(1)
             }
         }
     }
@@ -53,15 +48,10 @@ struct KeysCommand: AsyncParsableCommand {
         var data = "./data"
 
         func run() async throws {
-            do {
-                let database = try CareHubDatabase(directory: data)
-                defer { try? database.close() }
+            try await Output.withDatabase(data) { database in
                 let keks = try await SQLiteKeyStore(database: database).keks(org: OrgID(org))
                 if keks.isEmpty { Output.line("\(org): no keys yet (created with the first message)") }
                 for kek in keks { Output.line("\(org)\tv\(kek.version)\t\(kek.state.rawValue)") }
-            } catch {
-                Output.error("carehub: \(error)")
-                throw ExitCode(1)
             }
         }
     }

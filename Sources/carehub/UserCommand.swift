@@ -38,13 +38,7 @@ struct UserCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let hubConfig: HubConfig
-            do {
-                hubConfig = try ConfigLoader.load(path: config)
-            } catch {
-                Output.error("carehub: \(error)")
-                throw ExitCode(1)
-            }
+            let hubConfig = try await Output.failing { try ConfigLoader.load(path: config) }
             guard hubConfig.org(OrgID(org)) != nil else {
                 Output.error("carehub: no organisation '\(org)' in \(config); known: \(hubConfig.orgs.map(\.settings.id.rawValue).joined(separator: ", "))")
                 throw ExitCode(1)
@@ -57,14 +51,9 @@ struct UserCommand: AsyncParsableCommand {
                 Output.error("carehub: password refused: \(problem)")
                 throw ExitCode(1)
             }
-            do {
-                let database = try CareHubDatabase(directory: data)
+            try await Output.withDatabase(data) { database in
                 let hash = try PasswordHasher().hash(line)
                 try SQLiteUserDirectory(database: database).add(StaffUser(org: OrgID(org), name: user, role: role, passwordHash: hash))
-                try database.close()
-            } catch {
-                Output.error("carehub: \(error)")
-                throw ExitCode(1)
             }
             Output.line("added \(role.rawValue) '\(user)' to \(org)")
         }
@@ -80,8 +69,7 @@ struct UserCommand: AsyncParsableCommand {
         var data = "./data"
 
         func run() async throws {
-            do {
-                let database = try CareHubDatabase(directory: data)
+            try await Output.withDatabase(data) { database in
                 let users = try SQLiteUserDirectory(database: database).list(org: OrgID(org))
                 let now = Date()
                 for user in users {
@@ -91,10 +79,6 @@ struct UserCommand: AsyncParsableCommand {
                     if user.throttle.isLocked(at: now) { flags.append("locked") }
                     Output.line(([user.name, user.role.rawValue] + flags).joined(separator: "\t"))
                 }
-                try database.close()
-            } catch {
-                Output.error("carehub: \(error)")
-                throw ExitCode(1)
             }
         }
     }
@@ -112,16 +96,11 @@ struct AccountOptions: ParsableArguments {
     var data = "./data"
 
     /// Runs `change` on the user directory with an audit event naming the operator at the console.
-    func apply(_ action: String, detail: String = "", _ change: (SQLiteUserDirectory, AuditEvent) throws -> Void) throws {
+    func apply(_ action: String, detail: String = "", _ change: (SQLiteUserDirectory, AuditEvent) throws -> Void) async throws {
         let event = AuditEvent(
             at: Date(), org: OrgID(org), actor: "cli:\(operatorName())", address: "local", action: action, target: user, detail: detail)
-        do {
-            let database = try CareHubDatabase(directory: data)
-            defer { try? database.close() }
+        try await Output.withDatabase(data) { database in
             try change(SQLiteUserDirectory(database: database), event)
-        } catch {
-            Output.error("carehub: \(error)")
-            throw ExitCode(1)
         }
     }
 }
@@ -132,7 +111,7 @@ extension UserCommand {
         @OptionGroup var account: AccountOptions
 
         func run() async throws {
-            try account.apply("user.disabled") { try $0.setDisabled(org: OrgID(account.org), name: account.user, disabled: true, audit: $1) }
+            try await account.apply("user.disabled") { try $0.setDisabled(org: OrgID(account.org), name: account.user, disabled: true, audit: $1) }
             Output.line("disabled '\(account.user)' in \(account.org)")
         }
     }
@@ -142,7 +121,7 @@ extension UserCommand {
         @OptionGroup var account: AccountOptions
 
         func run() async throws {
-            try account.apply("user.enabled") { try $0.setDisabled(org: OrgID(account.org), name: account.user, disabled: false, audit: $1) }
+            try await account.apply("user.enabled") { try $0.setDisabled(org: OrgID(account.org), name: account.user, disabled: false, audit: $1) }
             Output.line("enabled '\(account.user)' in \(account.org)")
         }
     }
@@ -156,7 +135,7 @@ extension UserCommand {
 
         func run() async throws {
             var old: Role?
-            try account.apply("user.role_changed") { users, event in
+            try await account.apply("user.role_changed") { users, event in
                 let current = try users.user(org: OrgID(account.org), name: account.user).map(\.role)
                 let audited = AuditEvent(
                     at: event.at, org: event.org, actor: event.actor, address: event.address, action: event.action,
@@ -173,7 +152,7 @@ extension UserCommand {
         @OptionGroup var account: AccountOptions
 
         func run() async throws {
-            try account.apply("user.2fa_reset") { try $0.resetSecondFactor(org: OrgID(account.org), name: account.user, audit: $1) }
+            try await account.apply("user.2fa_reset") { try $0.resetSecondFactor(org: OrgID(account.org), name: account.user, audit: $1) }
             Output.line("reset the second factor of '\(account.user)' in \(account.org); it enrols at its next login")
         }
     }
@@ -183,7 +162,7 @@ extension UserCommand {
         @OptionGroup var account: AccountOptions
 
         func run() async throws {
-            try account.apply("user.unlocked") { try $0.unlock(org: OrgID(account.org), name: account.user, audit: $1) }
+            try await account.apply("user.unlocked") { try $0.unlock(org: OrgID(account.org), name: account.user, audit: $1) }
             Output.line("unlocked '\(account.user)' in \(account.org)")
         }
     }
