@@ -70,12 +70,12 @@ public final class FanoutStage: Stage {
             rooms.deliver(.message(room: room, seq: seq, from: from, text: text, at: request.receivedAt), to: recipients.map(\.connection))
             if org.hipaa && !recipients.isEmpty {
                 // Who received which message, for "who read what"; ids and names only.
-                let readers = Set(recipients.compactMap { environment.sessions.session($0.sessionToken)?.principal.displayName }).sorted()
+                let readers = Set(recipients.map(\.session.principal.displayName)).sorted()
                 try await environment.audit.record(AuditEvent(
                     at: request.receivedAt, org: org.id, actor: from, address: request.peer, action: "phi.delivered",
                     target: room.rawValue, detail: "seq=\(seq) readers=\(readers.joined(separator: ","))"))
             }
-            let staffWatching = recipients.contains { environment.sessions.session($0.sessionToken)?.principal.isStaff == true }
+            let staffWatching = recipients.contains { $0.session.principal.isStaff }
             if !staffWatching && !session.principal.isStaff {
                 await notify(room: room, from: from, text: text, at: request.receivedAt)
             }
@@ -94,12 +94,20 @@ public final class FanoutStage: Stage {
         return try await next(request)
     }
 
+    /// A connection that may receive a room's frames, with the session that allows it.
+    private struct Recipient {
+        let connection: ConnectionID
+        let session: Session
+    }
+
     /// Members whose sessions are live, in this organisation, and allowed in `room`.
-    private func liveRecipients(_ members: [RoomMember], room: ConversationID, excluding sender: ConnectionID?) -> [RoomMember] {
+    private func liveRecipients(_ members: [RoomMember], room: ConversationID, excluding sender: ConnectionID?) -> [Recipient] {
         let now = environment.clock.now
-        return members.filter { member in
-            guard member.connection != sender, let session = environment.sessions.session(member.sessionToken) else { return false }
-            return session.org == org.id && session.isLive(at: now) && session.principal.mayAccess(room)
+        return members.compactMap { member in
+            guard member.connection != sender, let session = environment.sessions.session(member.sessionToken),
+                  session.org == org.id, session.isLive(at: now), session.principal.mayAccess(room)
+            else { return nil }
+            return Recipient(connection: member.connection, session: session)
         }
     }
 
