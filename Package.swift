@@ -71,7 +71,7 @@ let package = Package(
             dependencies: ["CareHubCrypto", "CareHubTransport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
-        .executableTarget(name: "carehub-relay", dependencies: ["CareHubTransport"], swiftSettings: strict),
+        .executableTarget(name: "carehub-relay", dependencies: ["CareHubCore", "CareHubTransport"], swiftSettings: strict),
 
         // Test doubles for the pipeline core's ports (unit tests of the core only).
         .target(name: "CareHubTesting", dependencies: ["CareHubCore"], swiftSettings: strict),

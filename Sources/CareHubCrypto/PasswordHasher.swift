@@ -1,4 +1,5 @@
 import COpenSSL
+import Foundation
 
 /// scrypt password hashing (RFC 7914) through OpenSSL's `EVP_PBE_scrypt`.
 ///
@@ -22,7 +23,7 @@ public struct PasswordHasher: Sendable {
     public func hash(_ password: String) throws -> String {
         let salt = SecureRandom.bytes(Self.saltByteCount)
         let derived = try Self.derive(Array(password.utf8), salt: salt, n: n, r: r, p: p, count: Self.hashByteCount)
-        return "scrypt$n=\(n),r=\(r),p=\(p)$\(Base64.encode(salt))$\(Base64.encode(derived))"
+        return "scrypt$n=\(n),r=\(r),p=\(p)$\(Data(salt).base64EncodedString())$\(Data(derived).base64EncodedString())"
     }
 
     /// Whether `password` matches `encoded`; false for a malformed hash.
@@ -49,8 +50,8 @@ public struct PasswordHasher: Sendable {
         }
         guard let n = values["n"], let r = values["r"], let p = values["p"],
               n > 1, n & (n - 1) == 0, n <= 1 << 20, r >= 1, r <= 32, p >= 1, p <= 16,
-              let salt = Base64.decode(String(parts[2])), !salt.isEmpty,
-              let hash = Base64.decode(String(parts[3])), hash.count >= 16
+              let salt = Data(base64Encoded: String(parts[2])).map(Array.init), !salt.isEmpty,
+              let hash = Data(base64Encoded: String(parts[3])).map(Array.init), hash.count >= 16
         else { throw CryptoError.malformedPasswordHash }
         return Parsed(n: n, r: r, p: p, salt: salt, hash: hash)
     }
@@ -64,46 +65,5 @@ public struct PasswordHasher: Sendable {
         let status = EVP_PBE_scrypt(chars, password.count, salt, salt.count, n, r, p, maxMemory, &out, count)
         try check(status, "EVP_PBE_scrypt")
         return out
-    }
-}
-
-/// Standard base64 with padding, for self-describing hash strings.
-enum Base64 {
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
-    static func encode(_ bytes: [UInt8]) -> String {
-        var output: [UInt8] = []
-        var index = 0
-        while index < bytes.count {
-            let chunk = bytes[index..<min(index + 3, bytes.count)]
-            var value: UInt32 = 0
-            for (offset, byte) in chunk.enumerated() { value |= UInt32(byte) << UInt32(16 - offset * 8) }
-            for position in 0..<4 {
-                if position <= chunk.count {
-                    output.append(alphabet[Int((value >> UInt32(18 - position * 6)) & 63)])
-                } else {
-                    output.append(UInt8(ascii: "="))
-                }
-            }
-            index += 3
-        }
-        return String(decoding: output, as: UTF8.self)
-    }
-
-    static func decode(_ text: String) -> [UInt8]? {
-        var output: [UInt8] = []
-        var buffer: UInt32 = 0
-        var bits = 0
-        for character in text.utf8 {
-            if character == UInt8(ascii: "=") { break }
-            guard let value = alphabet.firstIndex(of: character) else { return nil }
-            buffer = (buffer << 6 | UInt32(value)) & 0xFFFFFF
-            bits += 6
-            if bits >= 8 {
-                output.append(UInt8((buffer >> UInt32(bits - 8)) & 0xFF))
-                bits -= 8
-            }
-        }
-        return output
     }
 }

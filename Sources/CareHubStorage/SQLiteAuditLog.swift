@@ -135,11 +135,6 @@ public final class SQLiteAuditLog: AuditLog {
         }
     }
 
-    /// Events, oldest first (for tests and the admin view).
-    public func events(org: OrgID? = nil, since: Date? = nil, limit: Int = 10_000) throws -> [AuditEvent] {
-        try entries(org: org, since: since, limit: limit).map(\.event)
-    }
-
     /// Walks the whole chain and the signed checkpoints; names the first row that does not hold.
     public func verify(checkpointKey: SymmetricKey) throws -> Verdict {
         try database.pool.read { db in

@@ -1,3 +1,4 @@
+import CareHubCore
 import CareHubTransport
 import Foundation
 import Synchronization
@@ -58,15 +59,14 @@ enum Relay {
                 }
                 let at = Int64(Date().timeIntervalSince1970 * 1000)
                 send(#"{"type":"ack"\#(id),"room":"\#(room)","seq":\#(seq),"at":\#(at)}"#, handle)
-                var escaped = ""
-                for scalar in text.unicodeScalars {
-                    switch scalar {
-                    case "\"": escaped += "\\\""
-                    case "\\": escaped += "\\\\"
-                    default: escaped.unicodeScalars.append(scalar)
-                    }
-                }
-                let message = #"{"type":"message","room":"\#(room)","seq":\#(seq),"from":"visitor","text":"\#(escaped)","at":\#(at)}"#
+                var writer = JSONWriter()
+                writer.field("type", "message")
+                writer.field("room", room)
+                writer.field("seq", seq)
+                writer.field("from", "visitor")
+                writer.field("text", text)
+                writer.field("at", at)
+                let message = writer.finish()
                 for member in members where member != handle { send(message, member) }
             default:
                 send(#"{"type":"error"\#(id),"code":"unknown_type","message":"the relay knows hello, login, subscribe, send"}"#, handle)
