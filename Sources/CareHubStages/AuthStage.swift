@@ -105,9 +105,10 @@ public struct AuthStage: Stage {
                 reason = "removed"
             }
             guard environment.sessions.remove(session.token) != nil else { continue }
-            environment.events.emit(.sessionExpired(session, .revoked))
+            // On the record before the connection hears of it; the session is gone either way.
             try? await environment.audit.record(AuditEvent(
                 at: now, org: org.id, actor: "system", address: "", action: "session.revoked", target: user, detail: "reason=\(reason)"))
+            environment.events.emit(.sessionExpired(session, .revoked))
         }
     }
 

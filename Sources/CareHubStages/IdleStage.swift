@@ -83,11 +83,11 @@ public struct IdleStage: Stage {
 
     private func expire(_ session: Session, _ expiry: SessionExpiry, address: String) async {
         guard environment.sessions.remove(session.token) != nil else { return }
-        environment.events.emit(.sessionExpired(session, expiry))
-        // The session is gone whether or not the audit write succeeds; a failed write is logged
-        // by the audit adapter itself.
+        // On the record before the connection hears of it. The session is gone whether or not
+        // the audit write succeeds.
         try? await environment.audit.record(AuditEvent(
             at: environment.clock.now, org: org.id, actor: session.principal.displayName, address: address,
             action: "session.expired", detail: "reason=\(expiry.rawValue)"))
+        environment.events.emit(.sessionExpired(session, expiry))
     }
 }
