@@ -8,6 +8,12 @@
 #include <openssl/rand.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/cms.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* Macros and variadic helpers Swift cannot import directly. */
 
@@ -62,6 +68,42 @@ static inline int carehub_hmac(const char *digest,
         && EVP_MAC_final(ctx, out, out_len, out_capacity);
     EVP_MAC_CTX_free(ctx);
     return ok;
+}
+
+/* Encrypts `in` as CMS AuthEnvelopedData (AES-256-GCM; the content key wrapped to the certificate's
+ * public key), DER-encoded, so that `openssl cms -decrypt -inform DER -inkey KEY` opens it.
+ * Returns 0 and a malloc'd buffer the caller frees; -1 certificate file unreadable, -2 not a PEM
+ * certificate, -3 encryption failed. */
+static inline int carehub_cms_encrypt(const char *certificate_path, const unsigned char *in, size_t in_length,
+                                      unsigned char **out, size_t *out_length) {
+    FILE *file = fopen(certificate_path, "r");
+    if (file == NULL) return -1;
+    X509 *certificate = PEM_read_X509(file, NULL, NULL, NULL);
+    fclose(file);
+    if (certificate == NULL) return -2;
+    STACK_OF(X509) *recipients = sk_X509_new_null();
+    sk_X509_push(recipients, certificate);
+    BIO *input = BIO_new_mem_buf(in, (int)in_length);
+    CMS_ContentInfo *cms = CMS_encrypt(recipients, input, EVP_aes_256_gcm(), CMS_BINARY);
+    int status = -3;
+    if (cms != NULL) {
+        BIO *output = BIO_new(BIO_s_mem());
+        if (i2d_CMS_bio(output, cms) == 1) {
+            char *data = NULL;
+            long length = BIO_get_mem_data(output, &data);
+            *out = malloc((size_t)length);
+            if (*out != NULL) {
+                memcpy(*out, data, (size_t)length);
+                *out_length = (size_t)length;
+                status = 0;
+            }
+        }
+        BIO_free(output);
+        CMS_ContentInfo_free(cms);
+    }
+    BIO_free(input);
+    sk_X509_pop_free(recipients, X509_free);
+    return status;
 }
 
 #endif

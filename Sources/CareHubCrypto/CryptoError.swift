@@ -10,6 +10,10 @@ public enum CryptoError: Error, Equatable, CustomStringConvertible {
     case authenticationFailed
     /// A stored password hash is not in the `scrypt$n=…,r=…,p=…$salt$hash` format.
     case malformedPasswordHash
+    /// An export certificate file could not be opened.
+    case unreadableCertificate(String)
+    /// An export certificate file holds no PEM certificate.
+    case notACertificate(String)
 
     public var description: String {
         switch self {
@@ -18,6 +22,8 @@ public enum CryptoError: Error, Equatable, CustomStringConvertible {
         case .truncatedSealedBox(let count): "sealed box of \(count) bytes is shorter than nonce and tag"
         case .authenticationFailed: "authentication failed"
         case .malformedPasswordHash: "malformed password hash"
+        case .unreadableCertificate(let path): "cannot read the certificate file \(path)"
+        case .notACertificate(let path): "\(path) holds no PEM certificate"
         }
     }
 }

@@ -33,6 +33,11 @@ public final class Hub: Sendable {
     private let events = HubEvents()
     private let metrics = HubMetrics()
     private let audit: SQLiteAuditLog
+    private let conversations: SQLiteConversationStore
+    private let outbox: SQLiteOutbox
+    private let integrations = Integrations()
+    private let dispatcher = Mutex<Task<Void, Never>?>(nil)
+    private let backlog = Mutex(HubMetrics.Backlog())
 
     /// Opens the database and master key and loads pipeline.conf. Throws ``ConfigError``,
     /// ``HubError`` or a storage error, each with a readable description.
@@ -48,18 +53,21 @@ public final class Hub: Sendable {
         }
         let master = try MasterKey.load(dataDirectory: options.dataDirectory)
         audit = SQLiteAuditLog(database: database, checkpointKey: try MasterKey.auditKey(from: master))
+        conversations = SQLiteConversationStore(database: database)
+        outbox = SQLiteOutbox(database: database)
         environment = StageEnvironment(
             clock: SystemClock(),
-            conversations: SQLiteConversationStore(database: database),
+            conversations: conversations,
             messages: messages,
             users: SQLiteUserDirectory(database: database),
             credentials: try ScryptCredentials(),
             cipher: EnvelopeCipher(master: master, store: SQLiteKeyStore(database: database)),
             sessions: sessions,
             rooms: registry,
-            notifier: SQLiteOutbox(database: database),
+            notifier: outbox,
             events: events,
-            audit: audit)
+            audit: audit,
+            exporter: HubTranscriptExporter(integrations: integrations))
         state = Mutex(State(config: config, pipelines: [:]))
         state.withLock { $0.pipelines = Self.pipelines(for: config, environment: environment) }
         events.handler.withLock { [registry, sessions, logger] handler in
@@ -97,6 +105,16 @@ public final class Hub: Sendable {
             }
         }
         ticker.withLock { $0 = task }
+        let dispatch = Task { [self] in
+            var round = 0
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                await dispatchNotifications(at: Date())
+                if round % 5 == 0 { await refreshBacklog() }
+                round += 1
+            }
+        }
+        dispatcher.withLock { $0 = dispatch }
         logger.info("listening", metadata: ["listen.address": "\(options.host):\(port)", "tls": "\(options.tlsCertificatePath != nil)"])
         return port
     }
@@ -137,18 +155,14 @@ public final class Hub: Sendable {
         var events: [AuditEvent] = []
         let ids = Set(previous.orgs.map(\.settings.id)).union(config.orgs.map(\.settings.id)).sorted()
         for id in ids {
-            let old = previous.org(id).map(Self.summaryLines) ?? []
-            let new = config.org(id).map(Self.summaryLines) ?? []
+            let old = previous.org(id)?.summaryLines ?? []
+            let new = config.org(id)?.summaryLines ?? []
             guard old != new else { continue }
             let diff = old.filter { !new.contains($0) }.map { "-" + $0 } + new.filter { !old.contains($0) }.map { "+" + $0 }
             events.append(AuditEvent(at: now, org: id, actor: "system", address: "local", action: "config.changed", detail: diff.joined(separator: "; ")))
         }
         let audit = self.audit
         Task { for event in events { try? await audit.record(event) } }
-    }
-
-    private static func summaryLines(_ org: ConfiguredOrg) -> [String] {
-        ["hipaa=\(org.settings.hipaa ? "on" : "off")"] + org.stages.map { ([$0.name] + $0.configuration.summary).joined(separator: " ") }
     }
 
     /// An organisation switched into HIPAA mode starts over under its rules: every live session of
@@ -177,11 +191,13 @@ public final class Hub: Sendable {
             return Array(state.readers.values)
         }
         ticker.withLock { $0?.cancel() }
+        dispatcher.withLock { $0?.cancel() }
         logger.info("shutting down", metadata: ["connections": "\(registry.count)"])
         for inbox in registry.allInboxes() { inbox.finish() }
         for reader in readers { await reader.value }
         let server = transport.take()
         server?.shutdown(drainTimeout: .seconds(5))
+        integrations.shutdown()
         do {
             try audit.checkpoint()
             try database.close()
@@ -258,6 +274,7 @@ public final class Hub: Sendable {
     func renderMetrics() -> String {
         let stats = messages.statistics
         return metrics.render(
+            backlog: backlog.withLock { $0 },
             connections: registry.count, sessions: sessions.all, messagesCommitted: stats.messages,
             commits: stats.commits, largestBatch: stats.largestBatch)
     }
@@ -330,7 +347,67 @@ public final class Hub: Sendable {
             logger.info("session expired", metadata: ["org.id": "\(session.org)", "session.expiry": "\(expiry.rawValue)"])
         case .notificationFailed(let org, let conversation):
             logger.error("notification could not be queued", metadata: ["org.id": "\(org)", "conversation.id": "\(conversation)"])
+        case .purgeDeferred(let org, let conversation, let attempts):
+            logger.warning("transcript export failed; the conversation is kept until it succeeds", metadata: [
+                "org.id": "\(org)", "conversation.id": "\(conversation)", "attempts": "\(attempts)",
+            ])
         }
+    }
+}
+
+extension Hub {
+    /// Sends due notifications from the outbox, each rendered now under the organisation's
+    /// settings in force, to integrations that may receive them now.
+    func dispatchNotifications(at now: Date) async {
+        guard let due = try? await outbox.due(at: now, limit: 50) else { return }
+        let config = self.config
+        for item in due {
+            let notification = item.notification
+            guard let org = config.org(notification.org)?.settings else {
+                try? await outbox.markRefused(item.id, reason: "organisation no longer configured", at: now)
+                continue
+            }
+            guard let integration = org.integration(item.integration) else {
+                try? await outbox.markRefused(item.id, reason: "integration '\(item.integration)' no longer configured", at: now)
+                continue
+            }
+            if let refusal = integration.refusal(for: org) {
+                try? await outbox.markRefused(item.id, reason: refusal, at: now)
+                logger.warning("notification refused", metadata: ["org.id": "\(org.id)", "integration": "\(integration.name)", "reason": "\(refusal)"])
+                continue
+            }
+            let link = (options.publicURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } ?? "") + "/staff.html#room=\(notification.conversation.rawValue)"
+            let rendered = NotificationTemplate.render(notification, org: org, link: link)
+            do {
+                switch integration.kind {
+                case .webhook: try await integrations.post(rendered.json, to: integration)
+                case .email: try await integrations.mail(to: integration.to ?? "", subject: rendered.subject, text: rendered.text, via: integration)
+                }
+                try? await outbox.markSent(item.id, at: Date())
+            } catch {
+                let attempts = item.attempts + 1
+                let reason = "\(error)"
+                if attempts >= Self.notificationAttempts {
+                    try? await outbox.markFailed(item.id, reason: reason, at: Date())
+                    logger.error("notification given up", metadata: ["org.id": "\(org.id)", "integration": "\(integration.name)", "attempts": "\(attempts)"])
+                } else {
+                    let delay = min(5 * pow(2, Double(attempts - 1)), 15 * 60)
+                    try? await outbox.retry(item.id, attempts: attempts, next: Date().addingTimeInterval(delay), reason: reason)
+                    logger.warning("notification failed; will retry", metadata: [
+                        "org.id": "\(org.id)", "integration": "\(integration.name)", "attempts": "\(attempts)", "error": "\(reason)",
+                    ])
+                }
+            }
+        }
+    }
+
+    /// Attempts before a notification is given up (about 4 hours of back-off).
+    static let notificationAttempts = 20
+
+    /// Re-reads the purge and outbox backlogs for /metrics.
+    func refreshBacklog() async {
+        guard let purges = try? await conversations.pendingPurgeCounts(), let queued = try? await outbox.counts() else { return }
+        backlog.withLock { $0 = HubMetrics.Backlog(pendingPurges: purges, outbox: queued) }
     }
 }
 

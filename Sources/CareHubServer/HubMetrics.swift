@@ -21,7 +21,13 @@ final class HubMetrics: Sendable {
         }
     }
 
-    func render(connections: Int, sessions: [Session], messagesCommitted: Int, commits: Int, largestBatch: Int) -> String {
+    /// Work waiting outside the request path, refreshed every few seconds.
+    struct Backlog: Sendable {
+        var pendingPurges: [OrgID: Int] = [:]
+        var outbox: [(org: OrgID, state: String, count: Int)] = []
+    }
+
+    func render(backlog: Backlog, connections: Int, sessions: [Session], messagesCommitted: Int, commits: Int, largestBatch: Int) -> String {
         var out = ""
         func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
@@ -42,6 +48,10 @@ final class HubMetrics: Sendable {
         metric("carehub_messages_committed_total", "counter", "Messages durably committed.", [("", "\(messagesCommitted)")])
         metric("carehub_commits_total", "counter", "Storage transactions (group commits).", [("", "\(commits)")])
         metric("carehub_commit_batch_max", "gauge", "Largest number of messages in one commit.", [("", "\(largestBatch)")])
+        metric("carehub_purge_pending", "gauge", "Ended conversations whose export and purge have not completed, by organisation.",
+               backlog.pendingPurges.keys.sorted().map { ("{org=\"\($0)\"}", "\(backlog.pendingPurges[$0]!)") })
+        metric("carehub_notifications", "gauge", "Outbox notifications by organisation and state (pending, sent, refused, failed).",
+               backlog.outbox.map { ("{org=\"\($0.org)\",state=\"\($0.state)\"}", "\($0.count)") })
         return out
     }
 }

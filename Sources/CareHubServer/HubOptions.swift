@@ -16,11 +16,15 @@ public struct HubOptions: Sendable {
     public var tlsCertificatePath: String?
     /// PEM private key for ``tlsCertificatePath``.
     public var tlsPrivateKeyPath: String?
+    /// The address staff reach the hub at (`https://chat.clinic.example`), for links in
+    /// notifications; without it links are relative (`/staff.html#room=…`).
+    public var publicURL: String?
 
     /// Creates options with the defaults of `carehub serve`.
     public init(
         configPath: String = "pipeline.conf", dataDirectory: String = "./data", host: String = "127.0.0.1", port: Int = 8080,
-        staticRoot: String? = "web-static", maxFrameBytes: Int = 65_536, tlsCertificatePath: String? = nil, tlsPrivateKeyPath: String? = nil
+        staticRoot: String? = "web-static", maxFrameBytes: Int = 65_536, tlsCertificatePath: String? = nil, tlsPrivateKeyPath: String? = nil,
+        publicURL: String? = nil
     ) {
         self.configPath = configPath
         self.dataDirectory = dataDirectory
@@ -30,5 +34,6 @@ public struct HubOptions: Sendable {
         self.maxFrameBytes = maxFrameBytes
         self.tlsCertificatePath = tlsCertificatePath
         self.tlsPrivateKeyPath = tlsPrivateKeyPath
+        self.publicURL = publicURL
     }
 }

@@ -118,7 +118,7 @@ public struct AuthStage: Stage {
             return try await hello(request, token: token, next: next)
         case .login(_, let user, let password, let code):
             return try await login(request, user: user, password: password, code: code, next: next)
-        case .rooms, .subscribe, .unsubscribe, .send, .end, .typing, .logout:
+        case .rooms, .subscribe, .unsubscribe, .send, .end, .typing, .logout, .transcript, .assign:
             return try await authorise(request, next: next)
         }
     }
@@ -306,6 +306,12 @@ public struct AuthStage: Stage {
             guard session.principal.isStaff else {
                 throw PipelineError.forbidden("only staff may do '\(request.frame.kind.rawValue)'; a visitor is in its own room")
             }
+        case .transcript:
+            guard !session.principal.isStaff else {
+                throw PipelineError.forbidden("only the visitor may ask for a transcript copy")
+            }
+        case .assign:
+            guard session.principal.role == .admin else { throw PipelineError.forbidden("only an admin may assign conversations") }
         default:
             break
         }
@@ -315,6 +321,11 @@ public struct AuthStage: Stage {
             }
             guard let conversation = try await environment.conversations.conversation(room), conversation.org == org.id else {
                 throw PipelineError.notFound(room)
+            }
+            // Minimum necessary: under staff_access=assigned a staff member reaches only rooms
+            // assigned to them; admins reach every room (they assign).
+            if org.staffAccess == .assigned, case .staff(let user, .staff) = session.principal, conversation.assignedTo != user {
+                throw PipelineError.forbidden("this conversation is not assigned to you")
             }
             forwarded.conversation = conversation
         }

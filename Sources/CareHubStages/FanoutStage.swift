@@ -13,21 +13,42 @@ public final class FanoutStage: Stage {
     /// Parameters of `stage fanout`.
     public struct Configuration: StageConfiguration {
         /// `notify=none|count|preview`: what staff are told about messages in unwatched rooms
-        /// (default `count`: the organisation, a count and a console link; no content).
+        /// (default `count` when `via=` names integrations, else `none`). `count` is the
+        /// organisation, a count and a console link; no content.
         public var notify: String
         /// `preview_chars=`: how much text a preview may show (default 40; non-HIPAA only).
         public var previewCharacters: Int
+        /// `via=a,b`: the webhook and e-mail integrations notifications go to.
+        public var via: [String]
 
         public init(parameters: inout StageParameters, org: OrgSettings) throws {
-            notify = try parameters.choice("notify", ["none", "count", "preview"], default: "count")
+            via = parameters.string("via").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) } ?? []
+            notify = try parameters.choice("notify", ["none", "count", "preview"], default: via.isEmpty ? "none" : "count")
             previewCharacters = try parameters.integer("preview_chars", in: 1...200, default: 40)
             if org.hipaa && notify == "preview" {
                 throw parameters.error("HIPAA organisation '\(org.id)' may not put message text in notifications; expected notify=count or notify=none")
             }
+            if notify != "none" && via.isEmpty {
+                throw parameters.error("notify=\(notify) needs via=INTEGRATION[,INTEGRATION…] naming where notifications go")
+            }
+            if notify == "none" && !via.isEmpty {
+                throw parameters.error("via= has no effect with notify=none")
+            }
+            for name in via {
+                guard let integration = org.integration(name) else {
+                    throw parameters.error("via names '\(name)', which is not an integration of [org \(org.id)]")
+                }
+                if integration.kind == .email && integration.to == nil {
+                    throw parameters.error("e-mail integration '\(name)' needs to=ADDRESS to receive notifications")
+                }
+            }
         }
 
         public var summary: [String] {
-            notify == "preview" ? ["notify=preview", "preview_chars=\(previewCharacters)"] : ["notify=\(notify)"]
+            var words = ["notify=\(notify)"]
+            if notify == "preview" { words.append("preview_chars=\(previewCharacters)") }
+            if !via.isEmpty { words.append("via=\(via.joined(separator: ","))") }
+            return words
         }
     }
 
@@ -52,7 +73,9 @@ public final class FanoutStage: Stage {
             guard let session = request.session, let conversation = request.conversation else { break }
             rooms.join(conversation.id, member: RoomMember(connection: request.connection, sessionToken: session.token))
             if request.startsConversation {
+                // Under staff_access=assigned only admins hear of new rooms; they assign them.
                 let staff = liveRecipients(rooms.staffConnections(of: org.id), room: conversation.id, excluding: nil)
+                    .filter { org.staffAccess == .all || $0.session.principal.role == .admin }
                 rooms.deliver(.roomOpened(room: conversation.id, at: conversation.startedAt), to: staff.map(\.connection))
             }
         case .subscribe(let room):
@@ -88,7 +111,15 @@ public final class FanoutStage: Stage {
             guard let session = request.session else { throw PipelineError.internal }
             let recipients = liveRecipients(rooms.members(of: room), room: room, excluding: request.connection)
             rooms.deliver(.typing(room: room, from: session.principal.displayName), to: recipients.map(\.connection))
-        case .login, .rooms:
+        case .assign(let room, let user):
+            let staff = liveRecipients(rooms.staffConnections(of: org.id), room: room, excluding: nil)
+            // The previous assignee stops receiving the room at once; the new one is told.
+            for member in staff where member.session.principal.role == .staff && member.session.principal.displayName != user {
+                rooms.leave(room, connection: member.connection)
+            }
+            let assignee = staff.filter { $0.session.principal.displayName == user && $0.connection != request.connection }
+            rooms.deliver(.assigned(id: nil, room: room, user: user), to: assignee.map(\.connection))
+        case .login, .rooms, .transcript:
             break
         }
         return try await next(request)
@@ -117,16 +148,14 @@ public final class FanoutStage: Stage {
             counts[room, default: 0] += 1
             return counts[room]!
         }
-        let link = "/staff.html#room=\(room.rawValue)"
-        let body: String
+        var preview: String?
         if configuration.notify == "preview" && !org.hipaa {
-            let preview = text.count > configuration.previewCharacters ? text.prefix(configuration.previewCharacters) + "…" : Substring(text)
-            body = "\(org.displayName): new message from \(from): \"\(preview)\" (\(count) unread). Open \(link)"
-        } else {
-            body = "\(org.displayName): \(count) unread message\(count == 1 ? "" : "s") in a patient conversation. Open \(link)"
+            preview = text.count > configuration.previewCharacters ? text.prefix(configuration.previewCharacters) + "…" : text
         }
+        let notification = StaffNotification(
+            org: org.id, conversation: room, unread: count, preview: preview, from: preview == nil ? nil : from, at: at)
         do {
-            try await environment.notifier.enqueue(StaffNotification(org: org.id, conversation: room, text: body, at: at))
+            try await environment.notifier.enqueue(notification, via: configuration.via)
         } catch {
             // The message is already committed and will be acknowledged; the hub logs the failure.
             environment.events.emit(.notificationFailed(org: org.id, conversation: room))

@@ -1,36 +1,107 @@
 import CareHubCore
 import Foundation
+import Synchronization
 
-/// Deletes a conversation's transcript: its messages and pre-chat form, and its data key
-/// (crypto-shredding), once it has ended and everyone in the room has been told, and, with
-/// `retain=`, once it is older than the retention period even if it never ended. Every purge is
-/// audited with ids and a count, never content.
-public struct PurgeStage: Stage {
+/// The end-of-chat hook. When a conversation ends (someone sends `end`, the visitor has been gone
+/// longer than `abandon=`, or it is older than `retain=`), it:
+///
+/// 1. exports the transcript to the organisation's sink, if one is configured (`export_dir=` or
+///    `export_to=`), and mails the visitor a copy if they asked and the organisation allows it;
+/// 2. purges: deletes the messages and pre-chat form and crypto-shreds the data key.
+///
+/// If an export fails nothing is purged: the conversation stays pending and the hook tries again
+/// with back-off (5 s, doubling, at most 15 minutes apart). Every purge is audited with ids, a
+/// count and the export target, never content.
+public final class PurgeStage: Stage {
     /// Parameters of `stage purge`.
     public struct Configuration: StageConfiguration {
         /// `on=end`: purge a conversation when it ends.
         public var trigger: String
-        /// `retain=D`: purge conversations older than this even if they never ended (default: no limit).
+        /// `retain=D`: end and purge conversations older than this even if they never ended (default: no limit).
         public var retain: Duration?
+        /// `abandon=D`: end a conversation whose visitor has been gone this long (default: never).
+        public var abandon: Duration?
+        /// `export_dir=`, `export_key=` or `export_to=`: where transcripts go before the purge.
+        public var export: ExportTarget?
+        /// `transcript_email=`: the e-mail integration that mails a visitor their transcript on request (non-HIPAA only).
+        public var transcriptEmail: Integration?
 
         public init(parameters: inout StageParameters, org: OrgSettings) throws {
             trigger = try parameters.choice("on", ["end"], default: "end")
-            if parameters.remainingKeys.contains("retain") {
-                let retain = try parameters.duration("retain", default: .seconds(0))
-                guard retain > .seconds(0) else { throw parameters.error("expected retain to be a positive duration such as 30d") }
-                self.retain = retain
+            retain = try Self.positiveDuration("retain", &parameters)
+            abandon = try Self.positiveDuration("abandon", &parameters)
+            let directory = parameters.string("export_dir")
+            let certificate = parameters.string("export_key")
+            let integrationName = parameters.string("export_to")
+            if let directory {
+                guard directory.hasPrefix("/") else { throw parameters.error("expected export_dir to be an absolute path, found export_dir=\(directory)") }
+                guard integrationName == nil else { throw parameters.error("export_dir and export_to exclude each other; choose one sink") }
+                if let certificate, !certificate.hasPrefix("/") {
+                    throw parameters.error("expected export_key to be the absolute path of a PEM certificate, found export_key=\(certificate)")
+                }
+                export = .directory(path: directory, certificate: certificate)
+            } else if let integrationName {
+                guard certificate == nil else { throw parameters.error("export_key applies to export_dir; an export_to endpoint is reached over TLS") }
+                guard let integration = org.integration(integrationName) else {
+                    throw parameters.error("export_to names '\(integrationName)', which is not an integration of [org \(org.id)]")
+                }
+                guard integration.kind == .webhook, integration.url?.isHTTPS == true, integration.baa else {
+                    throw parameters.error("export_to must name an https:// webhook integration with baa=yes; '\(integrationName)' is not one")
+                }
+                export = .webhook(integration)
+            } else if certificate != nil {
+                throw parameters.error("export_key needs export_dir")
+            }
+            if let name = parameters.string("transcript_email") {
+                if org.hipaa {
+                    throw parameters.error("HIPAA organisation '\(org.id)' may not e-mail transcripts to visitors; remove transcript_email")
+                }
+                guard let integration = org.integration(name), integration.kind == .email else {
+                    throw parameters.error("transcript_email names '\(name)', which is not an e-mail integration of [org \(org.id)]")
+                }
+                transcriptEmail = integration
             }
         }
 
-        public var summary: [String] { ["on=\(trigger)"] + (retain.map { ["retain=\(ConfigValue.format($0))"] } ?? []) }
+        private static func positiveDuration(_ key: String, _ parameters: inout StageParameters) throws -> Duration? {
+            guard parameters.remainingKeys.contains(key) else { return nil }
+            let value = try parameters.duration(key, default: .seconds(0))
+            guard value > .seconds(0) else { throw parameters.error("expected \(key) to be a positive duration such as 30d") }
+            return value
+        }
+
+        public var summary: [String] {
+            var words = ["on=\(trigger)"]
+            if let retain { words.append("retain=\(ConfigValue.format(retain))") }
+            if let abandon { words.append("abandon=\(ConfigValue.format(abandon))") }
+            switch export {
+            case .directory(let path, let certificate)?:
+                words.append("export_dir=\(path)")
+                if let certificate { words.append("export_key=\(certificate)") }
+            case .webhook(let integration)?: words.append("export_to=\(integration.name)")
+            case .email?, nil: break
+            }
+            if let transcriptEmail { words.append("transcript_email=\(transcriptEmail.name)") }
+            return words
+        }
     }
 
     public static let name = "purge"
     public static let rules = StageRules(after: ["auth", "idle", "encrypt", "store"])
 
+    /// The first retry delay; each failure doubles it, up to ``maximumRetryDelay``.
+    public static let firstRetryDelay: TimeInterval = 5
+    /// The longest wait between two attempts.
+    public static let maximumRetryDelay: TimeInterval = 15 * 60
+
     private let configuration: Configuration
     private let org: OrgSettings
     private let environment: StageEnvironment
+    /// Conversations whose hook is running now, so the inline run and the sweep never overlap.
+    private let running = Mutex<Set<ConversationID>>([])
+    /// Open conversations whose visitor was not connected, since when.
+    private let absentSince = Mutex<[ConversationID: Date]>([:])
+    private let lastAbandonCheck = Mutex<Date?>(nil)
 
     public init(configuration: Configuration, org: OrgSettings, environment: StageEnvironment) {
         self.configuration = configuration
@@ -39,33 +110,150 @@ public struct PurgeStage: Stage {
     }
 
     public func handle(_ request: Request, next: Next) async throws -> Outcome {
+        if case .transcript(let room, let address) = request.frame {
+            guard configuration.transcriptEmail != nil, !org.hipaa else {
+                throw PipelineError.forbidden("this organisation does not e-mail transcripts")
+            }
+            guard request.conversation?.hasEnded == false else { throw PipelineError(.conversationEnded, "the conversation has ended") }
+            try await environment.conversations.requestTranscript(room, to: address)
+            var outcome = try await next(request)
+            outcome.handled = true
+            return outcome
+        }
         let outcome = try await next(request)
-        if case .end(let room) = request.frame {
-            try await purge(room, actor: request.session?.principal.displayName ?? "system", address: request.peer, reason: "end")
+        // Read fresh: the transcript address may have been given a moment ago.
+        if case .end(let room) = request.frame, var conversation = try await environment.conversations.conversation(room) {
+            conversation.endedAt = conversation.endedAt ?? request.receivedAt
+            await finish(conversation, actor: request.session?.principal.displayName ?? "system", address: request.peer, reason: "end")
         }
         return outcome
     }
 
-    /// The retention sweep: conversations past `retain` are ended (the room is told) and purged.
+    /// Time-driven work: retries of pending hooks, retention, abandoned conversations.
     public func tick(at now: Date) async {
-        guard let retain = configuration.retain else { return }
-        guard let expired = try? await environment.conversations.unpurged(org: org.id, startedBefore: now.addingTimeInterval(-retain.seconds), limit: 100) else { return }
-        for conversation in expired {
-            let members = environment.rooms.close(conversation.id)
-            environment.rooms.deliver(.ended(id: nil, room: conversation.id), to: members.map(\.connection))
-            // A failed purge stays unpurged and is retried at the next tick.
-            try? await purge(conversation.id, actor: "system", address: "", reason: "retention")
+        if let due = try? await environment.conversations.duePurges(org: org.id, at: now, limit: 100) {
+            for conversation in due {
+                await finish(conversation, actor: "system", address: "", reason: conversation.purgeAttempts > 0 ? "retry" : "end")
+            }
+        }
+        if let retain = configuration.retain,
+           let expired = try? await environment.conversations.unpurged(org: org.id, startedBefore: now.addingTimeInterval(-retain.seconds), limit: 100) {
+            // Ended ones are the retry loop's, above, with its back-off.
+            for conversation in expired where conversation.endedAt == nil {
+                await end(conversation, at: now, reason: "retention")
+            }
+        }
+        if let abandon = configuration.abandon { await endAbandoned(after: abandon, at: now) }
+    }
+
+    /// Ends an open conversation on the hub's initiative, tells the room, and runs the hook.
+    private func end(_ conversation: Conversation, at now: Date, reason: String) async {
+        var ended = conversation
+        if conversation.endedAt == nil {
+            guard (try? await environment.conversations.markEnded(conversation.id, at: now)) != nil else { return }
+            ended.endedAt = now
+        }
+        let members = environment.rooms.close(conversation.id)
+        environment.rooms.deliver(.ended(id: nil, room: conversation.id), to: members.map(\.connection))
+        await finish(ended, actor: "system", address: "", reason: reason)
+    }
+
+    /// Visitors are checked every 5 seconds; a conversation whose visitor has had no connection in
+    /// the room for `abandon` ends. After a restart the clock starts at the first check.
+    private func endAbandoned(after abandon: Duration, at now: Date) async {
+        let due = lastAbandonCheck.withLock { last -> Bool in
+            if let last, now.timeIntervalSince(last) < 5 { return false }
+            last = now
+            return true
+        }
+        guard due, let open = try? await environment.conversations.openConversations(org: org.id, limit: 5000) else { return }
+        var abandoned: [Conversation] = []
+        let present = Set(open.filter { conversation in
+            environment.rooms.members(of: conversation.id).contains { member in
+                environment.sessions.session(member.sessionToken)?.principal == .visitor(conversation.id)
+            }
+        }.map(\.id))
+        absentSince.withLock { absent in
+            let openIDs = Set(open.map(\.id))
+            absent = absent.filter { openIDs.contains($0.key) && !present.contains($0.key) }
+            for conversation in open where !present.contains(conversation.id) {
+                let since = absent[conversation.id] ?? now
+                absent[conversation.id] = since
+                if now.timeIntervalSince(since) >= abandon.seconds { abandoned.append(conversation) }
+            }
+            for conversation in abandoned { absent.removeValue(forKey: conversation.id) }
+        }
+        for conversation in abandoned { await end(conversation, at: now, reason: "abandoned") }
+    }
+
+    /// Export, then purge. A failed export leaves everything in place and schedules a retry.
+    private func finish(_ conversation: Conversation, actor: String, address: String, reason: String) async {
+        let room = conversation.id
+        guard running.withLock({ $0.insert(room).inserted }) else { return }
+        defer { _ = running.withLock { $0.remove(room) } }
+        var targets: [ExportTarget] = configuration.export.map { [$0] } ?? []
+        if let mail = configuration.transcriptEmail, !org.hipaa, let to = conversation.transcriptTo {
+            targets.append(.email(mail, to: to))
+        }
+        do {
+            if !targets.isEmpty {
+                let transcript = try await transcript(of: conversation)
+                for target in targets {
+                    try await environment.exporter.export(transcript, to: target, org: org)
+                }
+            }
+        } catch {
+            let attempts = conversation.purgeAttempts + 1
+            let delay = min(Self.firstRetryDelay * pow(2, Double(min(attempts - 1, 16))), Self.maximumRetryDelay)
+            let failure = (error as? ExportFailure)?.description ?? "export failed (\(type(of: error)))"
+            try? await environment.conversations.deferPurge(room, attempts: attempts, retryAt: environment.clock.now.addingTimeInterval(delay), reason: failure)
+            environment.events.emit(.purgeDeferred(org: org.id, conversation: room, attempts: attempts))
+            return
+        }
+        do {
+            let deleted = try await environment.messages.purge(room)
+            try await environment.conversations.eraseProfile(room)
+            // Crypto-shred: with the data key gone, copies of the rows in old backups are noise.
+            try await environment.cipher.shred(.conversation(org.id, room))
+            try await environment.conversations.markPurged(room, at: environment.clock.now)
+            let exported = targets.isEmpty ? "none" : targets.map(\.description).joined(separator: ",")
+            try await environment.audit.record(AuditEvent(
+                at: environment.clock.now, org: org.id, actor: actor, address: address, action: "conversation.purged",
+                target: room.rawValue, detail: "messages=\(deleted) key=shredded reason=\(reason) export=\(exported)"))
+        } catch {
+            // Storage trouble: the conversation stays unpurged and the sweep tries again.
+            try? await environment.conversations.deferPurge(
+                room, attempts: conversation.purgeAttempts + 1, retryAt: environment.clock.now.addingTimeInterval(Self.firstRetryDelay),
+                reason: "purge failed (\(type(of: error)))")
         }
     }
 
-    private func purge(_ room: ConversationID, actor: String, address: String, reason: String) async throws {
-        let deleted = try await environment.messages.purge(room)
-        try await environment.conversations.eraseProfile(room)
-        // Crypto-shred: with the data key gone, copies of the rows in old backups are noise.
-        try await environment.cipher.shred(.conversation(org.id, room))
-        try await environment.conversations.markPurged(room, at: environment.clock.now)
-        try await environment.audit.record(AuditEvent(
-            at: environment.clock.now, org: org.id, actor: actor, address: address, action: "conversation.purged",
-            target: room.rawValue, detail: "messages=\(deleted) key=shredded reason=\(reason)"))
+    /// The conversation's messages and pre-chat form, opened.
+    private func transcript(of conversation: Conversation) async throws -> Transcript {
+        let room = conversation.id
+        var lines: [Transcript.Line] = []
+        for message in try await environment.messages.history(of: room, limit: Int.max) {
+            let text: String?
+            switch message.body {
+            case .plain(let plain): text = plain
+            case .unreadable: text = nil
+            case .sealed(let sealed):
+                let aad = EncryptStage.associatedData(org: org.id, conversation: room, seq: message.seq, sender: message.sender)
+                text = try? await String(decoding: environment.cipher.open(sealed, scope: .conversation(org.id, room), associatedData: aad), as: UTF8.self)
+            }
+            lines.append(Transcript.Line(seq: message.seq, from: message.sender, at: message.at, text: text))
+        }
+        var profile: String?
+        switch try await environment.conversations.profile(of: room) {
+        case .plain(let json)?: profile = json
+        case .sealed(let sealed)?:
+            let bytes = try? await environment.cipher.open(
+                sealed, scope: .conversation(org.id, room), associatedData: EncryptStage.profileAssociatedData(org: org.id, conversation: room))
+            profile = bytes.map { String(decoding: $0, as: UTF8.self) }
+        case .unreadable?, nil: profile = nil
+        }
+        return Transcript(
+            org: org.id, conversation: room, startedAt: conversation.startedAt, endedAt: conversation.endedAt,
+            profileJSON: profile, lines: lines)
     }
 }

@@ -85,10 +85,34 @@ public struct StoreStage: Stage {
 
         case .rooms:
             var outcome = try await next(request)
-            outcome.rooms = try await environment.conversations.list(org: org.id, limit: 200).map {
-                RoomSummary(room: $0.id, startedAt: $0.startedAt, ended: $0.hasEnded)
+            var conversations = try await environment.conversations.list(org: org.id, limit: 200)
+            if org.staffAccess == .assigned, case .staff(let user, .staff)? = request.session?.principal {
+                conversations = conversations.filter { $0.assignedTo == user }
+            }
+            outcome.rooms = conversations.map {
+                RoomSummary(room: $0.id, startedAt: $0.startedAt, ended: $0.hasEnded, assignedTo: $0.assignedTo)
             }
             return outcome
+
+        case .assign(let room, let user):
+            guard org.staffAccess == .assigned else {
+                throw PipelineError.forbidden("this organisation does not assign conversations (staff_access = all)")
+            }
+            guard let account = try await environment.users.user(org: org.id, name: user), !account.disabled else {
+                throw PipelineError(.notFound, "no enabled staff account '\(user)' in this organisation")
+            }
+            try await environment.conversations.assign(room, to: account.name)
+            if let admin = request.session?.principal.displayName {
+                try await environment.audit.record(AuditEvent(
+                    at: environment.clock.now, org: org.id, actor: admin, address: request.peer, action: "conversation.assigned",
+                    target: room.rawValue, detail: "user=\(account.name) previous=\(request.conversation?.assignedTo ?? "none")"))
+            }
+            var outcome = try await next(request)
+            outcome.handled = true
+            return outcome
+
+        case .transcript:
+            return try await next(request)
 
         case .login, .unsubscribe, .typing, .logout:
             return try await next(request)

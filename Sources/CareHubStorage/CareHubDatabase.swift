@@ -179,6 +179,38 @@ public final class CareHubDatabase: Sendable {
                 ALTER TABLE conversations ADD COLUMN purged_at REAL;       -- the transcript was deleted
                 """)
         }
+        migrator.registerMigration("v5-end-of-chat-hook-outbox-assignment") { db in
+            try db.execute(sql: """
+                -- The end-of-chat hook: export, then purge; retried with back-off while the export fails.
+                ALTER TABLE conversations ADD COLUMN purge_attempts INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE conversations ADD COLUMN purge_next_at REAL;      -- next attempt, when pending
+                ALTER TABLE conversations ADD COLUMN purge_error TEXT;        -- why the last attempt failed (no content)
+                ALTER TABLE conversations ADD COLUMN transcript_to TEXT;      -- non-HIPAA: the visitor's address for a copy
+                ALTER TABLE conversations ADD COLUMN assigned_to TEXT;        -- staff_access = assigned
+                CREATE INDEX conversations_org_open ON conversations(org, purged_at, ended_at);
+
+                -- One row per notification and integration. The text is rendered when dispatched,
+                -- under the settings in force then; `preview` exists only for non-HIPAA orgs with
+                -- notify=preview and is cleared once sent. The v1 table had no destinations.
+                DROP TABLE outbox;
+                CREATE TABLE outbox (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    org TEXT NOT NULL,
+                    integration TEXT NOT NULL,
+                    conversation TEXT NOT NULL,
+                    unread INTEGER NOT NULL,
+                    preview TEXT,
+                    sender TEXT,
+                    created_at REAL NOT NULL,
+                    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'refused', 'failed')),
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_at REAL NOT NULL,
+                    last_error TEXT,
+                    done_at REAL
+                );
+                CREATE INDEX outbox_due ON outbox(state, next_at);
+                """)
+        }
         return migrator
     }
 }

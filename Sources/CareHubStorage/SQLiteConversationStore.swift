@@ -86,8 +86,98 @@ public struct SQLiteConversationStore: ConversationStore {
     public func markPurged(_ id: ConversationID, at: Date) async throws {
         try await database.pool.write { db in
             try db.execute(
-                sql: "UPDATE conversations SET purged_at = ?, ended_at = IFNULL(ended_at, ?) WHERE id = ?",
+                sql: """
+                    UPDATE conversations SET purged_at = ?, ended_at = IFNULL(ended_at, ?), transcript_to = NULL,
+                        purge_next_at = NULL, purge_error = NULL WHERE id = ?
+                    """,
                 arguments: [at.timeIntervalSince1970, at.timeIntervalSince1970, id.rawValue])
+        }
+    }
+
+    public func duePurges(org: OrgID, at date: Date, limit: Int) async throws -> [Conversation] {
+        try await database.pool.read { db in
+            try Row.fetchAll(
+                db, sql: """
+                    SELECT * FROM conversations WHERE org = ? AND purged_at IS NULL AND ended_at IS NOT NULL
+                        AND (purge_next_at IS NULL OR purge_next_at <= ?) ORDER BY ended_at LIMIT ?
+                    """,
+                arguments: [org.rawValue, date.timeIntervalSince1970, limit]).map(Self.conversation)
+        }
+    }
+
+    public func deferPurge(_ id: ConversationID, attempts: Int, retryAt: Date, reason: String) async throws {
+        try await database.pool.write { db in
+            try db.execute(
+                sql: "UPDATE conversations SET purge_attempts = ?, purge_next_at = ?, purge_error = ? WHERE id = ?",
+                arguments: [attempts, retryAt.timeIntervalSince1970, reason, id.rawValue])
+        }
+    }
+
+    public func openConversations(org: OrgID, limit: Int) async throws -> [Conversation] {
+        try await database.pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM conversations WHERE org = ? AND purged_at IS NULL AND ended_at IS NULL ORDER BY started_at LIMIT ?",
+                arguments: [org.rawValue, limit]).map(Self.conversation)
+        }
+    }
+
+    public func requestTranscript(_ id: ConversationID, to address: String) async throws {
+        try await database.pool.write { db in
+            try db.execute(sql: "UPDATE conversations SET transcript_to = ? WHERE id = ?", arguments: [address, id.rawValue])
+        }
+    }
+
+    public func assign(_ id: ConversationID, to user: String?) async throws {
+        try await database.pool.write { db in
+            try db.execute(sql: "UPDATE conversations SET assigned_to = ? WHERE id = ?", arguments: [user, id.rawValue])
+        }
+    }
+
+    /// A conversation whose end-of-chat hook has not completed (for `carehub conversations --pending-purge`).
+    public struct PendingPurge: Sendable {
+        public let conversation: Conversation
+        public let nextAttempt: Date?
+        public let lastError: String?
+    }
+
+    /// Ended conversations not purged yet, oldest first; `org` nil lists every organisation.
+    /// Synchronous: for the CLI, never for the hub's async code.
+    public func pendingPurges(org: OrgID?) throws -> [PendingPurge] {
+        try database.pool.read { db in
+            try Row.fetchAll(
+                db, sql: """
+                    SELECT * FROM conversations WHERE purged_at IS NULL AND ended_at IS NOT NULL AND (? IS NULL OR org = ?)
+                    ORDER BY ended_at
+                    """,
+                arguments: [org?.rawValue, org?.rawValue]).map { row in
+                let next: Double? = row["purge_next_at"]
+                return PendingPurge(conversation: Self.conversation(row), nextAttempt: next.map(Date.init(timeIntervalSince1970:)), lastError: row["purge_error"])
+            }
+        }
+    }
+
+    /// A conversation and whether its transcript is gone.
+    public struct Listed: Sendable {
+        public let conversation: Conversation
+        public let isPurged: Bool
+    }
+
+    /// The organisation's most recent conversations, newest first. Synchronous: for the CLI.
+    public func recent(org: OrgID, limit: Int) throws -> [Listed] {
+        try database.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM conversations WHERE org = ? ORDER BY started_at DESC LIMIT ?", arguments: [org.rawValue, limit])
+                .map { Listed(conversation: Self.conversation($0), isPurged: ($0["purged_at"] as Double?) != nil) }
+        }
+    }
+
+    /// How many ended conversations of each organisation await their hook (for /metrics).
+    public func pendingPurgeCounts() async throws -> [OrgID: Int] {
+        try await database.pool.read { db in
+            var counts: [OrgID: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT org, COUNT(*) AS n FROM conversations WHERE purged_at IS NULL AND ended_at IS NOT NULL GROUP BY org") {
+                counts[OrgID(row["org"])] = row["n"]
+            }
+            return counts
         }
     }
 
@@ -96,7 +186,8 @@ public struct SQLiteConversationStore: ConversationStore {
         return Conversation(
             id: ConversationID(row["id"]), org: OrgID(row["org"]),
             startedAt: Date(timeIntervalSince1970: row["started_at"]),
-            endedAt: ended.map(Date.init(timeIntervalSince1970:)))
+            endedAt: ended.map(Date.init(timeIntervalSince1970:)),
+            assignedTo: row["assigned_to"], purgeAttempts: row["purge_attempts"], transcriptTo: row["transcript_to"])
     }
 }
 

@@ -53,6 +53,10 @@ public final class MemoryConversationStore: ConversationStore {
     public func eraseProfile(_ id: ConversationID) async throws { _ = profiles.withLock { $0.removeValue(forKey: id) } }
 
     private let purged = Mutex<Set<ConversationID>>([])
+    private let retries = Mutex<[ConversationID: (attempts: Int, at: Date, reason: String)]>([:])
+
+    /// The last recorded reason a conversation's hook was deferred, if it is pending.
+    public func deferral(of id: ConversationID) -> (attempts: Int, at: Date, reason: String)? { retries.withLock { $0[id] } }
 
     public func unpurged(org: OrgID, startedBefore date: Date, limit: Int) async throws -> [Conversation] {
         let done = purged.withLock { $0 }
@@ -61,7 +65,40 @@ public final class MemoryConversationStore: ConversationStore {
 
     public func markPurged(_ id: ConversationID, at: Date) async throws {
         _ = purged.withLock { $0.insert(id) }
+        _ = retries.withLock { $0.removeValue(forKey: id) }
+        update(id) { $0.transcriptTo = nil; $0.purgeAttempts = 0 }
         try await markEnded(id, at: at)
+    }
+
+    public func duePurges(org: OrgID, at date: Date, limit: Int) async throws -> [Conversation] {
+        let done = purged.withLock { $0 }
+        let waiting = retries.withLock { $0 }
+        return rows.withLock {
+            Array($0.map(\.conversation).filter { conversation in
+                conversation.org == org && conversation.hasEnded && !done.contains(conversation.id)
+                    && (waiting[conversation.id].map { $0.at <= date } ?? true)
+            }.prefix(limit))
+        }
+    }
+
+    public func deferPurge(_ id: ConversationID, attempts: Int, retryAt: Date, reason: String) async throws {
+        retries.withLock { $0[id] = (attempts, retryAt, reason) }
+        update(id) { $0.purgeAttempts = attempts }
+    }
+
+    public func openConversations(org: OrgID, limit: Int) async throws -> [Conversation] {
+        let done = purged.withLock { $0 }
+        return rows.withLock { Array($0.map(\.conversation).filter { $0.org == org && !$0.hasEnded && !done.contains($0.id) }.prefix(limit)) }
+    }
+
+    public func requestTranscript(_ id: ConversationID, to address: String) async throws { update(id) { $0.transcriptTo = address } }
+
+    public func assign(_ id: ConversationID, to user: String?) async throws { update(id) { $0.assignedTo = user } }
+
+    private func update(_ id: ConversationID, _ change: (inout Conversation) -> Void) {
+        rows.withLock { rows in
+            for index in rows.indices where rows[index].conversation.id == id { change(&rows[index].conversation) }
+        }
     }
 }
 
@@ -269,7 +306,13 @@ public final class RecordingNotifier: Notifier {
     private let sent = Mutex<[StaffNotification]>([])
     public init() {}
     public var notifications: [StaffNotification] { sent.withLock { $0 } }
-    public func enqueue(_ notification: StaffNotification) async throws { sent.withLock { $0.append(notification) } }
+    private let routes = Mutex<[[String]]>([])
+    /// The integrations each notification was queued for, in order.
+    public var integrations: [[String]] { routes.withLock { $0 } }
+    public func enqueue(_ notification: StaffNotification, via integrations: [String]) async throws {
+        sent.withLock { $0.append(notification) }
+        routes.withLock { $0.append(integrations) }
+    }
 }
 
 public final class RecordingAuditLog: AuditLog {
@@ -278,6 +321,23 @@ public final class RecordingAuditLog: AuditLog {
     public var events: [AuditEvent] { log.withLock { $0 } }
     public var actions: [String] { events.map(\.action) }
     public func record(_ event: AuditEvent) async throws { log.withLock { $0.append(event) } }
+}
+
+/// Keeps exported transcripts in memory; `failing` makes every export throw.
+public final class RecordingExporter: TranscriptExporter {
+    private let state = Mutex<(exports: [(Transcript, ExportTarget)], failing: Bool)>(([], false))
+    public init() {}
+    public var exports: [(transcript: Transcript, target: ExportTarget)] { state.withLock { $0.exports.map { ($0.0, $0.1) } } }
+    public var failing: Bool {
+        get { state.withLock { $0.failing } }
+        set { state.withLock { $0.failing = newValue } }
+    }
+    public func export(_ transcript: Transcript, to target: ExportTarget, org: OrgSettings) async throws {
+        try state.withLock { state in
+            if state.failing { throw ExportFailure("sink unavailable") }
+            state.exports.append((transcript, target))
+        }
+    }
 }
 
 public final class RecordingEvents: PipelineEvents {
@@ -300,13 +360,15 @@ public struct TestWorld: Sendable {
     public let notifier = RecordingNotifier()
     public let events = RecordingEvents()
     public let audit = RecordingAuditLog()
+    public let exporter = RecordingExporter()
 
     public init() {}
 
     public var environment: StageEnvironment {
         StageEnvironment(
             clock: clock, conversations: conversations, messages: messages, users: users, credentials: credentials,
-            cipher: cipher, sessions: sessions, rooms: rooms, notifier: notifier, events: events, audit: audit)
+            cipher: cipher, sessions: sessions, rooms: rooms, notifier: notifier, events: events, audit: audit,
+            exporter: exporter)
     }
 
     /// A request as the hub builds it, bound to the connection's current session if any.

@@ -38,6 +38,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "PEM private key for --tls-cert.")
     var tlsKey: String?
 
+    @Option(name: .long, help: "The address staff reach the hub at (https://chat.clinic.example), for links in notifications.")
+    var publicURL: String?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -45,6 +48,9 @@ struct ServeCommand: AsyncParsableCommand {
         _ = try ListenAddress(listen)
         guard (1024...16 * 1024 * 1024).contains(maxFrameBytes) else {
             throw ValidationError("--max-frame-bytes must be between 1024 and 16777216")
+        }
+        if let publicURL, !(publicURL.hasPrefix("https://") || publicURL.hasPrefix("http://")) {
+            throw ValidationError("--public-url: expected https://host[:port], found '\(publicURL)'")
         }
         guard (tlsCert == nil) == (tlsKey == nil) else {
             throw ValidationError("--tls-cert and --tls-key go together")
@@ -63,7 +69,7 @@ struct ServeCommand: AsyncParsableCommand {
         let options = HubOptions(
             configPath: config, dataDirectory: data, host: address.host, port: address.port,
             staticRoot: FileManager.default.fileExists(atPath: web) ? web : nil, maxFrameBytes: maxFrameBytes,
-            tlsCertificatePath: tlsCert, tlsPrivateKeyPath: tlsKey)
+            tlsCertificatePath: tlsCert, tlsPrivateKeyPath: tlsKey, publicURL: publicURL)
 
         // Watch signals before listening, so a SIGTERM right after start-up is not lost.
         let signals = SignalStream.watch([SIGTERM, SIGINT, SIGHUP])

@@ -7,7 +7,9 @@
 /// [org riverside-clinic]
 /// name  = Riverside Family Clinic
 /// hipaa = on
+/// staff_access = assigned
 /// stage idle  timeout=15m lifetime=12h
+/// integration pager type=webhook url=https://hooks.example.org/x baa=yes
 /// ```
 ///
 /// Stage names and parameters are checked afterwards by ``StageRegistry``.
@@ -22,11 +24,15 @@ public struct PipelineConfigParser: Sendable {
         public var name: (value: String, line: Int)?
         /// `hipaa = …`, with its line.
         public var hipaa: (value: Bool, line: Int)?
+        /// `staff_access = …`, with its line.
+        public var staffAccess: (value: OrgSettings.StaffAccess, line: Int)?
         /// The `stage` statements in order.
         public var stages: [StageStatement] = []
+        /// The `integration` statements in order.
+        public var integrations: [StageStatement] = []
     }
 
-    /// One `stage NAME key=value …` statement.
+    /// One `stage NAME key=value …` or `integration NAME key=value …` statement.
     public struct StageStatement: Sendable {
         /// The stage name as written.
         public let name: String
@@ -102,16 +108,16 @@ public struct PipelineConfigParser: Sendable {
             }
             let current = sections.count - 1
 
-            if first == "stage" {
+            if first == "stage" || first == "integration" {
                 guard tokens.count >= 2 else {
-                    fail(lineNumber, "expected a stage name after 'stage'")
+                    fail(lineNumber, "expected a\(first == "stage" ? " stage" : "n integration") name after '\(first)'")
                     continue
                 }
                 var values: [(key: String, value: String)] = []
                 var valid = true
                 for token in tokens.dropFirst(2) {
                     guard let equals = token.firstIndex(of: "="), equals != token.startIndex else {
-                        fail(lineNumber, "expected key=value after 'stage \(tokens[1])', found '\(token)'")
+                        fail(lineNumber, "expected key=value after '\(first) \(tokens[1])', found '\(token)'")
                         valid = false
                         break
                     }
@@ -125,8 +131,12 @@ public struct PipelineConfigParser: Sendable {
                     values.append((key, value))
                 }
                 if valid {
-                    let parameters = StageParameters(file: file, line: lineNumber, values: values)
-                    sections[current].stages.append(StageStatement(name: tokens[1], parameters: parameters))
+                    let statement = StageStatement(name: tokens[1], parameters: StageParameters(file: file, line: lineNumber, values: values))
+                    if first == "stage" {
+                        sections[current].stages.append(statement)
+                    } else {
+                        sections[current].integrations.append(statement)
+                    }
                 }
                 continue
             }
@@ -136,7 +146,7 @@ public struct PipelineConfigParser: Sendable {
                 if let equals = first.firstIndex(of: "="), tokens.count == 1 {
                     fail(lineNumber, "expected 'key = value' with spaces around '=', found '\(first[..<equals]) ='")
                 } else {
-                    fail(lineNumber, "expected 'name = …', 'hipaa = on|off' or 'stage NAME …', found '\(first)'")
+                    fail(lineNumber, "expected 'name = …', 'hipaa = on|off', 'staff_access = all|assigned', 'stage NAME …' or 'integration NAME …', found '\(first)'")
                 }
                 continue
             }
@@ -156,8 +166,16 @@ public struct PipelineConfigParser: Sendable {
                 } else {
                     fail(lineNumber, "expected 'hipaa = on' or 'hipaa = off', found 'hipaa = \(value)'")
                 }
+            case "staff_access":
+                if let earlier = sections[current].staffAccess {
+                    fail(lineNumber, "'staff_access' is already set on line \(earlier.line)")
+                } else if let access = OrgSettings.StaffAccess(rawValue: value) {
+                    sections[current].staffAccess = (access, lineNumber)
+                } else {
+                    fail(lineNumber, "expected 'staff_access = all' or 'staff_access = assigned', found 'staff_access = \(value)'")
+                }
             default:
-                fail(lineNumber, "expected 'name', 'hipaa' or 'stage', found '\(first)'")
+                fail(lineNumber, "expected 'name', 'hipaa', 'staff_access', 'stage' or 'integration', found '\(first)'")
             }
         }
         return (sections, issues)

@@ -28,6 +28,9 @@ public struct StageParameters: Sendable {
         return values.remove(at: index).value
     }
 
+    /// The value as written, or nil when absent.
+    public mutating func string(_ key: String) -> String? { take(key) }
+
     /// One of `choices`, or `defaultValue` when absent.
     public mutating func choice(_ key: String, _ choices: [String], default defaultValue: String) throws -> String {
         guard let value = take(key) else { return defaultValue }

@@ -49,9 +49,28 @@ public struct StageRegistry: Sendable {
         let known = entries.map(\.name).joined(separator: ", ")
 
         for section in sections {
+            let hipaa = section.hipaa?.value ?? false
+            var integrations: [Integration] = []
+            for statement in section.integrations {
+                var parameters = statement.parameters
+                do {
+                    let integration = try Integration(name: statement.name, parameters: &parameters, hipaa: hipaa)
+                    if let earlier = integrations.first(where: { $0.name == integration.name }) {
+                        issues.append(ConfigIssue(file: file, line: integration.line, message: "integration '\(integration.name)' is already declared on line \(earlier.line)"))
+                    } else if let unknown = parameters.remainingKeys.first {
+                        issues.append(ConfigIssue(file: file, line: integration.line, message: "unknown parameter '\(unknown)' for a \(integration.kind.rawValue) integration"))
+                    } else {
+                        integrations.append(integration)
+                    }
+                } catch let error as ConfigError {
+                    issues.append(contentsOf: error.issues)
+                } catch {
+                    issues.append(ConfigIssue(file: file, line: statement.parameters.line, message: "\(error)"))
+                }
+            }
             let settings = OrgSettings(
                 id: section.id, displayName: section.name?.value ?? section.id.rawValue,
-                hipaa: section.hipaa?.value ?? false)
+                hipaa: hipaa, staffAccess: section.staffAccess?.value ?? .all, integrations: integrations)
             if section.hipaa == nil {
                 issues.append(ConfigIssue(file: file, line: section.line, message: "expected 'hipaa = on' or 'hipaa = off' in [org \(section.id)]"))
             }
@@ -129,10 +148,7 @@ public struct HubConfig: Sendable {
         var lines: [String] = []
         for org in orgs {
             lines.append("\(org.settings.id) — \(org.settings.displayName) — HIPAA mode \(org.settings.hipaa ? "on" : "off")")
-            for stage in org.stages {
-                let parameters = stage.configuration.summary.joined(separator: " ")
-                lines.append("  \(stage.name)\(parameters.isEmpty ? "" : "  " + parameters)")
-            }
+            lines += org.summaryLines.dropFirst().map { "  " + $0 }
         }
         return lines.joined(separator: "\n")
     }
@@ -144,6 +160,23 @@ public struct ConfiguredOrg: Sendable {
     public let settings: OrgSettings
     /// Its stages in chain order.
     public let stages: [ConfiguredStage]
+
+    /// The organisation as `key=value` lines (settings, stages, integrations), for summaries and
+    /// the audited diff of a configuration change. pipeline.conf holds no PHI.
+    public var summaryLines: [String] {
+        var lines = ["hipaa=\(settings.hipaa ? "on" : "off")"]
+        if settings.staffAccess != .all { lines.append("staff_access=\(settings.staffAccess.rawValue)") }
+        lines += stages.map { ([$0.name] + $0.configuration.summary).joined(separator: " ") }
+        lines += settings.integrations.map { integration in
+            var words = ["integration", integration.name, "type=\(integration.kind.rawValue)"]
+            if let url = integration.url { words.append("url=\(url)") }
+            if let ca = integration.caFile { words.append("ca=\(ca)") }
+            if let to = integration.to { words.append("to=\(to)") }
+            words.append("baa=\(integration.baa ? "yes" : "no")")
+            return words.joined(separator: " ")
+        }
+        return lines
+    }
 
     /// Builds the organisation's pipeline on the given ports.
     public func makePipeline(environment: StageEnvironment) -> Pipeline {

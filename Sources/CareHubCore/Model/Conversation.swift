@@ -10,13 +10,25 @@ public struct Conversation: Sendable, Hashable {
     public let startedAt: Date
     /// When it ended, if it has.
     public var endedAt: Date?
+    /// The staff member it is assigned to (`staff_access = assigned`).
+    public var assignedTo: String?
+    /// Failed attempts of its end-of-chat hook so far (an export that did not go through).
+    public var purgeAttempts: Int
+    /// Non-HIPAA only: the address the visitor asked a transcript copy to go to.
+    public var transcriptTo: String?
 
     /// Creates a conversation record.
-    public init(id: ConversationID, org: OrgID, startedAt: Date, endedAt: Date? = nil) {
+    public init(
+        id: ConversationID, org: OrgID, startedAt: Date, endedAt: Date? = nil, assignedTo: String? = nil,
+        purgeAttempts: Int = 0, transcriptTo: String? = nil
+    ) {
         self.id = id
         self.org = org
         self.startedAt = startedAt
         self.endedAt = endedAt
+        self.assignedTo = assignedTo
+        self.purgeAttempts = purgeAttempts
+        self.transcriptTo = transcriptTo
     }
 
     /// Whether the conversation has ended.

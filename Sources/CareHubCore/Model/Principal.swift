@@ -11,6 +11,12 @@ public enum Principal: Sendable, Hashable {
         return false
     }
 
+    /// The staff role, or nil for a visitor.
+    public var role: Role? {
+        if case .staff(_, let role) = self { return role }
+        return nil
+    }
+
     /// The name shown as a message's `from`: `"visitor"`, or the staff user name.
     public var displayName: String {
         switch self {

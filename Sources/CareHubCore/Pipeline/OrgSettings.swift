@@ -1,16 +1,33 @@
 /// An organisation's own settings from its `[org …]` section.
 public struct OrgSettings: Sendable, Hashable {
+    /// Which rooms staff members see.
+    public enum StaffAccess: String, Sendable, Hashable {
+        /// Every staff member sees every room of the organisation.
+        case all
+        /// Minimum necessary: a staff member sees only rooms an admin assigned to them; admins see all.
+        case assigned
+    }
+
     /// The organisation's id.
     public let id: OrgID
     /// Its name as shown to people (in notifications, pages).
     public let displayName: String
     /// Whether the organisation is in HIPAA mode.
     public let hipaa: Bool
+    /// Which rooms staff members see (`staff_access = all | assigned`).
+    public let staffAccess: StaffAccess
+    /// The outside services it sends to, in file order.
+    public let integrations: [Integration]
 
     /// Creates settings.
-    public init(id: OrgID, displayName: String, hipaa: Bool) {
+    public init(id: OrgID, displayName: String, hipaa: Bool, staffAccess: StaffAccess = .all, integrations: [Integration] = []) {
         self.id = id
         self.displayName = displayName
         self.hipaa = hipaa
+        self.staffAccess = staffAccess
+        self.integrations = integrations
     }
+
+    /// The integration named `name`.
+    public func integration(_ name: String) -> Integration? { integrations.first { $0.name == name } }
 }

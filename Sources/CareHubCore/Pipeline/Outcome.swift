@@ -24,6 +24,8 @@ public struct Outcome: Sendable {
     public var recoveryCodes: [String] = []
     /// The organisation's rooms (after `rooms`).
     public var rooms: [RoomSummary] = []
+    /// Whether a stage took the request (after `transcript` and `assign`, which only some chains handle).
+    public var handled = false
 
     /// An empty outcome, as the end of the chain returns.
     public init() {}
@@ -58,6 +60,12 @@ public struct Outcome: Sendable {
             return nil
         case .logout:
             return .loggedOut(id: id)
+        case .transcript(let room, _):
+            guard handled else { throw PipelineError.forbidden("this organisation does not e-mail transcripts") }
+            return .transcriptRequested(id: id, room: room)
+        case .assign(let room, let user):
+            guard handled else { throw PipelineError.forbidden("this organisation does not assign conversations (staff_access = all)") }
+            return .assigned(id: id, room: room, user: user)
         }
     }
 }

@@ -73,14 +73,17 @@ public struct StageEnvironment: Sendable {
     public var notifier: any Notifier
     /// Events for the hub.
     public var events: any PipelineEvents
+    /// The audit trail.
     public var audit: any AuditLog
+    /// Transcript sinks, for the end-of-chat hook.
+    public var exporter: any TranscriptExporter
 
     /// Bundles the ports.
     public init(
         clock: any WallClock, conversations: any ConversationStore, messages: any MessageStore,
         users: any UserDirectory, credentials: any Credentials, cipher: any Cipher,
         sessions: any SessionStore, rooms: any RoomDirectory, notifier: any Notifier, events: any PipelineEvents,
-        audit: any AuditLog
+        audit: any AuditLog, exporter: any TranscriptExporter
     ) {
         self.clock = clock
         self.conversations = conversations
@@ -93,5 +96,6 @@ public struct StageEnvironment: Sendable {
         self.notifier = notifier
         self.events = events
         self.audit = audit
+        self.exporter = exporter
     }
 }

@@ -23,6 +23,17 @@ public protocol ConversationStore: Sendable {
     func eraseProfile(_ id: ConversationID) async throws
     /// Conversations of `org` started before `date` and not purged yet, oldest first.
     func unpurged(org: OrgID, startedBefore date: Date, limit: Int) async throws -> [Conversation]
-    /// Records that the conversation's transcript is gone (it stays listed, as ended and empty).
+    /// Records that the conversation's transcript is gone (it stays listed, as ended and empty),
+    /// and forgets any transcript address and pending-hook state.
     func markPurged(_ id: ConversationID, at: Date) async throws
+    /// Ended conversations of `org` not purged yet whose next hook attempt is due at `date`, oldest first.
+    func duePurges(org: OrgID, at date: Date, limit: Int) async throws -> [Conversation]
+    /// Records a failed end-of-chat hook: how many attempts so far, when to try again, and why (no content).
+    func deferPurge(_ id: ConversationID, attempts: Int, retryAt: Date, reason: String) async throws
+    /// Conversations of `org` that have not ended.
+    func openConversations(org: OrgID, limit: Int) async throws -> [Conversation]
+    /// Records the address a visitor wants the transcript mailed to.
+    func requestTranscript(_ id: ConversationID, to address: String) async throws
+    /// Assigns a conversation to a staff member (nil: unassigned).
+    func assign(_ id: ConversationID, to user: String?) async throws
 }

@@ -18,10 +18,14 @@ public enum ClientFrame: Sendable, Hashable {
     case typing(room: ConversationID)
     /// End the session.
     case logout
+    /// Visitor, non-HIPAA organisations that allow it: e-mail me this conversation's transcript when it ends.
+    case transcript(room: ConversationID, to: String)
+    /// Admin, under `staff_access = assigned`: give a room to a staff member.
+    case assign(room: ConversationID, user: String)
 
     /// The frame's `type` names, as on the wire.
     public enum Kind: String, Sendable, CaseIterable {
-        case hello, login, rooms, subscribe, unsubscribe, send, end, typing, logout
+        case hello, login, rooms, subscribe, unsubscribe, send, end, typing, logout, transcript, assign
     }
 
     /// This frame's kind.
@@ -36,13 +40,16 @@ public enum ClientFrame: Sendable, Hashable {
         case .end: return .end
         case .typing: return .typing
         case .logout: return .logout
+        case .transcript: return .transcript
+        case .assign: return .assign
         }
     }
 
     /// The room the frame addresses, if any.
     public var room: ConversationID? {
         switch self {
-        case .subscribe(let room), .unsubscribe(let room), .send(let room, _), .end(let room), .typing(let room): return room
+        case .subscribe(let room), .unsubscribe(let room), .send(let room, _), .end(let room), .typing(let room),
+             .transcript(let room, _), .assign(let room, _): return room
         case .hello, .login, .rooms, .logout: return nil
         }
     }
@@ -54,7 +61,7 @@ public enum ClientFrame: Sendable, Hashable {
     /// pipeline) do not.
     public var isUserAction: Bool {
         switch self {
-        case .send, .subscribe, .unsubscribe, .end, .typing: return true
+        case .send, .subscribe, .unsubscribe, .end, .typing, .transcript, .assign: return true
         case .hello, .login, .rooms, .logout: return false
         }
     }

@@ -84,6 +84,15 @@ public struct Envelope: Sendable, Hashable {
         case .end: return .end(room: try reader.room())
         case .typing: return .typing(room: try reader.room())
         case .logout: return .logout
+        case .transcript:
+            let room = try reader.room()
+            let address = try reader.string("to", maxBytes: 254)
+            guard Integration.isPlausibleAddress(address) else {
+                throw PipelineError(.invalidField, "field 'to' must be an e-mail address such as name@example.org")
+            }
+            return .transcript(room: room, to: address)
+        case .assign:
+            return .assign(room: try reader.room(), user: try reader.string("user", maxBytes: 64))
         }
     }
 }

@@ -73,6 +73,12 @@ public struct JSONWriter: Sendable {
         text += element.finish()
     }
 
+    /// Adds a value that is already JSON (written by this hub, such as a stored pre-chat form).
+    public mutating func raw(_ name: String, _ json: String) {
+        key(name)
+        text += json
+    }
+
     /// Adds an array of strings.
     public mutating func strings(_ name: String, _ items: [String]) {
         key(name)

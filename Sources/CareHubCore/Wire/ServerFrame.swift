@@ -27,6 +27,10 @@ public enum ServerFrame: Sendable, Hashable {
     case typing(room: ConversationID, from: String)
     /// Reply to `logout`.
     case loggedOut(id: String?)
+    /// The visitor's transcript will be e-mailed when the conversation ends.
+    case transcriptRequested(id: String?, room: ConversationID)
+    /// A room was assigned to a staff member (to the admin who did it, and to the assignee).
+    case assigned(id: String?, room: ConversationID, user: String)
     /// The session expired; nothing more is delivered until a new login.
     case sessionExpired(reason: SessionExpiry)
     /// A request failed.
@@ -61,6 +65,7 @@ public enum ServerFrame: Sendable, Hashable {
                 element.field("room", room.room.rawValue)
                 element.field("startedAt", room.startedAt.epochMilliseconds)
                 element.field("ended", room.ended)
+                element.optionalField("assignedTo", room.assignedTo)
             }
         case .subscribed(let id, let room, let ended, let history, let visitor):
             w.field("type", "subscribed")
@@ -102,6 +107,15 @@ public enum ServerFrame: Sendable, Hashable {
             w.field("type", "typing")
             w.field("room", room.rawValue)
             w.field("from", from)
+        case .transcriptRequested(let id, let room):
+            w.field("type", "transcript_requested")
+            w.optionalField("id", id)
+            w.field("room", room.rawValue)
+        case .assigned(let id, let room, let user):
+            w.field("type", "assigned")
+            w.optionalField("id", id)
+            w.field("room", room.rawValue)
+            w.field("user", user)
         case .loggedOut(let id):
             w.field("type", "logged_out")
             w.optionalField("id", id)
@@ -164,11 +178,14 @@ public struct RoomSummary: Sendable, Hashable {
     public let startedAt: Date
     /// Whether it has ended.
     public let ended: Bool
+    /// The staff member it is assigned to, if any.
+    public let assignedTo: String?
 
     /// Creates a summary.
-    public init(room: ConversationID, startedAt: Date, ended: Bool) {
+    public init(room: ConversationID, startedAt: Date, ended: Bool, assignedTo: String? = nil) {
         self.room = room
         self.startedAt = startedAt
         self.ended = ended
+        self.assignedTo = assignedTo
     }
 }

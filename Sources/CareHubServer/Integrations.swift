@@ -1,0 +1,180 @@
+import CareHubCore
+import CareHubCrypto
+import CareHubTransport
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The ways out of the hub: HTTPS webhooks (libwebsockets' client), mail through a
+/// sendmail-compatible command, and export directories. Shared by the transcript exporter and the
+/// notification dispatcher. Errors name the destination and the failure, never content.
+final class Integrations: Sendable {
+    /// One HTTP client per CA file (nil: the system's trust store), created on first use.
+    private let clients = Mutex<[String: HTTPClient]>([:])
+
+    /// POSTs `json` to a webhook; succeeds only on a 2xx answer.
+    func post(_ json: String, to integration: Integration) async throws {
+        guard let url = integration.url else { throw ExportFailure("integration '\(integration.name)' is not a webhook") }
+        let client = try client(caFile: integration.caFile)
+        let status: Int
+        do {
+            status = try await client.post(
+                host: url.host, port: url.port, path: url.path, tls: url.isHTTPS, body: Array(json.utf8),
+                contentType: "application/json; charset=utf-8")
+        } catch {
+            throw ExportFailure("webhook '\(integration.name)': \(error)")
+        }
+        guard (200..<300).contains(status) else { throw ExportFailure("webhook '\(integration.name)' answered HTTP \(status)") }
+    }
+
+    private func client(caFile: String?) throws -> HTTPClient {
+        try clients.withLock { clients in
+            if let client = clients[caFile ?? ""] { return client }
+            do {
+                let client = try HTTPClient(caFile: caFile)
+                clients[caFile ?? ""] = client
+                return client
+            } catch {
+                throw ExportFailure("cannot start an HTTPS client\(caFile.map { " with CA file \($0)" } ?? ""): \(error)")
+            }
+        }
+    }
+
+    /// Hands a message to the integration's mail command; succeeds only if it exits 0.
+    func mail(to recipient: String, subject: String, text: String, via integration: Integration) async throws {
+        let from = integration.from ?? "carehub@\(ProcessInfo.processInfo.hostName)"
+        // Addresses were checked to hold no whitespace or separators; the subject comes from pipeline.conf.
+        let oneLineSubject = subject.replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " ")
+        let message = """
+            To: \(recipient)\r
+            From: \(from)\r
+            Subject: \(oneLineSubject)\r
+            MIME-Version: 1.0\r
+            Content-Type: text/plain; charset=utf-8\r
+            Content-Transfer-Encoding: 8bit\r
+            \r
+            \(text.replacingOccurrences(of: "\n", with: "\r\n"))
+            """
+        let command = integration.command
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            // Process waits block a thread: keep them off the cooperative pool.
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try Self.run(command, input: Array(message.utf8), name: integration.name) })
+            }
+        }
+    }
+
+    private static func run(_ command: [String], input: [UInt8], name: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        let stdin = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            throw ExportFailure("e-mail '\(name)': cannot run \(command[0])")
+        }
+        stdin.fileHandleForWriting.write(Data(input))
+        try? stdin.fileHandleForWriting.close()
+        process.waitUntilExit()
+        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
+            throw ExportFailure("e-mail '\(name)': \(command[0]) exited with status \(process.terminationStatus)")
+        }
+    }
+
+    /// Stops the HTTP clients' service threads.
+    func shutdown() {
+        let all = clients.withLock { clients -> [HTTPClient] in
+            defer { clients = [:] }
+            return Array(clients.values)
+        }
+        for client in all { client.shutdown() }
+    }
+}
+
+/// The ``TranscriptExporter`` adapter: export directories, webhooks, and the visitor's e-mail copy.
+final class HubTranscriptExporter: TranscriptExporter {
+    private let integrations: Integrations
+
+    init(integrations: Integrations) { self.integrations = integrations }
+
+    func export(_ transcript: Transcript, to target: ExportTarget, org: OrgSettings) async throws {
+        switch target {
+        case .directory(let path, let certificate):
+            try await Self.write(transcript, into: path, certificate: certificate)
+        case .webhook(let integration):
+            // The configuration may have changed under a pending export.
+            if let refusal = integration.refusal(for: org) { throw ExportFailure(refusal) }
+            try await integrations.post(transcript.json(), to: integration)
+        case .email(let integration, let to):
+            guard !org.hipaa else { throw ExportFailure("a HIPAA organisation does not e-mail transcripts") }
+            try await integrations.mail(
+                to: to, subject: "Your conversation with \(org.displayName)",
+                text: transcript.plainText(organisation: org.displayName), via: integration)
+        }
+    }
+
+    /// Writes `<conversation>.json` (or `.json.cms`, encrypted to the certificate) atomically: a
+    /// temporary file created 0600, written, fsync'd, renamed into place, and the directory fsync'd.
+    static func write(_ transcript: Transcript, into directory: String, certificate: String?) async throws {
+        var bytes = Array(transcript.json().utf8)
+        var name = "\(transcript.conversation.rawValue).json"
+        if let certificate {
+            do {
+                bytes = try CMSEnvelope.encrypt(bytes, toCertificateAt: certificate)
+            } catch {
+                throw ExportFailure("export_key: \(error)")
+            }
+            name += ".cms"
+        }
+        let contents = bytes
+        let final = (directory as NSString).appendingPathComponent(name)
+        let temporary = (directory as NSString).appendingPathComponent(".\(name).partial")
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try writeAtomically(contents, to: final, via: temporary, directory: directory) })
+            }
+        }
+    }
+
+    private static func writeAtomically(_ bytes: [UInt8], to final: String, via temporary: String, directory: String) throws {
+        func failure(_ step: String) -> ExportFailure {
+            ExportFailure("export directory \(directory): \(step): \(String(cString: strerror(errno)))")
+        }
+        unlink(temporary)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw failure("cannot create a file") }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            guard written > 0 else {
+                let error = failure("write")
+                close(fd)
+                unlink(temporary)
+                throw error
+            }
+            offset += written
+        }
+        guard fsync(fd) == 0 else {
+            let error = failure("fsync")
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+        close(fd)
+        guard rename(temporary, final) == 0 else {
+            let error = failure("rename")
+            unlink(temporary)
+            throw error
+        }
+        let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard directoryFD >= 0 else { throw failure("open") }
+        defer { close(directoryFD) }
+        guard fsync(directoryFD) == 0 else { throw failure("fsync") }
+    }
+}

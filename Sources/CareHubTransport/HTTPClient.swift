@@ -1,0 +1,307 @@
+import CLibWebSockets
+import Foundation
+import Synchronization
+
+/// An HTTP(S) client on libwebsockets for webhooks and transcript exports: POSTs a body and
+/// reports the response status. One context and service thread per client; TLS certificates are
+/// verified against `caFile` when given, else against the system's trust store.
+///
+/// ```swift
+/// let client = try HTTPClient(caFile: nil)
+/// let status = try await client.post(host: "hooks.example.org", port: 443, path: "/x", tls: true,
+///                                    body: Array(json.utf8), contentType: "application/json")
+/// ```
+public final class HTTPClient: Sendable {
+    /// Why a request failed before a response arrived.
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public let description: String
+    }
+
+    private let loop: HTTPClientLoop
+
+    /// Starts the client's service thread.
+    public init(caFile: String?, timeoutSeconds: Int = 15) throws {
+        loop = HTTPClientLoop(caFile: caFile, timeoutSeconds: timeoutSeconds)
+        try loop.start()
+    }
+
+    deinit { loop.stop() }
+
+    /// POSTs `body` and returns the response's HTTP status. Throws ``Failure`` if the connection,
+    /// the TLS handshake (an untrusted or mismatched certificate) or the exchange fails.
+    public func post(host: String, port: Int, path: String, tls: Bool, body: [UInt8], contentType: String) async throws -> Int {
+        try await withCheckedThrowingContinuation { continuation in
+            loop.submit(HTTPClientLoop.Request(
+                host: host, port: port, path: path, tls: tls, body: body, contentType: contentType,
+                complete: { continuation.resume(with: $0) }))
+        }
+    }
+
+    /// Stops the service thread; requests still in flight fail.
+    public func shutdown() { loop.stop() }
+}
+
+/// The client's lws context; everything below "service thread only" is touched only in callbacks.
+final class HTTPClientLoop: @unchecked Sendable {
+    struct Request: @unchecked Sendable {
+        let host: String
+        let port: Int
+        let path: String
+        let tls: Bool
+        let body: [UInt8]
+        let contentType: String
+        let complete: @Sendable (Result<Int, any Error>) -> Void
+    }
+
+    private final class InFlight {
+        let request: Request
+        var status = 0
+        var bodySent = false
+        var done = false
+        var cStrings: [UnsafeMutablePointer<CChar>] = []
+        init(request: Request) { self.request = request }
+        deinit { for string in cStrings { free(string) } }
+    }
+
+    private struct ContextPointer: @unchecked Sendable { let pointer: OpaquePointer }
+    private struct Shared {
+        var queue: [Request] = []
+        var context: ContextPointer?
+        var stopping = false
+        var stopped = false
+    }
+
+    private let caFile: String?
+    private let timeoutSeconds: Int
+    private let shared = Mutex(Shared())
+    private let finished = DispatchSemaphore(value: 0)
+    private let protocols = UnsafeMutablePointer<lws_protocols>.allocate(capacity: 2)
+    private var cStrings: [UnsafeMutablePointer<CChar>] = []
+
+    // Service thread only.
+    private var inFlight: [UInt: InFlight] = [:]
+    private var nextID: UInt = 1
+
+    init(caFile: String?, timeoutSeconds: Int) {
+        self.caFile = caFile
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    deinit {
+        for string in cStrings { free(string) }
+        protocols.deallocate()
+    }
+
+    private func cString(_ text: String) -> UnsafeMutablePointer<CChar> {
+        let pointer = strdup(text)!
+        cStrings.append(pointer)
+        return pointer
+    }
+
+    func submit(_ request: Request) {
+        let accepted = shared.withLock { shared -> Bool in
+            guard let context = shared.context, !shared.stopping else { return false }
+            shared.queue.append(request)
+            lws_cancel_service(context.pointer)
+            return true
+        }
+        if !accepted { request.complete(.failure(HTTPClient.Failure(description: "the HTTP client is stopped"))) }
+    }
+
+    func start() throws {
+        let result = Mutex<Result<Void, HTTPClient.Failure>?>(nil)
+        let ready = DispatchSemaphore(value: 0)
+        let thread = Thread { [self] in
+            guard let context = createContext() else {
+                result.withLock { $0 = .failure(HTTPClient.Failure(description: "cannot create the HTTP client (CA file unreadable?)")) }
+                shared.withLock { $0.stopped = true }
+                ready.signal()
+                finished.signal()
+                return
+            }
+            shared.withLock { $0.context = ContextPointer(pointer: context) }
+            result.withLock { $0 = .success(()) }
+            ready.signal()
+            while !shared.withLock({ $0.stopping }) {
+                if lws_service(context, 0) < 0 { break }
+            }
+            shared.withLock { shared in
+                shared.context = nil
+                shared.stopped = true
+            }
+            lws_context_destroy(context)
+            // Anything still waiting hears of it.
+            for request in shared.withLock({ $0.queue }) {
+                request.complete(.failure(HTTPClient.Failure(description: "the HTTP client stopped")))
+            }
+            for flight in inFlight.values where !flight.done {
+                flight.request.complete(.failure(HTTPClient.Failure(description: "the HTTP client stopped")))
+            }
+            inFlight = [:]
+            finished.signal()
+        }
+        thread.name = "carehub-http"
+        thread.start()
+        ready.wait()
+        try result.withLock { $0! }.get()
+    }
+
+    func stop() {
+        let running = shared.withLock { shared -> Bool in
+            let running = shared.context != nil && !shared.stopping
+            shared.stopping = true
+            if let context = shared.context { lws_cancel_service(context.pointer) }
+            return running
+        }
+        if running { finished.wait() }
+    }
+
+    private func createContext() -> OpaquePointer? {
+        carehub_ignore_sigpipe()
+        protocols.initialize(repeating: lws_protocols(), count: 2)
+        protocols[0].name = UnsafePointer(cString("carehub-http-client"))
+        protocols[0].callback = { wsi, reason, user, input, length in
+            carehubHTTPClientCallback(wsi, reason, user, input, length)
+        }
+        var info = lws_context_creation_info()
+        info.port = CONTEXT_PORT_NO_LISTEN
+        info.protocols = UnsafePointer(protocols)
+        info.gid = -1
+        info.uid = -1
+        info.timeout_secs = UInt32(timeoutSeconds)
+        info.connect_timeout_secs = UInt32(timeoutSeconds)
+        info.user = Unmanaged.passUnretained(self).toOpaque()
+        info.options = UInt64(LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT)
+        if let caFile { info.client_ssl_ca_filepath = UnsafePointer(cString(caFile)) }
+        return lws_create_context(&info)
+    }
+
+    // MARK: Service thread
+
+    private func startQueued(_ context: OpaquePointer) {
+        let requests = shared.withLock { shared -> [Request] in
+            defer { shared.queue.removeAll() }
+            return shared.queue
+        }
+        for request in requests {
+            let id = nextID
+            nextID += 1
+            let flight = InFlight(request: request)
+            inFlight[id] = flight
+            func keep(_ text: String) -> UnsafePointer<CChar> {
+                let pointer = strdup(text)!
+                flight.cStrings.append(pointer)
+                return UnsafePointer(pointer)
+            }
+            var connect = lws_client_connect_info()
+            connect.context = context
+            connect.address = keep(request.host)
+            connect.port = Int32(request.port)
+            connect.path = keep(request.path)
+            connect.host = keep(request.host)
+            connect.origin = keep(request.host)
+            connect.method = keep("POST")
+            connect.alpn = keep("http/1.1")
+            connect.protocol = UnsafePointer(protocols[0].name)
+            connect.ssl_connection = request.tls ? Int32(LCCSCF_USE_SSL.rawValue) : 0
+            connect.opaque_user_data = UnsafeMutableRawPointer(bitPattern: id)
+            // A failure here may already have been reported through CLIENT_CONNECTION_ERROR.
+            if lws_client_connect_via_info(&connect) == nil {
+                complete(id, .failure(HTTPClient.Failure(description: "cannot connect to \(request.host):\(request.port)")))
+            }
+        }
+    }
+
+    private func complete(_ id: UInt, _ result: Result<Int, any Error>) {
+        guard let flight = inFlight.removeValue(forKey: id), !flight.done else { return }
+        flight.done = true
+        flight.request.complete(result)
+    }
+
+    func callback(_ wsi: OpaquePointer?, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?,
+                  _ input: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
+        if reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED {
+            if let wsi, let context = lws_get_context(wsi) { startQueued(context) }
+            return 0
+        }
+        guard let wsi, let pointer = lws_get_opaque_user_data(wsi) else {
+            return lws_callback_http_dummy(wsi, reason, user, input, length)
+        }
+        let id = UInt(bitPattern: pointer)
+        switch reason {
+        case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+            let detail = input.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? "connection failed"
+            complete(id, .failure(HTTPClient.Failure(description: detail)))
+            return 0
+
+        case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+            guard let flight = inFlight[id], let input else { return -1 }
+            let cursor = input.assumingMemoryBound(to: UnsafeMutablePointer<UInt8>?.self)
+            guard let start = cursor.pointee else { return -1 }
+            let end = start + length
+            let type = Array(flight.request.contentType.utf8)
+            let count = Array(String(flight.request.body.count).utf8)
+            guard lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, type, Int32(type.count), cursor, end) == 0,
+                  lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, count, Int32(count.count), cursor, end) == 0
+            else { return -1 }
+            lws_client_http_body_pending(wsi, 1)
+            lws_callback_on_writable(wsi)
+            return 0
+
+        case LWS_CALLBACK_CLIENT_HTTP_WRITEABLE:
+            guard let flight = inFlight[id], !flight.bodySent else { return 0 }
+            flight.bodySent = true
+            var frame = [UInt8](repeating: 0, count: Int(carehub_lws_pre())) + flight.request.body
+            let count = flight.request.body.count
+            let written = frame.withUnsafeMutableBufferPointer { buffer in
+                lws_write(wsi, buffer.baseAddress! + Int(carehub_lws_pre()), count, LWS_WRITE_HTTP_FINAL)
+            }
+            lws_client_http_body_pending(wsi, 0)
+            return written < count ? -1 : 0
+
+        case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
+            inFlight[id]?.status = Int(lws_http_client_http_response(wsi))
+            return 0
+
+        case LWS_CALLBACK_RECEIVE_CLIENT_HTTP:
+            var buffer = [CChar](repeating: 0, count: 1024 + Int(carehub_lws_pre()))
+            let status: Int32 = buffer.withUnsafeMutableBufferPointer { raw in
+                var start: UnsafeMutablePointer<CChar>? = raw.baseAddress! + Int(carehub_lws_pre())
+                var available = Int32(raw.count - Int(carehub_lws_pre()))
+                return lws_http_client_read(wsi, &start, &available)
+            }
+            return status < 0 ? -1 : 0
+
+        case LWS_CALLBACK_RECEIVE_CLIENT_HTTP_READ:
+            return 0  // The response body is not needed.
+
+        case LWS_CALLBACK_COMPLETED_CLIENT_HTTP:
+            if let flight = inFlight[id] { complete(id, .success(flight.status)) }
+            return 0
+
+        case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+            if let flight = inFlight[id] {
+                if flight.status > 0 {
+                    complete(id, .success(flight.status))
+                } else {
+                    complete(id, .failure(HTTPClient.Failure(description: "the connection closed before a response")))
+                }
+            }
+            return 0
+
+        default:
+            return lws_callback_http_dummy(wsi, reason, user, input, length)
+        }
+    }
+}
+
+/// The protocol callback lws calls; it forwards to the loop in the context's user pointer.
+func carehubHTTPClientCallback(
+    _ wsi: OpaquePointer?, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?,
+    _ input: UnsafeMutableRawPointer?, _ length: Int
+) -> Int32 {
+    guard let wsi, let context = lws_get_context(wsi), let pointer = lws_context_user(context) else {
+        return lws_callback_http_dummy(wsi, reason, user, input, length)
+    }
+    return Unmanaged<HTTPClientLoop>.fromOpaque(pointer).takeUnretainedValue().callback(wsi, reason, user, input, length)
+}
