@@ -221,4 +221,9 @@ extension CareHubDatabase {
     public func rawWrite(_ sql: String) throws {
         try pool.write { db in try db.execute(sql: sql) }
     }
+
+    /// The first column of the first row of a query, as an integer. For maintenance and tests.
+    public func rawRead(_ sql: String) throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: sql) ?? 0 }
+    }
 }

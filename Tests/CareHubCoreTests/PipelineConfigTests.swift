@@ -32,7 +32,8 @@ struct PipelineConfigTests {
         stage encrypt
         stage store
         stage purge
-        stage fanout notify=count
+        stage fanout notify=count via=pager
+        integration pager type=webhook url=https://pager.example/x baa=yes
         """
 
     @Test func theShippedFileLoadsWithBothDemoOrganisations() throws {
@@ -63,13 +64,15 @@ struct PipelineConfigTests {
 
             stage auth visitors=off
             stage store history=5
-            stage fanout notify=preview preview_chars=12
+            stage fanout notify=preview preview_chars=12 via=hook
+            integration hook type=webhook url=http://hook.example/x baa=no
             """)
         let org = try #require(config.orgs.first)
         #expect(org.settings.displayName == "Lotus Studio")
         #expect(org.stages.map(\.name) == ["auth", "store", "fanout"])
         #expect(org.stages[1].configuration.summary == ["history=5"])
-        #expect(org.stages[2].configuration.summary == ["notify=preview", "preview_chars=12"])
+        #expect(org.stages[2].configuration.summary == ["notify=preview", "preview_chars=12", "via=hook"])
+        #expect(org.settings.integration("hook")?.url?.description == "http://hook.example/x")
         #expect(org.stages.map(\.line) == [6, 7, 8])
     }
 
@@ -108,7 +111,8 @@ struct PipelineConfigTests {
         let preview = Self.hipaaOrg.replacingOccurrences(of: "notify=count", with: "notify=preview")
         #expect(issues(preview).first?.hasPrefix("test.conf:9: HIPAA organisation 'clinic' may not put message text in notifications") == true)
         // The same settings are fine for an organisation outside HIPAA mode.
-        let relaxed = preview.replacingOccurrences(of: "stage auth", with: "stage auth twofactor=off").replacingOccurrences(of: "hipaa = on", with: "hipaa = off").replacingOccurrences(of: "timeout=10m", with: "timeout=30m")
+        let relaxed = preview.replacingOccurrences(of: "stage auth", with: "stage auth twofactor=off").replacingOccurrences(of: "hipaa = on", with: "hipaa = off")
+            .replacingOccurrences(of: "timeout=10m", with: "timeout=30m").replacingOccurrences(of: "https://", with: "http://").replacingOccurrences(of: "baa=yes", with: "baa=no")
         #expect(issues(relaxed).isEmpty)
     }
 
@@ -120,5 +124,83 @@ struct PipelineConfigTests {
 
     @Test func anEmptyFileIsAnError() {
         #expect(issues("# nothing here\n") == ["test.conf:1: expected at least one [org ID] section"])
+    }
+}
+
+@Suite("integrations in pipeline.conf")
+struct IntegrationConfigTests {
+    func issues(_ text: String) -> [String] {
+        do {
+            _ = try StageRegistry.standard.load(text, file: "test.conf")
+            return []
+        } catch let error as ConfigError {
+            return error.issues.map(\.description)
+        } catch {
+            return ["unexpected \(error)"]
+        }
+    }
+
+    func hipaa(_ lines: String, fanout: String = "stage fanout") -> String {
+        """
+        [org clinic]
+        hipaa = on
+        stage auth
+        stage idle timeout=10m
+        stage encrypt
+        stage store
+        stage purge
+        \(fanout)
+        \(lines)
+        """
+    }
+
+    @Test func aHIPAAOrganisationRefusesNonBAAAndPlainHTTPIntegrations() {
+        #expect(issues(hipaa("integration pager type=webhook url=https://p.example/x baa=yes", fanout: "stage fanout notify=count via=pager")) == [])
+        #expect(issues(hipaa("integration pager type=webhook url=https://p.example/x baa=no")) == [
+            "test.conf:9: HIPAA organisation may not declare integration 'pager' without a BAA (baa=no); it would receive nothing",
+        ])
+        #expect(issues(hipaa("integration pager type=webhook url=http://p.example/x baa=yes")) == [
+            "test.conf:9: HIPAA organisation may not send to a plain-http webhook; expected url=https://…, found url=http://p.example/x",
+        ])
+        #expect(issues(hipaa("integration pager type=webhook url=https://p.example/x")) == [
+            "test.conf:9: integration 'pager' must say baa=yes or baa=no",
+        ])
+    }
+
+    @Test func referencesAndParametersAreChecked() {
+        #expect(issues(hipaa("integration pager type=sms baa=yes")) == ["test.conf:9: expected type=webhook|email, found type=sms"])
+        #expect(issues(hipaa("integration pager type=webhook url=ftp://x baa=yes")) == [
+            "test.conf:9: expected url to be http://host[:port]/path or https://host[:port]/path, found url=ftp://x",
+        ])
+        #expect(issues(hipaa("integration pager type=webhook url=https://p.example/x baa=yes", fanout: "stage fanout notify=count via=pagr")) == [
+            "test.conf:8: via names 'pagr', which is not an integration of [org clinic]",
+        ])
+        #expect(issues(hipaa("", fanout: "stage fanout notify=count")) == [
+            "test.conf:8: notify=count needs via=INTEGRATION[,INTEGRATION…] naming where notifications go",
+        ])
+        #expect(issues(hipaa("integration pager type=webhook url=https://p.example/x baa=yes mode=fast")) == [
+            "test.conf:9: unknown parameter 'mode' for a webhook integration",
+        ])
+    }
+
+    @Test func exportsGoOnlyToBAAHTTPSWebhooksOrAnAbsoluteDirectory() {
+        let records = "integration pager type=webhook url=https://p.example/x baa=yes"
+        #expect(issues(hipaa(records).replacingOccurrences(of: "stage purge", with: "stage purge export_to=pager")) == [])
+        #expect(issues(hipaa(records).replacingOccurrences(of: "stage purge", with: "stage purge export_dir=exports")) == [
+            "test.conf:7: expected export_dir to be an absolute path, found export_dir=exports",
+        ])
+        #expect(issues(hipaa(records).replacingOccurrences(of: "stage purge", with: "stage purge export_key=/k.pem")) == [
+            "test.conf:7: export_key needs export_dir",
+        ])
+        let open = """
+            [org studio]
+            hipaa = off
+            integration hook type=webhook url=http://h.example/x baa=no
+            stage auth
+            stage store
+            stage purge export_to=hook
+            stage fanout
+            """
+        #expect(issues(open) == ["test.conf:6: export_to must name an https:// webhook integration with baa=yes; 'hook' is not one"])
     }
 }

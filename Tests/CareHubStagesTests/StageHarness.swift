@@ -20,7 +20,8 @@ final class StageHarness: @unchecked Sendable {
         stage encrypt
         stage store history=50
         stage purge on=end
-        stage fanout notify=count
+        stage fanout notify=count via=pager
+        integration pager type=webhook url=https://pager.example.org/hook baa=yes
         """
 
     static let wellnessConfig = """
@@ -29,7 +30,8 @@ final class StageHarness: @unchecked Sendable {
         hipaa = off
         stage auth
         stage store history=2
-        stage fanout notify=preview preview_chars=10
+        stage fanout notify=preview preview_chars=10 via=chat
+        integration chat type=webhook url=http://chat.example.org/hook baa=no
         """
 
     init(_ text: String = hipaaConfig, staff: [(String, Role, String)] = [("joy", .staff, "joy-password")]) throws {

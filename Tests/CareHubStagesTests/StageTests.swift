@@ -265,7 +265,9 @@ struct FanoutStageTests {
         let room = try await hub.visitor(1)
         _ = await hub.run(.send(room: room, text: "CANARY rash on my arm"), from: 1)
         _ = await hub.run(.send(room: room, text: "CANARY still there"), from: 1)
-        let texts = hub.world.notifier.notifications.map(\.text)
+        let texts = hub.world.notifier.notifications.map { NotificationTemplate.render($0, org: hub.org, link: "/staff.html#room=\($0.conversation.rawValue)").json }
+        #expect(hub.world.notifier.notifications.allSatisfy { $0.preview == nil && $0.from == nil })
+        #expect(hub.world.notifier.integrations == [["pager"], ["pager"]])
         #expect(texts.count == 2)
         #expect(texts.allSatisfy { !$0.contains("CANARY") && !$0.contains("rash") })
         #expect(texts.last?.contains("2 unread messages") == true)
@@ -285,7 +287,8 @@ struct FanoutStageTests {
         let hub = try StageHarness(StageHarness.wellnessConfig)
         let room = try await hub.visitor(1)
         _ = await hub.run(.send(room: room, text: "Can I move my yoga class to Friday?"), from: 1)
-        let text = try #require(hub.world.notifier.notifications.first?.text)
+        let notification = try #require(hub.world.notifier.notifications.first)
+        let text = NotificationTemplate.render(notification, org: hub.org, link: "/x").text
         #expect(text.contains("\"Can I move…\""))
         #expect(!text.contains("yoga"))
     }
@@ -366,7 +369,7 @@ struct RetentionTests {
         #expect(hub.world.cipher.isShredded(.conversation(hub.org.id, old)))
         #expect(try await hub.world.conversations.conversation(old)?.hasEnded == true)
         #expect(hub.delivered(to: 1).contains(.ended(id: nil, room: old)))
-        #expect(hub.world.audit.events.last.map { "\($0.action) \($0.target) \($0.detail)" } == "conversation.purged \(old.rawValue) messages=1 key=shredded reason=retention")
+        #expect(hub.world.audit.events.last.map { "\($0.action) \($0.target) \($0.detail)" } == "conversation.purged \(old.rawValue) messages=1 key=shredded reason=retention export=none")
         // The next sweep does not purge it again.
         await hub.pipeline.tick(at: hub.world.clock.now)
         #expect(hub.world.audit.actions.filter { $0 == "conversation.purged" }.count == 1)
@@ -375,5 +378,175 @@ struct RetentionTests {
     @Test func retainMustBePositive() {
         let config = StageHarness.hipaaConfig.replacingOccurrences(of: "stage purge on=end", with: "stage purge on=end retain=0s")
         #expect(throws: ConfigError.self) { try StageHarness(config) }
+    }
+}
+
+@Suite("end-of-chat hook")
+struct EndOfChatHookTests {
+    static let exporting = StageHarness.hipaaConfig.replacingOccurrences(
+        of: "stage purge on=end", with: "stage purge on=end export_dir=/var/lib/carehub/exports")
+
+    @Test func theTranscriptIsExportedOpenedThenPurged() async throws {
+        let hub = try StageHarness(Self.exporting)
+        let room = try await hub.visitor(1)
+        _ = await hub.run(.send(room: room, text: "my rash is worse"), from: 1)
+        _ = await hub.login(2)
+        _ = await hub.run(.send(room: room, text: "we'll call you"), from: 2)
+        _ = await hub.run(.end(room: room), from: 2)
+        let export = try #require(hub.world.exporter.exports.first)
+        #expect(export.target == .directory(path: "/var/lib/carehub/exports", certificate: nil))
+        #expect(export.transcript.lines.map(\.text) == ["my rash is worse", "we'll call you"])
+        #expect(export.transcript.lines.map(\.from) == ["visitor", "joy"])
+        #expect(hub.world.messages.all.isEmpty)
+        #expect(hub.world.cipher.isShredded(.conversation(hub.org.id, room)))
+        let purge = try #require(hub.world.audit.events.last)
+        #expect(purge.action == "conversation.purged")
+        #expect(purge.detail == "messages=2 key=shredded reason=end export=directory:/var/lib/carehub/exports")
+    }
+
+    @Test func aFailedExportPurgesNothingAndIsRetriedWithBackOff() async throws {
+        let hub = try StageHarness(Self.exporting)
+        hub.world.exporter.failing = true
+        let room = try await hub.visitor(1)
+        _ = await hub.run(.send(room: room, text: "keep me until exported"), from: 1)
+        _ = await hub.login(2)
+        #expect(await hub.run(.end(room: room), from: 2) == .ended(id: nil, room: room))
+        #expect(hub.world.messages.all.count == 1)
+        #expect(!hub.world.cipher.isShredded(.conversation(hub.org.id, room)))
+        let first = try #require(hub.world.conversations.deferral(of: room))
+        #expect(first.attempts == 1 && first.reason == "sink unavailable")
+        #expect(first.at == hub.world.clock.now.addingTimeInterval(PurgeStage.firstRetryDelay))
+        #expect(hub.world.events.events.contains(.purgeDeferred(org: hub.org.id, conversation: room, attempts: 1)))
+
+        // Still failing at the retry: the next wait is twice as long.
+        hub.world.clock.advance(by: PurgeStage.firstRetryDelay)
+        await hub.pipeline.tick(at: hub.world.clock.now)
+        let second = try #require(hub.world.conversations.deferral(of: room))
+        #expect(second.attempts == 2)
+        #expect(second.at == hub.world.clock.now.addingTimeInterval(2 * PurgeStage.firstRetryDelay))
+        // Not due yet: no attempt.
+        hub.world.exporter.failing = false
+        hub.world.clock.advance(by: PurgeStage.firstRetryDelay)
+        await hub.pipeline.tick(at: hub.world.clock.now)
+        #expect(hub.world.messages.all.count == 1)
+        // Due: exported, then purged.
+        hub.world.clock.advance(by: PurgeStage.firstRetryDelay)
+        await hub.pipeline.tick(at: hub.world.clock.now)
+        #expect(hub.world.exporter.exports.count == 1)
+        #expect(hub.world.messages.all.isEmpty)
+        #expect(hub.world.audit.events.last?.detail.contains("reason=retry") == true)
+    }
+
+    @Test func anAbandonedConversationEndsAndIsPurged() async throws {
+        let hub = try StageHarness(StageHarness.hipaaConfig.replacingOccurrences(of: "stage purge on=end", with: "stage purge on=end abandon=10m"))
+        let gone = try await hub.visitor(1)
+        let staying = try await hub.visitor(2)
+        _ = await hub.run(.send(room: gone, text: "brb"), from: 1)
+        hub.world.rooms.leaveAll(connection: ConnectionID(1))
+        await hub.pipeline.tick(at: hub.world.clock.now)
+        hub.world.clock.advance(by: 9 * 60)
+        await hub.pipeline.tick(at: hub.world.clock.now)
+        #expect(try await hub.world.conversations.conversation(gone)?.hasEnded == false)
+        hub.world.clock.advance(by: 61)
+        await hub.pipeline.tick(at: hub.world.clock.now)
+        #expect(try await hub.world.conversations.conversation(gone)?.hasEnded == true)
+        #expect(try await hub.world.conversations.conversation(staying)?.hasEnded == false)
+        #expect(hub.world.messages.all.isEmpty)
+        #expect(hub.world.audit.events.last?.detail.contains("reason=abandoned") == true)
+    }
+
+    @Test func aVisitorOutsideHIPAAModeMayAskForAnEmailedTranscript() async throws {
+        let config = """
+            [org studio]
+            name = Lotus Studio
+            hipaa = off
+            integration mailer type=email from=studio@lotus.example baa=no
+            stage auth
+            stage store
+            stage purge on=end transcript_email=mailer
+            stage fanout
+            """
+        let hub = try StageHarness(config)
+        let room = try await hub.visitor(1)
+        _ = await hub.run(.send(room: room, text: "class times?"), from: 1)
+        #expect(await hub.run(.transcript(room: room, to: "pat@example.org"), from: 1) == .transcriptRequested(id: nil, room: room))
+        _ = await hub.run(.end(room: room), from: 1)
+        let export = try #require(hub.world.exporter.exports.first)
+        #expect(export.target.description == "email:mailer")
+        if case .email(_, let to) = export.target { #expect(to == "pat@example.org") }
+        #expect(try await hub.world.conversations.conversation(room)?.transcriptTo == nil)
+    }
+
+    @Test func aHIPAAOrganisationNeverEmailsTranscripts() async throws {
+        let hub = try StageHarness()
+        let room = try await hub.visitor(1)
+        guard case .error(_, let error) = await hub.run(.transcript(room: room, to: "pat@example.org"), from: 1) else {
+            Issue.record("expected an error")
+            return
+        }
+        #expect(error.code == .forbidden)
+        let refused = """
+            [org clinic]
+            hipaa = on
+            integration mailer type=email baa=yes
+            stage auth
+            stage idle timeout=10m
+            stage encrypt
+            stage store
+            stage purge on=end transcript_email=mailer
+            stage fanout
+            """
+        #expect(throws: ConfigError.self) { try StageHarness(refused) }
+    }
+}
+
+@Suite("assigned conversations")
+struct AssignmentTests {
+    static let config = StageHarness.hipaaConfig.replacingOccurrences(of: "hipaa = on", with: "hipaa = on\nstaff_access = assigned")
+
+    @Test func staffSeeOnlyRoomsAssignedToThemAndOnlyAdminsAssign() async throws {
+        let hub = try StageHarness(Self.config, staff: [("joy", .staff, "joy-password"), ("ada", .admin, "ada-password")])
+        _ = await hub.login(2)
+        _ = await hub.login(3, user: "ada", password: "ada-password")
+        let room = try await hub.visitor(1)
+        // Only the admin hears of the new room.
+        #expect(!hub.delivered(to: 2).contains { if case .roomOpened = $0 { true } else { false } })
+        #expect(hub.delivered(to: 3).contains { if case .roomOpened = $0 { true } else { false } })
+        guard case .rooms(_, let before) = await hub.run(.rooms, from: 2) else { Issue.record("no rooms reply"); return }
+        #expect(before.isEmpty)
+        guard case .error(_, let refused) = await hub.run(.subscribe(room: room), from: 2) else { Issue.record("subscribed"); return }
+        #expect(refused.code == .forbidden)
+        guard case .error(_, let notAdmin) = await hub.run(.assign(room: room, user: "joy"), from: 2) else { Issue.record("assigned"); return }
+        #expect(notAdmin.code == .forbidden)
+
+        #expect(await hub.run(.assign(room: room, user: "joy"), from: 3) == .assigned(id: nil, room: room, user: "joy"))
+        #expect(hub.delivered(to: 2).contains(.assigned(id: nil, room: room, user: "joy")))
+        guard case .rooms(_, let after) = await hub.run(.rooms, from: 2) else { Issue.record("no rooms reply"); return }
+        #expect(after.map(\.room) == [room] && after.first?.assignedTo == "joy")
+        guard case .subscribed = await hub.run(.subscribe(room: room), from: 2) else { Issue.record("not subscribed"); return }
+        #expect(hub.world.audit.events.contains { $0.action == "conversation.assigned" && $0.detail == "user=joy previous=none" })
+    }
+
+    @Test func withoutStaffAccessAssignedThereIsNothingToAssign() async throws {
+        let hub = try StageHarness(staff: [("ada", .admin, "ada-password")])
+        _ = await hub.login(2, user: "ada", password: "ada-password")
+        let room = try await hub.visitor(1)
+        guard case .error(_, let error) = await hub.run(.assign(room: room, user: "ada"), from: 2) else { Issue.record("assigned"); return }
+        #expect(error.code == .forbidden)
+    }
+}
+
+@Suite("notification template")
+struct NotificationTemplateTests {
+    @Test func hipaaNoticesDropAPreviewQueuedBeforeHIPAAModeWasSwitchedOn() {
+        let notification = StaffNotification(
+            org: OrgID("clinic"), conversation: ConversationID("c_1"), unread: 3, preview: "CANARY rash", from: "Pat Doe", at: Date(timeIntervalSince1970: 0))
+        let hipaa = NotificationTemplate.render(notification, org: OrgSettings(id: OrgID("clinic"), displayName: "Riverside", hipaa: true), link: "https://chat.example/staff.html#room=c_1")
+        for text in [hipaa.json, hipaa.text, hipaa.subject] {
+            #expect(!text.contains("CANARY") && !text.contains("Pat"))
+        }
+        #expect(hipaa.text == "Riverside: 3 unread messages in a patient conversation. Open https://chat.example/staff.html#room=c_1")
+        let open = NotificationTemplate.render(notification, org: OrgSettings(id: OrgID("clinic"), displayName: "Riverside", hipaa: false), link: "/x")
+        #expect(open.json.contains("\"preview\":\"CANARY rash\"") && open.text.contains("Pat Doe"))
     }
 }

@@ -30,14 +30,16 @@ struct StorageTests {
         let directory = try DataDirectory()
         let database = try CareHubDatabase(directory: directory.path)
         #expect(try database.journalMode() == "wal")
-        #expect(try database.appliedMigrations() == ["v1-conversations-messages-users-outbox", "v2-second-factor-lockout-audit", "v3-envelope-keys-audit-chain", "v4-visitor-profile"])
+        #expect(try database.appliedMigrations() == ["v1-conversations-messages-users-outbox", "v2-second-factor-lockout-audit", "v3-envelope-keys-audit-chain", "v4-visitor-profile",
+            "v5-end-of-chat-hook-outbox-assignment",
+        ])
         let mode = try FileManager.default.attributesOfItem(atPath: database.path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
         let directoryMode = try FileManager.default.attributesOfItem(atPath: directory.path)[.posixPermissions] as? Int
         #expect(directoryMode == 0o700)
         try database.close()
         // Reopening applies nothing twice.
-        #expect(try CareHubDatabase(directory: directory.path).appliedMigrations().count == 4)
+        #expect(try CareHubDatabase(directory: directory.path).appliedMigrations().count == 5)
     }
 
     @Test func aFileWhereTheDataDirectoryShouldBeIsAClearError() throws {
@@ -176,8 +178,18 @@ struct StorageTests {
         let directory = try DataDirectory()
         let database = try CareHubDatabase(directory: directory.path)
         let outbox = SQLiteOutbox(database: database)
-        let note = StaffNotification(org: org, conversation: ConversationID("c_1"), text: "1 unread message", at: at)
-        try await outbox.enqueue(note)
-        #expect(try outbox.pending() == [note])
+        let note = StaffNotification(org: org, conversation: ConversationID("c_1"), unread: 2, preview: "Can I…", from: "visitor", at: at)
+        try await outbox.enqueue(note, via: ["pager", "desk"])
+        let pending = try outbox.pending()
+        #expect(pending.map(\.integration) == ["pager", "desk"])
+        #expect(pending.allSatisfy { $0.notification == note && $0.attempts == 0 })
+        // A failed attempt waits for its time; a sent one is done and loses its preview.
+        try await outbox.retry(pending[0].id, attempts: 1, next: at.addingTimeInterval(60), reason: "HTTP 503")
+        #expect(try await outbox.due(at: at, limit: 10).map(\.integration) == ["desk"])
+        #expect(try await outbox.due(at: at.addingTimeInterval(60), limit: 10).map(\.integration) == ["pager", "desk"])
+        try await outbox.markSent(pending[1].id, at: at)
+        #expect(try outbox.pending().map(\.integration) == ["pager"])
+        let previews = try database.rawRead("SELECT COUNT(*) FROM outbox WHERE preview IS NOT NULL")
+        #expect(previews == 1)
     }
 }
