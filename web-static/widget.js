@@ -59,7 +59,20 @@
   start.type = "submit";
   pre.appendChild(start);
 
-  panel.append(header, status, pre, log, typing, form);
+  // "E-mail me a transcript": shown only when the organisation offers it (never in HIPAA mode).
+  const mail = el("form", "carehub-transcript");
+  const mailLabel = el("label", "", "E-mail me a transcript");
+  const mailBox = el("input");
+  mailBox.type = "email";
+  mailBox.name = "to";
+  mailBox.required = true;
+  mailLabel.appendChild(mailBox);
+  const mailSend = el("button", "carehub-transcript-send", "Send it when the chat ends");
+  mailSend.type = "submit";
+  mail.append(mailLabel, mailSend);
+  mail.hidden = true;
+
+  panel.append(header, status, pre, log, typing, form, mail);
   document.body.append(bubble, panel);
 
   let socket = null;
@@ -86,6 +99,7 @@
   function showEnded() {
     ended = true;
     form.hidden = true;
+    mail.hidden = true;
     setStatus("This chat has ended. Thank you.");
     sessionStorage.removeItem(tokenKey);
   }
@@ -109,6 +123,7 @@
           pre.hidden = true;
           form.hidden = false;
           setStatus("Connected. A member of our team will answer shortly.");
+          mail.hidden = !frame.transcriptEmail;
           for (const entry of frame.history) {
             if (seen.has(entry.seq)) continue;
             seen.add(entry.seq);
@@ -138,6 +153,10 @@
           break;
         case "ended":
           showEnded();
+          break;
+        case "transcript_requested":
+          mail.hidden = true;
+          setStatus("We will e-mail you a transcript when the chat ends.");
           break;
         case "session_expired":
           setStatus("Your chat session has expired. Reload the page to continue.");
@@ -201,6 +220,11 @@
       lastTyping = now;
       socket.send(JSON.stringify({ type: "typing", room: room }));
     }
+  });
+
+  mail.addEventListener("submit", event => {
+    event.preventDefault();
+    if (socket && room) socket.send(JSON.stringify({ type: "transcript", room: room, to: mailBox.value.trim(), id: "transcript" }));
   });
 
   end.addEventListener("click", () => {

@@ -120,7 +120,8 @@ public final class PurgeStage: Stage {
             outcome.handled = true
             return outcome
         }
-        let outcome = try await next(request)
+        var outcome = try await next(request)
+        if case .hello = request.frame { outcome.offersTranscript = configuration.transcriptEmail != nil && !org.hipaa }
         // Read fresh: the transcript address may have been given a moment ago.
         if case .end(let room) = request.frame, var conversation = try await environment.conversations.conversation(room) {
             conversation.endedAt = conversation.endedAt ?? request.receivedAt

@@ -40,8 +40,8 @@ struct AuthStageTests {
         #expect(await hub.run(.subscribe(room: mine), from: 1).errorCode == .forbidden)
         #expect(await hub.run(.rooms, from: 1).errorCode == .forbidden)
 
-        guard case .welcome(_, _, let token, _) = await hub.run(.hello(org: hub.org.id, token: nil), from: 3) else { return }
-        guard case .welcome(_, let resumed, _, _) = await hub.run(.hello(org: hub.org.id, token: token), from: 4) else {
+        guard case .welcome(_, _, let token, _, _) = await hub.run(.hello(org: hub.org.id, token: nil), from: 3) else { return }
+        guard case .welcome(_, let resumed, _, _, _) = await hub.run(.hello(org: hub.org.id, token: token), from: 4) else {
             Issue.record("resume refused")
             return
         }
@@ -56,10 +56,10 @@ struct AuthStageTests {
 
     @Test func visitorTokensStopWorkingAfterVisitorIdle() async throws {
         let hub = try StageHarness()
-        guard case .welcome(_, let room, let token, _) = await hub.run(.hello(org: hub.org.id, token: nil), from: 1) else { return }
+        guard case .welcome(_, let room, let token, _, _) = await hub.run(.hello(org: hub.org.id, token: nil), from: 1) else { return }
         _ = await hub.run(.send(room: room, text: "hello"), from: 1)
         hub.world.clock.advance(by: 29 * 60)
-        guard case .welcome(_, let resumed, _, _) = await hub.run(.hello(org: hub.org.id, token: token), from: 2) else {
+        guard case .welcome(_, let resumed, _, _, _) = await hub.run(.hello(org: hub.org.id, token: token), from: 2) else {
             Issue.record("resume within visitor_idle refused")
             return
         }
@@ -325,7 +325,7 @@ struct PreChatTests {
     @Test func theFormIsSealedInHIPAAModeShownToStaffAndPurgedWithTheChat() async throws {
         let hub = try StageHarness()
         let profile = VisitorProfile(fields: ["name": "Ada Lovelace", "email": "ada@example.org"])
-        guard case .welcome(_, let room, _, _) = await hub.run(.hello(org: hub.org.id, token: nil, profile: profile), from: 1) else {
+        guard case .welcome(_, let room, _, _, _) = await hub.run(.hello(org: hub.org.id, token: nil, profile: profile), from: 1) else {
             Issue.record("hello refused")
             return
         }
@@ -345,7 +345,7 @@ struct PreChatTests {
     @Test func outsideHIPAAModeTheFormIsStoredAsIs() async throws {
         let hub = try StageHarness(StageHarness.wellnessConfig)
         let profile = VisitorProfile(fields: ["reason": "reschedule"])
-        guard case .welcome(_, let room, _, _) = await hub.run(.hello(org: hub.org.id, token: nil, profile: profile), from: 1) else { return }
+        guard case .welcome(_, let room, _, _, _) = await hub.run(.hello(org: hub.org.id, token: nil, profile: profile), from: 1) else { return }
         #expect(try await hub.world.conversations.profile(of: room) == .plain(#"{"reason":"reschedule"}"#))
     }
 }

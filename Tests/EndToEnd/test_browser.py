@@ -53,6 +53,8 @@ def test_patient_and_nurse_chat_in_the_browser(hub):
         patient.find_element(By.CSS_SELECTOR, ".carehub-send").click()
         # Delivery state: the check mark appears once the hub has committed the message.
         wait(patient).until(lambda d: "✓" in text_of(d, ".carehub-mine .carehub-state"))
+        # A HIPAA organisation never offers to e-mail the transcript.
+        assert not patient.find_element(By.CSS_SELECTOR, ".carehub-transcript").is_displayed()
         shot(patient, "widget")
 
         # The nurse logs in; first login in the HIPAA clinic enrols the authenticator.

@@ -120,6 +120,7 @@ def wait_until(predicate, what):
 async def chat_and_end(hub, org="riverside-clinic", user="nurse.joy", transcript_to=None):
     patient, welcome = await visitor(hub, org)
     room = welcome["conversation"]
+    assert welcome["transcriptEmail"] is (transcript_to is not None)
     ack = await patient.request({"type": "send", "room": room, "text": CANARY, "id": "m"}, "ack")
     assert ack["type"] == "ack", ack
     if transcript_to:
@@ -238,7 +239,9 @@ def test_webhook_notifications_over_https_carry_no_patient_data_in_hipaa_mode(wo
     config = write_config(
         workdir,
         riverside_fanout="notify=count via=pager,untrusted",
+        riverside_purge="on=end export_to=records",
         riverside_extra=(f"integration pager type=webhook url={receiver.url('/riverside')} baa=yes {ca}\n"
+                         f"integration records type=webhook url={receiver.url('/records')} baa=yes {ca}\n"
                          # Same receiver, but its self-signed certificate is not trusted: nothing may reach it.
                          f"integration untrusted type=webhook url={receiver.url('/untrusted')} baa=yes"),
         lotus_fanout="notify=preview preview_chars=20 via=chat",
@@ -277,6 +280,12 @@ def test_webhook_notifications_over_https_carry_no_patient_data_in_hipaa_mode(wo
         wait_until(lambda: "answered HTTP 503" in hub.log_text(), "a failed attempt")
         receiver.status = 200
         receiver.wait_for("/riverside", 3)
+
+        # The transcript goes to the BAA-covered records endpoint before the purge.
+        room = asyncio.run(chat_and_end(hub))
+        [exported] = [json.loads(body) for body in receiver.wait_for("/records")]
+        assert exported["conversation"] == room and [m["text"] for m in exported["messages"]] == [CANARY]
+        wait_until(lambda: pending_purges(hub) == [], "the purge after the export")
 
         # An http:// webhook for the HIPAA org is refused, by the check and by a running hub.
         bad = config.read_text().replace(receiver.url("/riverside"), f"http://127.0.0.1:{receiver.port}/riverside")

@@ -24,6 +24,8 @@ public struct Outcome: Sendable {
     public var recoveryCodes: [String] = []
     /// The organisation's rooms (after `rooms`).
     public var rooms: [RoomSummary] = []
+    /// Whether the organisation offers the visitor an e-mailed transcript (after `hello`).
+    public var offersTranscript = false
     /// Whether a stage took the request (after `transcript` and `assign`, which only some chains handle).
     public var handled = false
 
@@ -37,7 +39,9 @@ public struct Outcome: Sendable {
         switch request.frame {
         case .hello:
             guard let conversation, let visitorToken else { throw PipelineError.internal }
-            return .welcome(id: id, conversation: conversation.id, token: visitorToken, history: history.map(HistoryEntry.init))
+            return .welcome(
+                id: id, conversation: conversation.id, token: visitorToken, history: history.map(HistoryEntry.init),
+                offersTranscript: offersTranscript)
         case .login:
             if let enrollment { return .enroll(id: id, secret: enrollment.secret, otpauthURI: enrollment.uri) }
             guard let session = bind, case .staff(let user, let role) = session.principal else { throw PipelineError.internal }

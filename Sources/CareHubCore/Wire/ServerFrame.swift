@@ -3,7 +3,7 @@ import Foundation
 /// A frame the hub sends. ``json()`` gives its wire form; docs/PROTOCOL.md documents each.
 public enum ServerFrame: Sendable, Hashable {
     /// Reply to `hello`: the visitor's conversation, its reconnect token, and its history.
-    case welcome(id: String?, conversation: ConversationID, token: String, history: [HistoryEntry])
+    case welcome(id: String?, conversation: ConversationID, token: String, history: [HistoryEntry], offersTranscript: Bool = false)
     /// Reply to `login`.
     case session(id: String?, user: String, role: Role, idleTimeoutSeconds: Int?, recoveryCodes: [String])
     /// The account must enrol a second factor: add the secret to an authenticator app, then send
@@ -40,12 +40,13 @@ public enum ServerFrame: Sendable, Hashable {
     public func json() -> String {
         var w = JSONWriter()
         switch self {
-        case .welcome(let id, let conversation, let token, let history):
+        case .welcome(let id, let conversation, let token, let history, let offersTranscript):
             w.field("type", "welcome")
             w.optionalField("id", id)
             w.field("conversation", conversation.rawValue)
             w.field("token", token)
             w.array("history", history) { $0.write($1) }
+            w.field("transcriptEmail", offersTranscript)
         case .session(let id, let user, let role, let idle, let recoveryCodes):
             w.field("type", "session")
             w.optionalField("id", id)
