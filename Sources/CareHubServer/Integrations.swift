@@ -79,9 +79,11 @@ final class Integrations: Sendable {
         } catch {
             throw ExportFailure("e-mail '\(name)': cannot run \(command[0])")
         }
-        stdin.fileHandleForWriting.write(Data(input))
+        // A command that exits without reading everything must not take the hub down with it.
+        let written = Result { try stdin.fileHandleForWriting.write(contentsOf: input) }
         try? stdin.fileHandleForWriting.close()
         process.waitUntilExit()
+        if case .failure = written { throw ExportFailure("e-mail '\(name)': \(command[0]) did not read the message") }
         guard process.terminationReason == .exit, process.terminationStatus == 0 else {
             throw ExportFailure("e-mail '\(name)': \(command[0]) exited with status \(process.terminationStatus)")
         }

@@ -39,6 +39,10 @@ public final class PurgeStage: Stage {
                 if let certificate, !certificate.hasPrefix("/") {
                     throw parameters.error("expected export_key to be the absolute path of a PEM certificate, found export_key=\(certificate)")
                 }
+                // Patient text never lands on disk unencrypted in HIPAA mode, exports included.
+                if org.hipaa && certificate == nil {
+                    throw parameters.error("HIPAA organisation '\(org.id)' must encrypt exports: add export_key=/path/to/certificate.pem")
+                }
                 export = .directory(path: directory, certificate: certificate)
             } else if let integrationName {
                 guard certificate == nil else { throw parameters.error("export_key applies to export_dir; an export_to endpoint is reached over TLS") }

@@ -192,6 +192,10 @@ struct IntegrationConfigTests {
         #expect(issues(hipaa(records).replacingOccurrences(of: "stage purge", with: "stage purge export_key=/k.pem")) == [
             "test.conf:7: export_key needs export_dir",
         ])
+        #expect(issues(hipaa(records).replacingOccurrences(of: "stage purge", with: "stage purge export_dir=/exports")) == [
+            "test.conf:7: HIPAA organisation 'clinic' must encrypt exports: add export_key=/path/to/certificate.pem",
+        ])
+        #expect(issues(hipaa(records).replacingOccurrences(of: "stage purge", with: "stage purge export_dir=/exports export_key=/k.pem")) == [])
         let open = """
             [org studio]
             hipaa = off

@@ -384,7 +384,7 @@ struct RetentionTests {
 @Suite("end-of-chat hook")
 struct EndOfChatHookTests {
     static let exporting = StageHarness.hipaaConfig.replacingOccurrences(
-        of: "stage purge on=end", with: "stage purge on=end export_dir=/var/lib/carehub/exports")
+        of: "stage purge on=end", with: "stage purge on=end export_dir=/var/lib/carehub/exports export_key=/etc/carehub/export.pem")
 
     @Test func theTranscriptIsExportedOpenedThenPurged() async throws {
         let hub = try StageHarness(Self.exporting)
@@ -394,14 +394,14 @@ struct EndOfChatHookTests {
         _ = await hub.run(.send(room: room, text: "we'll call you"), from: 2)
         _ = await hub.run(.end(room: room), from: 2)
         let export = try #require(hub.world.exporter.exports.first)
-        #expect(export.target == .directory(path: "/var/lib/carehub/exports", certificate: nil))
+        #expect(export.target == .directory(path: "/var/lib/carehub/exports", certificate: "/etc/carehub/export.pem"))
         #expect(export.transcript.lines.map(\.text) == ["my rash is worse", "we'll call you"])
         #expect(export.transcript.lines.map(\.from) == ["visitor", "joy"])
         #expect(hub.world.messages.all.isEmpty)
         #expect(hub.world.cipher.isShredded(.conversation(hub.org.id, room)))
         let purge = try #require(hub.world.audit.events.last)
         #expect(purge.action == "conversation.purged")
-        #expect(purge.detail == "messages=2 key=shredded reason=end export=directory:/var/lib/carehub/exports")
+        #expect(purge.detail == "messages=2 key=shredded reason=end export=directory:/var/lib/carehub/exports (encrypted)")
     }
 
     @Test func aFailedExportPurgesNothingAndIsRetriedWithBackOff() async throws {

@@ -90,6 +90,15 @@ def write_config(workdir, riverside_extra="", riverside_purge="on=end", riversid
     return path
 
 
+def export_certificate(workdir):
+    """A key pair for encrypted exports, as a records office would make it; returns (key, certificate)."""
+    key, cert = workdir / "export.key", workdir / "export.pem"
+    if not cert.exists():
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=records",
+                        "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return key, cert
+
+
 def start(workdir, config):
     return Hub(workdir, config).start()
 
@@ -139,10 +148,7 @@ async def chat_and_end(hub, org="riverside-clinic", user="nurse.joy", transcript
 def test_an_ended_chat_is_exported_encrypted_then_purged(workdir):
     exports = workdir / "exports"
     exports.mkdir()
-    key = workdir / "export.key"
-    cert = workdir / "export.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=records",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    key, cert = export_certificate(workdir)
     config = write_config(workdir, riverside_purge=f"on=end export_dir={exports} export_key={cert}",
                           lotus_purge=f"on=end export_dir={exports}")
     hub = start(workdir, config)
@@ -176,7 +182,8 @@ def test_an_ended_chat_is_exported_encrypted_then_purged(workdir):
 
 def test_a_failing_sink_purges_nothing_until_it_recovers(workdir):
     exports = workdir / "exports-not-mounted"
-    config = write_config(workdir, riverside_purge=f"on=end export_dir={exports}")
+    key, cert = export_certificate(workdir)
+    config = write_config(workdir, riverside_purge=f"on=end export_dir={exports} export_key={cert}")
     hub = start(workdir, config)
     try:
         room = asyncio.run(chat_and_end(hub))
@@ -195,7 +202,9 @@ def test_a_failing_sink_purges_nothing_until_it_recovers(workdir):
 
         exports.mkdir()
         wait_until(lambda: pending_purges(hub) == [], "the retried export and purge")
-        assert [m["text"] for m in json.loads((exports / f"{room}.json").read_text())["messages"]] == [CANARY]
+        opened = subprocess.run(["openssl", "cms", "-decrypt", "-inform", "DER", "-in", str(exports / f"{room}.json.cms"),
+                                 "-inkey", str(key)], check=True, capture_output=True).stdout
+        assert [m["text"] for m in json.loads(opened)["messages"]] == [CANARY]
         assert asyncio.run(still_there()) == []
     finally:
         hub.stop()
@@ -205,7 +214,8 @@ def test_a_failing_sink_purges_nothing_until_it_recovers(workdir):
 def test_retention_and_abandonment_end_and_purge_chats(workdir):
     exports = workdir / "exports"
     exports.mkdir()
-    config = write_config(workdir, riverside_purge=f"on=end retain=4s export_dir={exports}",
+    _, cert = export_certificate(workdir)
+    config = write_config(workdir, riverside_purge=f"on=end retain=4s export_dir={exports} export_key={cert}",
                           lotus_purge=f"on=end abandon=2s export_dir={exports}")
     hub = start(workdir, config)
     try:
@@ -223,7 +233,7 @@ def test_retention_and_abandonment_end_and_purge_chats(workdir):
             await leaver.close()
             return old, gone
         old, gone = asyncio.run(scenario())
-        wait_until(lambda: (exports / f"{old}.json").exists() and (exports / f"{gone}.json").exists(), "both exports")
+        wait_until(lambda: (exports / f"{old}.json.cms").exists() and (exports / f"{gone}.json").exists(), "both exports")
         listed = carehub("conversations", "--org", "lotus-wellness", "--json", "--data", str(hub.data)).stdout
         assert json.loads(listed.splitlines()[0])["state"] == "purged"
     finally:
