@@ -1,0 +1,241 @@
+import ArgumentParser
+import CareHubTransport
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct ConsoleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "console",
+        abstract: "A terminal staff console: log in (password and authenticator code are prompted), list rooms, read and answer.",
+        discussion: """
+            Commands: /rooms, /open ROOM, /close, /end (end the open conversation), /help, /quit. \
+            Any other line is sent to the open room. New conversations, messages and the end of a \
+            chat are printed as they arrive. The console speaks plain ws:// (reach a TLS-only hub \
+            through its loopback listener or an SSH tunnel).
+            """)
+
+    @Option(help: "The hub's WebSocket listener, HOST:PORT.")
+    var connect = "127.0.0.1:8080"
+    @Option(help: "The organisation.")
+    var org: String
+    @Option(help: "Your user name.")
+    var user: String
+
+    func run() throws {
+        guard let colon = connect.lastIndex(of: ":"), let port = Int(connect[connect.index(after: colon)...]) else {
+            throw ValidationError("--connect: expected HOST:PORT, found '\(connect)'")
+        }
+        let host = String(connect[..<colon])
+        let session: ConsoleSession
+        do {
+            session = try ConsoleSession(client: WebSocketClient(host: host, port: port))
+        } catch {
+            Output.error("carehub: cannot reach the hub at \(connect): \(error)")
+            throw ExitCode(1)
+        }
+        let password = Terminal.prompt("Password: ", secret: true) ?? ""
+        var code = Terminal.prompt("Authenticator code (Enter if you have none yet): ", secret: false) ?? ""
+        var reply = try session.request(login(password: password, code: code), expecting: ["session", "enroll"])
+        if reply["type"] as? String == "enroll" {
+            Output.line("Your organisation requires a second factor. Add this secret to your authenticator app:")
+            Output.line("  \(reply["secret"] as? String ?? "")")
+            Output.line("  (or open \(reply["otpauthURI"] as? String ?? ""))")
+            code = Terminal.prompt("Code from the app: ", secret: false) ?? ""
+            reply = try session.request(login(password: password, code: code), expecting: ["session"])
+            if let codes = reply["recoveryCodes"] as? [String] {
+                Output.line("Recovery codes (each logs you in once without the app; keep them safe):")
+                for recovery in codes { Output.line("  \(recovery)") }
+            }
+        }
+        guard reply["type"] as? String == "session" else {
+            Output.error("carehub: login failed: \(reply["message"] as? String ?? "refused")")
+            throw ExitCode(1)
+        }
+        Output.line("Logged in to \(org) as \(user). /help lists the commands.")
+        try session.loop()
+    }
+
+    private func login(password: String, code: String) -> [String: Any] {
+        var frame: [String: Any] = ["type": "login", "org": org, "user": user, "password": password, "id": "login"]
+        if !code.isEmpty { frame["totp"] = code }
+        return frame
+    }
+}
+
+/// The console's connection: requests with replies, then an interactive loop over the terminal and the socket.
+final class ConsoleSession {
+    private let client: WebSocketClient
+    private var room: String?
+    private var nextID = 1
+
+    init(client: WebSocketClient) { self.client = client }
+
+    func send(_ frame: [String: Any]) throws {
+        let data = try JSONSerialization.data(withJSONObject: frame)
+        try client.send(String(decoding: data, as: UTF8.self))
+    }
+
+    /// Sends `frame` and waits for the reply of one of `types` or an error with the same id;
+    /// frames in between are printed.
+    func request(_ frame: [String: Any], expecting types: Set<String>) throws -> [String: Any] {
+        try send(frame)
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            while let text = client.nextText() {
+                guard let reply = Self.decode(text) else { continue }
+                let type = reply["type"] as? String ?? ""
+                if types.contains(type) || (type == "error" && reply["id"] as? String == frame["id"] as? String) { return reply }
+                show(reply)
+            }
+            var descriptor = pollfd(fd: client.fd, events: Int16(POLLIN), revents: 0)
+            _ = poll(&descriptor, 1, 200)
+            guard try client.fill() else { throw ExitCode(1) }
+        }
+        Output.error("carehub: no answer from the hub")
+        throw ExitCode(1)
+    }
+
+    func loop() throws {
+        var descriptors = [pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0), pollfd(fd: client.fd, events: Int16(POLLIN), revents: 0)]
+        var pendingInput: [UInt8] = []
+        while true {
+            _ = poll(&descriptors, 2, -1)
+            if descriptors[1].revents != 0 {
+                guard try client.fill() else {
+                    Output.line("The hub closed the connection.")
+                    return
+                }
+                while let text = client.nextText() {
+                    if let frame = Self.decode(text) {
+                        show(frame)
+                        if frame["type"] as? String == "session_expired" { throw ExitCode(2) }
+                    }
+                }
+            }
+            if descriptors[0].revents != 0 {
+                var chunk = [UInt8](repeating: 0, count: 4096)
+                let count = read(STDIN_FILENO, &chunk, chunk.count)
+                if count <= 0 {
+                    try? send(["type": "logout"])
+                    return
+                }
+                pendingInput += chunk[..<count]
+                while let newline = pendingInput.firstIndex(of: 10) {
+                    let line = String(decoding: pendingInput[..<newline], as: UTF8.self).trimmingCharacters(in: .whitespaces)
+                    pendingInput.removeSubrange(...newline)
+                    if try !handle(line) { return }
+                }
+            }
+        }
+    }
+
+    /// Handles one typed line; false to quit.
+    private func handle(_ line: String) throws -> Bool {
+        guard !line.isEmpty else { return true }
+        let words = line.split(separator: " ", maxSplits: 1).map(String.init)
+        switch words[0] {
+        case "/quit":
+            try send(["type": "logout"])
+            return false
+        case "/help":
+            Output.line("/rooms  list rooms · /open ROOM  read and answer a room · /close · /end  end the open chat · /quit")
+        case "/rooms":
+            try send(["type": "rooms", "id": "rooms"])
+        case "/open":
+            guard words.count == 2 else {
+                Output.line("usage: /open ROOM")
+                return true
+            }
+            if let current = room { try send(["type": "unsubscribe", "room": current]) }
+            room = words[1]
+            try send(["type": "subscribe", "room": words[1], "id": "open"])
+        case "/close":
+            guard let current = room else { return true }
+            try send(["type": "unsubscribe", "room": current])
+            room = nil
+        case "/end":
+            guard let current = room else {
+                Output.line("no room is open; /open ROOM first")
+                return true
+            }
+            try send(["type": "end", "room": current, "id": "end"])
+        default:
+            guard !line.hasPrefix("/") else {
+                Output.line("unknown command \(words[0]); /help lists them")
+                return true
+            }
+            guard let current = room else {
+                Output.line("no room is open; /rooms lists them, /open ROOM opens one")
+                return true
+            }
+            nextID += 1
+            try send(["type": "send", "room": current, "text": line, "id": "m\(nextID)"])
+        }
+        return true
+    }
+
+    private func show(_ frame: [String: Any]) {
+        let room = frame["room"] as? String ?? ""
+        switch frame["type"] as? String ?? "" {
+        case "rooms":
+            let rooms = frame["rooms"] as? [[String: Any]] ?? []
+            if rooms.isEmpty { Output.line("no rooms") }
+            for entry in rooms {
+                let ended = entry["ended"] as? Bool == true ? " (ended)" : ""
+                Output.line("  \(entry["room"] as? String ?? "")\(ended)")
+            }
+        case "subscribed":
+            Output.line("— \(room)\(frame["ended"] as? Bool == true ? " (ended)" : "") —")
+            if let visitor = frame["visitor"] as? [String: String], !visitor.isEmpty {
+                Output.line("  visitor: " + visitor.keys.sorted().map { "\($0)=\(visitor[$0]!)" }.joined(separator: ", "))
+            }
+            for entry in frame["history"] as? [[String: Any]] ?? [] { Output.line(Self.line(entry)) }
+        case "message": Output.line("[\(room)] " + Self.line(frame))
+        case "room_opened": Output.line("* new conversation \(room) (/open \(room))")
+        case "assigned": Output.line("* \(room) was assigned to \(frame["user"] as? String ?? "")")
+        case "ended": Output.line("* \(room) has ended")
+        case "session_expired": Output.line("* your session has ended (\(frame["reason"] as? String ?? "")); run carehub console again")
+        case "error": Output.line("! \(frame["message"] as? String ?? "error")")
+        default: break  // ack, typing, unsubscribed, logged_out
+        }
+    }
+
+    private static func line(_ entry: [String: Any]) -> String {
+        "\(entry["from"] as? String ?? "?"): \(entry["text"] as? String ?? "(unreadable)")"
+    }
+
+    private static func decode(_ text: String) -> [String: Any]? {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]
+    }
+}
+
+/// Prompts on the terminal; a secret is read with echo off when standard input is a terminal.
+/// Lines are read a byte at a time, unbuffered, so the console's loop sees every later line.
+enum Terminal {
+    static func readRawLine() -> String? {
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while read(STDIN_FILENO, &byte, 1) == 1 {
+            if byte == 10 { return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: CharacterSet(charactersIn: "\r")) }
+            bytes.append(byte)
+        }
+        return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func prompt(_ text: String, secret: Bool) -> String? {
+        FileHandle.standardError.write(Data(text.utf8))
+        guard secret, isatty(STDIN_FILENO) == 1 else { return readRawLine() }
+        var original = termios()
+        tcgetattr(STDIN_FILENO, &original)
+        var silent = original
+        silent.c_lflag &= ~tcflag_t(ECHO)
+        tcsetattr(STDIN_FILENO, TCSANOW, &silent)
+        defer {
+            tcsetattr(STDIN_FILENO, TCSANOW, &original)
+            FileHandle.standardError.write(Data("\n".utf8))
+        }
+        return readRawLine()
+    }
+}
