@@ -52,9 +52,17 @@ public final class CareHubDatabase: Sendable {
         try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
     }
 
-    /// Flushes the WAL into the main file and closes the database.
+    /// Flushes the WAL into the main file and closes the database. When another process (a
+    /// running hub, while the CLI is used) is reading or writing, the checkpoint cannot complete
+    /// and is left to that process; closing still succeeds.
     public func close() throws {
-        _ = try pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+        try pool.writeWithoutTransaction { db in
+            do {
+                _ = try db.checkpoint(.truncate)
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+                return
+            }
+        }
         try pool.close()
     }
 

@@ -117,8 +117,8 @@ def metric(hub, name):
     return [line for line in text.splitlines() if line.startswith(name)]
 
 
-def wait_until(predicate, what):
-    deadline = time.time() + TIMEOUT
+def wait_until(predicate, what, timeout=TIMEOUT):
+    deadline = time.time() + timeout
     while time.time() < deadline:
         if predicate():
             return
@@ -201,7 +201,8 @@ def test_a_failing_sink_purges_nothing_until_it_recovers(workdir):
         assert asyncio.run(still_there()) == [CANARY]
 
         exports.mkdir()
-        wait_until(lambda: pending_purges(hub) == [], "the retried export and purge")
+        # The next attempt comes on the back-off schedule (5 s, 10 s, 20 s, 40 s … after failures).
+        wait_until(lambda: pending_purges(hub) == [], "the retried export and purge", timeout=90)
         opened = subprocess.run(["openssl", "cms", "-decrypt", "-inform", "DER", "-in", str(exports / f"{room}.json.cms"),
                                  "-inkey", str(key)], check=True, capture_output=True).stdout
         assert [m["text"] for m in json.loads(opened)["messages"]] == [CANARY]
