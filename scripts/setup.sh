@@ -14,6 +14,7 @@ packages=(
   chromium            # browser tests of the pages (headless)
   chromium-driver
   python3-selenium
+  zbar-tools          # scans the enrolment QR code in the browser test
 )
 
 missing=()

@@ -53,6 +53,7 @@ function receive(frame) {
     case "enroll":
       $("enroll-secret").textContent = frame.secret.replace(/(.{4})/g, "$1 ").trim();
       $("enroll-uri").href = frame.otpauthURI;
+      CareHubQR.draw($("enroll-qr"), frame.otpauthURI, 5);
       $("enroll-error").textContent = "";
       show("enroll-view");
       $("enroll-form").elements.totp.focus();

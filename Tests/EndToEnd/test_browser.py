@@ -1,6 +1,7 @@
 """The pages in a real browser: a patient in the widget and a nurse in the staff console talk
 both ways through a running hub. Headless Chromium driven by Selenium (Debian's packages)."""
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -65,6 +66,12 @@ def test_patient_and_nurse_chat_in_the_browser(hub):
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         secret = wait(nurse).until(lambda d: d.find_element(By.ID, "enroll-secret").text).replace(" ", "")
         shot(nurse, "staff-enrolment")
+        # The QR code drawn in the page scans (with zbar, a real decoder) to the provisioning URI.
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        nurse.find_element(By.ID, "enroll-qr").screenshot(str(SHOTS / "enrolment-qr.png"))
+        scanned = subprocess.run(["zbarimg", "--raw", "-q", str(SHOTS / "enrolment-qr.png")], capture_output=True, text=True)
+        uri = nurse.find_element(By.ID, "enroll-uri").get_attribute("href")
+        assert scanned.stdout.strip() == uri and f"secret={secret}" in uri
         enroll = nurse.find_element(By.ID, "enroll-form")
         enroll.find_element(By.NAME, "totp").send_keys(totp(secret, int(time.time()) // 30))
         enroll.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
