@@ -126,8 +126,11 @@ public final class PurgeStage: Stage {
         }
         var outcome = try await next(request)
         if case .hello = request.frame { outcome.offersTranscript = configuration.transcriptEmail != nil && !org.hipaa }
+        // Only the `end` that ends the conversation runs the hook: a repeated `end` must not
+        // export the emptied transcript over the real one. Pending hooks are the sweep's.
         // Read fresh: the transcript address may have been given a moment ago.
-        if case .end(let room) = request.frame, var conversation = try await environment.conversations.conversation(room) {
+        if case .end(let room) = request.frame, request.conversation?.hasEnded == false,
+           var conversation = try await environment.conversations.conversation(room) {
             conversation.endedAt = conversation.endedAt ?? request.receivedAt
             await finish(conversation, actor: request.session?.principal.displayName ?? "system", address: request.peer, reason: "end")
         }

@@ -399,7 +399,11 @@ struct EndOfChatHookTests {
         #expect(export.transcript.lines.map(\.from) == ["visitor", "joy"])
         #expect(hub.world.messages.all.isEmpty)
         #expect(hub.world.cipher.isShredded(.conversation(hub.org.id, room)))
-        let purge = try #require(hub.world.audit.events.last)
+        // Ending it again changes nothing: the export is not overwritten by an empty transcript.
+        _ = await hub.run(.end(room: room), from: 2)
+        #expect(hub.world.exporter.exports.count == 1)
+        #expect(hub.world.audit.actions.filter { $0 == "conversation.purged" }.count == 1)
+        let purge = try #require(hub.world.audit.events.last { $0.action == "conversation.purged" })
         #expect(purge.action == "conversation.purged")
         #expect(purge.detail == "messages=2 key=shredded reason=end export=directory:/var/lib/carehub/exports (encrypted)")
     }
