@@ -69,7 +69,7 @@ public final class Hub: Sendable {
             audit: audit,
             exporter: HubTranscriptExporter(integrations: integrations))
         state = Mutex(State(config: config, pipelines: [:]))
-        state.withLock { $0.pipelines = Self.pipelines(for: config, environment: environment) }
+        state.withLock { $0.pipelines = Self.pipelines(for: config, environment: environment, timer: metrics) }
         events.handler.withLock { [registry, sessions, logger] handler in
             handler = { event in Self.handle(event, registry: registry, sessions: sessions, logger: logger) }
         }
@@ -125,7 +125,7 @@ public final class Hub: Sendable {
     public func reload() -> Result<HubConfig, ConfigError> {
         do {
             let config = try ConfigLoader.load(path: options.configPath)
-            let pipelines = Self.pipelines(for: config, environment: environment)
+            let pipelines = Self.pipelines(for: config, environment: environment, timer: metrics)
             let previous = state.withLock { state -> HubConfig in
                 defer {
                     state.config = config
@@ -210,8 +210,8 @@ public final class Hub: Sendable {
     /// Open WebSocket connections.
     public var connectionCount: Int { registry.count }
 
-    private static func pipelines(for config: HubConfig, environment: StageEnvironment) -> [OrgID: Pipeline] {
-        Dictionary(uniqueKeysWithValues: config.orgs.map { ($0.settings.id, $0.makePipeline(environment: environment)) })
+    private static func pipelines(for config: HubConfig, environment: StageEnvironment, timer: any StageTimer) -> [OrgID: Pipeline] {
+        Dictionary(uniqueKeysWithValues: config.orgs.map { ($0.settings.id, $0.makePipeline(environment: environment, timer: timer)) })
     }
 
     // MARK: Transport events (called on the transport's service thread; must not block)

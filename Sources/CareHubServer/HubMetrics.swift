@@ -3,13 +3,31 @@ import Foundation
 import Synchronization
 
 /// Counters for `GET /metrics`, in the Prometheus text format. Ids and counts only.
-final class HubMetrics: Sendable {
+final class HubMetrics: StageTimer {
     private struct Key: Hashable { let org: String; let type: String }
     private struct State {
         var requests: [Key: (count: UInt64, seconds: Double)] = [:]
         var errors: [String: UInt64] = [:]
+        var stages: [Key: Histogram] = [:]
+    }
+    /// A cumulative latency histogram with fixed bucket bounds.
+    struct Histogram {
+        static let bounds: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
+        var counts = [UInt64](repeating: 0, count: bounds.count)
+        var count: UInt64 = 0
+        var sum: Double = 0
+
+        mutating func record(_ seconds: Double) {
+            if let index = Self.bounds.firstIndex(where: { seconds <= $0 }) { counts[index] += 1 }
+            count += 1
+            sum += seconds
+        }
     }
     private let state = Mutex(State())
+
+    func record(org: OrgID, stage: String, seconds: Double) {
+        state.withLock { $0.stages[Key(org: org.rawValue, type: stage), default: Histogram()].record(seconds) }
+    }
 
     /// Records one handled frame and, if it failed, its error code.
     func record(org: OrgID?, type: String, seconds: Double, error: ErrorCode?) {
@@ -48,6 +66,25 @@ final class HubMetrics: Sendable {
         metric("carehub_messages_committed_total", "counter", "Messages durably committed.", [("", "\(messagesCommitted)")])
         metric("carehub_commits_total", "counter", "Storage transactions (group commits).", [("", "\(commits)")])
         metric("carehub_commit_batch_max", "gauge", "Largest number of messages in one commit.", [("", "\(largestBatch)")])
+        let stageKeys = snapshot.stages.keys.sorted { ($0.org, $0.type) < ($1.org, $1.type) }
+        var buckets: [(String, String)] = []
+        for key in stageKeys {
+            let histogram = snapshot.stages[key]!
+            var cumulative: UInt64 = 0
+            for (index, bound) in Histogram.bounds.enumerated() {
+                cumulative += histogram.counts[index]
+                buckets.append(("{org=\"\(key.org)\",stage=\"\(key.type)\",le=\"\(bound)\"}", "\(cumulative)"))
+            }
+            buckets.append(("{org=\"\(key.org)\",stage=\"\(key.type)\",le=\"+Inf\"}", "\(histogram.count)"))
+        }
+        out += "# HELP carehub_stage_seconds Time from entering a stage until it returned, including the stages after it.\n"
+        out += "# TYPE carehub_stage_seconds histogram\n"
+        for (labels, value) in buckets { out += "carehub_stage_seconds_bucket\(labels) \(value)\n" }
+        for key in stageKeys {
+            let labels = "{org=\"\(key.org)\",stage=\"\(key.type)\"}"
+            out += "carehub_stage_seconds_sum\(labels) \(String(format: "%.6f", snapshot.stages[key]!.sum))\n"
+            out += "carehub_stage_seconds_count\(labels) \(snapshot.stages[key]!.count)\n"
+        }
         metric("carehub_purge_pending", "gauge", "Ended conversations whose export and purge have not completed, by organisation.",
                backlog.pendingPurges.keys.sorted().map { ("{org=\"\($0)\"}", "\(backlog.pendingPurges[$0]!)") })
         metric("carehub_notifications", "gauge", "Outbox notifications by organisation and state (pending, sent, refused, failed).",

@@ -57,6 +57,20 @@ struct PipelineTests {
         #expect(pipeline.stageNames == ["trace", "trace", "trace"])
     }
 
+    @Test func aTimerHearsOfEveryStageThatRanEvenWhenOneThrows() async {
+        final class Timings: StageTimer {
+            let seen = Mutex<[String]>([])
+            func record(org: OrgID, stage: String, seconds: Double) {
+                seen.withLock { $0.append("\(org):\(stage):\(seconds >= 0)") }
+            }
+        }
+        let timings = Timings()
+        let pipeline = Pipeline(org: org, stages: ["a", "stop", "c"].map { TraceStage(label: $0, log: Log()) }, timer: timings)
+        _ = try? await pipeline.run(world.request(.rooms))
+        // The inner stage returns (by throwing) first.
+        #expect(timings.seen.withLock { $0 } == ["clinic:trace:true", "clinic:trace:true"])
+    }
+
     @Test func aStageThatThrowsStopsTheChain() async {
         let log = Log()
         let pipeline = Pipeline(org: org, stages: ["a", "stop", "c"].map { TraceStage(label: $0, log: log) })

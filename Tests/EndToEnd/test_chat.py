@@ -357,4 +357,9 @@ def test_metrics_endpoint_counts_without_content(hub):
     assert int(samples["carehub_messages_committed_total"]) >= 1
     assert int(samples["carehub_connections"]) == 2
     assert samples['carehub_sessions{org="riverside-clinic",kind="visitor"}'] == "1"
+    # Stage latency histograms: hello and send passed every stage of the HIPAA chain.
+    for stage in ("auth", "idle", "encrypt", "store", "purge", "fanout"):
+        count = int(samples[f'carehub_stage_seconds_count{{org="riverside-clinic",stage="{stage}"}}'])
+        assert count >= 2
+        assert samples[f'carehub_stage_seconds_bucket{{org="riverside-clinic",stage="{stage}",le="+Inf"}}'] == str(count)
     assert "CANARY" not in text and "nobody" not in text

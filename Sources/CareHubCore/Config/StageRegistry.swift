@@ -179,8 +179,8 @@ public struct ConfiguredOrg: Sendable {
     }
 
     /// Builds the organisation's pipeline on the given ports.
-    public func makePipeline(environment: StageEnvironment) -> Pipeline {
-        Pipeline(org: settings, stages: stages.map { $0.make(org: settings, environment: environment) })
+    public func makePipeline(environment: StageEnvironment, timer: (any StageTimer)? = nil) -> Pipeline {
+        Pipeline(org: settings, stages: stages.map { $0.make(org: settings, environment: environment) }, timer: timer)
     }
 }
 

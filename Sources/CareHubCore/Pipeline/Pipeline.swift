@@ -1,5 +1,11 @@
 import Foundation
 
+/// Receives how long each stage took, for metrics. Must not block.
+public protocol StageTimer: Sendable {
+    /// `seconds` from entering `stage` until it returned, including the stages after it.
+    func record(org: OrgID, stage: String, seconds: Double)
+}
+
 /// An organisation's stages folded into one chain.
 public struct Pipeline: Sendable {
     /// The organisation this pipeline serves.
@@ -9,13 +15,27 @@ public struct Pipeline: Sendable {
     private let chain: Next
 
     /// Folds `stages` so that the first stage runs first and the last calls the end of the chain.
-    public init(org: OrgSettings, stages: [any Stage]) {
+    /// With a `timer`, each stage's time is reported (whether it succeeded or threw).
+    public init(org: OrgSettings, stages: [any Stage], timer: (any StageTimer)? = nil) {
         self.org = org
         self.stages = stages
         var next: Next = { _ in Outcome() }
         for stage in stages.reversed() {
             let rest = next
-            next = { request in try await stage.handle(request, next: rest) }
+            if let timer {
+                let name = type(of: stage).name
+                let id = org.id
+                next = { request in
+                    let start = ContinuousClock.now
+                    defer {
+                        let elapsed = (ContinuousClock.now - start).components
+                        timer.record(org: id, stage: name, seconds: Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18)
+                    }
+                    return try await stage.handle(request, next: rest)
+                }
+            } else {
+                next = { request in try await stage.handle(request, next: rest) }
+            }
         }
         self.chain = next
     }
