@@ -1,6 +1,5 @@
 import CLibWebSockets
 import Foundation
-import Synchronization
 
 /// An HTTP(S) client on libwebsockets for webhooks and transcript exports: POSTs a body and
 /// reports the response status. One context and service thread per client; TLS certificates are
@@ -63,18 +62,9 @@ final class HTTPClientLoop: @unchecked Sendable {
         deinit { for string in cStrings { free(string) } }
     }
 
-    private struct ContextPointer: @unchecked Sendable { let pointer: OpaquePointer }
-    private struct Shared {
-        var queue: [Request] = []
-        var context: ContextPointer?
-        var stopping = false
-        var stopped = false
-    }
-
     private let caFile: String?
     private let timeoutSeconds: Int
-    private let shared = Mutex(Shared())
-    private let finished = DispatchSemaphore(value: 0)
+    private let thread = ServiceThread<Request>()
     private let protocols = UnsafeMutablePointer<lws_protocols>.allocate(capacity: 2)
     private var cStrings: [UnsafeMutablePointer<CChar>] = []
 
@@ -99,62 +89,25 @@ final class HTTPClientLoop: @unchecked Sendable {
     }
 
     func submit(_ request: Request) {
-        let accepted = shared.withLock { shared -> Bool in
-            guard let context = shared.context, !shared.stopping else { return false }
-            shared.queue.append(request)
-            lws_cancel_service(context.pointer)
-            return true
-        }
-        if !accepted { request.complete(.failure(HTTPClient.Failure(description: "the HTTP client is stopped"))) }
+        if !thread.enqueue(request) { request.complete(.failure(HTTPClient.Failure(description: "the HTTP client is stopped"))) }
     }
 
     func start() throws {
-        let result = Mutex<Result<Void, HTTPClient.Failure>?>(nil)
-        let ready = DispatchSemaphore(value: 0)
-        let thread = Thread { [self] in
+        try thread.start(name: "carehub-http", create: { [self] in
             guard let context = createContext() else {
-                result.withLock { $0 = .failure(HTTPClient.Failure(description: "cannot create the HTTP client (CA file unreadable?)")) }
-                shared.withLock { $0.stopped = true }
-                ready.signal()
-                finished.signal()
-                return
+                throw HTTPClient.Failure(description: "cannot create the HTTP client (CA file unreadable?)")
             }
-            shared.withLock { $0.context = ContextPointer(pointer: context) }
-            result.withLock { $0 = .success(()) }
-            ready.signal()
-            while !shared.withLock({ $0.stopping }) {
-                if lws_service(context, 0) < 0 { break }
-            }
-            shared.withLock { shared in
-                shared.context = nil
-                shared.stopped = true
-            }
-            lws_context_destroy(context)
+            return (context, ())
+        }) { [self] leftover in
             // Anything still waiting hears of it.
-            for request in shared.withLock({ $0.queue }) {
-                request.complete(.failure(HTTPClient.Failure(description: "the HTTP client stopped")))
-            }
-            for flight in inFlight.values where !flight.done {
-                flight.request.complete(.failure(HTTPClient.Failure(description: "the HTTP client stopped")))
-            }
+            let stopped = HTTPClient.Failure(description: "the HTTP client stopped")
+            for request in leftover { request.complete(.failure(stopped)) }
+            for flight in inFlight.values where !flight.done { flight.request.complete(.failure(stopped)) }
             inFlight = [:]
-            finished.signal()
         }
-        thread.name = "carehub-http"
-        thread.start()
-        ready.wait()
-        try result.withLock { $0! }.get()
     }
 
-    func stop() {
-        let running = shared.withLock { shared -> Bool in
-            let running = shared.context != nil && !shared.stopping
-            shared.stopping = true
-            if let context = shared.context { lws_cancel_service(context.pointer) }
-            return running
-        }
-        if running { finished.wait() }
-    }
+    func stop() { thread.stop() }
 
     private func createContext() -> OpaquePointer? {
         carehub_ignore_sigpipe()
@@ -179,11 +132,7 @@ final class HTTPClientLoop: @unchecked Sendable {
     // MARK: Service thread
 
     private func startQueued(_ context: OpaquePointer) {
-        let requests = shared.withLock { shared -> [Request] in
-            defer { shared.queue.removeAll() }
-            return shared.queue
-        }
-        for request in requests {
+        for request in thread.drain() {
             let id = nextID
             nextID += 1
             let flight = InFlight(request: request)

@@ -15,18 +15,6 @@ final class ServiceLoop: @unchecked Sendable {
         case stopAccepting
     }
 
-    /// The context pointer, passed between threads only to call `lws_cancel_service`.
-    private struct ContextPointer: @unchecked Sendable {
-        let pointer: OpaquePointer
-    }
-
-    private struct Shared {
-        var queue: [Command] = []
-        var context: ContextPointer?
-        var stopping = false
-        var stopped = false
-    }
-
     /// One open WebSocket (service thread only).
     final class Connection {
         let wsi: OpaquePointer
@@ -47,8 +35,7 @@ final class ServiceLoop: @unchecked Sendable {
     let onEvent: @Sendable (ConnectionHandle, WebSocketEvent) -> Void
     let openConnections = Atomic<Int>(0)
     let pendingMessages = Atomic<Int>(0)
-    private let shared = Mutex(Shared())
-    private let finished = DispatchSemaphore(value: 0)
+    private let thread = ServiceThread<Command>()
 
     // Service thread only.
     private var connections: [UInt64: Connection] = [:]
@@ -94,63 +81,19 @@ final class ServiceLoop: @unchecked Sendable {
 
     func enqueue(_ command: Command) {
         if case .send = command { pendingMessages.add(1, ordering: .relaxed) }
-        let accepted = shared.withLock { shared -> Bool in
-            guard let context = shared.context, !shared.stopped else { return false }
-            shared.queue.append(command)
-            // One wake-up per batch: the service thread drains the whole queue when it runs, so
-            // only the command that finds the queue empty needs to wake it.
-            if shared.queue.count == 1 { lws_cancel_service(context.pointer) }
-            return true
-        }
-        if !accepted, case .send = command { pendingMessages.subtract(1, ordering: .relaxed) }
+        if !thread.enqueue(command), case .send = command { pendingMessages.subtract(1, ordering: .relaxed) }
     }
 
     /// Creates the context on a new service thread and waits until it listens (or failed).
     func start() throws -> Int {
-        let result = Mutex<Result<Int, TransportError>?>(nil)
-        let ready = DispatchSemaphore(value: 0)
-        let thread = Thread { [self] in
-            let context: OpaquePointer
-            switch createContext() {
-            case .success(let (created, port)):
-                context = created
-                let pointer = ContextPointer(pointer: created)
-                shared.withLock { $0.context = pointer }
-                result.withLock { $0 = .success(port) }
-                ready.signal()
-            case .failure(let error):
-                result.withLock { $0 = .failure(error) }
-                ready.signal()
-                shared.withLock { $0.stopped = true }
-                finished.signal()
-                return
-            }
-            while !shared.withLock({ $0.stopping }) {
-                if lws_service(context, 0) < 0 { break }
-            }
-            shared.withLock { shared in
-                shared.context = nil
-                shared.stopped = true
-            }
-            lws_context_destroy(context)
-            finished.signal()
+        try thread.start(name: "carehub-lws", create: { try self.createContext().get() }) { [self] leftover in
+            let unsent = leftover.filter { if case .send = $0 { true } else { false } }.count
+            pendingMessages.subtract(unsent, ordering: .relaxed)
         }
-        thread.name = "carehub-lws"
-        thread.start()
-        ready.wait()
-        return try result.withLock { $0! }.get()
     }
 
     /// Stops the service thread and destroys the context (idempotent).
-    func stop() {
-        let running = shared.withLock { shared -> Bool in
-            let running = shared.context != nil && !shared.stopping
-            shared.stopping = true
-            if let context = shared.context { lws_cancel_service(context.pointer) }
-            return running
-        }
-        if running { finished.wait() }
-    }
+    func stop() { thread.stop() }
 
     private func createContext() -> Result<(OpaquePointer, Int), TransportError> {
         carehub_ignore_sigpipe()
@@ -348,11 +291,7 @@ final class ServiceLoop: @unchecked Sendable {
     }
 
     private func drainCommands() {
-        let commands = shared.withLock { shared -> [Command] in
-            defer { shared.queue.removeAll(keepingCapacity: true) }
-            return shared.queue
-        }
-        for command in commands {
+        for command in thread.drain() {
             switch command {
             case .send(let id, let frame):
                 guard let connection = connections[id], connection.closeCode == nil else {

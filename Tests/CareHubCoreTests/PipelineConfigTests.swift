@@ -3,6 +3,18 @@ import CareHubStages
 import Foundation
 import Testing
 
+/// The issues a pipeline.conf text (named `test.conf`) produces, as `file:line: message` strings.
+func configIssues(_ text: String) -> [String] {
+    do {
+        _ = try StageRegistry.standard.load(text, file: "test.conf")
+        return []
+    } catch let error as ConfigError {
+        return error.issues.map(\.description)
+    } catch {
+        return ["unexpected \(error)"]
+    }
+}
+
 @Suite("pipeline.conf")
 struct PipelineConfigTests {
     let registry = StageRegistry.standard
@@ -11,17 +23,7 @@ struct PipelineConfigTests {
         try registry.load(text, file: "test.conf")
     }
 
-    /// The issues a text produces, as `file:line: message` strings.
-    func issues(_ text: String) -> [String] {
-        do {
-            _ = try load(text)
-            return []
-        } catch let error as ConfigError {
-            return error.issues.map(\.description)
-        } catch {
-            return ["unexpected \(error)"]
-        }
-    }
+    func issues(_ text: String) -> [String] { configIssues(text) }
 
     static let hipaaOrg = """
         [org clinic]
@@ -129,16 +131,7 @@ struct PipelineConfigTests {
 
 @Suite("integrations in pipeline.conf")
 struct IntegrationConfigTests {
-    func issues(_ text: String) -> [String] {
-        do {
-            _ = try StageRegistry.standard.load(text, file: "test.conf")
-            return []
-        } catch let error as ConfigError {
-            return error.issues.map(\.description)
-        } catch {
-            return ["unexpected \(error)"]
-        }
-    }
+    func issues(_ text: String) -> [String] { configIssues(text) }
 
     func hipaa(_ lines: String, fanout: String = "stage fanout") -> String {
         """

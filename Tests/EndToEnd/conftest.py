@@ -40,6 +40,29 @@ def carehub(*args, stdin=None, check=True, cwd=None):
     return result
 
 
+def pump_lines(stream, lines):
+    """Copies a process's output into a queue, line by line; None marks its end."""
+    for line in stream:
+        lines.put(line.rstrip("\n"))
+    lines.put(None)
+
+
+def expect_line(lines, fragment, who, details):
+    """Waits for a line containing `fragment` in a queue fed by pump_lines and returns it;
+    `details()` adds context to the failure."""
+    seen = []
+    while True:
+        try:
+            line = lines.get(timeout=TIMEOUT)
+        except queue.Empty:
+            raise AssertionError(f"no line from the {who} with {fragment!r}; saw {seen}; {details()}")
+        if line is None:
+            raise AssertionError(f"the {who} exited before printing {fragment!r}; saw {seen}; {details()}")
+        seen.append(line)
+        if fragment in line:
+            return line
+
+
 class Hub:
     """A running `carehub serve` on a free loopback port."""
 
@@ -67,23 +90,11 @@ class Hub:
         return self
 
     def _pump(self):
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
+        pump_lines(self.proc.stdout, self.lines)
 
     def expect_line(self, fragment):
         """Waits for a stdout line containing `fragment` and returns it."""
-        seen = []
-        while True:
-            try:
-                line = self.lines.get(timeout=TIMEOUT)
-            except queue.Empty:
-                raise AssertionError(f"no stdout line with {fragment!r}; saw {seen}; log: {self.log_text()}")
-            if line is None:
-                raise AssertionError(f"hub exited before printing {fragment!r}; saw {seen}; log: {self.log_text()}")
-            seen.append(line)
-            if fragment in line:
-                return line
+        return expect_line(self.lines, fragment, "hub", lambda: f"log: {self.log_text()}")
 
     def log_text(self):
         if not self.log_file.closed:

@@ -5,7 +5,7 @@ import queue
 import subprocess
 import threading
 
-from conftest import AUTHENTICATOR, BIN, PASSWORDS, TIMEOUT, staff, visitor
+from conftest import AUTHENTICATOR, BIN, PASSWORDS, TIMEOUT, expect_line, pump_lines, staff, visitor
 
 
 class Console:
@@ -14,26 +14,14 @@ class Console:
             [BIN, "console", "--connect", f"127.0.0.1:{hub.port}", "--org", org, "--user", user],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
         self.lines = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self):
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
+        threading.Thread(target=pump_lines, args=(self.proc.stdout, self.lines), daemon=True).start()
 
     def type(self, line):
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
 
     def expect(self, fragment):
-        seen = []
-        while True:
-            line = self.lines.get(timeout=TIMEOUT)
-            if line is None:
-                raise AssertionError(f"console exited before {fragment!r}; saw {seen}; stderr: {self.proc.stderr.read()}")
-            seen.append(line)
-            if fragment in line:
-                return line
+        return expect_line(self.lines, fragment, "console", lambda: f"stderr: {self.proc.stderr.read()}")
 
 
 def test_a_nurse_answers_a_patient_from_the_terminal(hub):

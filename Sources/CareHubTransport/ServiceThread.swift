@@ -1,0 +1,97 @@
+import CLibWebSockets
+import Foundation
+import Synchronization
+
+/// One libwebsockets context served on its own thread, with a queue of commands from other threads.
+///
+/// Everything lws does happens on the thread inside `lws_service`; other threads hand it work
+/// with ``enqueue(_:)``, which wakes it with `lws_cancel_service` (the one lws call safe off that
+/// thread). The owner drains the queue from its `LWS_CALLBACK_EVENT_WAIT_CANCELLED` callback.
+/// Used by the server (``ServiceLoop``) and the HTTP client.
+final class ServiceThread<Command: Sendable>: @unchecked Sendable {
+    /// The context pointer, passed between threads only to call `lws_cancel_service`.
+    private struct ContextPointer: @unchecked Sendable {
+        let pointer: OpaquePointer
+    }
+
+    private struct Shared {
+        var queue: [Command] = []
+        var context: ContextPointer?
+        var stopping = false
+    }
+
+    private let shared = Mutex(Shared())
+    private let finished = DispatchSemaphore(value: 0)
+
+    /// Starts a thread named `name` that creates the context with `create` and services it until
+    /// ``stop()``; waits until the context exists and returns what `create` returned with it, or
+    /// throws what it threw. After the context is destroyed, `teardown` runs on that thread with
+    /// the commands that were never drained.
+    func start<Value: Sendable>(
+        name: String, create: @escaping @Sendable () throws -> (OpaquePointer, Value),
+        teardown: @escaping @Sendable ([Command]) -> Void
+    ) throws -> Value {
+        let result = Mutex<Result<Value, any Error>?>(nil)
+        let ready = DispatchSemaphore(value: 0)
+        let thread = Thread { [self] in
+            let context: OpaquePointer
+            do {
+                let (created, value) = try create()
+                context = created
+                shared.withLock { $0.context = ContextPointer(pointer: created) }
+                result.withLock { $0 = .success(value) }
+                ready.signal()
+            } catch {
+                result.withLock { $0 = .failure(error) }
+                ready.signal()
+                finished.signal()
+                return
+            }
+            while !shared.withLock({ $0.stopping }) {
+                if lws_service(context, 0) < 0 { break }
+            }
+            let leftover = shared.withLock { shared -> [Command] in
+                shared.context = nil
+                defer { shared.queue = [] }
+                return shared.queue
+            }
+            lws_context_destroy(context)
+            teardown(leftover)
+            finished.signal()
+        }
+        thread.name = name
+        thread.start()
+        ready.wait()
+        return try result.withLock { $0! }.get()
+    }
+
+    /// Queues a command for the service thread; false if the context is not running. Only the
+    /// command that finds the queue empty wakes the thread: it drains the whole queue when it runs.
+    func enqueue(_ command: Command) -> Bool {
+        shared.withLock { shared in
+            guard let context = shared.context else { return false }
+            shared.queue.append(command)
+            if shared.queue.count == 1 { lws_cancel_service(context.pointer) }
+            return true
+        }
+    }
+
+    /// The queued commands, in order (service thread).
+    func drain() -> [Command] {
+        shared.withLock { shared in
+            defer { shared.queue.removeAll(keepingCapacity: true) }
+            return shared.queue
+        }
+    }
+
+    /// Stops servicing and destroys the context; waits for the thread to finish (idempotent).
+    func stop() {
+        let running = shared.withLock { shared -> Bool in
+            let running = shared.context != nil && !shared.stopping
+            shared.stopping = true
+            if let context = shared.context { lws_cancel_service(context.pointer) }
+            return running
+        }
+        if running { finished.wait() }
+    }
+}
