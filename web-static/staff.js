@@ -1,80 +1,20 @@
-// CareHub staff console: log in (password + TOTP, with first-time enrolment), watch the room
-// list, read and answer conversations, end chats. Locks on idle expiry and asks for a full login.
+// CareHub staff console: the room list, reading and answering conversations, ending chats. The
+// login, enrolment and lock screen are CareHubSession's (session.js).
 "use strict";
 const $ = id => document.getElementById(id);
-const wsURL = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
+const send = frame => CareHubSession.send(frame);
+const touch = () => CareHubSession.touch();
 
-let socket = null;
-let me = null;          // { org, user, role, idleTimeoutSeconds }
-let credentials = null; // kept only between the password step and the enrolment code
 let current = null;     // the open room id
 let nextID = 1;
 const rooms = new Map(); // id -> { startedAt, ended, unread, item }
 const seen = new Map();  // room -> Set of seqs shown
-let idleTimer = null;
 let typingTimer = null;
 let lastTyping = 0;
 
-function show(view) {
-  for (const id of ["login-view", "enroll-view", "recovery-view", "console-view"]) $(id).hidden = id !== view;
-  $("logout").hidden = view !== "console-view";
-}
-
-function send(frame) {
-  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
-}
-
-function open() {
-  return new Promise((resolve, reject) => {
-    if (socket && socket.readyState === WebSocket.OPEN) return resolve();
-    socket = new WebSocket(wsURL);
-    socket.onopen = () => resolve();
-    socket.onerror = () => reject(new Error("The hub cannot be reached."));
-    socket.onmessage = event => receive(JSON.parse(event.data));
-    socket.onclose = () => { if (me) lock("The connection to the hub was lost. Log in again."); };
-  });
-}
-
-async function login(fields) {
-  try {
-    await open();
-  } catch (error) {
-    $("login-error").textContent = error.message;
-    return;
-  }
-  const frame = { type: "login", org: fields.org, user: fields.user, password: fields.password, id: "login" };
-  if (fields.totp) frame.totp = fields.totp.replace(/\s+/g, "");
-  credentials = fields;
-  send(frame);
-}
-
 function receive(frame) {
+  const me = CareHubSession.me;
   switch (frame.type) {
-    case "enroll":
-      $("enroll-secret").textContent = frame.secret.replace(/(.{4})/g, "$1 ").trim();
-      $("enroll-uri").href = frame.otpauthURI;
-      CareHubQR.draw($("enroll-qr"), frame.otpauthURI, 5);
-      $("enroll-error").textContent = "";
-      show("enroll-view");
-      $("enroll-form").elements.totp.focus();
-      break;
-    case "session":
-      me = { org: credentials.org, user: frame.user, role: frame.role, idle: frame.idleTimeoutSeconds };
-      credentials = null;
-      $("login-form").reset();
-      $("login-form").elements.org.value = me.org;
-      $("who").textContent = `${me.user} · ${me.org} · ${me.role}`;
-      $("lock-note").hidden = true;
-      if (frame.recoveryCodes) {
-        const list = $("recovery-codes");
-        list.replaceChildren(...frame.recoveryCodes.map(code => { const li = document.createElement("li"); li.textContent = code; return li; }));
-        show("recovery-view");
-      } else {
-        show("console-view");
-      }
-      touch();
-      send({ type: "rooms", id: "rooms" });
-      break;
     case "rooms":
       for (const entry of frame.rooms) addRoom(entry.room, entry.startedAt, entry.ended);
       break;
@@ -108,19 +48,8 @@ function receive(frame) {
     case "ended":
       setEnded(frame.room, true);
       break;
-    case "session_expired":
-      lock(frame.reason === "hipaa_mode" ? "Your organisation's security settings changed. Log in again." : "Your session was locked after inactivity. Log in again to continue.");
-      break;
-    case "logged_out":
-      lock(null);
-      break;
     case "error":
-      if (frame.id === "login") {
-        const target = $("enroll-view").hidden ? "login-error" : "enroll-error";
-        $(target).textContent = frame.code === "auth_failed" ? "Those details were not accepted. Check them and try again in a moment." : frame.message;
-      } else if (frame.code === "session_expired" || frame.code === "unauthenticated") {
-        lock("Your session was locked after inactivity. Log in again to continue.");
-      } else if (frame.code === "conversation_ended") {
+      if (frame.code === "conversation_ended") {
         setEnded(current, true);
       } else {
         console.warn("hub error", frame);
@@ -189,7 +118,7 @@ function addMessage(room, seq, from, text) {
   if (shown.has(seq)) return;
   shown.add(seq);
   const item = document.createElement("li");
-  item.className = from === me.user ? "mine" : "theirs";
+  item.className = from === CareHubSession.me?.user ? "mine" : "theirs";
   const who = document.createElement("span");
   who.className = "from";
   who.textContent = from === "visitor" ? "Visitor" : from;
@@ -214,17 +143,8 @@ function setEnded(room, ended) {
   }
 }
 
-// The hub decides when a session expires; the page locks itself at the same moment so nothing
-// stays on screen for someone walking up to an unattended console.
-function touch() {
-  clearTimeout(idleTimer);
-  if (me && me.idle) idleTimer = setTimeout(() => lock("Your session was locked after inactivity. Log in again to continue."), me.idle * 1000);
-}
-
-function lock(note) {
-  me = null;
+function reset() {
   current = null;
-  clearTimeout(idleTimer);
   rooms.clear();
   seen.clear();
   $("rooms").replaceChildren();
@@ -232,31 +152,7 @@ function lock(note) {
   $("room-visitor").textContent = "";
   $("room-pane").hidden = true;
   $("room-empty").hidden = false;
-  $("who").textContent = "";
-  $("lock-note").textContent = note || "";
-  $("lock-note").hidden = !note;
-  $("login-error").textContent = "";
-  if (socket) { socket.onclose = null; socket.close(); socket = null; }
-  show("login-view");
 }
-
-$("login-form").addEventListener("submit", event => {
-  event.preventDefault();
-  const form = event.target.elements;
-  login({ org: form.org.value.trim(), user: form.user.value.trim(), password: form.password.value, totp: form.totp.value.trim() });
-});
-
-$("enroll-form").addEventListener("submit", event => {
-  event.preventDefault();
-  const code = event.target.elements.totp.value.trim();
-  event.target.reset();
-  if (credentials) login({ ...credentials, totp: code });
-});
-
-$("recovery-done").addEventListener("click", () => {
-  $("recovery-codes").replaceChildren();
-  show("console-view");
-});
 
 $("reply-form").addEventListener("submit", event => {
   event.preventDefault();
@@ -282,8 +178,11 @@ $("end-chat").addEventListener("click", () => {
   if (current && confirm("End this chat for the visitor too?")) { send({ type: "end", room: current, id: "e" + nextID++ }); touch(); }
 });
 
-$("logout").addEventListener("click", () => send({ type: "logout", id: "logout" }));
-
 // The room list refreshes by itself; that is not activity and does not keep the session alive.
-setInterval(() => { if (me) send({ type: "rooms", id: "rooms" }); }, 30000);
-show("login-view");
+setInterval(() => { if (CareHubSession.me) send({ type: "rooms", id: "rooms" }); }, 30000);
+CareHubSession.start({
+  mainView: "console-view",
+  onSession: () => send({ type: "rooms", id: "rooms" }),
+  onFrame: receive,
+  onLock: reset,
+});

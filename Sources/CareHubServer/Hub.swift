@@ -12,7 +12,7 @@ import Synchronization
 /// Frames from one connection are handled in order by that connection's reader task; different
 /// connections run concurrently. The hub never logs message text, passwords or tokens.
 public final class Hub: Sendable {
-    private struct State {
+    struct State {
         var config: HubConfig
         var pipelines: [OrgID: Pipeline]
         var draining = false
@@ -21,23 +21,27 @@ public final class Hub: Sendable {
 
     /// The options the hub was started with.
     public let options: HubOptions
-    private let logger: Logger
-    private let database: CareHubDatabase
-    private let messages: SQLiteMessageStore
-    private let sessions = InMemorySessionStore()
-    private let registry: ConnectionRegistry
-    private let environment: StageEnvironment
-    private let state: Mutex<State>
+    let logger: Logger
+    let database: CareHubDatabase
+    let messages: SQLiteMessageStore
+    let sessions = InMemorySessionStore()
+    let registry: ConnectionRegistry
+    let environment: StageEnvironment
+    let state: Mutex<State>
     private let transport = TransportSlot()
     private let ticker = Mutex<Task<Void, Never>?>(nil)
     private let events = HubEvents()
     private let metrics = HubMetrics()
-    private let audit: SQLiteAuditLog
-    private let conversations: SQLiteConversationStore
+    let audit: SQLiteAuditLog
+    let conversations: SQLiteConversationStore
     private let outbox: SQLiteOutbox
     private let integrations = Integrations()
     private let dispatcher = Mutex<Task<Void, Never>?>(nil)
     private let backlog = Mutex(HubMetrics.Backlog())
+    /// Signs the audit chain's checkpoints; the admin API verifies with it.
+    let auditKey: SymmetricKey
+    /// Set while an admin change to pipeline.conf is being checked, written and applied.
+    let adminChangeRunning = Mutex(false)
 
     /// Opens the database and master key and loads pipeline.conf. Throws ``ConfigError``,
     /// ``HubError`` or a storage error, each with a readable description.
@@ -52,7 +56,8 @@ public final class Hub: Sendable {
             transport.server?.send(json, to: handle)
         }
         let master = try MasterKey.load(dataDirectory: options.dataDirectory)
-        audit = SQLiteAuditLog(database: database, checkpointKey: try MasterKey.auditKey(from: master))
+        auditKey = try MasterKey.auditKey(from: master)
+        audit = SQLiteAuditLog(database: database, checkpointKey: auditKey)
         conversations = SQLiteConversationStore(database: database)
         outbox = SQLiteOutbox(database: database)
         environment = StageEnvironment(
@@ -125,16 +130,7 @@ public final class Hub: Sendable {
     public func reload() -> Result<HubConfig, ConfigError> {
         do {
             let config = try ConfigLoader.load(path: options.configPath)
-            let pipelines = Self.pipelines(for: config, environment: environment, timer: metrics)
-            let previous = state.withLock { state -> HubConfig in
-                defer {
-                    state.config = config
-                    state.pipelines = pipelines
-                }
-                return state.config
-            }
-            endSessionsOfOrgsEnteringHIPAAMode(from: previous, to: config)
-            recordConfigurationChanges(from: previous, to: config)
+            apply(config, actor: "system", address: "local")
             logger.info("configuration reloaded", metadata: ["config.orgs": "\(config.orgs.count)"])
             return .success(config)
         } catch let error as ConfigError {
@@ -148,9 +144,25 @@ public final class Hub: Sendable {
         }
     }
 
+    /// Puts a checked configuration in force: new pipelines take the next request, live
+    /// connections stay, organisations entering HIPAA mode start over, and each organisation's
+    /// change is audited in the name of `actor`.
+    func apply(_ config: HubConfig, actor: String, address: String) {
+        let pipelines = Self.pipelines(for: config, environment: environment, timer: metrics)
+        let previous = state.withLock { state -> HubConfig in
+            defer {
+                state.config = config
+                state.pipelines = pipelines
+            }
+            return state.config
+        }
+        endSessionsOfOrgsEnteringHIPAAMode(from: previous, to: config, actor: actor, address: address)
+        recordConfigurationChanges(from: previous, to: config, actor: actor, address: address)
+    }
+
     /// Audits each organisation whose pipeline changed, with a line diff of its summary (stage
     /// names and parameters only; pipeline.conf holds no PHI).
-    private func recordConfigurationChanges(from previous: HubConfig, to config: HubConfig) {
+    private func recordConfigurationChanges(from previous: HubConfig, to config: HubConfig, actor: String, address: String) {
         let now = Date()
         var events: [AuditEvent] = []
         let ids = Set(previous.orgs.map(\.settings.id)).union(config.orgs.map(\.settings.id)).sorted()
@@ -159,7 +171,7 @@ public final class Hub: Sendable {
             let new = config.org(id)?.summaryLines ?? []
             guard old != new else { continue }
             let diff = old.filter { !new.contains($0) }.map { "-" + $0 } + new.filter { !old.contains($0) }.map { "+" + $0 }
-            events.append(AuditEvent(at: now, org: id, actor: "system", address: "local", action: "config.changed", detail: diff.joined(separator: "; ")))
+            events.append(AuditEvent(at: now, org: id, actor: actor, address: address, action: "config.changed", detail: diff.joined(separator: "; ")))
         }
         let audit = self.audit
         Task { for event in events { try? await audit.record(event) } }
@@ -167,7 +179,7 @@ public final class Hub: Sendable {
 
     /// An organisation switched into HIPAA mode starts over under its rules: every live session of
     /// it (staff and visitors) ends now, and staff log in again with its second factor.
-    private func endSessionsOfOrgsEnteringHIPAAMode(from previous: HubConfig, to config: HubConfig) {
+    private func endSessionsOfOrgsEnteringHIPAAMode(from previous: HubConfig, to config: HubConfig, actor: String, address: String) {
         let now = Date()
         for org in config.orgs where org.settings.hipaa && previous.org(org.settings.id)?.settings.hipaa == false {
             let live = sessions.sessions(of: org.settings.id)
@@ -176,7 +188,7 @@ public final class Hub: Sendable {
             }
             let audit = self.audit
             let event = AuditEvent(
-                at: now, org: org.settings.id, actor: "system", address: "local", action: "hipaa.enabled",
+                at: now, org: org.settings.id, actor: actor, address: address, action: "hipaa.enabled",
                 detail: "sessions_ended=\(live.count)")
             Task { try? await audit.record(event) }
             logger.notice("organisation entered HIPAA mode; its sessions were ended", metadata: ["org.id": "\(org.settings.id)", "sessions": "\(live.count)"])
@@ -315,6 +327,9 @@ public final class Hub: Sendable {
             if let bound = outcome.bind { registry.bind(id, token: bound.token) }
             if outcome.unbind { registry.bind(id, token: nil) }
             if let frame { reply(frame, to: id) }
+            if case .admin(let operation) = envelope.frame, let session {
+                reply(await administer(operation, session: session, address: request.peer, id: envelope.id), to: id)
+            }
         } catch let error as PipelineError {
             failure = error.code
             if error.code == .sessionExpired { registry.bind(id, token: nil) }

@@ -136,47 +136,16 @@ final class HubTranscriptExporter: TranscriptExporter {
         }
         let contents = bytes
         let final = (directory as NSString).appendingPathComponent(name)
-        let temporary = (directory as NSString).appendingPathComponent(".\(name).partial")
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             Thread.detachNewThread {
-                continuation.resume(with: Result { try writeAtomically(contents, to: final, via: temporary, directory: directory) })
+                continuation.resume(with: Result {
+                    do {
+                        try AtomicFile.write(contents, to: final, mode: 0o600)
+                    } catch {
+                        throw ExportFailure("export directory \(directory): \(error)")
+                    }
+                })
             }
         }
-    }
-
-    private static func writeAtomically(_ bytes: [UInt8], to final: String, via temporary: String, directory: String) throws {
-        func failure(_ step: String) -> ExportFailure {
-            ExportFailure("export directory \(directory): \(step): \(String(cString: strerror(errno)))")
-        }
-        unlink(temporary)
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw failure("cannot create a file") }
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            guard written > 0 else {
-                let error = failure("write")
-                close(fd)
-                unlink(temporary)
-                throw error
-            }
-            offset += written
-        }
-        guard fsync(fd) == 0 else {
-            let error = failure("fsync")
-            close(fd)
-            unlink(temporary)
-            throw error
-        }
-        close(fd)
-        guard rename(temporary, final) == 0 else {
-            let error = failure("rename")
-            unlink(temporary)
-            throw error
-        }
-        let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard directoryFD >= 0 else { throw failure("open") }
-        defer { close(directoryFD) }
-        guard fsync(directoryFD) == 0 else { throw failure("fsync") }
     }
 }

@@ -96,7 +96,7 @@ public struct AuthStage: Stage {
                     reason = "disabled"
                 } else if account.role != role {
                     reason = "role_changed"
-                } else if configuration.twoFactor == .required && !account.secondFactor.isEnrolled {
+                } else if needsSecondFactor(account) && !account.secondFactor.isEnrolled {
                     reason = "2fa_reset"
                 } else {
                     continue
@@ -118,7 +118,7 @@ public struct AuthStage: Stage {
             return try await hello(request, token: token, next: next)
         case .login(_, let user, let password, let code):
             return try await login(request, user: user, password: password, code: code, next: next)
-        case .rooms, .subscribe, .unsubscribe, .send, .end, .typing, .logout, .transcript, .assign:
+        case .rooms, .subscribe, .unsubscribe, .send, .end, .typing, .logout, .transcript, .assign, .admin:
             return try await authorise(request, next: next)
         }
     }
@@ -199,7 +199,7 @@ public struct AuthStage: Stage {
         guard passwordMatches else { return try await fail(request, account, reason: "password") }
 
         var outcome = Outcome()
-        let needsSecondFactor = configuration.twoFactor == .required || (configuration.twoFactor == .optional && account.secondFactor.isEnrolled)
+        let needsSecondFactor = needsSecondFactor(account)
         if needsSecondFactor {
             if let sealed = account.secondFactor.secret {
                 guard let code else { return try await fail(request, account, reason: "code_missing") }
@@ -245,7 +245,7 @@ public struct AuthStage: Stage {
         try await users.recordSuccess(org: org.id, name: account.name)
         let session = Session(
             token: environment.credentials.newToken(), org: org.id,
-            principal: .staff(user: account.name, role: account.role), createdAt: now)
+            principal: .staff(user: account.name, role: account.role), createdAt: now, secondFactor: needsSecondFactor)
         environment.sessions.insert(session)
         try await audit(request, "login.success", actor: account.name, detail: needsSecondFactor ? "factors=2" : "factors=1")
         var forwarded = request
@@ -254,6 +254,16 @@ public struct AuthStage: Stage {
         result.bind = environment.sessions.session(session.token) ?? session
         result.recoveryCodes = outcome.recoveryCodes
         return result
+    }
+
+    /// Whether `account` logs in with a second factor: always where it is required; where it is
+    /// optional, for accounts that enrolled and for every admin (the admin API needs one).
+    private func needsSecondFactor(_ account: StaffUser) -> Bool {
+        switch configuration.twoFactor {
+        case .required: return true
+        case .optional: return account.secondFactor.isEnrolled || account.role == .admin
+        case .off: return false
+        }
     }
 
     /// Counts a failure (locking the account at the limit), audits it, and refuses.
@@ -312,6 +322,11 @@ public struct AuthStage: Stage {
             }
         case .assign:
             guard session.principal.role == .admin else { throw PipelineError.forbidden("only an admin may assign conversations") }
+        case .admin:
+            guard session.principal.role == .admin else { throw PipelineError.forbidden("only an admin may use the admin API") }
+            guard session.secondFactor else {
+                throw PipelineError.forbidden("the admin API needs a login with a second factor, which twofactor=off in this organisation's auth stage does not ask for")
+            }
         default:
             break
         }

@@ -119,7 +119,7 @@ public final class FanoutStage: Stage {
             }
             let assignee = staff.filter { $0.session.principal.displayName == user && $0.connection != request.connection }
             rooms.deliver(.assigned(id: nil, room: room, user: user), to: assignee.map(\.connection))
-        case .login, .rooms, .transcript:
+        case .login, .rooms, .transcript, .admin:
             break
         }
         return try await next(request)

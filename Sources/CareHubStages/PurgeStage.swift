@@ -219,21 +219,30 @@ public final class PurgeStage: Stage {
             return
         }
         do {
-            let deleted = try await environment.messages.purge(room)
-            try await environment.conversations.eraseProfile(room)
-            // Crypto-shred: with the data key gone, copies of the rows in old backups are noise.
-            try await environment.cipher.shred(.conversation(org.id, room))
-            try await environment.conversations.markPurged(room, at: environment.clock.now)
             let exported = targets.isEmpty ? "none" : targets.map(\.description).joined(separator: ",")
-            try await environment.audit.record(AuditEvent(
-                at: environment.clock.now, org: org.id, actor: actor, address: address, action: "conversation.purged",
-                target: room.rawValue, detail: "messages=\(deleted) key=shredded reason=\(reason) export=\(exported)"))
+            try await Self.erase(room, org: org.id, environment: environment, actor: actor, address: address, detail: "reason=\(reason) export=\(exported)")
         } catch {
             // Storage trouble: the conversation stays unpurged and the sweep tries again.
             try? await environment.conversations.deferPurge(
                 room, attempts: conversation.purgeAttempts + 1, retryAt: environment.clock.now.addingTimeInterval(Self.firstRetryDelay),
                 reason: "purge failed (\(type(of: error)))")
         }
+    }
+
+    /// Deletes a conversation's messages and pre-chat form, shreds its data key, marks it purged
+    /// and audits `conversation.purged` with `messages=N key=shredded` and `detail`. Also used by
+    /// the admin API when HIPAA mode is switched off after a confirmed purge.
+    public static func erase(
+        _ room: ConversationID, org: OrgID, environment: StageEnvironment, actor: String, address: String, detail: String
+    ) async throws {
+        let deleted = try await environment.messages.purge(room)
+        try await environment.conversations.eraseProfile(room)
+        // Crypto-shred: with the data key gone, copies of the rows in old backups are noise.
+        try await environment.cipher.shred(.conversation(org, room))
+        try await environment.conversations.markPurged(room, at: environment.clock.now)
+        try await environment.audit.record(AuditEvent(
+            at: environment.clock.now, org: org, actor: actor, address: address, action: "conversation.purged",
+            target: room.rawValue, detail: "messages=\(deleted) key=shredded \(detail)"))
     }
 
     /// The conversation's messages and pre-chat form, opened.

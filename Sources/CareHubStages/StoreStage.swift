@@ -114,7 +114,7 @@ public struct StoreStage: Stage {
         case .transcript:
             return try await next(request)
 
-        case .login, .unsubscribe, .typing, .logout:
+        case .login, .unsubscribe, .typing, .logout, .admin:
             return try await next(request)
         }
     }

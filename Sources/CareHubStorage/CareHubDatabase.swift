@@ -219,6 +219,21 @@ public final class CareHubDatabase: Sendable {
                 CREATE INDEX outbox_due ON outbox(state, next_at);
                 """)
         }
+        migrator.registerMigration("v6-baa-attestations") { db in
+            try db.execute(sql: """
+                -- What an admin attested to when switching an organisation into HIPAA mode. Kept, never updated.
+                CREATE TABLE baa_attestations (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    org TEXT NOT NULL,
+                    signed_on TEXT NOT NULL,        -- YYYY-MM-DD
+                    officer_name TEXT NOT NULL,
+                    officer_email TEXT NOT NULL,
+                    recorded_by TEXT NOT NULL,
+                    recorded_at REAL NOT NULL
+                );
+                CREATE INDEX baa_attestations_org ON baa_attestations(org, id);
+                """)
+        }
         return migrator
     }
 }

@@ -117,6 +117,19 @@ public final class SQLiteAuditLog: AuditLog {
     public struct Entry: Sendable, Hashable {
         public let id: Int64
         public let event: AuditEvent
+
+        /// The event's fields as JSON (`id`, `at` in epoch milliseconds, `org`, `actor`,
+        /// `address`, `action`, `target`, `detail`), for `carehub audit export` and the admin API.
+        public func write(to writer: inout JSONWriter) {
+            writer.field("id", id)
+            writer.field("at", event.at.epochMilliseconds)
+            writer.field("org", event.org.rawValue)
+            writer.field("actor", event.actor)
+            writer.field("address", event.address)
+            writer.field("action", event.action)
+            writer.field("target", event.target)
+            writer.field("detail", event.detail)
+        }
     }
 
     /// Events, oldest first, filtered by organisation, start time, actor, target or action.
@@ -135,9 +148,19 @@ public final class SQLiteAuditLog: AuditLog {
         }
     }
 
+    /// An organisation's events, newest first, with ids below `before` when given (for paging).
+    public func recent(org: OrgID, before: Int64?, limit: Int) async throws -> [Entry] {
+        try await database.pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM audit_events WHERE org = ? AND id < ? ORDER BY id DESC LIMIT ?",
+                arguments: [org.rawValue, before ?? Int64.max, limit]
+            ).map { Entry(id: $0["id"], event: AuditChain.event($0)) }
+        }
+    }
+
     /// Walks the whole chain and the signed checkpoints; names the first row that does not hold.
-    public func verify(checkpointKey: SymmetricKey) throws -> Verdict {
-        try database.pool.read { db in
+    public func verify(checkpointKey: SymmetricKey) async throws -> Verdict {
+        try await database.pool.read { db in
             var previous = AuditChain.genesis
             var expectedID: Int64 = 1
             var hashes: [Int64: [UInt8]] = [:]

@@ -78,44 +78,45 @@ public struct SQLiteUserDirectory: UserDirectory {
 
     // MARK: Administration (command line and admin API)
 
-    /// Adds an account; fails if the name is taken in the organisation.
-    public func add(_ user: StaffUser, at: Date = Date()) throws {
-        try database.pool.write { db in
+    /// Adds an account, with its audit event when given; fails if the name is taken in the organisation.
+    public func add(_ user: StaffUser, at: Date = Date(), audit: AuditEvent? = nil) async throws {
+        try await database.pool.write { db in
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE org = ? AND name = ?", arguments: [user.org.rawValue, user.name]) == true {
                 throw StorageError.userExists(org: user.org.rawValue, user: user.name)
             }
             try db.execute(
                 sql: "INSERT INTO users (org, name, role, password_hash, disabled, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 arguments: [user.org.rawValue, user.name, user.role.rawValue, user.passwordHash, user.disabled, at.timeIntervalSince1970])
+            if let audit { try SQLiteAuditLog.append(audit, db) }
         }
     }
 
     /// An organisation's accounts, by name.
-    public func list(org: OrgID) throws -> [StaffUser] {
-        try database.pool.read { db in
+    public func list(org: OrgID) async throws -> [StaffUser] {
+        try await database.pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM users WHERE org = ? ORDER BY name", arguments: [org.rawValue]).map(Self.user)
         }
     }
 
     /// Changes an account's role and records who did it in the same transaction; returns the old role.
     @discardableResult
-    public func setRole(org: OrgID, name: String, role: Role, audit: AuditEvent) throws -> Role {
-        try change(org, name, audit: audit) { db, user in
+    public func setRole(org: OrgID, name: String, role: Role, audit: AuditEvent) async throws -> Role {
+        try await change(org, name, audit: audit) { db, user in
             try db.execute(sql: "UPDATE users SET role = ? WHERE org = ? AND name = ?", arguments: [role.rawValue, org.rawValue, name])
             return user.role
         }
     }
 
     /// Disables or re-enables an account.
-    public func setDisabled(org: OrgID, name: String, disabled: Bool, audit: AuditEvent) throws {
-        try change(org, name, audit: audit) { db, _ in
+    public func setDisabled(org: OrgID, name: String, disabled: Bool, audit: AuditEvent) async throws {
+        try await change(org, name, audit: audit) { db, _ in
             try db.execute(sql: "UPDATE users SET disabled = ? WHERE org = ? AND name = ?", arguments: [disabled, org.rawValue, name])
         }
     }
 
     /// Removes the account's second factor and recovery codes; it enrols again at its next login.
-    public func resetSecondFactor(org: OrgID, name: String, audit: AuditEvent) throws {
-        try change(org, name, audit: audit) { db, _ in
+    public func resetSecondFactor(org: OrgID, name: String, audit: AuditEvent) async throws {
+        try await change(org, name, audit: audit) { db, _ in
             try db.execute(
                 sql: """
                     UPDATE users SET totp_key_id = NULL, totp_secret = NULL, totp_pending_key_id = NULL, totp_pending = NULL,
@@ -126,16 +127,18 @@ public struct SQLiteUserDirectory: UserDirectory {
     }
 
     /// Lifts a lockout and clears the failure count.
-    public func unlock(org: OrgID, name: String, audit: AuditEvent) throws {
-        try change(org, name, audit: audit) { db, _ in
+    public func unlock(org: OrgID, name: String, audit: AuditEvent) async throws {
+        try await change(org, name, audit: audit) { db, _ in
             try db.execute(
                 sql: "UPDATE users SET failures = 0, last_failure_at = NULL, locked_until = NULL WHERE org = ? AND name = ?",
                 arguments: [org.rawValue, name])
         }
     }
 
-    private func change<T>(_ org: OrgID, _ name: String, audit: AuditEvent, _ body: (Database, StaffUser) throws -> T) throws -> T {
-        try database.pool.write { db in
+    private func change<T: Sendable>(
+        _ org: OrgID, _ name: String, audit: AuditEvent, _ body: @escaping @Sendable (Database, StaffUser) throws -> T
+    ) async throws -> T {
+        try await database.pool.write { db in
             guard let user = try Self.fetch(org, name, db) else { throw StorageError.userNotFound(org: org.rawValue, user: name) }
             let result = try body(db, user)
             try SQLiteAuditLog.append(audit, db)

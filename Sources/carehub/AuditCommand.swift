@@ -24,7 +24,7 @@ struct AuditCommand: AsyncParsableCommand {
 
         func run() async throws {
             let verdict = try await Output.withDatabase(options.data) { database in
-                try SQLiteAuditLog(database: database).verify(
+                try await SQLiteAuditLog(database: database).verify(
                     checkpointKey: try MasterKey.auditKey(from: try MasterKey.load(dataDirectory: options.data)))
             }
             switch verdict {
@@ -94,14 +94,7 @@ struct AuditCommand: AsyncParsableCommand {
 
     static func line(_ entry: SQLiteAuditLog.Entry) -> String {
         var writer = JSONWriter()
-        writer.field("id", entry.id)
-        writer.field("at", Int64((entry.event.at.timeIntervalSince1970 * 1000).rounded()))
-        writer.field("org", entry.event.org.rawValue)
-        writer.field("actor", entry.event.actor)
-        writer.field("address", entry.event.address)
-        writer.field("action", entry.event.action)
-        writer.field("target", entry.event.target)
-        writer.field("detail", entry.event.detail)
+        entry.write(to: &writer)
         return writer.finish()
     }
 }

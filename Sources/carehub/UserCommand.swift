@@ -19,7 +19,7 @@ struct UserCommand: AsyncParsableCommand {
         @Option(help: "The organisation id (must exist in --config).")
         var org: String
 
-        @Option(help: "The login name (letters, digits, '.', '_', '-'; up to 64).")
+        @Option(help: "The login name (ASCII letters, digits, '.', '_', '-'; up to 64).")
         var user: String
 
         @Option(help: "staff or admin.")
@@ -32,9 +32,7 @@ struct UserCommand: AsyncParsableCommand {
         var config = "pipeline.conf"
 
         func validate() throws {
-            guard !user.isEmpty, user.count <= 64,
-                  user.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || ".-_".unicodeScalars.contains($0) })
-            else { throw ValidationError("--user: expected 1-64 letters, digits, '.', '_' or '-'") }
+            guard StaffUser.isValidName(user) else { throw ValidationError("--user: expected 1-64 ASCII letters, digits, '.', '_' or '-'") }
         }
 
         func run() async throws {
@@ -53,7 +51,7 @@ struct UserCommand: AsyncParsableCommand {
             }
             try await Output.withDatabase(data) { database in
                 let hash = try PasswordHasher().hash(line)
-                try SQLiteUserDirectory(database: database).add(StaffUser(org: OrgID(org), name: user, role: role, passwordHash: hash))
+                try await SQLiteUserDirectory(database: database).add(StaffUser(org: OrgID(org), name: user, role: role, passwordHash: hash))
             }
             Output.line("added \(role.rawValue) '\(user)' to \(org)")
         }
@@ -70,7 +68,7 @@ struct UserCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await Output.withDatabase(data) { database in
-                let users = try SQLiteUserDirectory(database: database).list(org: OrgID(org))
+                let users = try await SQLiteUserDirectory(database: database).list(org: OrgID(org))
                 let now = Date()
                 for user in users {
                     var flags: [String] = []
@@ -96,11 +94,11 @@ struct AccountOptions: ParsableArguments {
     var data = "./data"
 
     /// Runs `change` on the user directory with an audit event naming the operator at the console.
-    func apply(_ action: String, detail: String = "", _ change: (SQLiteUserDirectory, AuditEvent) throws -> Void) async throws {
+    func apply(_ action: String, detail: String = "", _ change: (SQLiteUserDirectory, AuditEvent) async throws -> Void) async throws {
         let event = AuditEvent(
             at: Date(), org: OrgID(org), actor: "cli:\(operatorName())", address: "local", action: action, target: user, detail: detail)
         try await Output.withDatabase(data) { database in
-            try change(SQLiteUserDirectory(database: database), event)
+            try await change(SQLiteUserDirectory(database: database), event)
         }
     }
 }
@@ -111,7 +109,7 @@ extension UserCommand {
         @OptionGroup var account: AccountOptions
 
         func run() async throws {
-            try await account.apply("user.disabled") { try $0.setDisabled(org: OrgID(account.org), name: account.user, disabled: true, audit: $1) }
+            try await account.apply("user.disabled") { try await $0.setDisabled(org: OrgID(account.org), name: account.user, disabled: true, audit: $1) }
             Output.line("disabled '\(account.user)' in \(account.org)")
         }
     }
@@ -121,7 +119,7 @@ extension UserCommand {
         @OptionGroup var account: AccountOptions
 
         func run() async throws {
-            try await account.apply("user.enabled") { try $0.setDisabled(org: OrgID(account.org), name: account.user, disabled: false, audit: $1) }
+            try await account.apply("user.enabled") { try await $0.setDisabled(org: OrgID(account.org), name: account.user, disabled: false, audit: $1) }
             Output.line("enabled '\(account.user)' in \(account.org)")
         }
     }
@@ -136,11 +134,11 @@ extension UserCommand {
         func run() async throws {
             var old: Role?
             try await account.apply("user.role_changed") { users, event in
-                let current = try users.user(org: OrgID(account.org), name: account.user).map(\.role)
+                let current = try await users.user(org: OrgID(account.org), name: account.user).map(\.role)
                 let audited = AuditEvent(
                     at: event.at, org: event.org, actor: event.actor, address: event.address, action: event.action,
                     target: event.target, detail: "old=\(current?.rawValue ?? "?") new=\(role.rawValue)")
-                old = try users.setRole(org: OrgID(account.org), name: account.user, role: role, audit: audited)
+                old = try await users.setRole(org: OrgID(account.org), name: account.user, role: role, audit: audited)
             }
             Output.line("'\(account.user)' in \(account.org): role \(old?.rawValue ?? "?") -> \(role.rawValue)")
         }
@@ -152,7 +150,7 @@ extension UserCommand {
         @OptionGroup var account: AccountOptions
 
         func run() async throws {
-            try await account.apply("user.2fa_reset") { try $0.resetSecondFactor(org: OrgID(account.org), name: account.user, audit: $1) }
+            try await account.apply("user.2fa_reset") { try await $0.resetSecondFactor(org: OrgID(account.org), name: account.user, audit: $1) }
             Output.line("reset the second factor of '\(account.user)' in \(account.org); it enrols at its next login")
         }
     }
@@ -162,16 +160,9 @@ extension UserCommand {
         @OptionGroup var account: AccountOptions
 
         func run() async throws {
-            try await account.apply("user.unlocked") { try $0.unlock(org: OrgID(account.org), name: account.user, audit: $1) }
+            try await account.apply("user.unlocked") { try await $0.unlock(org: OrgID(account.org), name: account.user, audit: $1) }
             Output.line("unlocked '\(account.user)' in \(account.org)")
         }
-    }
-}
-
-extension SQLiteUserDirectory {
-    /// A synchronous read for the command line.
-    func user(org: OrgID, name: String) throws -> StaffUser? {
-        try list(org: org).first { $0.name == name }
     }
 }
 

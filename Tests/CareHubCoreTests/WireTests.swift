@@ -73,7 +73,41 @@ struct WireTests {
         #expect(ErrorCode.allCases.map(\.rawValue) == [
             "bad_json", "too_large", "binary_frame", "unknown_type", "invalid_field", "unknown_org", "unauthenticated",
             "already_authenticated", "auth_failed", "forbidden", "not_found", "conversation_ended", "session_expired",
-            "unavailable", "internal",
+            "unavailable", "config_refused", "conflict", "internal",
         ])
+    }
+
+    @Test func adminOperationsDecodeWithPreciseErrors() throws {
+        func decode(_ json: String) -> Result<Envelope, Envelope.DecodingFailure> { Envelope.decode(Array(json.utf8)) }
+        #expect(try decode(#"{"type":"admin","op":"pipeline.replace","text":"[org a]","base":"v1"}"#).get().frame
+            == .admin(.replacePipeline(text: "[org a]", base: "v1", apply: true)))
+        #expect(try decode(#"{"type":"admin","op":"pipeline.check","text":"[org a]"}"#).get().frame
+            == .admin(.replacePipeline(text: "[org a]", base: nil, apply: false)))
+        #expect(try decode(#"{"type":"admin","op":"hipaa.disable","purge":true}"#).get().frame == .admin(.disableHIPAA(purge: true)))
+        #expect(try decode(#"{"type":"admin","op":"hipaa.disable"}"#).get().frame == .admin(.disableHIPAA(purge: false)))
+        #expect(try decode(#"{"type":"admin","op":"audit.list","limit":20,"before":99}"#).get().frame == .admin(.audit(limit: 20, before: 99)))
+        #expect(try decode(#"{"type":"admin","op":"users.set_role","user":"nurse.kim","role":"admin"}"#).get().frame
+            == .admin(.setRole(user: "nurse.kim", role: .admin)))
+
+        func message(_ json: String) -> String? {
+            if case .failure(let failure) = decode(json) { return failure.error.message }
+            return nil
+        }
+        #expect(message(#"{"type":"admin","op":"hipaa.disable","purge":1}"#) == "field 'purge' must be true or false")
+        #expect(message(#"{"type":"admin","op":"audit.list","limit":0}"#) == "field 'limit' must be between 1 and 500")
+        #expect(message(#"{"type":"admin","op":"audit.list","limit":true}"#) == "field 'limit' must be a whole number")
+        #expect(message(#"{"type":"admin","op":"users.set_role","user":"a b","role":"admin"}"#) == "field 'user' must be 1-64 letters, digits, '.', '_' or '-'")
+        #expect(message(#"{"type":"admin","op":"users.set_role","user":"kim","role":"owner"}"#) == "field 'role' must be 'staff' or 'admin'")
+        #expect(message(#"{"type":"admin","op":"hipaa.enable","baaSignedOn":"2026-01-01"}"#) == "field 'privacyOfficer' is required")
+        #expect(message(#"{"type":"admin","op":"drop"}"#)?.hasPrefix("unknown admin op 'drop'; known ops: pipeline.get, pipeline.check") == true)
+    }
+
+    @Test func aBAAAttestationNeedsARealPastDateANameAndAnAddress() {
+        let today = Date(timeIntervalSince1970: 1_800_000_000)  // 2027-01-15
+        #expect(BAAAttestation(signedOn: "2026-12-01", officerName: "Dana", officerEmail: "privacy@example.org").problem(today: today) == nil)
+        #expect(BAAAttestation(signedOn: "2027-01-16", officerName: "Dana", officerEmail: "privacy@example.org").problem(today: today)?.contains("future") == true)
+        #expect(BAAAttestation(signedOn: "2026-02-30", officerName: "Dana", officerEmail: "privacy@example.org").problem(today: today)?.contains("YYYY-MM-DD") == true)
+        #expect(BAAAttestation(signedOn: "2026-12-01", officerName: " ", officerEmail: "privacy@example.org").problem(today: today)?.contains("name") == true)
+        #expect(BAAAttestation(signedOn: "2026-12-01", officerName: "Dana", officerEmail: "privacy").problem(today: today)?.contains("e-mail") == true)
     }
 }

@@ -136,20 +136,20 @@ struct AuditChainTests {
 
     @Test func anUntouchedChainHolds() async throws {
         let (fixture, log, key) = try await fixture(events: 10)
-        #expect(try log.verify(checkpointKey: key) == .holds(events: 10, checkpoints: 2))
+        #expect(try await log.verify(checkpointKey: key) == .holds(events: 10, checkpoints: 2))
         withExtendedLifetime(fixture) {}
     }
 
     @Test func editingARowIsFound() async throws {
         let (fixture, log, key) = try await fixture(events: 10)
         try execute(fixture, "UPDATE audit_events SET actor = 'mallory' WHERE id = 6")
-        #expect(try log.verify(checkpointKey: key) == .broken(eventID: 6, reason: "its contents or position were altered (edited, swapped or reordered)"))
+        #expect(try await log.verify(checkpointKey: key) == .broken(eventID: 6, reason: "its contents or position were altered (edited, swapped or reordered)"))
     }
 
     @Test func deletingARowIsFound() async throws {
         let (fixture, log, key) = try await fixture(events: 10)
         try execute(fixture, "DELETE FROM audit_events WHERE id = 3")
-        #expect(try log.verify(checkpointKey: key) == .broken(eventID: 3, reason: "event 3 is missing (deleted)"))
+        #expect(try await log.verify(checkpointKey: key) == .broken(eventID: 3, reason: "event 3 is missing (deleted)"))
     }
 
     @Test func reorderingRowsIsFound() async throws {
@@ -158,7 +158,7 @@ struct AuditChainTests {
         try execute(fixture, """
             UPDATE audit_events SET id = -4 WHERE id = 4; UPDATE audit_events SET id = 4 WHERE id = 5; UPDATE audit_events SET id = 5 WHERE id = -4;
             """)
-        guard case .broken(let id, _) = try log.verify(checkpointKey: key) else {
+        guard case .broken(let id, _) = try await log.verify(checkpointKey: key) else {
             Issue.record("reordering not detected")
             return
         }
@@ -168,7 +168,7 @@ struct AuditChainTests {
     @Test func deletingTheNewestRowsIsCaughtByASignedCheckpoint() async throws {
         let (fixture, log, key) = try await fixture(events: 10)
         try execute(fixture, "DELETE FROM audit_events WHERE id > 6")
-        #expect(try log.verify(checkpointKey: key) == .broken(eventID: 8, reason: "a signed checkpoint covers event 8, which is gone (events were deleted from the end)"))
+        #expect(try await log.verify(checkpointKey: key) == .broken(eventID: 8, reason: "a signed checkpoint covers event 8, which is gone (events were deleted from the end)"))
     }
 
     @Test func aRecomputedChainStillFailsTheSignature() async throws {
@@ -176,7 +176,7 @@ struct AuditChainTests {
         // A forger who rewrites a row and recomputes every hash cannot sign the checkpoint.
         let forger = SQLiteAuditLog(database: fixture.database, checkpointKey: SymmetricKey(randomByteCount: 32))
         try forger.checkpoint()
-        guard case .broken(_, let reason) = try log.verify(checkpointKey: key) else {
+        guard case .broken(_, let reason) = try await log.verify(checkpointKey: key) else {
             Issue.record("forged checkpoint accepted")
             return
         }

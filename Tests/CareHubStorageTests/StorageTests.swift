@@ -31,7 +31,7 @@ struct StorageTests {
         let database = try CareHubDatabase(directory: directory.path)
         #expect(try database.journalMode() == "wal")
         #expect(try database.appliedMigrations() == ["v1-conversations-messages-users-outbox", "v2-second-factor-lockout-audit", "v3-envelope-keys-audit-chain", "v4-visitor-profile",
-            "v5-end-of-chat-hook-outbox-assignment",
+            "v5-end-of-chat-hook-outbox-assignment", "v6-baa-attestations",
         ])
         let mode = try FileManager.default.attributesOfItem(atPath: database.path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
@@ -39,7 +39,7 @@ struct StorageTests {
         #expect(directoryMode == 0o700)
         try database.close()
         // Reopening applies nothing twice.
-        #expect(try CareHubDatabase(directory: directory.path).appliedMigrations().count == 5)
+        #expect(try CareHubDatabase(directory: directory.path).appliedMigrations().count == 6)
     }
 
     @Test func aFileWhereTheDataDirectoryShouldBeIsAClearError() throws {
@@ -164,14 +164,14 @@ struct StorageTests {
         let directory = try DataDirectory()
         let database = try CareHubDatabase(directory: directory.path)
         let users = SQLiteUserDirectory(database: database)
-        try users.add(StaffUser(org: org, name: "joy", role: .staff, passwordHash: "h1"))
-        try users.add(StaffUser(org: OrgID("studio"), name: "joy", role: .admin, passwordHash: "h2"))
-        #expect(throws: StorageError.userExists(org: "clinic", user: "joy")) {
-            try users.add(StaffUser(org: org, name: "joy", role: .admin, passwordHash: "h3"))
+        try await users.add(StaffUser(org: org, name: "joy", role: .staff, passwordHash: "h1"))
+        try await users.add(StaffUser(org: OrgID("studio"), name: "joy", role: .admin, passwordHash: "h2"))
+        await #expect(throws: StorageError.userExists(org: "clinic", user: "joy")) {
+            try await users.add(StaffUser(org: org, name: "joy", role: .admin, passwordHash: "h3"))
         }
         #expect(try await users.user(org: org, name: "joy")?.passwordHash == "h1")
         #expect(try await users.user(org: OrgID("studio"), name: "joy")?.role == .admin)
-        #expect(try users.list(org: org).map(\.name) == ["joy"])
+        #expect(try await users.list(org: org).map(\.name) == ["joy"])
     }
 
     @Test func notificationsAreQueuedDurably() async throws {

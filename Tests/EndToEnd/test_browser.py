@@ -1,13 +1,14 @@
 """The pages in a real browser: a patient in the widget and a nurse in the staff console talk
 both ways through a running hub. Headless Chromium driven by Selenium (Debian's packages)."""
 
+import asyncio
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TIMEOUT, totp
+from conftest import REPO, TIMEOUT, staff, totp
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="python3-selenium is installed by scripts/setup.sh")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -100,3 +101,76 @@ def test_patient_and_nurse_chat_in_the_browser(hub):
     finally:
         patient.quit()
         nurse.quit()
+
+
+def log_in_and_enrol(driver, base, page, user, password):
+    """Logs in on a console page, enrolling the authenticator from the page; returns the secret."""
+    driver.get(base + page)
+    form = wait(driver).until(lambda d: d.find_element(By.ID, "login-form"))
+    form.find_element(By.NAME, "user").send_keys(user)
+    form.find_element(By.NAME, "password").send_keys(password)
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    secret = wait(driver).until(lambda d: d.find_element(By.ID, "enroll-secret").text).replace(" ", "")
+    enroll = driver.find_element(By.ID, "enroll-form")
+    enroll.find_element(By.NAME, "totp").send_keys(totp(secret, int(time.time()) // 30))
+    enroll.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(driver).until(lambda d: len(text_of(d, "#recovery-codes li")) == 10)
+    driver.find_element(By.ID, "recovery-done").click()
+    return secret
+
+
+def set_pipeline_text(driver, text):
+    driver.execute_script(
+        "const area = document.getElementById('pipeline-text'); area.value = arguments[0];"
+        "area.dispatchEvent(new Event('input'));", text)
+
+
+def test_admin_lowers_the_idle_timeout_live_and_cannot_remove_encryption(hub):
+    loop = asyncio.new_event_loop()
+    nurse, session = loop.run_until_complete(staff(hub))
+    assert session["idleTimeoutSeconds"] == 900
+    driver = browser()
+    try:
+        base = f"http://127.0.0.1:{hub.port}"
+        log_in_and_enrol(driver, base, "/admin.html", "dr.admin", "riverside-admin-test-pass")
+        # The chain in force is drawn as a row of stages; the section is editable text.
+        wait(driver).until(lambda d: text_of(d, "#chain .stage strong") == ["auth", "idle", "encrypt", "store", "purge", "fanout"])
+        assert "HIPAA" in driver.find_element(By.ID, "hipaa-badge").text
+        original = driver.find_element(By.ID, "pipeline-text").get_attribute("value")
+        assert original.startswith("[org riverside-clinic]") and "timeout=15m" in original
+        wait(driver).until(lambda d: "nurse.joy" in text_of(d, "#users tbody td"))
+        wait(driver).until(lambda d: len(text_of(d, "#audit tbody tr")) > 0)
+
+        # Removing encryption is refused, with the reason on the section's header line.
+        set_pipeline_text(driver, original.replace("stage encrypt  cipher=aes-256-gcm\n", ""))
+        driver.find_element(By.ID, "pipeline-save").click()
+        wait(driver).until(lambda d: any("must run stage 'encrypt'" in t for t in text_of(d, "#pipeline-issues li")))
+        assert text_of(driver, "#pipeline-issues li")[0].startswith("Line 1:")
+        assert "Not saved" in driver.find_element(By.ID, "pipeline-status").text
+        assert "! 1" in driver.find_element(By.ID, "gutter").text
+        assert "stage encrypt" in hub.config.read_text()
+        shot(driver, "admin-refused")
+
+        # Lowering the idle timeout to 10 minutes is checked as it is typed, then applied live.
+        set_pipeline_text(driver, original.replace("timeout=15m", "timeout=10m"))
+        wait(driver).until(lambda d: "No problems found" in d.find_element(By.ID, "pipeline-status").text)
+        driver.find_element(By.ID, "pipeline-save").click()
+        wait(driver).until(lambda d: "Saved and in force" in d.find_element(By.ID, "pipeline-status").text)
+        idle = driver.find_element(By.CSS_SELECTOR, "#chain .stage[data-stage=idle] .parameters").text
+        assert "timeout=10m" in idle
+        assert "timeout=10m" in hub.config.read_text()
+        # The nurse stayed connected, and a login now gets the 10-minute timeout.
+        rooms = loop.run_until_complete(nurse.request({"type": "rooms", "id": "r"}, "rooms"))
+        assert rooms["type"] == "rooms"
+        second, again = loop.run_until_complete(staff(hub))
+        loop.run_until_complete(second.close())
+        assert again["idleTimeoutSeconds"] == 600
+        wait(driver).until(lambda d: "config.changed" in text_of(d, "#audit tbody td"))
+
+        driver.find_element(By.ID, "audit-verify").click()
+        wait(driver).until(lambda d: "The chain holds" in d.find_element(By.ID, "audit-verdict").text)
+        shot(driver, "admin-console")
+    finally:
+        driver.quit()
+        loop.run_until_complete(nurse.close())
+        loop.close()

@@ -15,6 +15,9 @@ public struct StageParameters: Sendable {
         self.values = values
     }
 
+    /// The value of `key` as written, without consuming it.
+    public func value(of key: String) -> String? { values.first { $0.key == key }?.value }
+
     /// Keys not consumed yet.
     public var remainingKeys: [String] { values.map(\.key) }
 

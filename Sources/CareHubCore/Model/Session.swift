@@ -18,15 +18,18 @@ public struct Session: Sendable, Hashable {
     public var lastActionAt: Date
     /// Set by the idle stage; `nil` means the organisation runs no idle stage.
     public var idlePolicy: IdlePolicy?
+    /// Whether the login passed a second factor (TOTP or recovery code). The admin API needs it.
+    public let secondFactor: Bool
 
     /// Creates a session whose last action is its creation.
-    public init(token: String, org: OrgID, principal: Principal, createdAt: Date) {
+    public init(token: String, org: OrgID, principal: Principal, createdAt: Date, secondFactor: Bool = false) {
         self.token = token
         self.org = org
         self.principal = principal
         self.createdAt = createdAt
         self.lastActionAt = createdAt
         self.idlePolicy = nil
+        self.secondFactor = secondFactor
     }
 
     /// Whether the session may still act and receive messages at `now`.

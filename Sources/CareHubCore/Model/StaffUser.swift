@@ -17,6 +17,14 @@ public struct StaffUser: Sendable, Hashable {
     /// Failed-login counting, back-off and lockout.
     public var throttle: LoginThrottle
 
+    /// Whether `name` can be a login name: 1-64 ASCII letters, digits, '.', '_' or '-'.
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 64
+            && name.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2E || byte == 0x5F || byte == 0x2D
+            }
+    }
+
     public init(
         org: OrgID, name: String, role: Role, passwordHash: String, disabled: Bool = false,
         secondFactor: SecondFactor = SecondFactor(), throttle: LoginThrottle = LoginThrottle()

@@ -67,6 +67,9 @@ public struct Outcome: Sendable {
         case .transcript(let room, _):
             guard handled else { throw PipelineError.forbidden("this organisation does not e-mail transcripts") }
             return .transcriptRequested(id: id, room: room)
+        case .admin:
+            // The chain only authorises it; the hub carries out the operation and replies.
+            return nil
         case .assign(let room, let user):
             guard handled else { throw PipelineError.forbidden("this organisation does not assign conversations (staff_access = all)") }
             return .assigned(id: id, room: room, user: user)

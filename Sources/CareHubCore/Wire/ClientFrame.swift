@@ -22,10 +22,12 @@ public enum ClientFrame: Sendable, Hashable {
     case transcript(room: ConversationID, to: String)
     /// Admin, under `staff_access = assigned`: give a room to a staff member.
     case assign(room: ConversationID, user: String)
+    /// Admin, after a login with a second factor: an admin API operation.
+    case admin(AdminRequest)
 
     /// The frame's `type` names, as on the wire.
     public enum Kind: String, Sendable, CaseIterable {
-        case hello, login, rooms, subscribe, unsubscribe, send, end, typing, logout, transcript, assign
+        case hello, login, rooms, subscribe, unsubscribe, send, end, typing, logout, transcript, assign, admin
     }
 
     /// This frame's kind.
@@ -42,6 +44,7 @@ public enum ClientFrame: Sendable, Hashable {
         case .logout: return .logout
         case .transcript: return .transcript
         case .assign: return .assign
+        case .admin: return .admin
         }
     }
 
@@ -50,18 +53,18 @@ public enum ClientFrame: Sendable, Hashable {
         switch self {
         case .subscribe(let room), .unsubscribe(let room), .send(let room, _), .end(let room), .typing(let room),
              .transcript(let room, _), .assign(let room, _): return room
-        case .hello, .login, .rooms, .logout: return nil
+        case .hello, .login, .rooms, .logout, .admin: return nil
         }
     }
 
     /// Whether the frame is something a person did, which resets the idle timer.
     ///
-    /// Sending, subscribing, unsubscribing and ending count. Listing rooms (which consoles do by
+    /// Sending, subscribing, unsubscribing, ending and admin operations count. Listing rooms (which consoles do by
     /// themselves), logging in, visitor resumes, and WebSocket pings (which never reach the
     /// pipeline) do not.
     public var isUserAction: Bool {
         switch self {
-        case .send, .subscribe, .unsubscribe, .end, .typing, .transcript, .assign: return true
+        case .send, .subscribe, .unsubscribe, .end, .typing, .transcript, .assign, .admin: return true
         case .hello, .login, .rooms, .logout: return false
         }
     }

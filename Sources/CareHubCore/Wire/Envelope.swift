@@ -93,6 +93,44 @@ public struct Envelope: Sendable, Hashable {
             return .transcript(room: room, to: address)
         case .assign:
             return .assign(room: try reader.room(), user: try reader.string("user", maxBytes: 64))
+        case .admin:
+            return .admin(try adminRequest(from: reader))
+        }
+    }
+
+    private static func adminRequest(from reader: FieldReader) throws -> AdminRequest {
+        let name = try reader.string("op", maxBytes: 40)
+        guard let op = AdminRequest.Op(rawValue: name) else {
+            let known = AdminRequest.Op.allCases.map(\.rawValue).joined(separator: ", ")
+            throw PipelineError(.invalidField, "unknown admin op '\(name)'; known ops: \(known)")
+        }
+        switch op {
+        case .pipelineGet: return .pipeline
+        case .pipelineCheck, .pipelineReplace:
+            return .replacePipeline(
+                text: try reader.string("text", maxBytes: AdminRequest.maxPipelineBytes),
+                base: try reader.optionalString("base", maxBytes: 64), apply: op == .pipelineReplace)
+        case .hipaaEnable:
+            return .enableHIPAA(BAAAttestation(
+                signedOn: try reader.string("baaSignedOn", maxBytes: 20),
+                officerName: try reader.string("privacyOfficer", maxBytes: 200),
+                officerEmail: try reader.string("privacyOfficerEmail", maxBytes: 254)))
+        case .hipaaDisable: return .disableHIPAA(purge: try reader.optionalBool("purge") ?? false)
+        case .usersList: return .users
+        case .usersAdd:
+            return .addUser(name: try reader.userName(), role: try reader.role(), password: Password(try reader.string("password", maxBytes: 1024)))
+        case .usersDisable: return .setDisabled(user: try reader.userName(), disabled: true)
+        case .usersEnable: return .setDisabled(user: try reader.userName(), disabled: false)
+        case .usersSetRole: return .setRole(user: try reader.userName(), role: try reader.role())
+        case .usersReset2FA: return .resetSecondFactor(user: try reader.userName())
+        case .usersUnlock: return .unlock(user: try reader.userName())
+        case .auditList:
+            let limit = try reader.optionalInteger("limit") ?? 100
+            guard limit >= 1 && limit <= AdminRequest.maxAuditEvents else {
+                throw PipelineError(.invalidField, "field 'limit' must be between 1 and \(AdminRequest.maxAuditEvents)")
+            }
+            return .audit(limit: Int(limit), before: try reader.optionalInteger("before"))
+        case .auditVerify: return .verifyAudit
         }
     }
 }
@@ -142,6 +180,44 @@ private struct FieldReader {
             if !trimmed.isEmpty { values[key] = trimmed }
         }
         return values.isEmpty ? nil : VisitorProfile(fields: values)
+    }
+
+    func optionalBool(_ name: String) throws -> Bool? {
+        guard let raw = fields[name], !(raw is NSNull) else { return nil }
+        guard let number = raw as? NSNumber, Self.isBoolean(number) else {
+            throw PipelineError(.invalidField, "field '\(name)' must be true or false")
+        }
+        return number.boolValue
+    }
+
+    /// JSON `true`/`false` arrive as NSNumber's boolean subclass; plain numbers do not.
+    private static func isBoolean(_ number: NSNumber) -> Bool {
+        ObjectIdentifier(type(of: number)) == ObjectIdentifier(type(of: NSNumber(value: true)))
+    }
+
+    func optionalInteger(_ name: String) throws -> Int64? {
+        guard let raw = fields[name], !(raw is NSNull) else { return nil }
+        guard let number = raw as? NSNumber, !Self.isBoolean(number),
+              let value = Int64(exactly: number.doubleValue) else {
+            throw PipelineError(.invalidField, "field '\(name)' must be a whole number")
+        }
+        return value
+    }
+
+    /// A staff login name: 1-64 letters, digits, '.', '_' or '-'.
+    func userName() throws -> String {
+        let name = try string("user", maxBytes: 64)
+        guard StaffUser.isValidName(name) else {
+            throw PipelineError(.invalidField, "field 'user' must be 1-64 letters, digits, '.', '_' or '-'")
+        }
+        return name
+    }
+
+    func role() throws -> Role {
+        guard let role = Role(rawValue: try string("role", maxBytes: 16)) else {
+            throw PipelineError(.invalidField, "field 'role' must be 'staff' or 'admin'")
+        }
+        return role
     }
 
     func org() throws -> OrgID {

@@ -28,6 +28,11 @@ public enum ErrorCode: String, Sendable, Hashable, CaseIterable {
     case sessionExpired = "session_expired"
     /// The hub is shutting down or the organisation is being reconfigured; retry later.
     case unavailable
+    /// Admin API: the change breaks a rule; `issues` lists each problem with its line.
+    case configRefused = "config_refused"
+    /// Admin API: the state changed since the admin read it (pipeline.conf edited elsewhere, the
+    /// organisation still holds conversations, a name taken); read again and retry.
+    case conflict
     /// An unexpected failure inside the hub. The message carries no detail; the hub's log does.
     case `internal`
 }

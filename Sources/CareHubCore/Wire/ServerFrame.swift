@@ -35,6 +35,11 @@ public enum ServerFrame: Sendable, Hashable {
     case sessionExpired(reason: SessionExpiry)
     /// A request failed.
     case error(id: String?, error: PipelineError)
+    /// Reply to an admin operation: `result` is a JSON object built by the hub.
+    case admin(id: String?, op: AdminRequest.Op, result: String)
+    /// An admin change refused by the configuration checks: an `error` with code `config_refused`
+    /// and every problem, each with its line in the submitted text.
+    case configRefused(id: String?, message: String, issues: [ConfigIssue])
 
     /// The frame as a JSON text frame.
     public func json() -> String {
@@ -128,6 +133,20 @@ public enum ServerFrame: Sendable, Hashable {
             w.optionalField("id", id)
             w.field("code", error.code.rawValue)
             w.field("message", error.message)
+        case .admin(let id, let op, let result):
+            w.field("type", "admin")
+            w.optionalField("id", id)
+            w.field("op", op.rawValue)
+            w.raw("result", result)
+        case .configRefused(let id, let message, let issues):
+            w.field("type", "error")
+            w.optionalField("id", id)
+            w.field("code", ErrorCode.configRefused.rawValue)
+            w.field("message", message)
+            w.array("issues", issues) { element, issue in
+                element.field("line", Int64(issue.line))
+                element.field("message", issue.message)
+            }
         }
         return w.finish()
     }

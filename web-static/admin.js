@@ -1,0 +1,283 @@
+// CareHub admin console: the organisation's pipeline (edited as text, checked as you type, with
+// the hub's errors shown on their lines), the stage chain in force, the HIPAA switch with its BAA
+// attestation, users and roles, and the audit log with its verification. Everything goes through
+// the admin API (docs/PROTOCOL.md); login and the lock screen are CareHubSession's (session.js).
+"use strict";
+const $ = id => document.getElementById(id);
+let nextID = 1;
+let pipeline = null;     // the last pipeline.get result
+let checkTimer = null;
+let oldestAudit = null;  // id of the oldest event shown, for paging
+
+function admin(op, fields = {}) {
+  const id = `${op}#${nextID++}`;
+  CareHubSession.send({ type: "admin", op, id, ...fields });
+  CareHubSession.touch();
+  return id;
+}
+
+function element(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+function status(id, text, ok) {
+  $(id).textContent = text;
+  $(id).classList.toggle("ok", ok === true);
+  $(id).classList.toggle("error", ok === false);
+}
+
+// Replies are matched to their operation by the id's prefix.
+function receive(frame) {
+  const op = frame.type === "admin" ? frame.op : (frame.id || "").split("#")[0];
+  if (frame.type === "error") return failed(op, frame);
+  if (frame.type !== "admin") return;
+  switch (op) {
+    case "pipeline.get":
+    case "pipeline.replace":
+    case "hipaa.enable":
+    case "hipaa.disable": {
+      const wasEdit = op !== "pipeline.get";
+      showPipeline(frame.result, true);
+      if (op === "pipeline.replace") status("pipeline-status", `Saved and in force. The previous version is kept on the host as ${frame.result.versions[0] || "a copy"}.`, true);
+      if (op === "hipaa.enable") status("hipaa-status", "HIPAA mode is on. Everyone in the organisation logs in again.", true);
+      if (op === "hipaa.disable") status("hipaa-status", "HIPAA mode is off.", true);
+      if (wasEdit) refreshAudit();
+      break;
+    }
+    case "pipeline.check":
+      showIssues([]);
+      drawChain(frame.result.stages);
+      status("pipeline-status", "No problems found. Not saved yet.", null);
+      break;
+    case "users.list":
+    case "users.add":
+    case "users.disable":
+    case "users.enable":
+    case "users.set_role":
+    case "users.reset_2fa":
+    case "users.unlock":
+      showUsers(frame.result.users);
+      if (op === "users.add") { $("user-add-form").reset(); status("users-status", "User added. They set up their authenticator at their first login.", true); }
+      else if (op !== "users.list") status("users-status", "Done. Their live sessions end within seconds.", true);
+      if (op !== "users.list") refreshAudit();
+      break;
+    case "audit.list":
+      showAudit(frame.result, frame.id.startsWith("audit.list#more"));
+      break;
+    case "audit.verify":
+      status("audit-verdict", frame.result.holds
+        ? `The chain holds: ${frame.result.events} events, ${frame.result.checkpoints} signed checkpoints.`
+        : `Broken at event ${frame.result.brokenAt}: ${frame.result.reason}.`, frame.result.holds);
+      break;
+  }
+}
+
+function failed(op, frame) {
+  if (frame.code === "forbidden" && !pipeline && op === "pipeline.get") {
+    $("not-admin").textContent = `This console is for admins. ${frame.message}`;
+    $("not-admin").hidden = false;
+    for (const id of ["pipeline-section", "hipaa-section", "users-section", "audit-section"]) $(id).hidden = true;
+    return;
+  }
+  if (op === "pipeline.check" || op === "pipeline.replace") {
+    showIssues(frame.issues || [{ line: 0, message: frame.message }]);
+    const verb = op === "pipeline.replace" ? "Not saved: " : "";
+    status("pipeline-status", verb + (frame.code === "conflict" ? frame.message : "fix the problems listed above."), false);
+  } else if (op.startsWith("hipaa.")) {
+    status("hipaa-status", frame.issues ? "Refused. The pipeline does not meet the HIPAA floor yet:" : frame.message, false);
+    if (frame.issues) showIssues(frame.issues);
+  } else if (op.startsWith("users.")) {
+    status("users-status", frame.message, false);
+  } else if (op.startsWith("audit.")) {
+    status("audit-verdict", frame.message, false);
+  } else {
+    console.warn("hub error", frame);
+  }
+}
+
+// MARK: Pipeline
+
+function showPipeline(result, replaceText) {
+  pipeline = result;
+  if (replaceText) $("pipeline-text").value = result.text;
+  drawGutter([]);
+  showIssues([]);
+  drawChain(result.stages);
+  $("hipaa-badge").textContent = result.hipaa ? "HIPAA mode" : "";
+  $("pipeline-drift").hidden = result.inForce;
+  $("versions").replaceChildren(...result.versions.map(name => element("li", name)));
+  showHIPAA(result);
+}
+
+function drawChain(stages) {
+  $("chain").replaceChildren(...stages.map(stage => {
+    const item = element("li", undefined, "stage");
+    item.dataset.stage = stage.name;
+    item.append(element("strong", stage.name), element("span", stage.parameters.join(" "), "parameters"));
+    return item;
+  }));
+}
+
+function drawGutter(issues) {
+  const marked = new Set(issues.map(issue => issue.line));
+  const count = $("pipeline-text").value.split("\n").length;
+  const lines = [];
+  for (let line = 1; line <= count; line++) lines.push(marked.has(line) ? `! ${line}` : `${line}`);
+  $("gutter").textContent = lines.join("\n");
+  $("gutter").classList.toggle("has-issues", marked.size > 0);
+}
+
+function showIssues(issues) {
+  $("pipeline-issues").replaceChildren(...issues.map(issue => {
+    const item = element("li", issue.line > 0 ? `Line ${issue.line}: ${issue.message}` : issue.message);
+    item.dataset.line = issue.line;
+    item.addEventListener("click", () => selectLine(issue.line));
+    return item;
+  }));
+  drawGutter(issues);
+}
+
+function selectLine(line) {
+  const text = $("pipeline-text");
+  const lines = text.value.split("\n");
+  if (line < 1 || line > lines.length) return;
+  const start = lines.slice(0, line - 1).reduce((sum, l) => sum + l.length + 1, 0);
+  text.focus();
+  text.setSelectionRange(start, start + lines[line - 1].length);
+}
+
+$("pipeline-text").addEventListener("input", () => {
+  drawGutter([]);
+  status("pipeline-status", "Checking…", null);
+  clearTimeout(checkTimer);
+  checkTimer = setTimeout(() => admin("pipeline.check", { text: $("pipeline-text").value }), 500);
+});
+$("pipeline-text").addEventListener("scroll", () => { $("gutter").scrollTop = $("pipeline-text").scrollTop; });
+$("pipeline-save").addEventListener("click", () => {
+  clearTimeout(checkTimer);
+  status("pipeline-status", "Saving…", null);
+  admin("pipeline.replace", { text: $("pipeline-text").value, base: pipeline.version });
+});
+$("pipeline-revert").addEventListener("click", () => { admin("pipeline.get"); status("pipeline-status", "", null); });
+
+// MARK: HIPAA
+
+function showHIPAA(result) {
+  $("hipaa-state").textContent = result.hipaa
+    ? `HIPAA mode is on for ${result.name}.`
+    : `HIPAA mode is off for ${result.name}.`;
+  const attestation = result.attestation;
+  $("attestation").textContent = attestation
+    ? `BAA on record: signed ${attestation.baaSignedOn}; privacy officer ${attestation.privacyOfficer} <${attestation.privacyOfficerEmail}>; recorded by ${attestation.recordedBy} on ${new Date(attestation.recordedAt).toLocaleString()}.`
+    : "No BAA attestation on record.";
+  $("hipaa-on-form").hidden = result.hipaa;
+  $("hipaa-off-form").hidden = !result.hipaa;
+  $("hipaa-off-note").textContent = result.conversations > 0
+    ? `The organisation holds ${result.conversations} conversation${result.conversations === 1 ? "" : "s"} kept under HIPAA rules. Switching off needs them purged first.`
+    : "The organisation holds no conversations.";
+}
+
+$("hipaa-on-form").addEventListener("submit", event => {
+  event.preventDefault();
+  const form = event.target.elements;
+  status("hipaa-status", "Switching…", null);
+  admin("hipaa.enable", { baaSignedOn: form.baaSignedOn.value, privacyOfficer: form.privacyOfficer.value.trim(), privacyOfficerEmail: form.privacyOfficerEmail.value.trim() });
+});
+$("hipaa-off-form").addEventListener("submit", event => {
+  event.preventDefault();
+  const purge = event.target.elements.purge.checked;
+  if (purge && !confirm(`Purge all ${pipeline.conversations} conversations now? They cannot be recovered.`)) return;
+  admin("hipaa.disable", { purge });
+});
+
+// MARK: Users
+
+function showUsers(users) {
+  const me = CareHubSession.me;
+  $("users").tBodies[0].replaceChildren(...users.map(user => {
+    const row = document.createElement("tr");
+    row.dataset.user = user.user;
+    const role = element("select");
+    role.setAttribute("aria-label", `Role of ${user.user}`);
+    for (const name of ["staff", "admin"]) { const option = element("option", name); option.selected = user.role === name; role.append(option); }
+    role.disabled = me && user.user === me.user;
+    role.addEventListener("change", () => admin("users.set_role", { user: user.user, role: role.value }));
+    const state = [user.disabled ? "disabled" : "active", user.locked ? "locked" : ""].filter(Boolean).join(", ");
+    const actions = element("td");
+    const action = (label, op) => {
+      const button = element("button", label, "secondary");
+      button.type = "button";
+      button.addEventListener("click", () => admin(op, { user: user.user }));
+      actions.append(button);
+    };
+    if (!(me && user.user === me.user)) action(user.disabled ? "Enable" : "Disable", user.disabled ? "users.enable" : "users.disable");
+    if (user.twoFactor) action("Reset 2FA", "users.reset_2fa");
+    if (user.locked) action("Unlock", "users.unlock");
+    const roleCell = element("td");
+    roleCell.append(role);
+    row.append(element("td", user.user), roleCell, element("td", user.twoFactor ? "enrolled" : "not enrolled"), element("td", state), actions);
+    return row;
+  }));
+}
+
+$("user-add-form").addEventListener("submit", event => {
+  event.preventDefault();
+  const form = event.target.elements;
+  admin("users.add", { user: form.user.value.trim(), role: form.role.value, password: form.password.value });
+});
+
+// MARK: Audit
+
+function refreshAudit() {
+  oldestAudit = null;
+  admin("audit.list", { limit: 100 });
+}
+
+function showAudit(result, append) {
+  const rows = result.events.map(event => {
+    const row = document.createElement("tr");
+    row.append(
+      element("td", event.id), element("td", new Date(event.at).toLocaleString()), element("td", event.actor),
+      element("td", event.address), element("td", event.action), element("td", event.target), element("td", event.detail));
+    return row;
+  });
+  const body = $("audit").tBodies[0];
+  if (append) body.append(...rows); else body.replaceChildren(...rows);
+  if (result.events.length) oldestAudit = result.events[result.events.length - 1].id;
+  $("audit-more").hidden = !result.more;
+}
+
+$("audit-verify").addEventListener("click", () => { status("audit-verdict", "Verifying…", null); admin("audit.verify"); });
+$("audit-refresh").addEventListener("click", refreshAudit);
+$("audit-more").addEventListener("click", () => {
+  const id = `audit.list#more${nextID++}`;
+  CareHubSession.send({ type: "admin", op: "audit.list", id, limit: 100, before: oldestAudit });
+});
+
+// MARK: Session
+
+function reset() {
+  pipeline = null;
+  clearTimeout(checkTimer);
+  $("pipeline-text").value = "";
+  for (const id of ["chain", "pipeline-issues", "versions"]) $(id).replaceChildren();
+  $("users").tBodies[0].replaceChildren();
+  $("audit").tBodies[0].replaceChildren();
+  for (const id of ["pipeline-status", "hipaa-status", "users-status", "audit-verdict"]) status(id, "", null);
+  $("not-admin").hidden = true;
+  for (const id of ["pipeline-section", "hipaa-section", "users-section", "audit-section"]) $(id).hidden = false;
+}
+
+CareHubSession.start({
+  mainView: "admin-view",
+  onSession: () => {
+    admin("pipeline.get");
+    admin("users.list");
+    refreshAudit();
+  },
+  onFrame: receive,
+  onLock: reset,
+});
