@@ -33,12 +33,14 @@ cat <<INFO
 CareHub demo
   Home:           http://$host:$port/
   Staff console:  http://$host:$port/staff.html
+  Admin console:  http://$host:$port/admin.html   (admins; edits pipeline.conf live)
   Widget (as on a clinic's site): http://$host:$port/widget-demo.html
   WebSocket:    ws://$host:$port/ws   (protocol: docs/PROTOCOL.md)
   Data:         $data  (SQLite + master.key)
 
   Demo staff accounts (organisation / user / password). Riverside is in HIPAA mode: its staff
-  enrol a TOTP authenticator app at first login (the login reply carries the secret to add).
+  enrol a TOTP authenticator app at first login (the page shows a QR code to scan); admins
+  always do.
     riverside-clinic (HIPAA)  admin      riverside-chief-demo-pass
     riverside-clinic (HIPAA)  nurse.joy  riverside-nurse-demo-pass
     lotus-wellness            coach.sam  lotus-coach-demo-pass

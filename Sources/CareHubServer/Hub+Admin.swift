@@ -121,7 +121,7 @@ extension Hub {
             let checked = try Self.check(text, replacing: current.text, of: org, in: snapshot.text, file: options.configPath)
             guard apply else { return Self.checkedJSON(checked.config, org: org) }
             try write(checked.text, to: file, replacing: snapshot, author: actor)
-            self.apply(checked.config, actor: actor, address: address)
+            self.apply(checked.config, admin: (org, actor, address))
             logger.notice("pipeline changed through the admin API", metadata: ["org.id": "\(org)", "admin": "\(actor)"])
             return try await pipelineJSON(org)
         }
@@ -142,7 +142,7 @@ extension Hub {
                     detail: "signed_on=\(attestation.signedOn) privacy_officer=\"\(attestation.officerName)\" <\(attestation.officerEmail)>"))
             try write(checked.text, to: file, replacing: snapshot, author: actor)
             // Ends the organisation's sessions (this admin's too) and audits hipaa.enabled.
-            self.apply(checked.config, actor: actor, address: address)
+            self.apply(checked.config, admin: (org, actor, address))
             return try await pipelineJSON(org)
         }
     }
@@ -167,7 +167,7 @@ extension Hub {
                 try await PurgeStage.erase(conversation.id, org: org, environment: environment, actor: actor, address: address, detail: "reason=hipaa_off export=none")
             }
             try write(checked.text, to: file, replacing: snapshot, author: actor)
-            self.apply(checked.config, actor: actor, address: address)
+            self.apply(checked.config, admin: (org, actor, address))
             try await audit.record(AuditEvent(at: Date(), org: org, actor: actor, address: address, action: "hipaa.disabled", detail: "purged=\(held.count)"))
             return try await pipelineJSON(org)
         }

@@ -130,7 +130,7 @@ public final class Hub: Sendable {
     public func reload() -> Result<HubConfig, ConfigError> {
         do {
             let config = try ConfigLoader.load(path: options.configPath)
-            apply(config, actor: "system", address: "local")
+            apply(config)
             logger.info("configuration reloaded", metadata: ["config.orgs": "\(config.orgs.count)"])
             return .success(config)
         } catch let error as ConfigError {
@@ -146,8 +146,12 @@ public final class Hub: Sendable {
 
     /// Puts a checked configuration in force: new pipelines take the next request, live
     /// connections stay, organisations entering HIPAA mode start over, and each organisation's
-    /// change is audited in the name of `actor`.
-    func apply(_ config: HubConfig, actor: String, address: String) {
+    /// change is audited: `admin`'s organisation in the admin's name, any other (edited on the
+    /// host and not reloaded yet) as `system`.
+    func apply(_ config: HubConfig, admin: (org: OrgID, user: String, address: String)? = nil) {
+        let actor = { (org: OrgID) -> (String, String) in
+            admin.map { $0.org == org ? ($0.user, $0.address) : ("system", "local") } ?? ("system", "local")
+        }
         let pipelines = Self.pipelines(for: config, environment: environment, timer: metrics)
         let previous = state.withLock { state -> HubConfig in
             defer {
@@ -156,13 +160,13 @@ public final class Hub: Sendable {
             }
             return state.config
         }
-        endSessionsOfOrgsEnteringHIPAAMode(from: previous, to: config, actor: actor, address: address)
-        recordConfigurationChanges(from: previous, to: config, actor: actor, address: address)
+        endSessionsOfOrgsEnteringHIPAAMode(from: previous, to: config, actor: actor)
+        recordConfigurationChanges(from: previous, to: config, actor: actor)
     }
 
     /// Audits each organisation whose pipeline changed, with a line diff of its summary (stage
     /// names and parameters only; pipeline.conf holds no PHI).
-    private func recordConfigurationChanges(from previous: HubConfig, to config: HubConfig, actor: String, address: String) {
+    private func recordConfigurationChanges(from previous: HubConfig, to config: HubConfig, actor: (OrgID) -> (String, String)) {
         let now = Date()
         var events: [AuditEvent] = []
         let ids = Set(previous.orgs.map(\.settings.id)).union(config.orgs.map(\.settings.id)).sorted()
@@ -171,7 +175,8 @@ public final class Hub: Sendable {
             let new = config.org(id)?.summaryLines ?? []
             guard old != new else { continue }
             let diff = old.filter { !new.contains($0) }.map { "-" + $0 } + new.filter { !old.contains($0) }.map { "+" + $0 }
-            events.append(AuditEvent(at: now, org: id, actor: actor, address: address, action: "config.changed", detail: diff.joined(separator: "; ")))
+            let (name, address) = actor(id)
+            events.append(AuditEvent(at: now, org: id, actor: name, address: address, action: "config.changed", detail: diff.joined(separator: "; ")))
         }
         let audit = self.audit
         Task { for event in events { try? await audit.record(event) } }
@@ -179,7 +184,7 @@ public final class Hub: Sendable {
 
     /// An organisation switched into HIPAA mode starts over under its rules: every live session of
     /// it (staff and visitors) ends now, and staff log in again with its second factor.
-    private func endSessionsOfOrgsEnteringHIPAAMode(from previous: HubConfig, to config: HubConfig, actor: String, address: String) {
+    private func endSessionsOfOrgsEnteringHIPAAMode(from previous: HubConfig, to config: HubConfig, actor: (OrgID) -> (String, String)) {
         let now = Date()
         for org in config.orgs where org.settings.hipaa && previous.org(org.settings.id)?.settings.hipaa == false {
             let live = sessions.sessions(of: org.settings.id)
@@ -187,8 +192,9 @@ public final class Hub: Sendable {
                 events.emit(.sessionExpired(session, .hipaaMode))
             }
             let audit = self.audit
+            let (name, address) = actor(org.settings.id)
             let event = AuditEvent(
-                at: now, org: org.settings.id, actor: actor, address: address, action: "hipaa.enabled",
+                at: now, org: org.settings.id, actor: name, address: address, action: "hipaa.enabled",
                 detail: "sessions_ended=\(live.count)")
             Task { try? await audit.record(event) }
             logger.notice("organisation entered HIPAA mode; its sessions were ended", metadata: ["org.id": "\(org.settings.id)", "sessions": "\(live.count)"])

@@ -17,7 +17,7 @@ struct ServeCommand: AsyncParsableCommand {
             The master key comes from $CAREHUB_MASTER_KEY (64 hex digits) or DATA/master.key (created, mode 0600).
             """)
 
-    @Option(name: .long, help: "The pipeline configuration file.")
+    @Option(name: .long, help: "The pipeline configuration file. Admins edit their organisation's section from the admin console; the hub then rewrites the file atomically and keeps the previous one in FILE.history/.")
     var config = "pipeline.conf"
 
     @Option(name: .long, help: "The data directory (SQLite database, master key).")
