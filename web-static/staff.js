@@ -16,7 +16,23 @@ function receive(frame) {
   const me = CareHubSession.me;
   switch (frame.type) {
     case "rooms":
-      for (const entry of frame.rooms) addRoom(entry.room, entry.startedAt, entry.ended);
+      for (const entry of frame.rooms) addRoom(entry.room, entry.startedAt, entry.ended, entry.assignedTo);
+      break;
+    case "assigned":
+      // To the admin who assigned, and to the assignee, whose room list now includes the room.
+      if (rooms.has(frame.room)) { rooms.get(frame.room).assignedTo = frame.user; renderRoom(frame.room); }
+      if (frame.room === current) { $("assign-form").elements.user.value = frame.user; $("room-note").textContent = `Assigned to ${frame.user}.`; }
+      if (me && frame.user === me.user) send({ type: "rooms", id: "rooms" });
+      break;
+    case "admin":
+      // An admin's console offers the organisation's staff as assignees.
+      if (frame.op === "users.list") {
+        $("staff-names").replaceChildren(...frame.result.users.filter(user => !user.disabled).map(user => {
+          const option = document.createElement("option");
+          option.value = user.user;
+          return option;
+        }));
+      }
       break;
     case "room_opened":
       addRoom(frame.room, frame.at, false);
@@ -51,6 +67,8 @@ function receive(frame) {
     case "error":
       if (frame.code === "conversation_ended") {
         setEnded(current, true);
+      } else if ((frame.id || "").startsWith("assign")) {
+        $("room-note").textContent = frame.message;
       } else {
         console.warn("hub error", frame);
       }
@@ -60,7 +78,7 @@ function receive(frame) {
 
 const pendingText = new Map();
 
-function addRoom(id, startedAt, ended) {
+function addRoom(id, startedAt, ended, assignedTo) {
   let room = rooms.get(id);
   if (!room) {
     const item = document.createElement("li");
@@ -74,13 +92,14 @@ function addRoom(id, startedAt, ended) {
     $("rooms").prepend(item);
   }
   room.ended = room.ended || ended;
+  if (assignedTo !== undefined) room.assignedTo = assignedTo;
   renderRoom(id);
 }
 
 function renderRoom(id) {
   const room = rooms.get(id);
   const time = new Date(room.startedAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  room.button.textContent = `Visitor ${id.slice(-6)} · ${time}${room.ended ? " · ended" : ""}`;
+  room.button.textContent = `Visitor ${id.slice(-6)} · ${time}${room.assignedTo ? " · " + room.assignedTo : ""}${room.ended ? " · ended" : ""}`;
   if (room.unread) {
     const badge = document.createElement("span");
     badge.className = "unread";
@@ -107,6 +126,9 @@ function openRoom(id) {
   $("room-empty").hidden = true;
   $("room-pane").hidden = false;
   $("room-title").textContent = `Visitor ${id.slice(-6)}`;
+  $("room-note").textContent = "";
+  $("assign-form").hidden = CareHubSession.me?.role !== "admin";
+  $("assign-form").elements.user.value = room.assignedTo || "";
   $("messages").replaceChildren();
   send({ type: "subscribe", room: id, id: "s" + nextID++ });
   touch();
@@ -150,6 +172,7 @@ function reset() {
   $("rooms").replaceChildren();
   $("messages").replaceChildren();
   $("room-visitor").textContent = "";
+  $("room-note").textContent = "";
   $("room-pane").hidden = true;
   $("room-empty").hidden = false;
 }
@@ -174,6 +197,12 @@ $("reply").addEventListener("input", () => {
   if (current && now - lastTyping > 3000) { lastTyping = now; send({ type: "typing", room: current }); touch(); }
 });
 
+$("assign-form").addEventListener("submit", event => {
+  event.preventDefault();
+  const user = event.target.elements.user.value.trim();
+  if (current && user) { send({ type: "assign", room: current, user, id: "assign" + nextID++ }); touch(); }
+});
+
 $("end-chat").addEventListener("click", () => {
   if (current && confirm("End this chat for the visitor too?")) { send({ type: "end", room: current, id: "e" + nextID++ }); touch(); }
 });
@@ -182,7 +211,10 @@ $("end-chat").addEventListener("click", () => {
 setInterval(() => { if (CareHubSession.me) send({ type: "rooms", id: "rooms" }); }, 30000);
 CareHubSession.start({
   mainView: "console-view",
-  onSession: () => send({ type: "rooms", id: "rooms" }),
+  onSession: me => {
+    send({ type: "rooms", id: "rooms" });
+    if (me.role === "admin") send({ type: "admin", op: "users.list", id: "users" });
+  },
   onFrame: receive,
   onLock: reset,
 });

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TIMEOUT, staff, totp
+from conftest import REPO, TIMEOUT, Hub, staff, totp, visitor
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="python3-selenium is installed by scripts/setup.sh")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -174,3 +174,44 @@ def test_admin_lowers_the_idle_timeout_live_and_cannot_remove_encryption(hub):
         driver.quit()
         loop.run_until_complete(nurse.close())
         loop.close()
+
+
+def test_an_admin_assigns_a_conversation_from_the_staff_console(workdir):
+    config = workdir / "pipeline.conf"
+    config.write_text(config.read_text().replace("hipaa = on\n", "hipaa = on\nstaff_access = assigned\n", 1))
+    hub = Hub(workdir, config).start()
+    loop = asyncio.new_event_loop()
+    driver = browser()
+    try:
+        patient, welcome = loop.run_until_complete(visitor(hub))
+        room = welcome["conversation"]
+        nurse, _ = loop.run_until_complete(staff(hub))
+        assert loop.run_until_complete(nurse.request({"type": "rooms", "id": "r"}, "rooms"))["rooms"] == []
+
+        log_in_and_enrol(driver, f"http://127.0.0.1:{hub.port}", "/staff.html", "dr.admin", "riverside-admin-test-pass")
+        wait(driver).until(until.element_to_be_clickable((By.CSS_SELECTOR, f"#rooms button[data-room='{room}']"))).click()
+        form = wait(driver).until(until.visibility_of_element_located((By.ID, "assign-form")))
+        # The admin's console offers the organisation's staff by name.
+        wait(driver).until(lambda d: "nurse.joy" in [o.get_attribute("value") for o in d.find_elements(By.CSS_SELECTOR, "#staff-names option")])
+        form.find_element(By.NAME, "user").send_keys("nurse.joy")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait(driver).until(lambda d: "Assigned to nurse.joy" in d.find_element(By.ID, "room-note").text)
+        assert "nurse.joy" in driver.find_element(By.CSS_SELECTOR, f"#rooms button[data-room='{room}']").text
+
+        # The nurse hears of it, and now sees the room.
+        assert loop.run_until_complete(nurse.recv("assigned"))["room"] == room
+        rooms = loop.run_until_complete(nurse.request({"type": "rooms", "id": "r2"}, "rooms"))["rooms"]
+        assert [entry["room"] for entry in rooms] == [room] and rooms[0]["assignedTo"] == "nurse.joy"
+
+        # Assigning to someone who is not on staff is refused, with the reason in the page.
+        field = driver.find_element(By.CSS_SELECTOR, "#assign-form input[name=user]")
+        field.clear()
+        field.send_keys("ghost")
+        driver.find_element(By.CSS_SELECTOR, "#assign-form button[type=submit]").click()
+        wait(driver).until(lambda d: "ghost" in d.find_element(By.ID, "room-note").text)
+        for client in (patient, nurse):
+            loop.run_until_complete(client.close())
+    finally:
+        driver.quit()
+        loop.close()
+        hub.stop()
