@@ -175,6 +175,8 @@ function showHIPAA(result) {
     : "No BAA attestation on record.";
   $("hipaa-on-form").hidden = result.hipaa;
   $("hipaa-off-form").hidden = !result.hipaa;
+  $("hipaa-off-form").elements.purge.closest("label").hidden = result.conversations === 0;
+  $("hipaa-off-form").elements.purge.checked = false;
   $("hipaa-off-note").textContent = result.conversations > 0
     ? `The organisation holds ${result.conversations} conversation${result.conversations === 1 ? "" : "s"} kept under HIPAA rules. Switching off needs them purged first.`
     : "The organisation holds no conversations.";

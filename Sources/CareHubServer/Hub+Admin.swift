@@ -111,15 +111,18 @@ extension Hub {
     }
 
     private func replacePipeline(_ org: OrgID, with text: String, base: String?, apply: Bool, actor: String, address: String) async throws -> String {
-        try await exclusively {
-            let file = PipelineFile(path: options.configPath)
-            let snapshot = try readPipeline(file)
+        guard apply else {
+            // A check writes nothing, so it need not wait for a change in progress.
+            let (_, snapshot, current) = try currentSection(org)
+            let checked = try Self.check(text, replacing: current.text, of: org, in: snapshot.text, file: options.configPath)
+            return Self.checkedJSON(checked.config, org: org)
+        }
+        return try await exclusively {
+            let (file, snapshot, current) = try currentSection(org)
             if let base, base != snapshot.version {
                 throw PipelineError(.conflict, "pipeline.conf changed since you loaded it (edited on the host or by another admin); load it again and redo your change")
             }
-            guard let current = PipelineFile.section(org, in: snapshot.text) else { throw missingSection(org) }
             let checked = try Self.check(text, replacing: current.text, of: org, in: snapshot.text, file: options.configPath)
-            guard apply else { return Self.checkedJSON(checked.config, org: org) }
             try write(checked.text, to: file, replacing: snapshot, author: actor)
             self.apply(checked.config, admin: (org, actor, address))
             logger.notice("pipeline changed through the admin API", metadata: ["org.id": "\(org)", "admin": "\(actor)"])
@@ -351,7 +354,16 @@ extension Hub {
         do {
             return (text, try StageRegistry.standard.load(text, file: name))
         } catch let error as ConfigError {
-            throw AdminRefusal(message: "the file as a whole would not load", issues: error.issues)
+            // Lines inside the section are given from its first line; a problem elsewhere in the
+            // file (another organisation's section, edited on the host) is named by its file line.
+            let start = PipelineFile.section(org, in: text)?.firstLine ?? 1
+            let length = section.split(separator: "\n", omittingEmptySubsequences: false).count
+            let issues = error.issues.map { issue in
+                (start..<(start + length)).contains(issue.line)
+                    ? ConfigIssue(file: label, line: issue.line - start + 1, message: issue.message)
+                    : ConfigIssue(file: label, line: 0, message: "elsewhere in the file, which only the operator can fix: \(issue)")
+            }
+            throw AdminRefusal(message: "pipeline.conf as a whole would not load", issues: issues)
         }
     }
 

@@ -114,6 +114,19 @@ struct PipelineFileTests {
         }
     }
 
+    @Test func aProblemElsewhereInTheFileIsNamedByItsFileLine() throws {
+        let broken = Self.file.replacingOccurrences(of: "stage store\nstage fanout", with: "stage fanout")
+        #expect(throws: AdminRefusal.self) {
+            try Hub.check(Self.clinic, replacing: Self.clinic, of: OrgID("clinic"), in: broken, file: "pipeline.conf")
+        }
+        do {
+            _ = try Hub.check(Self.clinic, replacing: Self.clinic, of: OrgID("clinic"), in: broken, file: "pipeline.conf")
+        } catch let refusal as AdminRefusal {
+            #expect(refusal.issues.map(\.line) == [0])
+            #expect(refusal.issues.first?.message == "elsewhere in the file, which only the operator can fix: pipeline.conf:12: [org studio] must run stage 'store'")
+        }
+    }
+
     private func refused(_ section: String) -> AdminRefusal? {
         do {
             _ = try Hub.check(section, replacing: Self.clinic, of: OrgID("clinic"), in: Self.file, file: "pipeline.conf")

@@ -169,6 +169,8 @@ def test_admin_lowers_the_idle_timeout_live_and_cannot_remove_encryption(hub):
 
         driver.find_element(By.ID, "audit-verify").click()
         wait(driver).until(lambda d: "The chain holds" in d.find_element(By.ID, "audit-verdict").text)
+        driver.set_window_size(1200, 2400)  # the whole console in one picture
+        driver.execute_script("window.scrollTo(0, 0)")
         shot(driver, "admin-console")
     finally:
         driver.quit()
