@@ -68,9 +68,7 @@ extension Hub {
     // MARK: Pipeline
 
     private func pipelineJSON(_ org: OrgID) async throws -> String {
-        let file = PipelineFile(path: options.configPath)
-        let snapshot = try readPipeline(file)
-        guard let section = PipelineFile.section(org, in: snapshot.text) else { throw missingSection(org) }
+        let (file, snapshot, section) = try currentSection(org)
         let inForce = config.org(org)
         let held = try await conversations.unpurged(org: org, startedBefore: .distantFuture, limit: 100_000).count
         let attestation = try await SQLiteAttestations(database: database).latest(org: org)
@@ -82,10 +80,7 @@ extension Hub {
         w.field("firstLine", Int64(section.firstLine))
         w.field("version", snapshot.version)
         w.field("inForce", isInForce(section.text, org: org))
-        w.array("stages", inForce?.stages ?? []) { element, stage in
-            element.field("name", stage.name)
-            element.strings("parameters", stage.configuration.summary)
-        }
+        Self.writeStages(of: inForce, to: &w)
         w.strings("integrations", inForce?.settings.integrations.map(\.name) ?? [])
         w.field("conversations", Int64(held))
         if let attestation {
@@ -162,11 +157,7 @@ extension Hub {
             }
             // Purged under HIPAA rules first, so nothing recorded under them outlives the switch.
             for conversation in held {
-                if conversation.endedAt == nil {
-                    try await conversations.markEnded(conversation.id, at: Date())
-                    let members = registry.close(conversation.id)
-                    registry.deliver(.ended(id: nil, room: conversation.id), to: members.map(\.connection))
-                }
+                _ = try await PurgeStage.close(conversation, at: Date(), environment: environment)
                 try await PurgeStage.erase(conversation.id, org: org, environment: environment, actor: actor, address: address, detail: "reason=hipaa_off export=none")
             }
             try write(checked.text, to: file, replacing: snapshot, author: actor)
@@ -200,11 +191,11 @@ extension Hub {
     private func currentSection(_ org: OrgID) throws -> (PipelineFile, PipelineFile.Snapshot, PipelineFile.Section) {
         let file = PipelineFile(path: options.configPath)
         let snapshot = try readPipeline(file)
-        guard let section = PipelineFile.section(org, in: snapshot.text) else { throw missingSection(org) }
+        guard let section = PipelineFile.section(org, in: snapshot.text) else { throw Self.missingSection(org) }
         return (file, snapshot, section)
     }
 
-    private func missingSection(_ org: OrgID) -> PipelineError {
+    private static func missingSection(_ org: OrgID) -> PipelineError {
         PipelineError(.conflict, "pipeline.conf on disk no longer has an [org \(org)] section; ask the operator")
     }
 
@@ -220,11 +211,16 @@ extension Hub {
     private static func checkedJSON(_ config: HubConfig, org: OrgID) -> String {
         var w = JSONWriter()
         w.field("valid", true)
-        w.array("stages", config.org(org)?.stages ?? []) { element, stage in
+        writeStages(of: config.org(org), to: &w)
+        return w.finish()
+    }
+
+    /// `"stages":[{"name":…,"parameters":["key=value",…]},…]`, the organisation's chain.
+    private static func writeStages(of org: ConfiguredOrg?, to w: inout JSONWriter) {
+        w.array("stages", org?.stages ?? []) { element, stage in
             element.field("name", stage.name)
             element.strings("parameters", stage.configuration.summary)
         }
-        return w.finish()
     }
 
     // MARK: Users
@@ -349,7 +345,7 @@ extension Hub {
             throw AdminRefusal(message: issues.count == 1 ? issues[0].message : "\(issues.count) problems; each is listed with its line", issues: ConfigError(issues).issues)
         }
         guard let text = PipelineFile.replacingSection(org, in: file, with: section) else {
-            throw PipelineError(.conflict, "pipeline.conf on disk no longer has an [org \(org)] section; ask the operator")
+            throw missingSection(org)
         }
         do {
             return (text, try StageRegistry.standard.load(text, file: name))

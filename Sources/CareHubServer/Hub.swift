@@ -12,7 +12,7 @@ import Synchronization
 /// Frames from one connection are handled in order by that connection's reader task; different
 /// connections run concurrently. The hub never logs message text, passwords or tokens.
 public final class Hub: Sendable {
-    struct State {
+    private struct State {
         var config: HubConfig
         var pipelines: [OrgID: Pipeline]
         var draining = false
@@ -23,11 +23,11 @@ public final class Hub: Sendable {
     public let options: HubOptions
     let logger: Logger
     let database: CareHubDatabase
-    let messages: SQLiteMessageStore
-    let sessions = InMemorySessionStore()
-    let registry: ConnectionRegistry
+    private let messages: SQLiteMessageStore
+    private let sessions = InMemorySessionStore()
+    private let registry: ConnectionRegistry
     let environment: StageEnvironment
-    let state: Mutex<State>
+    private let state: Mutex<State>
     private let transport = TransportSlot()
     private let ticker = Mutex<Task<Void, Never>?>(nil)
     private let events = HubEvents()

@@ -156,14 +156,21 @@ public final class PurgeStage: Stage {
 
     /// Ends an open conversation on the hub's initiative, tells the room, and runs the hook.
     private func end(_ conversation: Conversation, at now: Date, reason: String) async {
+        guard let ended = try? await Self.close(conversation, at: now, environment: environment) else { return }
+        await finish(ended, actor: "system", address: "", reason: reason)
+    }
+
+    /// Ends a conversation on the hub's initiative (if it is still open) and tells its room, which
+    /// is then closed. Also used by the admin API before a confirmed purge.
+    public static func close(_ conversation: Conversation, at now: Date, environment: StageEnvironment) async throws -> Conversation {
         var ended = conversation
         if conversation.endedAt == nil {
-            guard (try? await environment.conversations.markEnded(conversation.id, at: now)) != nil else { return }
+            try await environment.conversations.markEnded(conversation.id, at: now)
             ended.endedAt = now
         }
         let members = environment.rooms.close(conversation.id)
         environment.rooms.deliver(.ended(id: nil, room: conversation.id), to: members.map(\.connection))
-        await finish(ended, actor: "system", address: "", reason: reason)
+        return ended
     }
 
     /// Visitors are checked every 5 seconds; a conversation whose visitor has had no connection in

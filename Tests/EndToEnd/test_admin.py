@@ -5,7 +5,7 @@ purge, accounts, and the audit log with its verification."""
 import asyncio
 import sqlite3
 
-from conftest import TIMEOUT, Client, carehub, login, staff, visitor
+from conftest import PASSWORDS, TIMEOUT, Client, carehub, login, staff, visitor
 
 RIVERSIDE = "riverside-clinic"
 LOTUS = "lotus-wellness"
@@ -113,11 +113,9 @@ def test_admin_edits_the_pipeline_live_and_the_floor_refuses_what_hipaa_forbids(
 
 def test_hipaa_switch_needs_an_attestation_and_a_confirmed_purge(hub):
     data = str(hub.data)
+    PASSWORDS[(LOTUS, "lotus.admin")] = "lotus-admin-test-pass"
     carehub("user", "add", "--org", LOTUS, "--user", "lotus.admin", "--role", "admin", "--data", data,
-            "--config", str(hub.config), stdin="lotus-admin-test-pass\n")
-    PASSWORD = "lotus-admin-test-pass"
-    from conftest import PASSWORDS
-    PASSWORDS[(LOTUS, "lotus.admin")] = PASSWORD
+            "--config", str(hub.config), stdin=PASSWORDS[(LOTUS, "lotus.admin")] + "\n")
 
     async def scenario():
         # Admins log in with a second factor even where it is optional for staff.
@@ -191,7 +189,6 @@ def test_admin_manages_accounts_and_verifies_the_audit_log(hub):
         taken = await admin(boss, "users.add", user="nurse.kim", role="staff", password="kim-initial-passphrase")
         assert taken["code"] == "conflict", taken
 
-        from conftest import PASSWORDS
         PASSWORDS[(RIVERSIDE, "nurse.kim")] = "kim-initial-passphrase"
         kim, _ = await staff(hub, RIVERSIDE, "nurse.kim")
         promoted = await admin(boss, "users.set_role", user="nurse.kim", role="admin")
