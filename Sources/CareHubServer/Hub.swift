@@ -50,7 +50,6 @@ public final class Hub: Sendable {
         self.logger = logger
         let config = try ConfigLoader.load(path: options.configPath)
         database = try CareHubDatabase(directory: options.dataDirectory)
-        messages = SQLiteMessageStore(database: database)
         let transport = self.transport
         registry = ConnectionRegistry(sessions: sessions) { handle, json in
             transport.server?.send(json, to: handle)
@@ -58,11 +57,12 @@ public final class Hub: Sendable {
         let master = try MasterKey.load(dataDirectory: options.dataDirectory)
         auditKey = try MasterKey.auditKey(from: master)
         audit = SQLiteAuditLog(database: database, checkpointKey: auditKey)
+        messages = SQLiteMessageStore(database: database, audit: audit)
         conversations = SQLiteConversationStore(database: database)
         outbox = SQLiteOutbox(database: database)
         environment = StageEnvironment(
             clock: SystemClock(),
-            conversations: conversations,
+            conversations: ConversationCache(conversations),
             messages: messages,
             users: SQLiteUserDirectory(database: database),
             credentials: try ScryptCredentials(),

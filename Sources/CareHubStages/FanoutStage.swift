@@ -90,13 +90,20 @@ public final class FanoutStage: Stage {
             guard let seq = request.seq, let session = request.session else { throw PipelineError.internal }
             let recipients = liveRecipients(rooms.members(of: room), room: room, excluding: request.connection)
             let from = session.principal.displayName
-            rooms.deliver(.message(room: room, seq: seq, from: from, text: text, at: request.receivedAt), to: recipients.map(\.connection))
-            if org.hipaa && !recipients.isEmpty {
-                // Who received which message, for "who read what"; ids and names only.
-                let readers = Set(recipients.map(\.session.principal.displayName)).sorted()
-                try await environment.audit.record(AuditEvent(
-                    at: request.receivedAt, org: org.id, actor: from, address: request.peer, action: "phi.delivered",
-                    target: room.rawValue, detail: "seq=\(seq) readers=\(readers.joined(separator: ","))"))
+            let message = ServerFrame.message(room: room, seq: seq, from: from, text: text, at: request.receivedAt)
+            if org.hipaa {
+                // The store stage committed the delivery record of the readers it saw; a reader
+                // who joined since is recorded before it receives the message. If that record
+                // cannot be written it does not receive it live (it reads it with the history).
+                let recorded = request.releasedTo ?? []
+                let late = recipients.filter { !recorded.contains($0.connection) }
+                rooms.deliver(message, to: recipients.filter { recorded.contains($0.connection) }.map(\.connection))
+                if !late.isEmpty,
+                   (try? await environment.audit.record(StageEnvironment.deliveryEvent(of: request, seq: seq, room: room, org: org.id, to: late))) != nil {
+                    rooms.deliver(message, to: late.map(\.connection))
+                }
+            } else {
+                rooms.deliver(message, to: recipients.map(\.connection))
             }
             let staffWatching = recipients.contains { $0.session.principal.isStaff }
             if !staffWatching && !session.principal.isStaff {
@@ -125,21 +132,9 @@ public final class FanoutStage: Stage {
         return try await next(request)
     }
 
-    /// A connection that may receive a room's frames, with the session that allows it.
-    private struct Recipient {
-        let connection: ConnectionID
-        let session: Session
-    }
-
     /// Members whose sessions are live, in this organisation, and allowed in `room`.
     private func liveRecipients(_ members: [RoomMember], room: ConversationID, excluding sender: ConnectionID?) -> [Recipient] {
-        let now = environment.clock.now
-        return members.compactMap { member in
-            guard member.connection != sender, let session = environment.sessions.session(member.sessionToken),
-                  session.org == org.id, session.isLive(at: now), session.principal.mayAccess(room)
-            else { return nil }
-            return Recipient(connection: member.connection, session: session)
-        }
+        environment.liveRecipients(members, org: org.id, room: room, excluding: sender)
     }
 
     private func notify(room: ConversationID, from: String, text: String, at: Date) async {

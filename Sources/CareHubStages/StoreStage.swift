@@ -4,7 +4,9 @@ import Foundation
 /// Commits messages and conversation state durably, and reads history and room lists.
 ///
 /// A `send` is committed before the chain continues, so fan-out and the `ack` happen only for
-/// stored messages. In a HIPAA organisation the stage refuses to store text that is not sealed.
+/// stored messages. In a HIPAA organisation the stage refuses to store text that is not sealed,
+/// and commits the message's `phi.delivered` record (the room's live readers) in the same
+/// transaction, so no reader receives it without a durable audit row and one commit serves both.
 public struct StoreStage: Stage {
     /// Parameters of `stage store`.
     public struct Configuration: StageConfiguration {
@@ -52,10 +54,21 @@ public struct StoreStage: Stage {
             } else {
                 seq = try await environment.messages.reserveSequence(in: room)
             }
-            try await environment.messages.append(
-                StoredMessage(conversation: room, seq: seq, sender: session.principal.displayName, at: request.receivedAt, body: body))
             var forwarded = request
             forwarded.seq = seq
+            // HIPAA: who the message is released to is committed with it, before anyone gets it.
+            var events: [AuditEvent] = []
+            if org.hipaa {
+                let recipients = environment.liveRecipients(
+                    environment.rooms.members(of: room), org: org.id, room: room, excluding: request.connection)
+                if !recipients.isEmpty {
+                    events.append(StageEnvironment.deliveryEvent(of: request, seq: seq, room: room, org: org.id, to: recipients))
+                }
+                forwarded.releasedTo = Set(recipients.map(\.connection))
+            }
+            try await environment.messages.append(
+                StoredMessage(conversation: room, seq: seq, sender: session.principal.displayName, at: request.receivedAt, body: body),
+                recording: events)
             var outcome = try await next(forwarded)
             outcome.seq = seq
             return outcome

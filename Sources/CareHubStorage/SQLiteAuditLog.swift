@@ -65,19 +65,24 @@ public final class SQLiteAuditLog: AuditLog {
             }
             guard !batch.isEmpty else { return }
             do {
-                try database.pool.write { db in
-                    for (event, _) in batch { try Self.append(event, db) }
-                    let due = writer.withLock { state -> Bool in
-                        state.sinceCheckpoint += batch.count
-                        return state.sinceCheckpoint >= checkpointInterval
-                    }
-                    if due { try checkpoint(db) }
-                }
+                try database.pool.write { db in try append(batch.map(\.0), within: db) }
                 for (_, continuation) in batch { continuation.resume() }
             } catch {
                 for (_, continuation) in batch { continuation.resume(throwing: error) }
             }
         }
+    }
+
+    /// Appends `events` inside a transaction the caller holds (the message store commits a HIPAA
+    /// message with its delivery record), counting them toward the next signed checkpoint.
+    func append(_ events: [AuditEvent], within db: Database) throws {
+        guard !events.isEmpty else { return }
+        try Self.append(events, db)
+        let due = writer.withLock { state -> Bool in
+            state.sinceCheckpoint += events.count
+            return state.sinceCheckpoint >= checkpointInterval
+        }
+        if due { try checkpoint(db) }
     }
 
     /// Signs the chain head now (the hub does this at shutdown too).
@@ -103,12 +108,21 @@ public final class SQLiteAuditLog: AuditLog {
 
     /// Appends inside an open transaction (also used by account changes, atomically with them).
     static func append(_ event: AuditEvent, _ db: Database) throws {
+        try append(CollectionOfOne(event), db)
+    }
+
+    /// Appends `events` in order inside an open transaction, reading the chain head once.
+    static func append(_ events: some Collection<AuditEvent>, _ db: Database) throws {
         let head = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1"))
-        let previous = (head?["hash"] as Data?).map(Array.init) ?? AuditChain.genesis
-        let id = (head?["id"] as Int64? ?? 0) + 1
-        let hash = AuditChain.hash(previous: previous, id: id, event: event)
-        try db.cachedStatement(sql: "INSERT INTO audit_events (id, at, org, actor, address, action, target, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            .execute(arguments: [id, AuditChain.milliseconds(event.at), event.org.rawValue, event.actor, event.address, event.action, event.target, event.detail, Data(hash)])
+        var previous = (head?["hash"] as Data?).map(Array.init) ?? AuditChain.genesis
+        var id = head?["id"] as Int64? ?? 0
+        let insert = try db.cachedStatement(sql: "INSERT INTO audit_events (id, at, org, actor, address, action, target, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        for event in events {
+            id += 1
+            let hash = AuditChain.hash(previous: previous, id: id, event: event)
+            try insert.execute(arguments: [id, AuditChain.milliseconds(event.at), event.org.rawValue, event.actor, event.address, event.action, event.target, event.detail, Data(hash)])
+            previous = hash
+        }
     }
 
     // MARK: Reading

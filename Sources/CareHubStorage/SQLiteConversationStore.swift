@@ -29,7 +29,8 @@ public struct SQLiteConversationStore: ConversationStore {
 
     public func conversation(_ id: ConversationID) async throws -> Conversation? {
         try await database.pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM conversations WHERE id = ?", arguments: [id.rawValue]).map(Self.conversation)
+            // Read for every frame that names a room: a cached statement is compiled once.
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM conversations WHERE id = ?"), arguments: [id.rawValue]).map(Self.conversation)
         }
     }
 

@@ -6,12 +6,13 @@ import Synchronization
 
 /// ``MessageStore`` on the hub's SQLite database, with group commit.
 ///
-/// Appends queue up while a transaction is being committed; the next transaction writes them all
-/// and commits once (one fsync), then resumes every waiting caller. No caller returns before its
-/// row is committed with `synchronous=FULL`.
+/// Appends queue up while a transaction is being committed; the next transaction writes them all,
+/// with the audit events given with them, and commits once (one fsync), then resumes every waiting
+/// caller. No caller returns before its row is committed with `synchronous=FULL`.
 public final class SQLiteMessageStore: MessageStore {
     private struct Pending {
         let message: StoredMessage
+        let events: [AuditEvent]
         let continuation: CheckedContinuation<Void, any Error>
     }
 
@@ -31,13 +32,18 @@ public final class SQLiteMessageStore: MessageStore {
     }
 
     private let database: CareHubDatabase
+    private let audit: SQLiteAuditLog
     private let writer = Mutex(WriterState())
     private let sequences = Mutex<[ConversationID: UInt64]>([:])
     private let counters = Mutex(Statistics())
     private let writerQueue = DispatchQueue(label: "carehub.storage.messages")
 
-    /// Creates the store.
-    public init(database: CareHubDatabase) { self.database = database }
+    /// Creates the store; events appended with messages go to `audit`'s chain (and count toward
+    /// its signed checkpoints).
+    public init(database: CareHubDatabase, audit: SQLiteAuditLog? = nil) {
+        self.database = database
+        self.audit = audit ?? SQLiteAuditLog(database: database)
+    }
 
     /// What the writer has committed so far.
     public var statistics: Statistics { counters.withLock { $0 } }
@@ -65,10 +71,10 @@ public final class SQLiteMessageStore: MessageStore {
         }
     }
 
-    public func append(_ message: StoredMessage) async throws {
+    public func append(_ message: StoredMessage, recording events: [AuditEvent]) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let startDrain = writer.withLock { state -> Bool in
-                state.queue.append(Pending(message: message, continuation: continuation))
+                state.queue.append(Pending(message: message, events: events, continuation: continuation))
                 guard !state.draining else { return false }
                 state.draining = true
                 return true
@@ -91,6 +97,7 @@ public final class SQLiteMessageStore: MessageStore {
             do {
                 try database.pool.write { db in
                     for pending in batch { try Self.insert(pending.message, db) }
+                    try audit.append(batch.flatMap(\.events), within: db)
                 }
                 record(batch.count)
                 for pending in batch { pending.continuation.resume() }
@@ -98,7 +105,10 @@ public final class SQLiteMessageStore: MessageStore {
                 // One bad row must not fail its neighbours: retry one transaction each.
                 for pending in batch {
                     do {
-                        try database.pool.write { db in try Self.insert(pending.message, db) }
+                        try database.pool.write { db in
+                            try Self.insert(pending.message, db)
+                            try audit.append(pending.events, within: db)
+                        }
                         record(1)
                         pending.continuation.resume()
                     } catch {

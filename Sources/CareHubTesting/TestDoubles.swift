@@ -105,7 +105,9 @@ public final class MemoryConversationStore: ConversationStore {
 public final class MemoryMessageStore: MessageStore {
     private struct State { var messages: [StoredMessage] = []; var sequences: [ConversationID: UInt64] = [:] }
     private let state = Mutex(State())
-    public init() {}
+    private let audit: RecordingAuditLog?
+    /// Events appended with a message go to `audit`.
+    public init(audit: RecordingAuditLog? = nil) { self.audit = audit }
 
     /// Everything stored, in order of append.
     public var all: [StoredMessage] { state.withLock { $0.messages } }
@@ -118,8 +120,9 @@ public final class MemoryMessageStore: MessageStore {
         }
     }
 
-    public func append(_ message: StoredMessage) async throws {
+    public func append(_ message: StoredMessage, recording events: [AuditEvent]) async throws {
         state.withLock { $0.messages.append(message) }
+        for event in events { try await audit?.record(event) }
     }
 
     public func history(of conversation: ConversationID, limit: Int) async throws -> [StoredMessage] {
@@ -351,7 +354,7 @@ public final class RecordingEvents: PipelineEvents {
 public struct TestWorld: Sendable {
     public let clock = ManualClock()
     public let conversations = MemoryConversationStore()
-    public let messages = MemoryMessageStore()
+    public let messages: MemoryMessageStore
     public let users = MemoryUserDirectory()
     public let credentials = PlainCredentials()
     public let cipher = XORCipher()
@@ -362,7 +365,7 @@ public struct TestWorld: Sendable {
     public let audit = RecordingAuditLog()
     public let exporter = RecordingExporter()
 
-    public init() {}
+    public init() { messages = MemoryMessageStore(audit: audit) }
 
     public var environment: StageEnvironment {
         StageEnvironment(

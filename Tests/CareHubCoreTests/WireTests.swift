@@ -111,3 +111,25 @@ struct WireTests {
         #expect(BAAAttestation(signedOn: "2026-12-01", officerName: "Dana", officerEmail: "privacy").problem(today: today)?.contains("e-mail") == true)
     }
 }
+
+@Suite("JSON writer")
+struct JSONWriterTests {
+    func written(_ value: String) -> String {
+        var writer = JSONWriter()
+        writer.field("t", value)
+        return writer.finish()
+    }
+
+    @Test func plainTextIsCopiedAndEveryEscapeIsWritten() throws {
+        #expect(written("hello nurse, é ü 漢字 🩺") == #"{"t":"hello nurse, é ü 漢字 🩺"}"#)
+        #expect(written(#"say "ah" \ now"#) == #"{"t":"say \"ah\" \\ now"}"#)
+        #expect(written("a\nb\rc\td\u{1}e") == #"{"t":"a\nb\rc\td\u0001e"}"#)
+        #expect(written("line\u{2028}para\u{2029}end") == #"{"t":"line\u2028para\u2029end"}"#)
+        // A lead byte 0xE2 that is not U+2028/2029 stays as it is.
+        #expect(written("→ ok") == #"{"t":"→ ok"}"#)
+        for sample in ["", "plain", "quote \" back \\ nl \n", "mixed \u{2028} é \u{7f} \u{1f}", "🩺\u{0}"] {
+            let parsed = try JSONSerialization.jsonObject(with: Data(written(sample).utf8)) as? [String: String]
+            #expect(parsed?["t"] == sample)
+        }
+    }
+}

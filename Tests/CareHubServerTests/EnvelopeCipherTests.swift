@@ -171,6 +171,47 @@ struct AuditChainTests {
         #expect(try await log.verify(checkpointKey: key) == .broken(eventID: 8, reason: "a signed checkpoint covers event 8, which is gone (events were deleted from the end)"))
     }
 
+    @Test func eventsCommittedWithMessagesJoinTheChainAndItsCheckpoints() async throws {
+        let (fixture, log, key) = try await fixture(events: 2)
+        let messages = SQLiteMessageStore(database: fixture.database, audit: log)
+        let room = try await SQLiteConversationStore(database: fixture.database).create(org: org, tokenDigest: [1], at: Date()).id
+        // Concurrent appends share commits; each message's event lands in the chain with it,
+        // interleaved with events the audit writer commits meanwhile.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 1...20 {
+                group.addTask {
+                    let seq = try await messages.reserveSequence(in: room)
+                    let delivered = AuditEvent(at: Date(), org: org, actor: "visitor", address: "10.0.0.1", action: "phi.delivered", target: room.rawValue, detail: "seq=\(seq) readers=joy")
+                    try await messages.append(StoredMessage(conversation: room, seq: seq, sender: "visitor", at: Date(), body: .plain("m")), recording: [delivered])
+                    if index % 5 == 0 { try await log.record(AuditEvent(at: Date(), org: org, actor: "joy", address: "10.0.0.2", action: "login.success")) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let entries = try log.entries(org: org)
+        #expect(entries.filter { $0.event.action == "phi.delivered" }.map(\.event.detail).sorted() == (1...20).map { "seq=\($0) readers=joy" }.sorted())
+        #expect(entries.count == 26)
+        guard case .holds(26, let checkpoints) = try await log.verify(checkpointKey: key) else {
+            Issue.record("chain does not hold")
+            return
+        }
+        #expect(checkpoints >= 1)
+    }
+
+    @Test func aMessageWhoseRowFailsTakesItsEventWithIt() async throws {
+        let (fixture, log, key) = try await fixture(events: 3)
+        let messages = SQLiteMessageStore(database: fixture.database, audit: log)
+        let room = try await SQLiteConversationStore(database: fixture.database).create(org: org, tokenDigest: [2], at: Date()).id
+        let event = { (seq: Int) in AuditEvent(at: Date(), org: org, actor: "visitor", address: "local", action: "phi.delivered", target: room.rawValue, detail: "seq=\(seq) readers=joy") }
+        try await messages.append(StoredMessage(conversation: room, seq: 1, sender: "visitor", at: Date(), body: .plain("one")), recording: [event(1)])
+        await #expect(throws: (any Error).self) {
+            try await messages.append(StoredMessage(conversation: room, seq: 1, sender: "visitor", at: Date(), body: .plain("again")), recording: [event(99)])
+        }
+        #expect(try log.entries(org: org).map(\.event.detail) == ["n=1", "n=2", "n=3", "seq=1 readers=joy"])
+        // The fourth event, committed by the message store, was due a signed checkpoint.
+        #expect(try await log.verify(checkpointKey: key) == .holds(events: 4, checkpoints: 1))
+    }
+
     @Test func aRecomputedChainStillFailsTheSignature() async throws {
         let (fixture, log, key) = try await fixture(events: 8)
         // A forger who rewrites a row and recomputes every hash cannot sign the checkpoint.

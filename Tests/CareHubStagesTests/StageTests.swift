@@ -243,6 +243,40 @@ struct FanoutStageTests {
         #expect(hub.delivered(to: 1).contains { if case .message(_, _, "joy", "hello patient", _) = $0 { true } else { false } })
     }
 
+    @Test func inHIPAAModeTheDeliveryRecordIsCommittedWithTheMessageOnce() async throws {
+        let hub = try StageHarness()
+        let room = try await hub.visitor(1)
+        _ = await hub.login(2)
+        _ = await hub.run(.subscribe(room: room), from: 2)
+        let reply = await hub.run(.send(room: room, text: "chest pain"), from: 1, id: "m1")
+        guard case .ack(_, _, let seq, _) = reply else {
+            Issue.record("no ack")
+            return
+        }
+        let records = hub.world.audit.events.filter { $0.action == "phi.delivered" }
+        #expect(records.map(\.detail) == ["seq=\(seq) readers=joy"])
+        #expect(records.first?.target == room.rawValue && records.first?.actor == "visitor")
+        #expect(!records.contains { $0.detail.contains("chest") })
+        #expect(hub.delivered(to: 2).contains { if case .message(_, _, _, "chest pain", _) = $0 { true } else { false } })
+    }
+
+    @Test func aReaderTheStoreStageDidNotRecordIsRecordedBeforeFanOutSendsToIt() async throws {
+        let hub = try StageHarness()
+        let room = try await hub.visitor(1)
+        _ = await hub.login(2)
+        _ = await hub.run(.subscribe(room: room), from: 2)
+        let visitor = try #require(hub.world.sessions.sessions(of: hub.org.id).first { !$0.principal.isStaff })
+        let fanout = try #require(hub.pipeline.stages.last)
+        // As if joy joined between the store stage's commit and fan-out: released to nobody yet.
+        var request = hub.world.request(.send(room: room, text: "late"), connection: ConnectionID(1), session: visitor)
+        request.conversation = try await hub.world.conversations.conversation(room)
+        request.seq = 7
+        request.releasedTo = []
+        _ = try await fanout.handle(request) { _ in Outcome() }
+        #expect(hub.world.audit.events.filter { $0.action == "phi.delivered" }.map(\.detail) == ["seq=7 readers=joy"])
+        #expect(hub.delivered(to: 2).contains { if case .message(_, 7, _, "late", _) = $0 { true } else { false } })
+    }
+
     @Test func aSubscriberWhoseSessionEndedGetsNothing() async throws {
         let hub = try StageHarness()
         let room = try await hub.visitor(1)

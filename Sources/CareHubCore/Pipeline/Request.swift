@@ -27,6 +27,10 @@ public struct Request: Sendable {
     public var sealed: SealedText?
     /// The pre-chat form sealed by the encrypt stage (after a `hello` that starts a conversation).
     public var sealedProfile: SealedText?
+    /// In a HIPAA organisation, the connections the store stage committed a `phi.delivered`
+    /// record for, together with the message; fan-out sends to them, and records any other
+    /// reader before sending to it.
+    public var releasedTo: Set<ConnectionID>?
 
     /// Creates a request as the hub receives it.
     public init(connection: ConnectionID, peer: String, id: String?, frame: ClientFrame, receivedAt: Date, session: Session?) {

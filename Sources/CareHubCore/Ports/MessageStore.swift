@@ -1,8 +1,9 @@
 /// The port through which stages store and read messages.
 ///
-/// Implementations must guarantee that `append` returns only after the message is durably
-/// committed (the hub acknowledges a message only then), and that sequence numbers handed out by
-/// `reserveSequence` are unique and increasing per conversation.
+/// Implementations must guarantee that `append` returns only after the message, and the audit
+/// events given with it, are durably committed in one transaction (the hub acknowledges a message
+/// only then), and that sequence numbers handed out by `reserveSequence` are unique and increasing
+/// per conversation.
 ///
 /// ```swift
 /// let seq = try await messages.reserveSequence(in: room)
@@ -12,10 +13,17 @@
 public protocol MessageStore: Sendable {
     /// Reserves the next sequence number of `conversation`.
     func reserveSequence(in conversation: ConversationID) async throws -> UInt64
-    /// Durably stores a message.
-    func append(_ message: StoredMessage) async throws
+    /// Durably stores a message, and `events` in the audit trail in the same commit.
+    func append(_ message: StoredMessage, recording events: [AuditEvent]) async throws
     /// The last `limit` messages of `conversation`, oldest first.
     func history(of conversation: ConversationID, limit: Int) async throws -> [StoredMessage]
     /// Deletes every message of `conversation`; returns how many there were.
     func purge(_ conversation: ConversationID) async throws -> Int
+}
+
+extension MessageStore {
+    /// Durably stores a message.
+    public func append(_ message: StoredMessage) async throws {
+        try await append(message, recording: [])
+    }
 }

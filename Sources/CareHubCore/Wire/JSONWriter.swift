@@ -96,6 +96,12 @@ public struct JSONWriter: Sendable {
     /// Appends `value` as a JSON string literal.
     public static func appendQuoted(_ value: String, to out: inout String) {
         out += "\""
+        // Most strings need no escape: copy them whole. (0xE2 leads U+2028 and U+2029.)
+        guard value.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0xE2 }) else {
+            out += value
+            out += "\""
+            return
+        }
         for scalar in value.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
