@@ -49,7 +49,7 @@ public final class Hub: Sendable {
         self.options = options
         self.logger = logger
         let config = try ConfigLoader.load(path: options.configPath)
-        database = try CareHubDatabase(directory: options.dataDirectory)
+        database = try CareHubDatabase(directory: options.dataDirectory, backgroundCheckpoints: true)
         let transport = self.transport
         registry = ConnectionRegistry(sessions: sessions) { handle, json in
             transport.server?.send(json, to: handle)
@@ -290,11 +290,7 @@ public final class Hub: Sendable {
 
     /// `GET /metrics`, in the Prometheus text format.
     func renderMetrics() -> String {
-        let stats = messages.statistics
-        return metrics.render(
-            backlog: backlog.withLock { $0 },
-            connections: registry.count, sessions: sessions.all, messagesCommitted: stats.messages,
-            commits: stats.commits, largestBatch: stats.largestBatch)
+        metrics.render(backlog: backlog.withLock { $0 }, connections: registry.count, sessions: sessions.all, storage: messages.statistics)
     }
 
     private func dispatch(_ envelope: Envelope, from id: ConnectionID) async {

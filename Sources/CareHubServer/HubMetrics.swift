@@ -1,4 +1,5 @@
 import CareHubCore
+import CareHubStorage
 import Foundation
 import Synchronization
 
@@ -45,7 +46,7 @@ final class HubMetrics: StageTimer {
         var outbox: [(org: OrgID, state: String, count: Int)] = []
     }
 
-    func render(backlog: Backlog, connections: Int, sessions: [Session], messagesCommitted: Int, commits: Int, largestBatch: Int) -> String {
+    func render(backlog: Backlog, connections: Int, sessions: [Session], storage: SQLiteMessageStore.Statistics) -> String {
         var out = ""
         func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
@@ -63,9 +64,19 @@ final class HubMetrics: StageTimer {
                keys.map { ("{org=\"\($0.org)\",type=\"\($0.type)\"}", String(format: "%.6f", snapshot.requests[$0]!.seconds)) })
         metric("carehub_frame_errors_total", "counter", "Frames answered with an error, by code (auth_failed counts failed logins).",
                snapshot.errors.keys.sorted().map { ("{code=\"\($0)\"}", "\(snapshot.errors[$0]!)") })
-        metric("carehub_messages_committed_total", "counter", "Messages durably committed.", [("", "\(messagesCommitted)")])
-        metric("carehub_commits_total", "counter", "Storage transactions (group commits).", [("", "\(commits)")])
-        metric("carehub_commit_batch_max", "gauge", "Largest number of messages in one commit.", [("", "\(largestBatch)")])
+        metric("carehub_messages_committed_total", "counter", "Messages durably committed.", [("", "\(storage.messages)")])
+        metric("carehub_commits_total", "counter", "Storage transactions (group commits).", [("", "\(storage.commits)")])
+        metric("carehub_commit_batch_max", "gauge", "Largest number of messages in one commit.", [("", "\(storage.largestBatch)")])
+        var commitBuckets: [(String, String)] = []
+        var cumulative: UInt64 = 0
+        for (index, bound) in SQLiteMessageStore.Statistics.commitBounds.enumerated() {
+            cumulative += storage.commitDurations[index]
+            commitBuckets.append(("_bucket{le=\"\(bound)\"}", "\(cumulative)"))
+        }
+        commitBuckets.append(("_bucket{le=\"+Inf\"}", "\(storage.commits)"))
+        commitBuckets.append(("_sum", String(format: "%.6f", storage.commitSeconds)))
+        commitBuckets.append(("_count", "\(storage.commits)"))
+        metric("carehub_commit_seconds", "histogram", "How long message commits took, fsync included.", commitBuckets)
         let stageKeys = snapshot.stages.keys.sorted { ($0.org, $0.type) < ($1.org, $1.type) }
         var buckets: [(String, String)] = []
         for key in stageKeys {

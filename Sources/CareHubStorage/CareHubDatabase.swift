@@ -1,6 +1,8 @@
 import CareHubCore
+import Dispatch
 import Foundation
 import GRDB
+import Synchronization
 
 /// The hub's SQLite database: one file in the data directory, WAL mode, `synchronous=FULL`,
 /// `secure_delete` on, and a versioned schema applied by migrations at open.
@@ -8,12 +10,17 @@ public final class CareHubDatabase: Sendable {
     /// The database file's path.
     public let path: String
     let pool: DatabasePool
+    private let checkpointer: BackgroundCheckpointer?
 
     /// The file name inside the data directory.
     public static let fileName = "carehub.sqlite"
 
     /// Opens (creating if needed) the database in `directory` and migrates it to the current schema.
-    public init(directory: String) throws {
+    ///
+    /// With `backgroundCheckpoints` (the hub), a connection of its own copies the WAL into the main
+    /// file as messages are committed, so that the committing writer (which SQLite has checkpoint
+    /// every 1,000 WAL pages) finds almost nothing left to copy and is not stalled for the copy.
+    public init(directory: String, backgroundCheckpoints: Bool = false) throws {
         let manager = FileManager.default
         var isDirectory: ObjCBool = false
         if !manager.fileExists(atPath: directory, isDirectory: &isDirectory) {
@@ -40,6 +47,12 @@ public final class CareHubDatabase: Sendable {
         configuration.busyMode = .timeout(5)
         pool = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(pool)
+        checkpointer = backgroundCheckpoints ? try BackgroundCheckpointer(path: path, configuration: configuration) : nil
+    }
+
+    /// Tells the background checkpointer (if any) that the WAL grew.
+    func committed() {
+        checkpointer?.committed()
     }
 
     /// The schema versions applied so far, oldest first.
@@ -56,6 +69,7 @@ public final class CareHubDatabase: Sendable {
     /// running hub, while the CLI is used) is reading or writing, the checkpoint cannot complete
     /// and is left to that process; closing still succeeds.
     public func close() throws {
+        checkpointer?.stop()
         try pool.writeWithoutTransaction { db in
             do {
                 _ = try db.checkpoint(.truncate)
@@ -248,5 +262,60 @@ extension CareHubDatabase {
     /// The first column of the first row of a query, as an integer. For maintenance and tests.
     public func rawRead(_ sql: String) throws -> Int {
         try pool.read { db in try Int.fetchOne(db, sql: sql) ?? 0 }
+    }
+}
+
+/// Copies new WAL frames into the main database file from a connection of its own, without
+/// waiting for readers or writers (a passive checkpoint): 10 ms after the message writer commits,
+/// and every 10 ms while it keeps committing; idle otherwise.
+private final class BackgroundCheckpointer: Sendable {
+    private struct State {
+        var scheduled = false
+        var committed = false
+        var stopped = false
+    }
+    private let connection: DatabaseQueue
+    private let queue = DispatchQueue(label: "carehub.storage.checkpoint")
+    private let state = Mutex(State())
+
+    init(path: String, configuration: Configuration) throws {
+        connection = try DatabaseQueue(path: path, configuration: configuration)
+    }
+
+    /// Called after a commit: a pass runs within 10 ms.
+    func committed() {
+        let start = state.withLock { state -> Bool in
+            state.committed = true
+            guard !state.scheduled && !state.stopped else { return false }
+            state.scheduled = true
+            return true
+        }
+        if start { schedule() }
+    }
+
+    private func schedule() {
+        queue.asyncAfter(deadline: .now() + .milliseconds(10)) { [self] in
+            let run = state.withLock { state -> Bool in
+                state.committed = false
+                if state.stopped { state.scheduled = false }
+                return !state.stopped
+            }
+            guard run else { return }
+            // Busy: the writer's own checkpoint, or a purge's truncating one, is running; next time.
+            _ = try? connection.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+            let again = state.withLock { state -> Bool in
+                if state.committed && !state.stopped { return true }
+                state.scheduled = false
+                return false
+            }
+            if again { schedule() }
+        }
+    }
+
+    /// Stops, after a checkpoint in progress finishes.
+    func stop() {
+        state.withLock { $0.stopped = true }
+        queue.sync {}
+        try? connection.close()
     }
 }

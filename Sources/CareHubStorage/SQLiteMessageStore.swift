@@ -29,6 +29,13 @@ public final class SQLiteMessageStore: MessageStore {
         public var messages = 0
         /// The largest batch committed in one transaction.
         public var largestBatch = 0
+        /// How long commits took (the transaction, its fsync included): counts per bucket of
+        /// ``commitBounds`` (not cumulative), and their sum in seconds.
+        public var commitDurations = [UInt64](repeating: 0, count: Statistics.commitBounds.count + 1)
+        public var commitSeconds = 0.0
+
+        /// Upper bounds (seconds) of the commit duration buckets; the last bucket is unbounded.
+        public static let commitBounds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
     }
 
     private let database: CareHubDatabase
@@ -94,22 +101,25 @@ public final class SQLiteMessageStore: MessageStore {
                 return batch
             }
             guard !batch.isEmpty else { return }
+            let started = ContinuousClock.now
             do {
                 try database.pool.write { db in
                     for pending in batch { try Self.insert(pending.message, db) }
                     try audit.append(batch.flatMap(\.events), within: db)
                 }
-                record(batch.count)
+                record(batch.count, since: started)
+                database.committed()
                 for pending in batch { pending.continuation.resume() }
             } catch {
                 // One bad row must not fail its neighbours: retry one transaction each.
                 for pending in batch {
+                    let retried = ContinuousClock.now
                     do {
                         try database.pool.write { db in
                             try Self.insert(pending.message, db)
                             try audit.append(pending.events, within: db)
                         }
-                        record(1)
+                        record(1, since: retried)
                         pending.continuation.resume()
                     } catch {
                         pending.continuation.resume(throwing: error)
@@ -119,8 +129,12 @@ public final class SQLiteMessageStore: MessageStore {
         }
     }
 
-    private func record(_ batchSize: Int) {
+    private func record(_ batchSize: Int, since started: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         counters.withLock { stats in
+            stats.commitDurations[Statistics.commitBounds.firstIndex { seconds <= $0 } ?? Statistics.commitBounds.count] += 1
+            stats.commitSeconds += seconds
             stats.commits += 1
             stats.messages += batchSize
             stats.largestBatch = max(stats.largestBatch, batchSize)

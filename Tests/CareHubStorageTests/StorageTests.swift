@@ -99,6 +99,32 @@ struct StorageTests {
         #expect(messages.statistics.commits <= 200)
     }
 
+    @Test func theHubsDatabaseCopiesCommittedMessagesIntoTheMainFileInTheBackground() async throws {
+        let directory = try DataDirectory()
+        let database = try CareHubDatabase(directory: directory.path, backgroundCheckpoints: true)
+        let messages = SQLiteMessageStore(database: database)
+        let room = try await SQLiteConversationStore(database: database).create(org: org, tokenDigest: [8], at: at).id
+        // Far below the 1,000 WAL pages at which the committing writer would checkpoint itself.
+        for seq in 1...20 {
+            try await messages.append(StoredMessage(conversation: room, seq: UInt64(seq), sender: "v", at: at, body: .plain("BACKFILL-CANARY-\(seq)")))
+        }
+        let mainFile = URL(fileURLWithPath: database.path)
+        let deadline = Date().addingTimeInterval(10)
+        while try Data(contentsOf: mainFile).range(of: Data("BACKFILL-CANARY-20".utf8)) == nil && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(try Data(contentsOf: mainFile).range(of: Data("BACKFILL-CANARY-20".utf8)) != nil)
+        try database.close()
+        // Without it, nothing is copied until the WAL reaches 1,000 pages (or the database closes).
+        let plain = try DataDirectory()
+        let other = try CareHubDatabase(directory: plain.path)
+        let otherMessages = SQLiteMessageStore(database: other)
+        let otherRoom = try await SQLiteConversationStore(database: other).create(org: org, tokenDigest: [9], at: at).id
+        try await otherMessages.append(StoredMessage(conversation: otherRoom, seq: 1, sender: "v", at: at, body: .plain("WAL-ONLY-CANARY")))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: other.path)).range(of: Data("WAL-ONLY-CANARY".utf8)) == nil)
+        try other.close()
+    }
+
     @Test func aDuplicateSequenceFailsAloneWithoutSinkingItsBatch() async throws {
         let directory = try DataDirectory()
         let database = try CareHubDatabase(directory: directory.path)

@@ -362,4 +362,10 @@ def test_metrics_endpoint_counts_without_content(hub):
         count = int(samples[f'carehub_stage_seconds_count{{org="riverside-clinic",stage="{stage}"}}'])
         assert count >= 2
         assert samples[f'carehub_stage_seconds_bucket{{org="riverside-clinic",stage="{stage}",le="+Inf"}}'] == str(count)
+    # Commit durations: every commit is in exactly one bucket, and the buckets are cumulative.
+    commits = int(samples["carehub_commits_total"])
+    assert commits >= 1 and samples["carehub_commit_seconds_count"] == str(commits)
+    assert samples['carehub_commit_seconds_bucket{le="+Inf"}'] == str(commits)
+    bounds = [key for key in samples if key.startswith("carehub_commit_seconds_bucket")]
+    assert [int(samples[key]) for key in bounds] == sorted(int(samples[key]) for key in bounds)
     assert "CANARY" not in text and "nobody" not in text
