@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "CareHubCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(
             name: "CareHubStorage",
-            dependencies: ["CareHubCore", "CareHubCrypto", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["CareHubCore", "CareHubCrypto", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")],
             swiftSettings: strict
         ),
         .target(name: "CareHubTransport", dependencies: ["CLibWebSockets"], swiftSettings: strict),

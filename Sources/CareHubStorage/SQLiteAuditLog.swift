@@ -120,7 +120,12 @@ public final class SQLiteAuditLog: AuditLog {
         for event in events {
             id += 1
             let hash = AuditChain.hash(previous: previous, id: id, event: event)
-            try insert.execute(arguments: [id, AuditChain.milliseconds(event.at), event.org.rawValue, event.actor, event.address, event.action, event.target, event.detail, Data(hash)])
+            try HotInsert.run(insert) { row in
+                row.integer(id)
+                row.integer(AuditChain.milliseconds(event.at))
+                for field in [event.org.rawValue, event.actor, event.address, event.action, event.target, event.detail] { row.text(field) }
+                row.blob(hash)
+            }
             previous = hash
         }
     }

@@ -142,23 +142,26 @@ public final class SQLiteMessageStore: MessageStore {
     }
 
     private static func insert(_ message: StoredMessage, _ db: Database) throws {
-        let keyID: String?
-        let body: Data
-        switch message.body {
-        case .plain(let text):
-            keyID = nil
-            body = Data(text.utf8)
-        case .sealed(let sealed):
-            keyID = sealed.keyID
-            body = Data(sealed.bytes)
-        case .unreadable:
+        if case .unreadable = message.body {
             throw DatabaseError(resultCode: .SQLITE_MISUSE, message: "an unreadable body cannot be stored")
         }
-        // Cached statements: the hot path parses each SQL text once per connection.
-        try db.cachedStatement(sql: "INSERT INTO messages (conversation, seq, sender, at, key_id, body) VALUES (?, ?, ?, ?, ?, ?)")
-            .execute(arguments: [message.conversation.rawValue, Int64(message.seq), message.sender, message.at.timeIntervalSince1970, keyID, body])
-        try db.cachedStatement(sql: "UPDATE conversations SET last_seq = MAX(last_seq, ?) WHERE id = ?")
-            .execute(arguments: [Int64(message.seq), message.conversation.rawValue])
+        let statement = try db.cachedStatement(sql: "INSERT INTO messages (conversation, seq, sender, at, key_id, body) VALUES (?, ?, ?, ?, ?, ?)")
+        try HotInsert.run(statement) { row in
+            row.text(message.conversation.rawValue)
+            row.integer(Int64(message.seq))
+            row.text(message.sender)
+            row.real(message.at.timeIntervalSince1970)
+            switch message.body {
+            case .plain(let text):
+                row.optionalText(nil)
+                row.blob(Array(text.utf8))
+            case .sealed(let sealed):
+                row.optionalText(sealed.keyID)
+                row.blob(sealed.bytes)
+            case .unreadable:
+                break
+            }
+        }
     }
 
     public func history(of conversation: ConversationID, limit: Int) async throws -> [StoredMessage] {
@@ -184,6 +187,11 @@ public final class SQLiteMessageStore: MessageStore {
     /// the old pages.
     public func purge(_ conversation: ConversationID) async throws -> Int {
         let deleted = try await database.pool.write { db in
+            // The last sequence number outlives the rows, so that numbering never starts over
+            // (messages carry it while they exist; only a purge needs it written down).
+            try db.execute(
+                sql: "UPDATE conversations SET last_seq = MAX(last_seq, IFNULL((SELECT MAX(seq) FROM messages WHERE conversation = ?1), 0)) WHERE id = ?1",
+                arguments: [conversation.rawValue])
             try db.execute(sql: "DELETE FROM messages WHERE conversation = ?", arguments: [conversation.rawValue])
             return db.changesCount
         }

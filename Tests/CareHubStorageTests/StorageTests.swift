@@ -153,6 +153,8 @@ struct StorageTests {
 
         #expect(try await messages.purge(purged) == 20)
         #expect(try await messages.history(of: purged, limit: 50).isEmpty)
+        // Numbering goes on after the purge, also for a hub started afresh on the same file.
+        #expect(try await SQLiteMessageStore(database: database).reserveSequence(in: purged) == 21)
         #expect(try await messages.history(of: kept, limit: 50).count == 1)
         #expect(try directory.allBytes().range(of: Data("PURGE-CANARY".utf8)) == nil)
         #expect(try directory.allBytes().range(of: Data("KEPT-TEXT".utf8)) != nil)
