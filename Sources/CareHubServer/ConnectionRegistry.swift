@@ -10,16 +10,9 @@ final class ConnectionRegistry: RoomDirectory {
     struct Entry {
         let handle: ConnectionHandle
         let peer: String
-        let inbox: AsyncStream<Inbound>.Continuation
+        let inbox: ConnectionInbox
         var sessionToken: String?
         var rooms: Set<ConversationID> = []
-    }
-
-    /// What a connection's reader task receives from the transport.
-    enum Inbound: Sendable {
-        case text([UInt8])
-        case binary
-        case oversized(Int)
     }
 
     private struct Tables {
@@ -55,11 +48,11 @@ final class ConnectionRegistry: RoomDirectory {
         }
     }
 
-    func inbox(of id: ConnectionID) -> AsyncStream<Inbound>.Continuation? {
+    func inbox(of id: ConnectionID) -> ConnectionInbox? {
         tables.withLock { $0.connections[id]?.inbox }
     }
 
-    func allInboxes() -> [AsyncStream<Inbound>.Continuation] {
+    func allInboxes() -> [ConnectionInbox] {
         tables.withLock { $0.connections.values.map(\.inbox) }
     }
 

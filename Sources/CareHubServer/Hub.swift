@@ -9,14 +9,13 @@ import Synchronization
 
 /// The running hub: the transport, the organisations' pipelines, and the adapters behind their ports.
 ///
-/// Frames from one connection are handled in order by that connection's reader task; different
-/// connections run concurrently. The hub never logs message text, passwords or tokens.
+/// Frames from one connection are handled in order (``ConnectionInbox``); different connections
+/// run concurrently. The hub never logs message text, passwords or tokens.
 public final class Hub: Sendable {
     private struct State {
         var config: HubConfig
         var pipelines: [OrgID: Pipeline]
         var draining = false
-        var readers: [ConnectionID: Task<Void, Never>] = [:]
     }
 
     /// The options the hub was started with.
@@ -204,15 +203,13 @@ public final class Hub: Sendable {
     /// Graceful stop: refuse new frames, finish the ones being handled, flush every queued reply,
     /// close the connections, and close the database.
     public func shutdown() async {
-        let readers = state.withLock { state -> [Task<Void, Never>] in
-            state.draining = true
-            return Array(state.readers.values)
-        }
+        state.withLock { $0.draining = true }
         ticker.withLock { $0?.cancel() }
         dispatcher.withLock { $0?.cancel() }
         logger.info("shutting down", metadata: ["connections": "\(registry.count)"])
-        for inbox in registry.allInboxes() { inbox.finish() }
-        for reader in readers { await reader.value }
+        let inboxes = registry.allInboxes()
+        for inbox in inboxes { inbox.close() }
+        for inbox in inboxes { await inbox.finished() }
         let server = transport.take()
         server?.shutdown(drainTimeout: .seconds(5))
         integrations.shutdown()
@@ -238,38 +235,31 @@ public final class Hub: Sendable {
         let id = ConnectionID(handle.rawValue)
         switch event {
         case .opened(let peer):
-            let (stream, inbox) = AsyncStream<ConnectionRegistry.Inbound>.makeStream(bufferingPolicy: .unbounded)
+            let inbox = ConnectionInbox(
+                handler: { [self] item in await process(item, from: id) },
+                finisher: { [self] in disconnect(id) })
             registry.add(id, ConnectionRegistry.Entry(handle: handle, peer: peer, inbox: inbox))
-            let task = Task { [self] in
-                for await input in stream { await process(input, from: id) }
-                disconnect(id)
-            }
-            let refused = state.withLock { state -> Bool in
-                state.readers[id] = task
-                return state.draining
-            }
-            if refused { inbox.finish() }
+            if state.withLock({ $0.draining }) { inbox.close() }
             logger.debug("connection opened", metadata: ["connection.id": "\(id)"])
         case .text(let bytes):
-            registry.inbox(of: id)?.yield(.text(bytes))
+            registry.inbox(of: id)?.push(.text(bytes))
         case .binary:
-            registry.inbox(of: id)?.yield(.binary)
+            registry.inbox(of: id)?.push(.binary)
         case .oversized(let count):
-            registry.inbox(of: id)?.yield(.oversized(count))
+            registry.inbox(of: id)?.push(.oversized(count))
         case .closed:
-            registry.inbox(of: id)?.finish()
+            registry.inbox(of: id)?.close()
         }
     }
 
     private func disconnect(_ id: ConnectionID) {
         if let token = registry.remove(id) { sessions.remove(token) }
-        state.withLock { _ = $0.readers.removeValue(forKey: id) }
         logger.debug("connection closed", metadata: ["connection.id": "\(id)"])
     }
 
     // MARK: Requests
 
-    private func process(_ input: ConnectionRegistry.Inbound, from id: ConnectionID) async {
+    private func process(_ input: ConnectionInbox.Item, from id: ConnectionID) async {
         switch input {
         case .binary:
             metrics.record(org: nil, type: "undecodable", seconds: 0, error: .binaryFrame)

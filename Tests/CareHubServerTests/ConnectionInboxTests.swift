@@ -1,0 +1,61 @@
+@testable import CareHubServer
+import Synchronization
+import Testing
+
+@Suite("connection inbox")
+struct ConnectionInboxTests {
+    /// What the handler saw: frames in order, and how many ran at once at most.
+    final class Log: Sendable {
+        struct State {
+            var frames: [Int] = []
+            var running = 0
+            var mostAtOnce = 0
+            var finishedAfter: Int?
+        }
+        let state = Mutex(State())
+    }
+
+    func inbox(_ log: Log) -> ConnectionInbox {
+        ConnectionInbox(
+            handler: { item in
+                guard case .oversized(let number) = item else { return }
+                log.state.withLock { state in
+                    state.running += 1
+                    state.mostAtOnce = max(state.mostAtOnce, state.running)
+                }
+                await Task.yield()
+                log.state.withLock { state in
+                    state.frames.append(number)
+                    state.running -= 1
+                }
+            },
+            finisher: { log.state.withLock { $0.finishedAfter = $0.frames.count } })
+    }
+
+    @Test func framesAreHandledInOrderOneAtATimeThenTheFinisherRunsOnce() async {
+        let log = Log()
+        let inbox = inbox(log)
+        // Pushed from many threads' worth of bursts, as the transport does, with gaps between.
+        for burst in 0..<20 {
+            for index in 0..<50 { inbox.push(.oversized(burst * 50 + index)) }
+            await Task.yield()
+        }
+        inbox.close()
+        inbox.push(.oversized(-1))
+        await inbox.finished()
+        await inbox.finished()
+        let state = log.state.withLock { $0 }
+        #expect(state.frames == Array(0..<1000))
+        #expect(state.mostAtOnce == 1)
+        #expect(state.finishedAfter == 1000)
+    }
+
+    @Test func closingAnIdleInboxFinishesIt() async {
+        let log = Log()
+        let inbox = inbox(log)
+        inbox.close()
+        inbox.close()
+        await inbox.finished()
+        #expect(log.state.withLock { $0.finishedAfter } == 0)
+    }
+}
