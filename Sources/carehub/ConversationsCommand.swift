@@ -77,7 +77,7 @@ struct ConversationsCommand: AsyncParsableCommand {
     struct Assign: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Assign a conversation to a staff member (for staff_access = assigned); audited.",
-            discussion: "A running hub uses the assignment at the staff member's next room list or subscribe.")
+            discussion: "A running hub applies the assignment within a second, and at once at the staff member's next room list.")
         @Option(help: "The data directory.")
         var data = "./data"
         @Option(help: "The organisation.")

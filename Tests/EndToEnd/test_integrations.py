@@ -372,6 +372,16 @@ def test_staff_see_only_assigned_rooms_when_the_org_restricts_them(workdir):
             rooms = (await nurse.request({"type": "rooms", "id": "r2"}, "rooms"))["rooms"]
             assert [(r["room"], r["assignedTo"]) for r in rooms] == [(room, "nurse.joy")]
             assert (await nurse.request({"type": "subscribe", "room": room, "id": "s2"}, "subscribed"))["type"] == "subscribed"
+            # Reassigned from the command line while the hub runs: the room list shows it at once,
+            # and frames naming the room follow within a second (the hub re-reads its record).
+            carehub("conversations", "assign", "--org", "riverside-clinic", "--data", str(hub.data), room, "dr.admin")
+            assert (await nurse.request({"type": "rooms", "id": "r3"}, "rooms"))["rooms"] == []
+            for attempt in range(50):
+                reply = await nurse.request({"type": "subscribe", "room": room, "id": f"s{attempt + 3}"}, "subscribed")
+                if reply["type"] == "error":
+                    break
+                await asyncio.sleep(0.1)
+            assert reply["type"] == "error" and reply["code"] == "forbidden"
             for client in (patient, nurse, admin):
                 await client.close()
         asyncio.run(scenario())
