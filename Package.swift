@@ -81,6 +81,6 @@ let package = Package(
         .testTarget(name: "CareHubCryptoTests", dependencies: ["CareHubCrypto"], swiftSettings: strict),
         .testTarget(name: "CareHubStorageTests", dependencies: ["CareHubStorage", "CareHubCore"], swiftSettings: strict),
         .testTarget(name: "CareHubTransportTests", dependencies: ["CareHubTransport"], swiftSettings: strict),
-        .testTarget(name: "CareHubServerTests", dependencies: ["CareHubServer", "CareHubStorage", "CareHubCrypto", "CareHubCore", "CareHubTesting"], swiftSettings: strict),
+        .testTarget(name: "CareHubServerTests", dependencies: ["CareHubServer", "CareHubStorage", "CareHubCrypto", "CareHubCore", "CareHubTesting", "CareHubTransport"], swiftSettings: strict),
     ]
 )

@@ -51,7 +51,7 @@ public final class Hub: Sendable {
         database = try CareHubDatabase(directory: options.dataDirectory, backgroundCheckpoints: true)
         let transport = self.transport
         registry = ConnectionRegistry(sessions: sessions) { handle, json in
-            transport.server?.send(json, to: handle)
+            if OutgoingBatch.current?.add(json, to: handle) != true { transport.server?.send(json, to: handle) }
         }
         let master = try MasterKey.load(dataDirectory: options.dataDirectory)
         auditKey = try MasterKey.auditKey(from: master)
@@ -273,7 +273,9 @@ public final class Hub: Sendable {
                 metrics.record(org: nil, type: "undecodable", seconds: 0, error: failure.error.code)
                 reply(.error(id: failure.id, error: failure.error), to: id)
             case .success(let envelope):
-                await dispatch(envelope, from: id)
+                let batch = OutgoingBatch()
+                await OutgoingBatch.$current.withValue(batch) { await dispatch(envelope, from: id) }
+                transport.server?.send(batch.flush())
             }
         }
     }

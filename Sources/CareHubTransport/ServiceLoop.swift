@@ -84,6 +84,12 @@ final class ServiceLoop: @unchecked Sendable {
         if !thread.enqueue(command), case .send = command { pendingMessages.subtract(1, ordering: .relaxed) }
     }
 
+    /// Queues several sends in order with one wake-up.
+    func enqueue(sends: [Command]) {
+        pendingMessages.add(sends.count, ordering: .relaxed)
+        if !thread.enqueue(contentsOf: sends) { pendingMessages.subtract(sends.count, ordering: .relaxed) }
+    }
+
     /// Creates the context on a new service thread and waits until it listens (or failed).
     func start() throws -> Int {
         try thread.start(name: "carehub-lws", create: { try self.createContext().get() }) { [self] leftover in

@@ -68,10 +68,16 @@ final class ServiceThread<Command: Sendable>: @unchecked Sendable {
     /// Queues a command for the service thread; false if the context is not running. Only the
     /// command that finds the queue empty wakes the thread: it drains the whole queue when it runs.
     func enqueue(_ command: Command) -> Bool {
+        enqueue(contentsOf: CollectionOfOne(command))
+    }
+
+    /// Queues `commands` in order, waking the thread once.
+    func enqueue(contentsOf commands: some Collection<Command>) -> Bool {
         shared.withLock { shared in
             guard let context = shared.context else { return false }
-            shared.queue.append(command)
-            if shared.queue.count == 1 { lws_cancel_service(context.pointer) }
+            let wasEmpty = shared.queue.isEmpty
+            shared.queue.append(contentsOf: commands)
+            if wasEmpty && !commands.isEmpty { lws_cancel_service(context.pointer) }
             return true
         }
     }

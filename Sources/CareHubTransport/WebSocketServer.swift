@@ -119,6 +119,12 @@ public final class WebSocketServer: Sendable {
         loop.enqueue(.send(handle.rawValue, ServiceLoop.frame(Array(text.utf8))))
     }
 
+    /// Queues several text messages in order, waking the service thread once.
+    public func send(_ messages: [(text: String, handle: ConnectionHandle)]) {
+        guard !messages.isEmpty else { return }
+        loop.enqueue(sends: messages.map { .send($0.handle.rawValue, ServiceLoop.frame(Array($0.text.utf8))) })
+    }
+
     /// Closes a connection after the messages already queued for it have been written.
     public func close(_ handle: ConnectionHandle, code: UInt16 = 1000) {
         loop.enqueue(.close(handle.rawValue, code))

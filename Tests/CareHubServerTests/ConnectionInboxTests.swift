@@ -1,4 +1,5 @@
 @testable import CareHubServer
+import CareHubTransport
 import Synchronization
 import Testing
 
@@ -57,5 +58,18 @@ struct ConnectionInboxTests {
         inbox.close()
         await inbox.finished()
         #expect(log.state.withLock { $0.finishedAfter } == 0)
+    }
+}
+
+@Suite("outgoing batch")
+struct OutgoingBatchTests {
+    @Test func framesComeOutInOrderOnceAndLateOnesAreRefused() {
+        let batch = OutgoingBatch()
+        #expect(batch.add("one", to: ConnectionHandle(rawValue: 1)))
+        #expect(batch.add("two", to: ConnectionHandle(rawValue: 2)))
+        #expect(batch.flush().map(\.text) == ["one", "two"])
+        // After the flush a sender must send directly; nothing is held back.
+        #expect(!batch.add("late", to: ConnectionHandle(rawValue: 1)))
+        #expect(batch.flush().isEmpty)
     }
 }

@@ -193,22 +193,38 @@ struct WebSocketServerTests {
         #expect(throws: (any Error).self) { try RawWebSocketClient(port: port).upgrade() }
     }
 
-    @Test func closeEndsOneConnectionAfterItsQueuedMessages() throws {
-        let harness = Harness(echo: false)
-        let port = try harness.transport.start()
-        defer { harness.transport.shutdown(drainTimeout: .seconds(1)) }
+    /// Two upgraded clients and their handles on the server, in order.
+    func twoConnections(_ harness: Harness, port: Int) throws -> (RawWebSocketClient, RawWebSocketClient, [ConnectionHandle]) {
         let first = try RawWebSocketClient(port: port)
         try first.upgrade()
         let second = try RawWebSocketClient(port: port)
         try second.upgrade()
         #expect(harness.wait { $0.count == 2 })
-        let handles = harness.events.withLock { $0.map(\.0) }
+        return (first, second, harness.events.withLock { $0.map(\.0) })
+    }
+
+    @Test func closeEndsOneConnectionAfterItsQueuedMessages() throws {
+        let harness = Harness(echo: false)
+        let port = try harness.transport.start()
+        defer { harness.transport.shutdown(drainTimeout: .seconds(1)) }
+        let (first, second, handles) = try twoConnections(harness, port: port)
         harness.transport.send("bye", to: handles[0])
         harness.transport.close(handles[0], code: 4000)
         #expect(try first.receive() == .text("bye"))
         #expect(try first.receive() == .close(code: 4000))
         harness.transport.send("you stay", to: handles[1])
         #expect(try second.receive() == .text("you stay"))
+    }
+
+    @Test func aBatchOfMessagesToSeveralConnectionsArrivesInOrder() throws {
+        let harness = Harness(echo: false)
+        let port = try harness.transport.start()
+        defer { harness.transport.shutdown(drainTimeout: .seconds(1)) }
+        let (first, second, handles) = try twoConnections(harness, port: port)
+        harness.transport.send([("a1", handles[0]), ("b1", handles[1]), ("a2", handles[0]), ("a3", handles[0]), ("b2", handles[1])])
+        harness.transport.send([])
+        #expect(try [first.receive(), first.receive(), first.receive()] == [.text("a1"), .text("a2"), .text("a3")])
+        #expect(try [second.receive(), second.receive()] == [.text("b1"), .text("b2")])
     }
 
     @Test func badConfigurationAndBusyPortsAreClearErrors() throws {
