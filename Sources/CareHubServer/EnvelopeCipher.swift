@@ -37,6 +37,10 @@ public final class EnvelopeCipher: Cipher {
         return try AES256GCM.open(AES256GCM.SealedBox(combined: sealed.bytes), using: key, authenticating: associatedData)
     }
 
+    public func prepare(_ scope: KeyScope) async throws {
+        _ = try await dataKey(for: scope, create: true)
+    }
+
     public func shred(_ scope: KeyScope) async throws {
         _ = dataKeys.withLock { $0.removeValue(forKey: scope.description) }
         try await store.deleteDataKey(scope: scope.description)

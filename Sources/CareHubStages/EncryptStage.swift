@@ -43,9 +43,14 @@ public struct EncryptStage: Stage {
             forwarded.seq = seq
             forwarded.sealed = try await environment.cipher.seal(Array(text.utf8), scope: .conversation(org.id, room), associatedData: aad)
         }
-        if case .hello(_, _, let profile?) = request.frame, request.startsConversation, let room = request.conversation?.id {
-            forwarded.sealedProfile = try await environment.cipher.seal(
-                profile.json, scope: .conversation(org.id, room), associatedData: Self.profileAssociatedData(org: org.id, conversation: room))
+        if case .hello(_, _, let profile) = request.frame, request.startsConversation, let room = request.conversation?.id {
+            if let profile {
+                forwarded.sealedProfile = try await environment.cipher.seal(
+                    profile.json, scope: .conversation(org.id, room), associatedData: Self.profileAssociatedData(org: org.id, conversation: room))
+            } else {
+                // The key is made while the visitor is welcomed, not when they first write.
+                try await environment.cipher.prepare(.conversation(org.id, room))
+            }
         }
         var outcome = try await next(forwarded)
         if case .sealed(let sealed)? = outcome.profile, let room = request.frame.room {

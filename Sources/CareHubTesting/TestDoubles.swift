@@ -254,6 +254,15 @@ public final class XORCipher: Cipher {
         return sealed.bytes.dropFirst(4).map { $0 ^ Self.mask(scope) }
     }
 
+    private let preparedScopes = Mutex<Set<KeyScope>>([])
+    /// Scopes whose key was made ahead of the first seal.
+    public var prepared: Set<KeyScope> { preparedScopes.withLock { $0 } }
+
+    public func prepare(_ scope: KeyScope) async throws {
+        guard !isShredded(scope) else { throw Shredded() }
+        _ = preparedScopes.withLock { $0.insert(scope) }
+    }
+
     public func shred(_ scope: KeyScope) async throws {
         _ = shredded.withLock { $0.insert(scope) }
     }

@@ -31,6 +31,18 @@ struct EnvelopeCipherTests {
     let room = ConversationID("c_1")
     var scope: KeyScope { .conversation(org, room) }
 
+    @Test func aPreparedKeyIsTheOneTheFirstSealUses() async throws {
+        let fixture = try KeyFixture()
+        let cipher = fixture.cipher()
+        try await cipher.prepare(scope)
+        try await cipher.prepare(scope)
+        #expect(try fixture.database.rawRead("SELECT count(*) FROM data_keys") == 1)
+        let sealed = try await cipher.seal(Array("first words".utf8), scope: scope, associatedData: [2])
+        #expect(try fixture.database.rawRead("SELECT count(*) FROM data_keys") == 1)
+        // Another hub process opens it with the stored key.
+        #expect(try await fixture.cipher().open(sealed, scope: scope, associatedData: [2]) == Array("first words".utf8))
+    }
+
     @Test func sealsUnderAPerConversationKeyThatIsStoredOnlyWrapped() async throws {
         let fixture = try KeyFixture()
         let cipher = fixture.cipher()

@@ -135,6 +135,14 @@ struct IdleStageTests {
 
 @Suite("encrypt and store stages")
 struct EncryptStoreTests {
+    @Test func aNewConversationsKeyIsMadeWhenItStarts() async throws {
+        let hub = try StageHarness()
+        let room = try await hub.visitor(1)
+        #expect(hub.world.cipher.prepared == [.conversation(hub.org.id, room)])
+        let other = try await hub.visitor(2)
+        #expect(hub.world.cipher.prepared == [.conversation(hub.org.id, room), .conversation(hub.org.id, other)])
+    }
+
     @Test func textIsSealedBeforeStorageAndOpenedForReaders() async throws {
         let hub = try StageHarness()
         let room = try await hub.visitor(1)

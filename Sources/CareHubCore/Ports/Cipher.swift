@@ -29,6 +29,9 @@ public protocol Cipher: Sendable {
     func seal(_ plaintext: [UInt8], scope: KeyScope, associatedData: [UInt8]) async throws -> SealedText
     /// Opens a sealed text; throws if the key, the associated data or any byte differs.
     func open(_ sealed: SealedText, scope: KeyScope, associatedData: [UInt8]) async throws -> [UInt8]
+    /// Creates the scope's data key now if it has none (a conversation's, when it starts), so
+    /// that its first seal does not wait for the key to be made and stored.
+    func prepare(_ scope: KeyScope) async throws
     /// Destroys the scope's data key; what was sealed under it can never be opened again.
     func shred(_ scope: KeyScope) async throws
 }
