@@ -1,4 +1,4 @@
-import CareHubCore
+@testable import CareHubCore
 import Foundation
 import Testing
 
@@ -131,5 +131,49 @@ struct JSONWriterTests {
             let parsed = try JSONSerialization.jsonObject(with: Data(written(sample).utf8)) as? [String: String]
             #expect(parsed?["t"] == sample)
         }
+    }
+}
+
+@Suite("flat JSON fast path")
+struct FlatJSONTests {
+    func full(_ text: String) -> [String: String]? {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: String]
+    }
+
+    func fast(_ text: String) -> [String: String]? {
+        FlatJSON.object(Array(text.utf8)).map { $0.mapValues { $0 as! String } }
+    }
+
+    @Test func agreesWithTheFullParserOnEveryObjectOfStrings() {
+        let samples = [
+            #"{"type":"send","room":"c_00ab","text":"my chest hurts","id":"m1"}"#,
+            #" { "type" : "typing" ,"room":"c_1" } "#,
+            "{}",
+            #"{"t":""}"#,
+            #"{"t":"quote \" back \\ slash \/ \b\f\n\r\t end"}"#,
+            #"{"t":"é 漢字 🩺 \u00e9 \u6F22 \ud83e\ude7a \u0000 \u001f"}"#,
+            "{\"t\":\"raw é 🩺\"}",
+            "{\n\t\"a\": \"1\",\r\n\"b\": \"2\"\n}",
+        ]
+        for sample in samples {
+            #expect(fast(sample) != nil, "\(sample)")
+            #expect(fast(sample) == full(sample), "\(sample)")
+        }
+    }
+
+    @Test func leavesEverythingElseToTheFullParser() {
+        let samples = [
+            #"{"limit":20}"#, #"{"purge":true}"#, #"{"p":null}"#, #"{"profile":{"name":"x"}}"#, #"{"a":["x"]}"#,
+            #"{"a":"1","a":"2"}"#, #"["x"]"#, #""x""#, "", "{", #"{"a":"1",}"#, #"{"a":"1"} x"#, #"{"a" "1"}"#,
+            #"{"a":"\x"}"#, #"{"a":"\ud83e"}"#, #"{"a":"\ude7a"}"#, #"{"a":"\u12"}"#, "{\"a\":\"line\nbreak\"}", #"{"a":"open}"#,
+        ]
+        for sample in samples { #expect(fast(sample) == nil, "\(sample)") }
+        // Invalid UTF-8 inside a string.
+        #expect(FlatJSON.object(Array(#"{"a":""#.utf8) + [0xC3, 0x28] + Array(#""}"#.utf8)) == nil)
+    }
+
+    @Test func framesDecodeTheSameEitherWay() throws {
+        let decoded = Envelope.decode(Array(#"{"type":"send","room":"c_1","text":"hi \"there\"","id":"m9"}"#.utf8))
+        #expect(try decoded.get() == Envelope(id: "m9", frame: .send(room: ConversationID("c_1"), text: "hi \"there\"")))
     }
 }

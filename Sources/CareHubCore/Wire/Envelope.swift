@@ -28,7 +28,7 @@ public struct Envelope: Sendable, Hashable {
     public static func decode(_ bytes: [UInt8]) -> Result<Envelope, DecodingFailure> {
         let object: Any
         do {
-            object = try JSONSerialization.jsonObject(with: Data(bytes), options: [])
+            object = try FlatJSON.object(bytes) ?? JSONSerialization.jsonObject(with: Data(bytes), options: [])
         } catch {
             return .failure(DecodingFailure(id: nil, error: PipelineError(.badJSON, "frame is not valid JSON")))
         }
