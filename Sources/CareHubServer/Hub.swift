@@ -273,6 +273,11 @@ public final class Hub: Sendable {
                 metrics.record(org: nil, type: "undecodable", seconds: 0, error: failure.error.code)
                 reply(.error(id: failure.id, error: failure.error), to: id)
             case .success(let envelope):
+                if case .admin = envelope.frame {
+                    // An admin operation may run long (a purge tells each room as it goes).
+                    await dispatch(envelope, from: id)
+                    return
+                }
                 let batch = OutgoingBatch()
                 await OutgoingBatch.$current.withValue(batch) { await dispatch(envelope, from: id) }
                 transport.server?.send(batch.flush())
