@@ -108,7 +108,6 @@ public final class SQLiteMessageStore: MessageStore {
                     try audit.append(batch.flatMap(\.events), within: db)
                 }
                 record(batch.count, since: started)
-                database.committed()
                 for pending in batch { pending.continuation.resume() }
             } catch {
                 // One bad row must not fail its neighbours: retry one transaction each.
@@ -130,8 +129,7 @@ public final class SQLiteMessageStore: MessageStore {
     }
 
     private func record(_ batchSize: Int, since started: ContinuousClock.Instant) {
-        let elapsed = ContinuousClock.now - started
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let seconds = (ContinuousClock.now - started).seconds
         counters.withLock { stats in
             stats.commitDurations[Statistics.commitBounds.firstIndex { seconds <= $0 } ?? Statistics.commitBounds.count] += 1
             stats.commitSeconds += seconds
@@ -139,6 +137,7 @@ public final class SQLiteMessageStore: MessageStore {
             stats.messages += batchSize
             stats.largestBatch = max(stats.largestBatch, batchSize)
         }
+        database.committed()
     }
 
     private static func insert(_ message: StoredMessage, _ db: Database) throws {

@@ -27,10 +27,7 @@ public struct Pipeline: Sendable {
                 let id = org.id
                 next = { request in
                     let start = ContinuousClock.now
-                    defer {
-                        let elapsed = (ContinuousClock.now - start).components
-                        timer.record(org: id, stage: name, seconds: Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18)
-                    }
+                    defer { timer.record(org: id, stage: name, seconds: (ContinuousClock.now - start).seconds) }
                     return try await stage.handle(request, next: rest)
                 }
             } else {
