@@ -250,6 +250,12 @@ final class ServiceLoop: @unchecked Sendable {
         onEvent(ConnectionHandle(rawValue: id), event)
     }
 
+    /// Frames written in one WRITEABLE callback at most, so that one busy connection cannot hold
+    /// the others up for long.
+    static let framesPerWrite = 64
+
+    /// Writes queued frames while the socket takes them without blocking: a subscriber with many
+    /// busy rooms catches up in one pass of the loop instead of one frame per pass.
     private func write(_ connection: Connection) -> Int32 {
         guard connection.hasOutput else {
             if let code = connection.closeCode {
@@ -258,6 +264,18 @@ final class ServiceLoop: @unchecked Sendable {
             }
             return 0
         }
+        var written = 0
+        while connection.hasOutput, written < Self.framesPerWrite {
+            if written > 0 && lws_send_pipe_choked(connection.wsi) != 0 { break }
+            guard writeNext(connection) else { return -1 }
+            written += 1
+        }
+        if connection.hasOutput || connection.closeCode != nil { lws_callback_on_writable(connection.wsi) }
+        return 0
+    }
+
+    /// Writes the frame at the head of the outbox; false if the socket failed.
+    private func writeNext(_ connection: Connection) -> Bool {
         var frame = connection.outbox[connection.head]
         connection.outbox[connection.head] = []
         connection.head += 1
@@ -270,9 +288,7 @@ final class ServiceLoop: @unchecked Sendable {
         let written = frame.withUnsafeMutableBufferPointer { buffer in
             lws_write(connection.wsi, buffer.baseAddress! + Self.pre, payloadLength, LWS_WRITE_TEXT)
         }
-        guard written >= payloadLength else { return -1 }
-        if connection.hasOutput || connection.closeCode != nil { lws_callback_on_writable(connection.wsi) }
-        return 0
+        return written >= payloadLength
     }
 
     /// Writes a complete `200 text/plain` response and finishes the HTTP transaction.

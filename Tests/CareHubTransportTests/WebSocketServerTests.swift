@@ -178,6 +178,28 @@ struct WebSocketServerTests {
         #expect(try RawWebSocketClient(port: port).get("/").body == "<p>home</p>")
     }
 
+    /// Several frames go out per write turn, but never more than the socket takes: a reader
+    /// that falls behind by megabytes still gets every frame, whole and in order.
+    @Test func aSlowReaderGetsEveryFrameInOrderUnderBackPressure() throws {
+        let harness = Harness(echo: false)
+        let port = try harness.transport.start()
+        defer { harness.transport.shutdown(drainTimeout: .seconds(1)) }
+        let client = try RawWebSocketClient(port: port)
+        try client.upgrade()
+        #expect(harness.wait { $0.count == 1 })
+        let handle = harness.events.withLock { $0[0].0 }
+        let padding = String(repeating: "x", count: 8 * 1024)
+        for index in 0..<400 { harness.transport.send("\(index):\(padding)", to: handle) }
+        // Nothing is read until all 3.2 MB are queued: the socket's buffers fill and writes stop.
+        Thread.sleep(forTimeInterval: 0.2)
+        for index in 0..<400 {
+            guard try client.receive() == .text("\(index):\(padding)") else {
+                Issue.record("frame \(index) missing, cut or out of order")
+                return
+            }
+        }
+    }
+
     @Test func shutdownFlushesQueuedMessagesThenClosesWithGoingAway() throws {
         let harness = Harness(echo: false)
         let port = try harness.transport.start()
