@@ -93,10 +93,7 @@ struct WebSocketServerTests {
         let harness = Harness(echo: false)
         let port = try harness.transport.start()
         defer { harness.transport.shutdown(drainTimeout: .seconds(1)) }
-        let client = try RawWebSocketClient(port: port)
-        try client.upgrade()
-        #expect(harness.wait { $0.count == 1 })
-        let handle = harness.events.withLock { $0[0].0 }
+        let (client, handle) = try oneConnection(harness, port: port)
         for index in 0..<2000 { harness.transport.send("m\(index)", to: handle) }
         for index in 0..<2000 {
             guard try client.receive() == .text("m\(index)") else {
@@ -184,10 +181,7 @@ struct WebSocketServerTests {
         let harness = Harness(echo: false)
         let port = try harness.transport.start()
         defer { harness.transport.shutdown(drainTimeout: .seconds(1)) }
-        let client = try RawWebSocketClient(port: port)
-        try client.upgrade()
-        #expect(harness.wait { $0.count == 1 })
-        let handle = harness.events.withLock { $0[0].0 }
+        let (client, handle) = try oneConnection(harness, port: port)
         let padding = String(repeating: "x", count: 8 * 1024)
         for index in 0..<400 { harness.transport.send("\(index):\(padding)", to: handle) }
         // Nothing is read until all 3.2 MB are queued: the socket's buffers fill and writes stop.
@@ -213,6 +207,14 @@ struct WebSocketServerTests {
         #expect(try client.receive() == .close(code: 1001))
         #expect(harness.eventKinds().last == .closed)
         #expect(throws: (any Error).self) { try RawWebSocketClient(port: port).upgrade() }
+    }
+
+    /// One upgraded client and its handle on the server.
+    func oneConnection(_ harness: Harness, port: Int) throws -> (RawWebSocketClient, ConnectionHandle) {
+        let client = try RawWebSocketClient(port: port)
+        try client.upgrade()
+        #expect(harness.wait { $0.count == 1 })
+        return (client, harness.events.withLock { $0[0].0 })
     }
 
     /// Two upgraded clients and their handles on the server, in order.
