@@ -24,7 +24,7 @@ let package = Package(
         .systemLibrary(
             name: "CLibWebSockets",
             pkgConfig: "libwebsockets",
-            providers: [.apt(["libwebsockets-dev"])]
+            providers: [.apt(["libwebsockets-dev", "libev-dev"])]
         ),
         .systemLibrary(
             name: "COpenSSL",

@@ -28,6 +28,7 @@ add_staff() {
 }
 add_staff riverside-clinic bench.max
 add_staff riverside-clinic bench.rate
+add_staff riverside-clinic bench.quiet
 add_staff lotus-wellness bench.staff
 # Free ports, read back from what each server prints when it listens.
 "$bin/carehub" serve --data "$work/data" --listen 127.0.0.1:0 --log-level warning >"$work/hub.out" 2>"$work/hub.err" &
@@ -50,6 +51,7 @@ echo "== HIPAA org, as fast as possible";       run --port "$hub_port" --org riv
 echo "== non-HIPAA org, as fast as possible";   run --port "$hub_port" --org lotus-wellness --visitors "$VISITORS" --staff "$STAFF" --server-pid "$hub_pid" | tee "$results/lotus-max.json"
 echo "== relay at $RATE msg/s";                 run --target relay --port "$relay_port" --visitors "$VISITORS" --staff "$STAFF" --rate "$RATE" --window 64 --server-pid "$relay_pid" | tee "$results/relay-rate.json"
 echo "== HIPAA org at $RATE msg/s";             run --port "$hub_port" --org riverside-clinic --staff-prefix bench.rate --visitors "$VISITORS" --staff "$STAFF" --rate "$RATE" --window 64 --server-pid "$hub_pid" | tee "$results/hipaa-rate.json"
+echo "== HIPAA org at $RATE msg/s, $IDLE quiet connections open"; run --port "$hub_port" --org riverside-clinic --staff-prefix bench.quiet --visitors "$VISITORS" --staff "$STAFF" --rate "$RATE" --window 64 --quiet "$IDLE" --server-pid "$hub_pid" | tee "$results/hipaa-rate-quiet.json"
 echo "== $IDLE idle connections (hub)";         run --port "$hub_port" --org lotus-wellness --idle "$IDLE" --server-pid "$hub_pid" | tee "$results/idle.json"
 /usr/bin/python3 - "$results" <<'PY'
 import json, sys, pathlib
@@ -57,8 +59,8 @@ r = {p.stem: json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).glob("
 ratio = r["hipaa-max"]["acked_per_s"] / r["relay-max"]["acked_per_s"]
 print(f"\nfull HIPAA pipeline / raw relay (max rate): {r['hipaa-max']['acked_per_s']:.0f} / {r['relay-max']['acked_per_s']:.0f} msg/s = {ratio:.0%}")
 print(f"non-HIPAA org / raw relay (max rate): {r['lotus-max']['acked_per_s']/r['relay-max']['acked_per_s']:.0%}")
-for name in ("hipaa-rate", "relay-rate"):
+for name in ("hipaa-rate", "hipaa-rate-quiet", "relay-rate"):
     x = r[name]
-    print(f"{name}: offered {x['offered_rate']}/s, acked {x['acked_per_s']:.0f}/s, send->deliver p50 {x['deliver_latency']['p50_us']/1000:.2f} ms, p99 {x['deliver_latency']['p99_us']/1000:.2f} ms, p99.9 {x['deliver_latency']['p999_us']/1000:.2f} ms")
+    print(f"{name}: offered {x['offered_rate']}/s with {x['quiet']} quiet connections, acked {x['acked_per_s']:.0f}/s, send->deliver p50 {x['deliver_latency']['p50_us']/1000:.2f} ms, p99 {x['deliver_latency']['p99_us']/1000:.2f} ms, p99.9 {x['deliver_latency']['p999_us']/1000:.2f} ms")
 print(f"idle connections: {r['idle']['connections']} at {r['idle'].get('rss_per_connection_kib', float('nan')):.1f} KiB RSS each")
 PY

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   pkg-config
   libwebsockets-dev   # transport: WebSocket + HTTP + TLS
+  libev-dev           # the transport's event loop (epoll), which libwebsockets runs on
   libssl-dev          # libcrypto: AES-256-GCM, SHA-256, HMAC, scrypt, random
   libsqlite3-dev      # storage
   python3-websockets  # end-to-end test client

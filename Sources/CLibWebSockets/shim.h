@@ -2,12 +2,23 @@
 #define CAREHUB_CLIBWEBSOCKETS_SHIM_H
 
 #include <libwebsockets.h>
+#include <ev.h>
 #include <signal.h>
+#include <sys/epoll.h> /* ReadinessSet: the client tools' sockets (not exported by Swift's Glibc) */
 
 /* Headroom lws_write needs in front of every payload. */
 static inline size_t carehub_lws_pre(void) { return LWS_PRE; }
 
 /* A broken connection must surface as a write error, not kill the process. */
 static inline void carehub_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
+
+/* The event loop a context runs on: libev over epoll, so a wake-up costs what is ready rather
+   than a poll over every open socket. NULL if the kernel refuses an epoll instance. */
+static inline void *carehub_event_loop_new(void) {
+    return ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOSIGMASK);
+}
+/* Makes the loop's ev_run (inside lws_service) return after the current callback. */
+static inline void carehub_event_loop_break(void *loop) { ev_break((struct ev_loop *)loop, EVBREAK_ALL); }
+static inline void carehub_event_loop_destroy(void *loop) { ev_loop_destroy((struct ev_loop *)loop); }
 
 #endif

@@ -93,8 +93,8 @@ final class HTTPClientLoop: @unchecked Sendable {
     }
 
     func start() throws {
-        try thread.start(name: "carehub-http", create: { [self] in
-            guard let context = createContext() else {
+        try thread.start(name: "carehub-http", create: { [self] eventLoop in
+            guard let context = createContext(on: eventLoop) else {
                 throw HTTPClient.Failure(description: "cannot create the HTTP client (CA file unreadable?)")
             }
             return (context, ())
@@ -109,7 +109,7 @@ final class HTTPClientLoop: @unchecked Sendable {
 
     func stop() { thread.stop() }
 
-    private func createContext() -> OpaquePointer? {
+    private func createContext(on eventLoop: ServiceThread<Request>.EventLoop) -> OpaquePointer? {
         carehub_ignore_sigpipe()
         protocols.initialize(repeating: lws_protocols(), count: 2)
         protocols[0].name = UnsafePointer(cString("carehub-http-client"))
@@ -125,6 +125,7 @@ final class HTTPClientLoop: @unchecked Sendable {
         info.connect_timeout_secs = UInt32(timeoutSeconds)
         info.user = Unmanaged.passUnretained(self).toOpaque()
         info.options = UInt64(LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT)
+        eventLoop.configure(&info)
         if let caFile { info.client_ssl_ca_filepath = UnsafePointer(cString(caFile)) }
         return lws_create_context(&info)
     }

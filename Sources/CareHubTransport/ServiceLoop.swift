@@ -92,7 +92,7 @@ final class ServiceLoop: @unchecked Sendable {
 
     /// Creates the context on a new service thread and waits until it listens (or failed).
     func start() throws -> Int {
-        try thread.start(name: "carehub-lws", create: { try self.createContext().get() }) { [self] leftover in
+        try thread.start(name: "carehub-lws", create: { try self.createContext(on: $0).get() }) { [self] leftover in
             let unsent = leftover.filter { if case .send = $0 { true } else { false } }.count
             pendingMessages.subtract(unsent, ordering: .relaxed)
         }
@@ -101,7 +101,7 @@ final class ServiceLoop: @unchecked Sendable {
     /// Stops the service thread and destroys the context (idempotent).
     func stop() { thread.stop() }
 
-    private func createContext() -> Result<(OpaquePointer, Int), TransportError> {
+    private func createContext(on eventLoop: ServiceThread<Command>.EventLoop) -> Result<(OpaquePointer, Int), TransportError> {
         carehub_ignore_sigpipe()
         lws_set_log_level(LLL_ERR, { _, line in
             guard let line else { return }
@@ -133,6 +133,7 @@ final class ServiceLoop: @unchecked Sendable {
         info.uid = -1
         info.user = Unmanaged.passUnretained(self).toOpaque()
         info.options = UInt64(LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE)
+        eventLoop.configure(&info)
         // Dynamic text routes first, each its own mount handled by this protocol's callback.
         var firstMount: UnsafePointer<lws_http_mount>?
         for path in configuration.textRoutes.keys.sorted() {

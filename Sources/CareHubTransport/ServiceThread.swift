@@ -8,7 +8,23 @@ import Synchronization
 /// with ``enqueue(_:)``, which wakes it with `lws_cancel_service` (the one lws call safe off that
 /// thread). The owner drains the queue from its `LWS_CALLBACK_EVENT_WAIT_CANCELLED` callback.
 /// Used by the server (``ServiceLoop``) and the HTTP client.
+///
+/// The context runs on a libev loop over epoll rather than lws's own `poll` loop: each wake-up
+/// then costs what is ready, not a scan of every open socket (with a hundred busy sockets, the
+/// scan was three quarters of a relay's CPU; with ten thousand idle ones it would be all of it).
 final class ServiceThread<Command: Sendable>: @unchecked Sendable {
+    /// The event loop a context is created on; `create` passes it to ``configure(_:)``.
+    struct EventLoop {
+        fileprivate let loop: UnsafeMutableRawPointer
+        fileprivate let loops: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+
+        /// Makes `info` create the context on this loop.
+        func configure(_ info: inout lws_context_creation_info) {
+            info.options |= UInt64(LWS_SERVER_OPTION_LIBEV)
+            info.foreign_loops = loops
+        }
+    }
+
     /// The context pointer, passed between threads only to call `lws_cancel_service`.
     private struct ContextPointer: @unchecked Sendable {
         let pointer: OpaquePointer
@@ -20,6 +36,9 @@ final class ServiceThread<Command: Sendable>: @unchecked Sendable {
         var stopping = false
     }
 
+    /// The loop `lws_service` runs (service thread only).
+    private var eventLoop: EventLoop?
+
     private let shared = Mutex(Shared())
     private let finished = DispatchSemaphore(value: 0)
 
@@ -28,15 +47,30 @@ final class ServiceThread<Command: Sendable>: @unchecked Sendable {
     /// throws what it threw. After the context is destroyed, `teardown` runs on that thread with
     /// the commands that were never drained.
     func start<Value: Sendable>(
-        name: String, create: @escaping @Sendable () throws -> (OpaquePointer, Value),
+        name: String, create: @escaping @Sendable (EventLoop) throws -> (OpaquePointer, Value),
         teardown: @escaping @Sendable ([Command]) -> Void
     ) throws -> Value {
         let result = Mutex<Result<Value, any Error>?>(nil)
         let ready = DispatchSemaphore(value: 0)
         let thread = Thread { [self] in
+            guard let loop = carehub_event_loop_new() else {
+                result.withLock { $0 = .failure(TransportError.cannotListen("cannot create an epoll event loop")) }
+                ready.signal()
+                finished.signal()
+                return
+            }
+            let loops = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 1)
+            loops.initialize(to: loop)
+            let eventLoop = EventLoop(loop: loop, loops: loops)
+            self.eventLoop = eventLoop
+            defer {
+                self.eventLoop = nil
+                carehub_event_loop_destroy(loop)
+                loops.deallocate()
+            }
             let context: OpaquePointer
             do {
-                let (created, value) = try create()
+                let (created, value) = try create(eventLoop)
                 context = created
                 shared.withLock { $0.context = ContextPointer(pointer: created) }
                 result.withLock { $0 = .success(value) }
@@ -47,6 +81,7 @@ final class ServiceThread<Command: Sendable>: @unchecked Sendable {
                 finished.signal()
                 return
             }
+            // On an event loop, `lws_service` runs until ``drain()`` breaks the loop for a stop.
             while !shared.withLock({ $0.stopping }) {
                 if lws_service(context, 0) < 0 { break }
             }
@@ -82,12 +117,15 @@ final class ServiceThread<Command: Sendable>: @unchecked Sendable {
         }
     }
 
-    /// The queued commands, in order (service thread).
+    /// The queued commands, in order (service thread, from `LWS_CALLBACK_EVENT_WAIT_CANCELLED`).
+    /// After ``stop()`` it also ends the loop, so that the thread can destroy the context.
     func drain() -> [Command] {
-        shared.withLock { shared in
+        let (commands, stopping) = shared.withLock { shared in
             defer { shared.queue.removeAll(keepingCapacity: true) }
-            return shared.queue
+            return (shared.queue, shared.stopping)
         }
+        if stopping, let eventLoop { carehub_event_loop_break(eventLoop.loop) }
+        return commands
     }
 
     /// Stops servicing and destroys the context; waits for the thread to finish (idempotent).

@@ -4,17 +4,19 @@ import Glibc
 #endif
 
 /// A client WebSocket (RFC 6455) on a plain TCP socket, for tools (the benchmark, consoles): a
-/// blocking handshake, then non-blocking frames the caller drives with `poll` on ``fd``.
+/// blocking handshake, then non-blocking frames the caller drives with `poll` or `epoll` on ``fd``.
 public final class WebSocketClient {
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
         public init(description: String) { self.description = description }
     }
 
-    /// The socket, for the caller's `poll`.
+    /// The socket, for the caller's `poll` or `epoll`.
     public let fd: Int32
     private var input: [UInt8] = []
     private var start = 0
+    /// The receive buffer, reused by every read.
+    private var chunk = [UInt8](repeating: 0, count: 65536)
 
     public init(host: String, port: Int, path: String = "/ws") throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -51,6 +53,7 @@ public final class WebSocketClient {
     public func send(_ text: String) throws {
         let payload = Array(text.utf8)
         var frame: [UInt8] = [0x81]
+        frame.reserveCapacity(payload.count + 14)
         if payload.count < 126 {
             frame.append(0x80 | UInt8(payload.count))
         } else if payload.count < 65536 {
@@ -59,7 +62,9 @@ public final class WebSocketClient {
             frame.append(0x80 | 127)
             for shift in stride(from: 56, through: 0, by: -8) { frame.append(UInt8((UInt64(payload.count) >> UInt64(shift)) & 0xFF)) }
         }
-        let mask = (0..<4).map { _ in UInt8.random(in: 0...255) }
+        // One draw from the system generator per frame (a draw is a system call).
+        let key = UInt32.random(in: .min ... .max)
+        let mask = (0..<4).map { UInt8(truncatingIfNeeded: key >> (8 * $0)) }
         frame += mask
         for (index, byte) in payload.enumerated() { frame.append(byte ^ mask[index & 3]) }
         try writeAll(frame)
@@ -83,7 +88,6 @@ public final class WebSocketClient {
     /// Reads what is available; false when the server closed the connection.
     @discardableResult
     public func fill(blocking: Bool = false) throws -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 65536)
         let count = recv(fd, &chunk, chunk.count, 0)
         if count > 0 {
             if start > 0 && start == input.count {

@@ -209,6 +209,40 @@ struct WebSocketServerTests {
         #expect(throws: (any Error).self) { try RawWebSocketClient(port: port).upgrade() }
     }
 
+    @Test func moreThanAThousandConnectionsAreServedAndReportedReady() throws {
+        // Descriptors past 1,024: neither the server's event loop nor the tools' ReadinessSet may
+        // be bound to select()'s limit, and every connection must be answered.
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let count = 1_200
+        try #require(limit.rlim_cur >= 2 * rlim_t(count) + 200, "the open-file limit is too low for this test")
+        let harness = Harness()
+        let port = try harness.transport.start()
+        defer { harness.transport.shutdown(drainTimeout: .seconds(1)) }
+        let clients = try (0..<count).map { _ in try WebSocketClient(host: "127.0.0.1", port: port) }
+        #expect(clients.map(\.fd).max()! > 1_024)
+        let readiness = try ReadinessSet(capacity: 64)
+        for (index, client) in clients.enumerated() {
+            try readiness.add(client.fd, tag: index)
+            try client.send("n\(index)")
+        }
+        var received = [String?](repeating: nil, count: count)
+        var missing = count
+        for _ in 0..<4_000 where missing > 0 {
+            readiness.wait(milliseconds: 5) { index in
+                _ = try? clients[index].fill()
+                while let text = clients[index].nextText() {
+                    if received[index] == nil { missing -= 1 }
+                    received[index] = text
+                }
+            }
+        }
+        #expect(received == (0..<count).map { "echo:n\($0)" })
+        #expect(harness.transport.connectionCount == count)
+    }
+
     /// One upgraded client and its handle on the server.
     func oneConnection(_ harness: Harness, port: Int) throws -> (RawWebSocketClient, ConnectionHandle) {
         let client = try RawWebSocketClient(port: port)

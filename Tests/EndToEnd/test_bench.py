@@ -40,6 +40,11 @@ def test_bench_against_the_hub_and_the_relay(hub):
         port = int(relay.stdout.readline().split(":")[-1].split("/")[0])
         check(bench("--target", "relay", "--port", str(port), "--visitors", "4", "--staff", "2", "--duration", "1",
                     "--server-pid", str(relay.pid)), "relay")
+        # The load again with quiet connections held open beside it.
+        loaded = bench("--target", "relay", "--port", str(port), "--visitors", "4", "--staff", "2", "--duration", "1",
+                       "--quiet", "30", "--server-pid", str(relay.pid))
+        check(loaded, "relay")
+        assert loaded["quiet"] == 30
         idle = bench("--target", "relay", "--port", str(port), "--idle", "50", "--server-pid", str(relay.pid))
         assert idle["connections"] == 50 and idle["errors"] == {} and "rss_per_connection_kib" in idle
     finally:
