@@ -51,8 +51,9 @@ echo "== HIPAA org, as fast as possible";       run --port "$hub_port" --org riv
 echo "== non-HIPAA org, as fast as possible";   run --port "$hub_port" --org lotus-wellness --visitors "$VISITORS" --staff "$STAFF" --server-pid "$hub_pid" | tee "$results/lotus-max.json"
 echo "== relay at $RATE msg/s";                 run --target relay --port "$relay_port" --visitors "$VISITORS" --staff "$STAFF" --rate "$RATE" --window 64 --server-pid "$relay_pid" | tee "$results/relay-rate.json"
 echo "== HIPAA org at $RATE msg/s";             run --port "$hub_port" --org riverside-clinic --staff-prefix bench.rate --visitors "$VISITORS" --staff "$STAFF" --rate "$RATE" --window 64 --server-pid "$hub_pid" | tee "$results/hipaa-rate.json"
-echo "== HIPAA org at $RATE msg/s, $IDLE quiet connections open"; run --port "$hub_port" --org riverside-clinic --staff-prefix bench.quiet --visitors "$VISITORS" --staff "$STAFF" --rate "$RATE" --window 64 --quiet "$IDLE" --server-pid "$hub_pid" | tee "$results/hipaa-rate-quiet.json"
 echo "== $IDLE idle connections (hub)";         run --port "$hub_port" --org lotus-wellness --idle "$IDLE" --server-pid "$hub_pid" | tee "$results/idle.json"
+# After the idle scenario, whose RSS per connection must be measured on a hub that has not held them yet.
+echo "== HIPAA org at $RATE msg/s, $IDLE quiet connections open"; run --port "$hub_port" --org riverside-clinic --staff-prefix bench.quiet --visitors "$VISITORS" --staff "$STAFF" --rate "$RATE" --window 64 --quiet "$IDLE" --server-pid "$hub_pid" | tee "$results/hipaa-rate-quiet.json"
 /usr/bin/python3 - "$results" <<'PY'
 import json, sys, pathlib
 r = {p.stem: json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).glob("*.json")}
