@@ -10,8 +10,9 @@ import Synchronization
 /// Used by the server (``ServiceLoop``) and the HTTP client.
 ///
 /// The context runs on a libev loop over epoll rather than lws's own `poll` loop: each wake-up
-/// then costs what is ready, not a scan of every open socket (with a hundred busy sockets, the
-/// scan was three quarters of a relay's CPU; with ten thousand idle ones it would be all of it).
+/// then costs what is ready, not a scan of every open socket (with a hundred busy sockets the scan
+/// was three quarters of the relay's CPU; with 10,000 quiet ones open it made a busy hub's p50
+/// twenty times slower; docs/PERFORMANCE.md).
 final class ServiceThread<Command: Sendable>: @unchecked Sendable {
     /// The event loop a context is created on; `create` passes it to ``configure(_:)``.
     struct EventLoop {
