@@ -22,6 +22,8 @@ struct FrameFields {
     private let text: String
 
     init(_ text: String) {
+        var text = text
+        text.makeContiguousUTF8()  // a no-op for the transport's strings; the scan needs it
         self.text = text
     }
 
