@@ -41,6 +41,9 @@ final class ServiceThread<Command: Sendable>: @unchecked Sendable {
     private var eventLoop: EventLoop?
 
     private let shared = Mutex(Shared())
+    /// Enqueuers that took the context under the lock and are calling `lws_cancel_service` on it
+    /// outside it; the thread destroys the context only once none is left.
+    private let signalling = Atomic<Int>(0)
     private let finished = DispatchSemaphore(value: 0)
 
     /// Starts a thread named `name` that creates the context with `create` and services it until
@@ -91,6 +94,7 @@ final class ServiceThread<Command: Sendable>: @unchecked Sendable {
                 defer { shared.queue = [] }
                 return shared.queue
             }
+            while signalling.load(ordering: .acquiring) > 0 { sched_yield() }
             lws_context_destroy(context)
             teardown(leftover)
             finished.signal()
@@ -108,14 +112,24 @@ final class ServiceThread<Command: Sendable>: @unchecked Sendable {
     }
 
     /// Queues `commands` in order, waking the thread once.
+    ///
+    /// The wake-up (a write the service thread's `epoll` sees) is made after the lock is released:
+    /// made under it, the service thread woke only to wait for the lock while the enqueuer was
+    /// still inside the system call.
     func enqueue(contentsOf commands: some Collection<Command>) -> Bool {
-        shared.withLock { shared in
-            guard let context = shared.context else { return false }
+        let (accepted, wake) = shared.withLock { shared -> (Bool, ContextPointer?) in
+            guard let context = shared.context else { return (false, nil) }
             let wasEmpty = shared.queue.isEmpty
             shared.queue.append(contentsOf: commands)
-            if wasEmpty && !commands.isEmpty { lws_cancel_service(context.pointer) }
-            return true
+            guard wasEmpty && !commands.isEmpty else { return (true, nil) }
+            signalling.add(1, ordering: .relaxed)
+            return (true, context)
         }
+        if let wake {
+            lws_cancel_service(wake.pointer)
+            signalling.subtract(1, ordering: .releasing)
+        }
+        return accepted
     }
 
     /// The queued commands, in order (service thread, from `LWS_CALLBACK_EVENT_WAIT_CANCELLED`).
