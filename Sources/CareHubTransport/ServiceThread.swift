@@ -135,9 +135,11 @@ final class ServiceThread<Command: Sendable>: @unchecked Sendable {
     /// The queued commands, in order (service thread, from `LWS_CALLBACK_EVENT_WAIT_CANCELLED`).
     /// After ``stop()`` it also ends the loop, so that the thread can destroy the context.
     func drain() -> [Command] {
-        let (commands, stopping) = shared.withLock { shared in
-            defer { shared.queue.removeAll(keepingCapacity: true) }
-            return (shared.queue, shared.stopping)
+        // A swap under the lock, no copy or allocation: enqueuers on other threads wait for it.
+        var commands: [Command] = []
+        let stopping = shared.withLock { shared in
+            swap(&commands, &shared.queue)
+            return shared.stopping
         }
         if stopping, let eventLoop { carehub_event_loop_break(eventLoop.loop) }
         return commands
