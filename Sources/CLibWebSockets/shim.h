@@ -5,6 +5,7 @@
 #include <ev.h>
 #include <signal.h>
 #include <sys/epoll.h> /* ReadinessSet: the client tools' sockets (not exported by Swift's Glibc) */
+#include <sys/prctl.h>
 
 /* Headroom lws_write needs in front of every payload. */
 static inline size_t carehub_lws_pre(void) { return LWS_PRE; }
@@ -20,5 +21,9 @@ static inline void *carehub_event_loop_new(void) {
 /* Makes the loop's ev_run (inside lws_service) return after the current callback. */
 static inline void carehub_event_loop_break(void *loop) { ev_break((struct ev_loop *)loop, EVBREAK_ALL); }
 static inline void carehub_event_loop_destroy(void *loop) { ev_loop_destroy((struct ev_loop *)loop); }
+
+/* Names the calling thread as `top -H`, `ps -L` and profilers show it (at most 15 bytes kept).
+ * prctl is variadic, which Swift cannot call. */
+static inline void carehub_name_thread(const char *name) { prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
 
 #endif

@@ -57,6 +57,9 @@ final class ServiceThread<Command: Sendable>: @unchecked Sendable {
         let result = Mutex<Result<Value, any Error>?>(nil)
         let ready = DispatchSemaphore(value: 0)
         let thread = Thread { [self] in
+            // Foundation keeps the name to itself on Linux; the kernel's copy is what `top -H`,
+            // `ps -L` and profilers show.
+            carehub_name_thread(name)
             guard let loop = carehub_event_loop_new() else {
                 result.withLock { $0 = .failure(TransportError.cannotListen("cannot create an epoll event loop")) }
                 ready.signal()

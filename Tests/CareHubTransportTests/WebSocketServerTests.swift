@@ -62,6 +62,24 @@ struct WebSocketServerTests {
         #expect(harness.transport.connectionCount == 0)
     }
 
+    @Test func eventsArriveOnTheNamedServiceThread() throws {
+        let names = Mutex<[String]>([])
+        let server = WebSocketServer(configuration: WebSocketServer.Configuration(host: "127.0.0.1", port: 0, maxMessageBytes: 1024)) { _, _ in
+            let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?"
+            names.withLock { $0.append(name.trimmingCharacters(in: .newlines)) }
+        }
+        let port = try server.start()
+        defer { server.shutdown(drainTimeout: .seconds(1)) }
+        let client = try RawWebSocketClient(port: port)
+        try client.upgrade()
+        try client.send(text: "ping")
+        let deadline = ContinuousClock.now + .seconds(5)
+        while names.withLock({ $0.count }) < 2 && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        let seen = names.withLock { $0 }
+        #expect(seen.count >= 2)
+        #expect(seen.allSatisfy { $0 == "carehub-lws" }, "\(seen)")
+    }
+
     @Test func fragmentsAreJoinedIntoOneMessage() throws {
         let harness = Harness()
         let port = try harness.transport.start()
