@@ -8,9 +8,13 @@ final class Harness: Sendable {
     let events = Mutex<[(ConnectionHandle, WebSocketEvent)]>([])
     let server: Mutex<WebSocketServer?> = Mutex(nil)
     let echo: Bool
+    /// With `recordsThreadNames`, the kernel's name of each thread an event arrived on.
+    let threadNames = Mutex<Set<String>>([])
+    private let recordsThreadNames: Bool
 
-    init(echo: Bool = true, configure: (inout WebSocketServer.Configuration) -> Void = { _ in }) {
+    init(echo: Bool = true, recordsThreadNames: Bool = false, configure: (inout WebSocketServer.Configuration) -> Void = { _ in }) {
         self.echo = echo
+        self.recordsThreadNames = recordsThreadNames
         var configuration = WebSocketServer.Configuration(host: "127.0.0.1", port: 0, maxMessageBytes: 1024)
         configure(&configuration)
         let server = WebSocketServer(configuration: configuration) { [weak self] handle, event in
@@ -22,6 +26,10 @@ final class Harness: Sendable {
     var transport: WebSocketServer { server.withLock { $0! } }
 
     private func record(_ handle: ConnectionHandle, _ event: WebSocketEvent) {
+        if recordsThreadNames {
+            let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?"
+            threadNames.withLock { _ = $0.insert(name.trimmingCharacters(in: .newlines)) }
+        }
         events.withLock { $0.append((handle, event)) }
         if echo, case .text(let bytes) = event {
             transport.send("echo:" + String(decoding: bytes, as: UTF8.self), to: handle)
@@ -63,21 +71,14 @@ struct WebSocketServerTests {
     }
 
     @Test func eventsArriveOnTheNamedServiceThread() throws {
-        let names = Mutex<[String]>([])
-        let server = WebSocketServer(configuration: WebSocketServer.Configuration(host: "127.0.0.1", port: 0, maxMessageBytes: 1024)) { _, _ in
-            let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?"
-            names.withLock { $0.append(name.trimmingCharacters(in: .newlines)) }
-        }
-        let port = try server.start()
-        defer { server.shutdown(drainTimeout: .seconds(1)) }
+        let harness = Harness(echo: false, recordsThreadNames: true)
+        let port = try harness.transport.start()
+        defer { harness.transport.shutdown(drainTimeout: .seconds(1)) }
         let client = try RawWebSocketClient(port: port)
         try client.upgrade()
         try client.send(text: "ping")
-        let deadline = ContinuousClock.now + .seconds(5)
-        while names.withLock({ $0.count }) < 2 && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }
-        let seen = names.withLock { $0 }
-        #expect(seen.count >= 2)
-        #expect(seen.allSatisfy { $0 == "carehub-lws" }, "\(seen)")
+        #expect(harness.wait { $0.count >= 2 })
+        #expect(harness.threadNames.withLock { $0 } == ["carehub-lws"])
     }
 
     @Test func fragmentsAreJoinedIntoOneMessage() throws {
