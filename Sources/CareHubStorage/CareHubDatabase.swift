@@ -46,6 +46,9 @@ public final class CareHubDatabase: Sendable {
         }
         configuration.busyMode = .timeout(5)
         pool = try DatabasePool(path: path, configuration: configuration)
+        // GRDB turns WAL on for the writer after `prepareDatabase` and sets `synchronous=NORMAL`
+        // there (no fsync at commit). The writer is the connection that commits: put FULL back.
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try Self.migrator.migrate(pool)
         checkpointer = backgroundCheckpoints ? try BackgroundCheckpointer(path: path, configuration: configuration) : nil
     }
@@ -63,6 +66,14 @@ public final class CareHubDatabase: Sendable {
     /// The journal mode in force (`wal`).
     public func journalMode() throws -> String {
         try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+    }
+
+    /// The `synchronous` level of the connection that commits and of a reading one
+    /// (2 is FULL: the WAL is synced at every commit).
+    public func synchronousLevels() throws -> (writer: Int, reader: Int) {
+        let writer = try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+        let reader = try pool.read { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+        return (writer, reader)
     }
 
     /// Flushes the WAL into the main file and closes the database. When another process (a

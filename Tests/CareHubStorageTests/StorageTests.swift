@@ -26,10 +26,13 @@ struct StorageTests {
     let org = OrgID("clinic")
     let at = Date(timeIntervalSince1970: 1_800_000_000)
 
-    @Test func opensInWALModeWithVersionedMigrationsAndOwnerOnlyFiles() throws {
+    @Test func opensInWALModeSyncingEveryCommitWithVersionedMigrationsAndOwnerOnlyFiles() throws {
         let directory = try DataDirectory()
         let database = try CareHubDatabase(directory: directory.path)
         #expect(try database.journalMode() == "wal")
+        // FULL on the committing connection too: an acknowledged message survives power loss.
+        let synchronous = try database.synchronousLevels()
+        #expect(synchronous.writer == 2 && synchronous.reader == 2)
         #expect(try database.appliedMigrations() == ["v1-conversations-messages-users-outbox", "v2-second-factor-lockout-audit", "v3-envelope-keys-audit-chain", "v4-visitor-profile",
             "v5-end-of-chat-hook-outbox-assignment", "v6-baa-attestations",
         ])
