@@ -46,6 +46,8 @@ relay_port="$(sed -n 's|^carehub-relay listening on ws://127.0.0.1:\([0-9]*\)/ws
 run() { sleep 2; "$bin/carehub-bench" --json --duration "$DURATION" "$@"; }
 results="$work/results"
 mkdir -p "$results"
+# The machine's own noise, before and after the load: a p99 below its longest stalls is out of reach.
+echo "== stalls of a spinning thread per CPU, before the load"; "$bin/carehub-bench" --json --stalls 5 | tee "$results/stalls-before.json"
 echo "== relay, as fast as possible";          run --target relay --port "$relay_port" --visitors "$VISITORS" --staff "$STAFF" --server-pid "$relay_pid" | tee "$results/relay-max.json"
 echo "== HIPAA org, as fast as possible";       run --port "$hub_port" --org riverside-clinic --staff-prefix bench.max --visitors "$VISITORS" --staff "$STAFF" --server-pid "$hub_pid" | tee "$results/hipaa-max.json"
 echo "== non-HIPAA org, as fast as possible";   run --port "$hub_port" --org lotus-wellness --visitors "$VISITORS" --staff "$STAFF" --server-pid "$hub_pid" | tee "$results/lotus-max.json"
@@ -54,6 +56,7 @@ echo "== HIPAA org at $RATE msg/s";             run --port "$hub_port" --org riv
 echo "== $IDLE idle connections (hub)";         run --port "$hub_port" --org lotus-wellness --idle "$IDLE" --server-pid "$hub_pid" | tee "$results/idle.json"
 # After the idle scenario, whose RSS per connection must be measured on a hub that has not held them yet.
 echo "== HIPAA org at $RATE msg/s, $IDLE quiet connections open"; run --port "$hub_port" --org riverside-clinic --staff-prefix bench.quiet --visitors "$VISITORS" --staff "$STAFF" --rate "$RATE" --window 64 --quiet "$IDLE" --server-pid "$hub_pid" | tee "$results/hipaa-rate-quiet.json"
+echo "== stalls of a spinning thread per CPU, after the load"; "$bin/carehub-bench" --json --stalls 5 | tee "$results/stalls-after.json"
 /usr/bin/python3 - "$results" <<'PY'
 import json, sys, pathlib
 r = {p.stem: json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).glob("*.json")}
@@ -63,5 +66,8 @@ print(f"non-HIPAA org / raw relay (max rate): {r['lotus-max']['acked_per_s']/r['
 for name in ("hipaa-rate", "hipaa-rate-quiet", "relay-rate"):
     x = r[name]
     print(f"{name}: offered {x['offered_rate']}/s with {x['quiet']} quiet connections, acked {x['acked_per_s']:.0f}/s, send->deliver p50 {x['deliver_latency']['p50_us']/1000:.2f} ms, p99 {x['deliver_latency']['p99_us']/1000:.2f} ms, p99.9 {x['deliver_latency']['p999_us']/1000:.2f} ms")
+for name in ("stalls-before", "stalls-after"):
+    x = r[name]
+    print(f"{name}: per CPU off core {', '.join(f'{p:.1f}%' for p in x['off_core_percent'])}; stalls over 1 ms {x['stalls_over_1ms']} in {x['duration_s']:.0f} s; longest {', '.join(f'{m:.1f}' for m in x['longest_stall_ms'])} ms")
 print(f"idle connections: {r['idle']['connections']} at {r['idle'].get('rss_per_connection_kib', float('nan')):.1f} KiB RSS each")
 PY

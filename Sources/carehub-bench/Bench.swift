@@ -20,12 +20,15 @@ struct Bench: ParsableCommand {
             visitor connections say hello and then stay quiet. Reports messages/s acknowledged, \
             send→ack and send→deliver latency (p50, p99, p99.9, max), errors by code, and with \
             --server-pid the server's RSS. Idle scenario (--idle N): N visitor connections that say \
-            hello and then stay quiet; reports RSS per connection.
+            hello and then stay quiet; reports RSS per connection. Stalls scenario (--stalls SECONDS, \
+            no server needed): one thread per CPU spins on the clock and reports how much of the time \
+            it was kept off its core, how often for over 1 ms and the longest stall: the machine's own \
+            noise, which no server on it can beat.
             """)
 
     @Option(help: "Label for the report: hub or relay.") var target = "hub"
     @Option(help: "Server address.") var host = "127.0.0.1"
-    @Option(help: "Server port.") var port: Int
+    @Option(help: "Server port (not needed with --stalls).") var port: Int = 0
     @Option(help: "Organisation id.") var org = "riverside-clinic"
     @Option(help: "Visitor connections (one conversation each).") var visitors = 50
     @Option(help: "Staff connections; accounts PREFIX1…PREFIXn must exist.") var staff = 10
@@ -37,13 +40,24 @@ struct Bench: ParsableCommand {
     @Option(help: "The server's process id, to read its RSS.") var serverPid: Int32?
     @Option(help: "Idle scenario: open this many quiet visitor connections instead of the load.") var idle: Int?
     @Option(help: "Load scenario: also hold this many quiet visitor connections open during the load.") var quiet = 0
+    @Option(help: "Stalls scenario: spin one thread per CPU for this many seconds, with no server.") var stalls: Double?
     @Flag(help: "Print the report as JSON.") var json = false
+
+    func validate() throws {
+        if let stalls {
+            guard stalls > 0 && stalls <= 600 else { throw ValidationError("--stalls takes 0 < SECONDS <= 600") }
+        } else if !(1...65535).contains(port) {
+            throw ValidationError("--port PORT (1-65535) is required, except with --stalls")
+        }
+    }
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
         raiseOpenFileLimit()
         let report: [String: Any]
-        if let idle {
+        if let stalls {
+            report = StallProbe.report(seconds: stalls)
+        } else if let idle {
             report = try idleScenario(count: idle)
         } else {
             report = try loadScenario()

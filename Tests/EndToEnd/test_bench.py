@@ -2,6 +2,7 @@
 (It measures speed; this test checks only that it measures, not how fast anything is.)"""
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -50,3 +51,22 @@ def test_bench_against_the_hub_and_the_relay(hub):
     finally:
         relay.terminate()
         assert relay.wait(timeout=20) == 0
+
+
+def test_bench_measures_the_machines_own_stalls():
+    report = bench("--stalls", "0.3")
+    assert report["scenario"] == "stalls" and report["duration_s"] == 0.3
+    cpus = report["cpus"]
+    assert cpus == len(os.sched_getaffinity(0)) or cpus == os.cpu_count()
+    for key in ("off_core_percent", "stalls_over_1ms", "longest_stall_ms"):
+        assert len(report[key]) == cpus
+    assert all(0 <= p < 100 for p in report["off_core_percent"])
+    assert all(n >= 0 for n in report["stalls_over_1ms"])
+    # The longest gap between two readings of the clock is positive and shorter than the run.
+    assert all(0 < m < 300 for m in report["longest_stall_ms"])
+
+
+def test_bench_refuses_a_load_without_a_port():
+    result = subprocess.run([BENCH, "--visitors", "2"], capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "--port PORT (1-65535) is required, except with --stalls" in result.stderr
