@@ -23,7 +23,7 @@ struct Bench: ParsableCommand {
             hello and then stay quiet; reports RSS per connection. Stalls scenario (--stalls SECONDS, \
             no server needed): one thread per CPU spins on the clock and reports how much of the time \
             it was kept off its core, how often for over 1 ms and the longest stall: the machine's own \
-            noise, which no server on it can beat.
+            noise, which sets a floor under the latency tail of that hour.
             """)
 
     @Option(help: "Label for the report: hub or relay.") var target = "hub"

@@ -6,8 +6,8 @@ import Glibc
 
 /// The machine's own noise: one thread per CPU spins on the clock and counts the time it was kept
 /// off its core (gaps over 50 µs between two readings of the clock). On a virtual machine that is
-/// mostly the host running something else; a latency percentile below the longest stalls seen here
-/// cannot be met by any server on this machine in that hour.
+/// mostly the host running something else. A stall delays whatever was running on that CPU, and
+/// every message waiting behind it, so it sets a floor under the latency tail of that hour.
 struct StallProbe {
     struct Counts: Sendable {
         var offCoreNanoseconds: UInt64 = 0
