@@ -46,7 +46,7 @@ relay_port="$(sed -n 's|^carehub-relay listening on ws://127.0.0.1:\([0-9]*\)/ws
 run() { sleep 2; "$bin/carehub-bench" --json --duration "$DURATION" "$@"; }
 results="$work/results"
 mkdir -p "$results"
-# The machine's own noise, before and after the load: a p99 below its longest stalls is out of reach.
+# The machine's own noise, before and after the load, so that each run's latencies come with their hour's stalls.
 echo "== stalls of a spinning thread per CPU, before the load"; "$bin/carehub-bench" --json --stalls 5 | tee "$results/stalls-before.json"
 echo "== relay, as fast as possible";          run --target relay --port "$relay_port" --visitors "$VISITORS" --staff "$STAFF" --server-pid "$relay_pid" | tee "$results/relay-max.json"
 echo "== HIPAA org, as fast as possible";       run --port "$hub_port" --org riverside-clinic --staff-prefix bench.max --visitors "$VISITORS" --staff "$STAFF" --server-pid "$hub_pid" | tee "$results/hipaa-max.json"

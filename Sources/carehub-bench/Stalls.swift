@@ -10,6 +10,7 @@ import Glibc
 /// every message waiting behind it, so it sets a floor under the latency tail of that hour.
 struct StallProbe {
     struct Counts: Sendable {
+        var spunNanoseconds: UInt64 = 0
         var offCoreNanoseconds: UInt64 = 0
         var over1ms = 0
         var longestNanoseconds: UInt64 = 0
@@ -18,8 +19,9 @@ struct StallProbe {
     /// Spins on the calling thread for `nanoseconds`.
     static func spin(for nanoseconds: UInt64) -> Counts {
         var counts = Counts()
-        var last = DispatchTime.now().uptimeNanoseconds
-        let end = last + nanoseconds
+        let start = DispatchTime.now().uptimeNanoseconds
+        var last = start
+        let end = start + nanoseconds
         while last < end {
             let now = DispatchTime.now().uptimeNanoseconds
             let gap = now - last
@@ -30,6 +32,8 @@ struct StallProbe {
             }
             counts.longestNanoseconds = max(counts.longestNanoseconds, gap)
         }
+        // The last gap may end past `end`: shares are of the time actually spun.
+        counts.spunNanoseconds = last - start
         return counts
     }
 
@@ -51,7 +55,7 @@ struct StallProbe {
         let counts = results.withLock { $0 }
         return [
             "scenario": "stalls", "cpus": cpus, "duration_s": seconds,
-            "off_core_percent": counts.map { Double($0.offCoreNanoseconds) / Double(nanoseconds) * 100 },
+            "off_core_percent": counts.map { Double($0.offCoreNanoseconds) / Double(max($0.spunNanoseconds, 1)) * 100 },
             "stalls_over_1ms": counts.map(\.over1ms),
             "longest_stall_ms": counts.map { Double($0.longestNanoseconds) / 1e6 },
         ]

@@ -4,6 +4,7 @@
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from conftest import BIN, carehub
@@ -54,16 +55,18 @@ def test_bench_against_the_hub_and_the_relay(hub):
 
 
 def test_bench_measures_the_machines_own_stalls():
+    started = time.monotonic()
     report = bench("--stalls", "0.3")
+    elapsed_ms = (time.monotonic() - started) * 1000
     assert report["scenario"] == "stalls" and report["duration_s"] == 0.3
     cpus = report["cpus"]
     assert cpus == len(os.sched_getaffinity(0)) or cpus == os.cpu_count()
     for key in ("off_core_percent", "stalls_over_1ms", "longest_stall_ms"):
         assert len(report[key]) == cpus
-    assert all(0 <= p < 100 for p in report["off_core_percent"])
+    assert all(0 <= p <= 100 for p in report["off_core_percent"])
     assert all(n >= 0 for n in report["stalls_over_1ms"])
-    # The longest gap between two readings of the clock is positive and shorter than the run.
-    assert all(0 < m < 300 for m in report["longest_stall_ms"])
+    # The longest gap between two readings of the clock is positive and inside the bench's lifetime.
+    assert all(0 < m <= elapsed_ms for m in report["longest_stall_ms"])
 
 
 def test_bench_refuses_a_load_without_a_port():
