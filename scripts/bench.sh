@@ -56,6 +56,8 @@ echo "== HIPAA org at $RATE msg/s";             run --port "$hub_port" --org riv
 echo "== $IDLE idle connections (hub)";         run --port "$hub_port" --org lotus-wellness --idle "$IDLE" --server-pid "$hub_pid" | tee "$results/idle.json"
 # After the idle scenario, whose RSS per connection must be measured on a hub that has not held them yet.
 echo "== HIPAA org at $RATE msg/s, $IDLE quiet connections open"; run --port "$hub_port" --org riverside-clinic --staff-prefix bench.quiet --visitors "$VISITORS" --staff "$STAFF" --rate "$RATE" --window 64 --quiet "$IDLE" --server-pid "$hub_pid" | tee "$results/hipaa-rate-quiet.json"
+# The servers stop first: closing 10,000 connections takes the hub most of a second of CPU.
+kill "$hub_pid" "$relay_pid"; wait "$hub_pid" "$relay_pid" 2>/dev/null || true; hub_pid=; relay_pid=
 echo "== stalls of a spinning thread per CPU, after the load"; "$bin/carehub-bench" --json --stalls 5 | tee "$results/stalls-after.json"
 /usr/bin/python3 - "$results" <<'PY'
 import json, sys, pathlib
