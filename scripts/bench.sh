@@ -47,7 +47,8 @@ run() { sleep 2; "$bin/carehub-bench" --json --duration "$DURATION" "$@"; }
 results="$work/results"
 mkdir -p "$results"
 # The machine's own noise, before and after the load, so that each run's latencies come with their hour's stalls.
-echo "== stalls of a spinning thread per CPU, before the load"; "$bin/carehub-bench" --json --stalls 5 | tee "$results/stalls-before.json"
+stalls() { echo "== stalls of a spinning thread per CPU, $1 the load"; "$bin/carehub-bench" --json --stalls 5 | tee "$results/stalls-$1.json"; }
+stalls before
 echo "== relay, as fast as possible";          run --target relay --port "$relay_port" --visitors "$VISITORS" --staff "$STAFF" --server-pid "$relay_pid" | tee "$results/relay-max.json"
 echo "== HIPAA org, as fast as possible";       run --port "$hub_port" --org riverside-clinic --staff-prefix bench.max --visitors "$VISITORS" --staff "$STAFF" --server-pid "$hub_pid" | tee "$results/hipaa-max.json"
 echo "== non-HIPAA org, as fast as possible";   run --port "$hub_port" --org lotus-wellness --visitors "$VISITORS" --staff "$STAFF" --server-pid "$hub_pid" | tee "$results/lotus-max.json"
@@ -58,7 +59,7 @@ echo "== $IDLE idle connections (hub)";         run --port "$hub_port" --org lot
 echo "== HIPAA org at $RATE msg/s, $IDLE quiet connections open"; run --port "$hub_port" --org riverside-clinic --staff-prefix bench.quiet --visitors "$VISITORS" --staff "$STAFF" --rate "$RATE" --window 64 --quiet "$IDLE" --server-pid "$hub_pid" | tee "$results/hipaa-rate-quiet.json"
 # The servers stop first: closing 10,000 connections takes the hub most of a second of CPU.
 kill "$hub_pid" "$relay_pid"; wait "$hub_pid" "$relay_pid" 2>/dev/null || true; hub_pid=; relay_pid=
-echo "== stalls of a spinning thread per CPU, after the load"; "$bin/carehub-bench" --json --stalls 5 | tee "$results/stalls-after.json"
+stalls after
 /usr/bin/python3 - "$results" <<'PY'
 import json, sys, pathlib
 r = {p.stem: json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).glob("*.json")}

@@ -42,3 +42,15 @@ public final class ReadinessSet {
         return Int(ready)
     }
 }
+
+/// Raises this process's open-file limit to its hard limit, for tools that hold thousands of
+/// sockets (the benchmark, the transport's many-connections test); returns the limit now in force.
+@discardableResult
+public func raiseOpenFileLimit() -> rlim_t {
+    var limit = rlimit()
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    limit.rlim_cur = limit.rlim_max
+    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    return limit.rlim_cur
+}

@@ -263,13 +263,6 @@ struct Bench: ParsableCommand {
         return nil
     }
 
-    func raiseOpenFileLimit() {
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        limit.rlim_cur = limit.rlim_max
-        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-    }
-
     func printTable(_ report: [String: Any]) {
         for key in report.keys.sorted() {
             if let nested = report[key] as? [String: Any] {

@@ -231,12 +231,9 @@ struct WebSocketServerTests {
     @Test func moreThanAThousandConnectionsAreServedAndReportedReady() throws {
         // Descriptors past 1,024: neither the server's event loop nor the tools' ReadinessSet may
         // be bound to select()'s limit, and every connection must be answered.
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        limit.rlim_cur = limit.rlim_max
-        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let openFiles = raiseOpenFileLimit()
         let count = 1_200
-        try #require(limit.rlim_cur >= 2 * rlim_t(count) + 200, "the open-file limit is too low for this test")
+        try #require(openFiles >= 2 * rlim_t(count) + 200, "the open-file limit is too low for this test")
         let harness = Harness()
         let port = try harness.transport.start()
         defer { harness.transport.shutdown(drainTimeout: .seconds(1)) }
