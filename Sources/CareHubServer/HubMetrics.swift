@@ -9,7 +9,12 @@ final class HubMetrics: StageTimer {
     private struct State {
         var requests: [Key: (count: UInt64, seconds: Double)] = [:]
         var errors: [String: UInt64] = [:]
-        var stages: [Key: Histogram] = [:]
+        var stages: [Key: StageHistogram] = [:]
+    }
+    /// One organisation's stage's histogram, with a lock of its own: stages record into it
+    /// directly, without the lookup by name or the lock shared by every counter.
+    private final class StageHistogram: Sendable {
+        let histogram = Mutex(Histogram())
     }
     /// A cumulative latency histogram with fixed bucket bounds.
     struct Histogram {
@@ -26,8 +31,16 @@ final class HubMetrics: StageTimer {
     }
     private let state = Mutex(State())
 
-    func record(org: OrgID, stage: String, seconds: Double) {
-        state.withLock { $0.stages[Key(org: org.rawValue, type: stage), default: Histogram()].record(seconds) }
+    func recorder(org: OrgID, stage: String) -> @Sendable (Double) -> Void {
+        // A pipeline rebuilt (a reload) finds its stages' histograms again and keeps counting.
+        let slot = state.withLock { state in
+            let key = Key(org: org.rawValue, type: stage)
+            if let slot = state.stages[key] { return slot }
+            let slot = StageHistogram()
+            state.stages[key] = slot
+            return slot
+        }
+        return { seconds in slot.histogram.withLock { $0.record(seconds) } }
     }
 
     /// Records one handled frame and, if it failed, its error code.
@@ -78,9 +91,10 @@ final class HubMetrics: StageTimer {
         commitBuckets.append(("_count", "\(storage.commits)"))
         metric("carehub_commit_seconds", "histogram", "How long message commits took, fsync included.", commitBuckets)
         let stageKeys = snapshot.stages.keys.sorted { ($0.org, $0.type) < ($1.org, $1.type) }
+        let stages = snapshot.stages.mapValues { slot in slot.histogram.withLock { $0 } }
         var buckets: [(String, String)] = []
         for key in stageKeys {
-            let histogram = snapshot.stages[key]!
+            let histogram = stages[key]!
             var cumulative: UInt64 = 0
             for (index, bound) in Histogram.bounds.enumerated() {
                 cumulative += histogram.counts[index]
@@ -93,8 +107,8 @@ final class HubMetrics: StageTimer {
         for (labels, value) in buckets { out += "carehub_stage_seconds_bucket\(labels) \(value)\n" }
         for key in stageKeys {
             let labels = "{org=\"\(key.org)\",stage=\"\(key.type)\"}"
-            out += "carehub_stage_seconds_sum\(labels) \(String(format: "%.6f", snapshot.stages[key]!.sum))\n"
-            out += "carehub_stage_seconds_count\(labels) \(snapshot.stages[key]!.count)\n"
+            out += "carehub_stage_seconds_sum\(labels) \(String(format: "%.6f", stages[key]!.sum))\n"
+            out += "carehub_stage_seconds_count\(labels) \(stages[key]!.count)\n"
         }
         metric("carehub_purge_pending", "gauge", "Ended conversations whose export and purge have not completed, by organisation.",
                backlog.pendingPurges.keys.sorted().map { ("{org=\"\($0)\"}", "\(backlog.pendingPurges[$0]!)") })

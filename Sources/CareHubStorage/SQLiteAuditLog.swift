@@ -2,6 +2,7 @@ import CareHubCore
 import CareHubCrypto
 import Foundation
 import GRDB
+import GRDBSQLite
 import Synchronization
 
 /// The audit trail in SQLite: append-only, and tamper-evident.
@@ -92,9 +93,7 @@ public final class SQLiteAuditLog: AuditLog {
 
     private func checkpoint(_ db: Database) throws {
         guard let checkpointKey else { return }
-        guard let head = try Row.fetchOne(db, sql: "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1") else { return }
-        let id: Int64 = head["id"]
-        let hash = Array(head["hash"] as Data)
+        guard let (id, storedHash) = try Self.head(db), let hash = storedHash else { return }
         let mac = checkpointKey.withUnsafeBytes { HMAC.sha256(key: Array($0), message: Self.checkpointMessage(id: id, hash: hash)) }
         try db.execute(
             sql: "INSERT INTO audit_checkpoints (last_event_id, hash, mac, at) VALUES (?, ?, ?, ?)",
@@ -113,9 +112,9 @@ public final class SQLiteAuditLog: AuditLog {
 
     /// Appends `events` in order inside an open transaction, reading the chain head once.
     static func append(_ events: some Collection<AuditEvent>, _ db: Database) throws {
-        let head = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1"))
-        var previous = (head?["hash"] as Data?).map(Array.init) ?? AuditChain.genesis
-        var id = head?["id"] as Int64? ?? 0
+        let head = try Self.head(db)
+        var previous = head?.hash ?? AuditChain.genesis
+        var id = head?.id ?? 0
         let insert = try db.cachedStatement(sql: "INSERT INTO audit_events (id, at, org, actor, address, action, target, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
         for event in events {
             id += 1
@@ -127,6 +126,27 @@ public final class SQLiteAuditLog: AuditLog {
                 row.blob(hash)
             }
             previous = hash
+        }
+    }
+
+    /// The chain head, the last event's id and hash (nil before the first event), read with the
+    /// statement's columns directly: the message writer reads it once per commit.
+    static func head(_ db: Database) throws -> (id: Int64, hash: [UInt8]?)? {
+        let statement = try db.cachedStatement(sql: "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1")
+        let handle = statement.sqliteStatement
+        sqlite3_reset(handle)
+        defer { sqlite3_reset(handle) }
+        switch sqlite3_step(handle) {
+        case SQLITE_ROW:
+            let id = sqlite3_column_int64(handle, 0)
+            guard sqlite3_column_type(handle, 1) != SQLITE_NULL else { return (id, nil) }
+            let count = Int(sqlite3_column_bytes(handle, 1))
+            let bytes = sqlite3_column_blob(handle, 1)
+            return (id, bytes.map { Array(UnsafeRawBufferPointer(start: $0, count: count)) } ?? [])
+        case SQLITE_DONE:
+            return nil
+        case let code:
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: sqlite3_errmsg(db.sqliteConnection).map { String(cString: $0) }, sql: statement.sql)
         }
     }
 
@@ -244,13 +264,24 @@ enum AuditChain {
 
     /// SHA-256 over the previous hash and the length-prefixed fields, id and time included.
     static func hash(previous: [UInt8], id: Int64, event: AuditEvent) -> [UInt8] {
-        var bytes = previous
-        let fields = [String(id), String(milliseconds(event.at)), event.org.rawValue, event.actor, event.address, event.action, event.target, event.detail]
-        for field in fields {
-            let utf8 = Array(field.utf8)
-            withUnsafeBytes(of: UInt32(utf8.count).bigEndian) { bytes.append(contentsOf: $0) }
-            bytes.append(contentsOf: utf8)
+        // Built in one buffer of the right size: every delivery of a HIPAA message hashes a row.
+        let (id, at) = (String(id), String(milliseconds(event.at)))
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(previous.count + 8 * 4 + id.utf8.count + at.utf8.count + event.org.rawValue.utf8.count
+            + event.actor.utf8.count + event.address.utf8.count + event.action.utf8.count + event.target.utf8.count + event.detail.utf8.count)
+        bytes.append(contentsOf: previous)
+        func add(_ field: String) {
+            withUnsafeBytes(of: UInt32(field.utf8.count).bigEndian) { bytes.append(contentsOf: $0) }
+            bytes.append(contentsOf: field.utf8)
         }
+        add(id)
+        add(at)
+        add(event.org.rawValue)
+        add(event.actor)
+        add(event.address)
+        add(event.action)
+        add(event.target)
+        add(event.detail)
         return SHA256.hash(bytes)
     }
 }

@@ -60,8 +60,8 @@ struct PipelineTests {
     @Test func aTimerHearsOfEveryStageThatRanEvenWhenOneThrows() async {
         final class Timings: StageTimer {
             let seen = Mutex<[String]>([])
-            func record(org: OrgID, stage: String, seconds: Double) {
-                seen.withLock { $0.append("\(org):\(stage):\(seconds >= 0)") }
+            func recorder(org: OrgID, stage: String) -> @Sendable (Double) -> Void {
+                { seconds in self.seen.withLock { $0.append("\(org):\(stage):\(seconds >= 0)") } }
             }
         }
         let timings = Timings()

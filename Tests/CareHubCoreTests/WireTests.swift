@@ -47,6 +47,31 @@ struct WireTests {
         #expect(failure(#"{"type":"send","room":"c_1","text":"\#(long)"}"#)?.code == .invalidField)
     }
 
+    /// Frames of strings only take the fast parser, anything else the full one: the same mistake
+    /// gets the same message either way.
+    @Test func fieldErrorsReadTheSameOnEitherParser() {
+        func message(_ text: String) -> String? {
+            guard case .failure(let failure) = decode(text) else { return nil }
+            return "\(failure.id ?? "-")|\(failure.error.message)"
+        }
+        let longID = String(repeating: "i", count: 65)
+        let cases: [(strings: String, other: String, expected: String)] = [
+            (#"{"id":"y"}"#, #"{"id":"y","n":1}"#, "y|field 'type' is required"),
+            (#"{"type":"rooms","id":"\#(longID)"}"#, #"{"type":"rooms","id":5}"#, "-|field 'id' must be a string of at most 64 characters"),
+            (#"{"type":"send","room":"c_1","id":"m"}"#, #"{"type":"send","room":"c_1","id":"m","n":1}"#, "m|field 'text' is required"),
+            (#"{"type":"send","room":"c_1","text":"","id":"m"}"#, #"{"type":"send","room":"c_1","text":null,"id":"m"}"#, "m|field 'text' is required"),
+            (#"{"type":"subscribe","room":"\#(longID)"}"#, #"{"type":"subscribe","room":"\#(longID)","n":1}"#, "-|field 'room' is longer than 64 bytes"),
+        ]
+        for (strings, other, expected) in cases {
+            #expect(message(strings) == expected, "\(strings)")
+            #expect(message(other) == expected, "\(other)")
+        }
+        #expect(message(#"{"type":7}"#) == "-|field 'type' must be a string")
+        #expect(message(#"{"type":null}"#) == "-|field 'type' must be a string")
+        #expect(message(#"{"type":"send","room":"c_1","text":5,"id":"m"}"#) == "m|field 'text' must be a string")
+        #expect(message(#"{"type":"rooms","id":null}"#) == "-|field 'id' must be a string of at most 64 characters")
+    }
+
     @Test func invalidUTF8IsBadJSONNotACrash() {
         guard case .failure(let failure) = Envelope.decode([0x7B, 0xFF, 0xFE, 0x7D]) else {
             Issue.record("invalid UTF-8 decoded")
@@ -141,7 +166,7 @@ struct FlatJSONTests {
     }
 
     func fast(_ text: String) -> [String: String]? {
-        FlatJSON.object(Array(text.utf8)).map { $0.mapValues { $0 as! String } }
+        FlatJSON.object(Array(text.utf8))
     }
 
     @Test func agreesWithTheFullParserOnEveryObjectOfStrings() {

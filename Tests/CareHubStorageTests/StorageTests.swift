@@ -1,5 +1,5 @@
 import CareHubCore
-import CareHubStorage
+@testable import CareHubStorage
 import Foundation
 import Testing
 
@@ -222,5 +222,15 @@ struct StorageTests {
         #expect(try outbox.pending().map(\.integration) == ["pager"])
         let previews = try database.rawRead("SELECT COUNT(*) FROM outbox WHERE preview IS NOT NULL")
         #expect(previews == 1)
+    }
+
+    /// The chain's encoding is a format: audit trails written by earlier versions must still
+    /// verify. The expected value is SHA-256 over the same bytes computed outside Swift.
+    @Test func theAuditHashIsTheDocumentedEncoding() {
+        let event = AuditEvent(
+            at: Date(timeIntervalSince1970: 1_700_000_000.123), org: OrgID("riverside-clinic"), actor: "nurse.joy",
+            address: "10.0.0.5", action: "phi.delivered", target: "c_01", detail: "seq=3 é")
+        let hash = AuditChain.hash(previous: AuditChain.genesis, id: 7, event: event)
+        #expect(hash.map { String(format: "%02x", $0) }.joined() == "5dbc1b8aab17ec9602c4bffe714ee876019e4084676b4855599f87f1b6854d2c")
     }
 }

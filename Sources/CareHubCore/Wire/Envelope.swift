@@ -26,24 +26,30 @@ public struct Envelope: Sendable, Hashable {
 
     /// Decodes one text frame.
     public static func decode(_ bytes: [UInt8]) -> Result<Envelope, DecodingFailure> {
-        let object: Any
-        do {
-            object = try FlatJSON.object(bytes) ?? JSONSerialization.jsonObject(with: Data(bytes), options: [])
-        } catch {
-            return .failure(DecodingFailure(id: nil, error: PipelineError(.badJSON, "frame is not valid JSON")))
-        }
-        guard let fields = object as? [String: Any] else {
-            return .failure(DecodingFailure(id: nil, error: PipelineError(.badJSON, "frame must be a JSON object")))
+        let reader: FieldReader
+        if let flat = FlatJSON.object(bytes) {
+            reader = FieldReader(strings: flat)
+        } else {
+            let object: Any
+            do {
+                object = try JSONSerialization.jsonObject(with: Data(bytes), options: [])
+            } catch {
+                return .failure(DecodingFailure(id: nil, error: PipelineError(.badJSON, "frame is not valid JSON")))
+            }
+            guard let fields = object as? [String: Any] else {
+                return .failure(DecodingFailure(id: nil, error: PipelineError(.badJSON, "frame must be a JSON object")))
+            }
+            reader = FieldReader(values: fields)
         }
         var id: String?
-        if let rawID = fields["id"] {
-            guard let text = rawID as? String, text.count <= 64 else {
+        if reader.has("id") {
+            guard let text = try? reader.optionalString("id", maxBytes: .max, nullable: false), text.count <= 64 else {
                 return .failure(DecodingFailure(id: nil, error: PipelineError(.invalidField, "field 'id' must be a string of at most 64 characters")))
             }
             id = text
         }
         do {
-            return .success(Envelope(id: id, frame: try frame(from: FieldReader(fields))))
+            return .success(Envelope(id: id, frame: try frame(from: reader)))
         } catch let error as PipelineError {
             return .failure(DecodingFailure(id: id, error: error))
         } catch {
@@ -52,10 +58,10 @@ public struct Envelope: Sendable, Hashable {
     }
 
     private static func frame(from reader: FieldReader) throws -> ClientFrame {
-        guard let rawType = reader.fields["type"] else {
+        guard reader.has("type") else {
             throw PipelineError(.invalidField, "field 'type' is required")
         }
-        guard let typeName = rawType as? String else {
+        guard let typeName = try? reader.optionalString("type", maxBytes: .max, nullable: false) else {
             throw PipelineError(.invalidField, "field 'type' must be a string")
         }
         guard let kind = ClientFrame.Kind(rawValue: typeName) else {
@@ -137,13 +143,41 @@ public struct Envelope: Sendable, Hashable {
 
 /// Typed access to a frame's fields with precise error messages (never echoing values).
 private struct FieldReader {
-    let fields: [String: Any]
-    init(_ fields: [String: Any]) { self.fields = fields }
+    /// A frame of strings only (the common shape, parsed by ``FlatJSON``) or any JSON object.
+    private let strings: [String: String]?
+    private let values: [String: Any]
 
-    func optionalString(_ name: String, maxBytes: Int) throws -> String? {
-        guard let raw = fields[name], !(raw is NSNull) else { return nil }
-        guard let text = raw as? String else {
-            throw PipelineError(.invalidField, "field '\(name)' must be a string")
+    init(strings: [String: String]) {
+        self.strings = strings
+        self.values = [:]
+    }
+
+    init(values: [String: Any]) {
+        self.strings = nil
+        self.values = values
+    }
+
+    func has(_ name: String) -> Bool {
+        strings.map { $0[name] != nil } ?? (values[name] != nil)
+    }
+
+    /// The field's value as JSON gives it (null included), for the rarer non-string fields.
+    private func value(_ name: String) -> Any? {
+        strings.map { $0[name] } ?? values[name]
+    }
+
+    /// A string field; absent (or null, when `nullable`) gives nil.
+    func optionalString(_ name: String, maxBytes: Int, nullable: Bool = true) throws -> String? {
+        let text: String
+        if let strings {
+            guard let value = strings[name] else { return nil }
+            text = value
+        } else {
+            guard let raw = values[name], !(nullable && raw is NSNull) else { return nil }
+            guard let value = raw as? String else {
+                throw PipelineError(.invalidField, "field '\(name)' must be a string")
+            }
+            text = value
         }
         guard text.utf8.count <= maxBytes else {
             throw PipelineError(.invalidField, "field '\(name)' is longer than \(maxBytes) bytes")
@@ -160,7 +194,7 @@ private struct FieldReader {
 
     /// The optional pre-chat form: an object of known string fields; empty values are dropped.
     func profile() throws -> VisitorProfile? {
-        guard let raw = fields["profile"], !(raw is NSNull) else { return nil }
+        guard let raw = value("profile"), !(raw is NSNull) else { return nil }
         guard let object = raw as? [String: Any] else {
             throw PipelineError(.invalidField, "field 'profile' must be an object of strings")
         }
@@ -183,7 +217,7 @@ private struct FieldReader {
     }
 
     func optionalBool(_ name: String) throws -> Bool? {
-        guard let raw = fields[name], !(raw is NSNull) else { return nil }
+        guard let raw = value(name), !(raw is NSNull) else { return nil }
         guard let number = raw as? NSNumber, Self.isBoolean(number) else {
             throw PipelineError(.invalidField, "field '\(name)' must be true or false")
         }
@@ -196,7 +230,7 @@ private struct FieldReader {
     }
 
     func optionalInteger(_ name: String) throws -> Int64? {
-        guard let raw = fields[name], !(raw is NSNull) else { return nil }
+        guard let raw = value(name), !(raw is NSNull) else { return nil }
         guard let number = raw as? NSNumber, !Self.isBoolean(number),
               let value = Int64(exactly: number.doubleValue) else {
             throw PipelineError(.invalidField, "field '\(name)' must be a whole number")

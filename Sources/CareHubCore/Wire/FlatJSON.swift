@@ -1,11 +1,12 @@
 /// Parses the common frame shape, a JSON object whose values are all strings, without going
 /// through `JSONSerialization`; most frames (`send`, `typing`, `subscribe`, …) look like that.
+/// The values come back as strings, not boxed in `Any`, so reading them needs no dynamic cast.
 ///
 /// Anything else (a number, `true`, a nested object, a repeated key, invalid UTF-8 or JSON) gives
 /// `nil`, and the caller parses the frame in full, so what is accepted and every error message
 /// stay those of the full parser.
 enum FlatJSON {
-    static func object(_ bytes: [UInt8]) -> [String: Any]? {
+    static func object(_ bytes: [UInt8]) -> [String: String]? {
         bytes.withUnsafeBufferPointer { buffer in
             var reader = Reader(bytes: buffer)
             return reader.object()
@@ -16,10 +17,10 @@ enum FlatJSON {
         let bytes: UnsafeBufferPointer<UInt8>
         var index = 0
 
-        mutating func object() -> [String: Any]? {
+        mutating func object() -> [String: String]? {
             skipSpace()
             guard take(UInt8(ascii: "{")) else { return nil }
-            var fields: [String: Any] = [:]
+            var fields: [String: String] = [:]
             skipSpace()
             if !take(UInt8(ascii: "}")) {
                 while true {
