@@ -68,7 +68,11 @@ let package = Package(
         // The benchmark and its baseline: a raw relay on the same transport.
         .executableTarget(
             name: "carehub-bench",
-            dependencies: ["CareHubCrypto", "CareHubTransport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "CareHubCrypto", "CareHubStorage", "CareHubTransport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(name: "carehub-relay", dependencies: ["CareHubCore", "CareHubTransport"], swiftSettings: strict),

@@ -60,6 +60,12 @@ echo "== HIPAA org at $RATE msg/s, $IDLE quiet connections open"; run --port "$h
 # The servers stop first: closing 10,000 connections takes the hub most of a second of CPU.
 kill "$hub_pid" "$relay_pid"; wait "$hub_pid" "$relay_pid" 2>/dev/null || true; hub_pid=; relay_pid=
 stalls after
+# What SQLite itself costs per HIPAA message at the hub's batch sizes (about 3 per commit at
+# 5,000 msg/s, tens at full speed), with no server running: a floor under the hub's storage cost.
+for batch in 3 30; do
+    echo "== storage floor, $batch messages per commit"
+    "$bin/carehub-bench" --json --storage-floor "$batch" --visitors "$VISITORS" | tee "$results/floor-$batch.json"
+done
 /usr/bin/python3 - "$results" <<'PY'
 import json, sys, pathlib
 r = {p.stem: json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).glob("*.json")}
@@ -72,5 +78,8 @@ for name in ("hipaa-rate", "hipaa-rate-quiet", "relay-rate"):
 for name in ("stalls-before", "stalls-after"):
     x = r[name]
     print(f"{name}: per CPU off core {', '.join(f'{p:.1f}%' for p in x['off_core_percent'])}; stalls over 1 ms {x['stalls_over_1ms']} in {x['duration_s']:.0f} s; longest {', '.join(f'{m:.1f}' for m in x['longest_stall_ms'])} ms")
+for batch in (3, 30):
+    x = r[f"floor-{batch}"]
+    print(f"storage floor at {batch} per commit (SQLite alone): {x['cpu_us_per_message']:.0f} us CPU per HIPAA message, {x['cpu_us_per_message_without_audit']:.0f} us without its audit row")
 print(f"idle connections: {r['idle']['connections']} at {r['idle'].get('rss_per_connection_kib', float('nan')):.1f} KiB RSS each")
 PY

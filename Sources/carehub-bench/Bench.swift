@@ -23,12 +23,16 @@ struct Bench: ParsableCommand {
             hello and then stay quiet; reports RSS per connection. Stalls scenario (--stalls SECONDS, \
             no server needed): one thread per CPU spins on the clock and reports how much of the time \
             it was kept off its core, how often for over 1 ms and the longest stall: the machine's own \
-            noise, which sets a floor under the latency tail of that hour.
+            noise, which sets a floor under the latency tail of that hour. Storage-floor scenario \
+            (--storage-floor BATCH, no server needed): commits --messages HIPAA messages (the message \
+            row and its chained delivery record, the hub's schema and settings) into a fresh database \
+            over --visitors conversations, BATCH per transaction, and reports the CPU per message, \
+            with and without the audit row: what SQLite itself costs, under the hub's storage cost.
             """)
 
     @Option(help: "Label for the report: hub or relay.") var target = "hub"
     @Option(help: "Server address.") var host = "127.0.0.1"
-    @Option(help: "Server port (not needed with --stalls).") var port: Int = 0
+    @Option(help: "Server port (not needed with --stalls or --storage-floor).") var port: Int = 0
     @Option(help: "Organisation id.") var org = "riverside-clinic"
     @Option(help: "Visitor connections (one conversation each).") var visitors = 50
     @Option(help: "Staff connections; accounts PREFIX1…PREFIXn must exist.") var staff = 10
@@ -41,13 +45,18 @@ struct Bench: ParsableCommand {
     @Option(help: "Idle scenario: open this many quiet visitor connections instead of the load.") var idle: Int?
     @Option(help: "Load scenario: also hold this many quiet visitor connections open during the load.") var quiet = 0
     @Option(help: "Stalls scenario: spin one thread per CPU for this many seconds, with no server.") var stalls: Double?
+    @Option(help: ArgumentHelp("Storage-floor scenario: commit HIPAA messages straight into a fresh database, this many per transaction, with no server.", valueName: "batch")) var storageFloor: Int?
+    @Option(help: "Storage-floor scenario: messages to commit (over --visitors conversations).") var messages = 60_000
     @Flag(help: "Print the report as JSON.") var json = false
 
     func validate() throws {
         if let stalls {
             guard stalls > 0 && stalls <= 600 else { throw ValidationError("--stalls takes 0 < SECONDS <= 600") }
+        } else if let storageFloor {
+            guard (1...10_000).contains(storageFloor) else { throw ValidationError("--storage-floor takes a batch of 1-10000 messages") }
+            guard messages >= 1 && visitors >= 1 else { throw ValidationError("--storage-floor needs --messages and --visitors of at least 1") }
         } else if !(1...65535).contains(port) {
-            throw ValidationError("--port PORT (1-65535) is required, except with --stalls")
+            throw ValidationError("--port PORT (1-65535) is required, except with --stalls or --storage-floor")
         }
     }
 
@@ -57,6 +66,8 @@ struct Bench: ParsableCommand {
         let report: [String: Any]
         if let stalls {
             report = StallProbe.report(seconds: stalls)
+        } else if let storageFloor {
+            report = try StorageFloor(batch: storageFloor, messages: messages, conversations: visitors).report()
         } else if let idle {
             report = try idleScenario(count: idle)
         } else {

@@ -72,4 +72,20 @@ def test_bench_measures_the_machines_own_stalls():
 def test_bench_refuses_a_load_without_a_port():
     result = subprocess.run([BENCH, "--visitors", "2"], capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
-    assert "--port PORT (1-65535) is required, except with --stalls" in result.stderr
+    assert "--port PORT (1-65535) is required, except with --stalls or --storage-floor" in result.stderr
+
+
+def test_bench_measures_what_sqlite_costs_per_message():
+    report = bench("--storage-floor", "7", "--messages", "150", "--visitors", "4")
+    assert report["scenario"] == "storage-floor"
+    assert (report["batch"], report["messages"], report["conversations"]) == (7, 150, 4)
+    # Read back from the database it wrote: every message and its delivery record was committed.
+    assert report["stored"] == {"messages": 150, "delivery_records": 150}
+    for key in ("cpu_us_per_message", "cpu_us_per_message_without_audit", "messages_per_s", "messages_per_s_without_audit"):
+        assert report[key] > 0
+
+
+def test_bench_refuses_an_empty_storage_floor_batch():
+    result = subprocess.run([BENCH, "--storage-floor", "0"], capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "--storage-floor takes a batch of 1-10000 messages" in result.stderr
