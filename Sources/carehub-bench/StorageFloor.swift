@@ -104,13 +104,14 @@ struct StorageFloor {
                 sqlite3_bind_int64(insertMessage, 2, sequence[room])
                 bind(insertMessage, 3, "visitor")
                 sqlite3_bind_double(insertMessage, 4, at)
-                bind(insertMessage, 5, "riverside-clinic/3/\(rooms[room])")
+                bind(insertMessage, 5, "d1")
                 _ = body.withUnsafeBytes { sqlite3_bind_blob(insertMessage, 6, $0.baseAddress, Int32($0.count), Self.transient) }
                 try step(insertMessage, "message")
                 guard audit else { continue }
                 id += 1
                 let milliseconds = Int64((at * 1000).rounded())
-                let fields = ["\(id)", "\(milliseconds)", "riverside-clinic", "bench.staff1", "127.0.0.1", "phi.delivered", rooms[room], "seq=\(sequence[room]) readers=1"]
+                // As the hub writes it: the sender, the visitor's address, the room, the sequence and reader.
+                let fields = ["\(id)", "\(milliseconds)", "riverside-clinic", "visitor", "127.0.0.1", "phi.delivered", rooms[room], "seq=\(sequence[room]) readers=bench.staff1"]
                 var chained = previous
                 for field in fields {
                     withUnsafeBytes(of: UInt32(field.utf8.count).bigEndian) { chained.append(contentsOf: $0) }
