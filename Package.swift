@@ -69,7 +69,7 @@ let package = Package(
         .executableTarget(
             name: "carehub-bench",
             dependencies: [
-                "CareHubCrypto", "CareHubStorage", "CareHubTransport",
+                "CareHubCore", "CareHubCrypto", "CareHubStorage", "CareHubTransport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

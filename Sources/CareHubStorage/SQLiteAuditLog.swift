@@ -101,6 +101,12 @@ public final class SQLiteAuditLog: AuditLog {
         writer.withLock { $0.sinceCheckpoint = 0 }
     }
 
+    /// The hash row `id` holding `event` gets after a row hashed `previous`: the chain's encoding,
+    /// for tools that write rows as the hub does (the benchmark's storage floor).
+    public static func chainHash(previous: [UInt8], id: Int64, event: AuditEvent) -> [UInt8] {
+        AuditChain.hash(previous: previous, id: id, event: event)
+    }
+
     static func checkpointMessage(id: Int64, hash: [UInt8]) -> [UInt8] {
         Array("carehub.audit.checkpoint.v1|\(id)|".utf8) + hash
     }
@@ -249,7 +255,7 @@ public final class SQLiteAuditLog: AuditLog {
 enum AuditChain {
     static let genesis = [UInt8](repeating: 0, count: 32)
 
-    static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+    static func milliseconds(_ date: Date) -> Int64 { date.epochMilliseconds }
 
     static func event(_ row: Row) -> AuditEvent {
         let at: Int64 = row["at"]

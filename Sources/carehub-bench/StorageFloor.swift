@@ -1,4 +1,4 @@
-import CareHubCrypto
+import CareHubCore
 import CareHubStorage
 import Foundation
 import GRDBSQLite
@@ -109,18 +109,16 @@ struct StorageFloor {
                 try step(insertMessage, "message")
                 guard audit else { continue }
                 id += 1
-                let milliseconds = Int64((at * 1000).rounded())
                 // As the hub writes it: the sender, the visitor's address, the room, the sequence and reader.
-                let fields = ["\(id)", "\(milliseconds)", "riverside-clinic", "visitor", "127.0.0.1", "phi.delivered", rooms[room], "seq=\(sequence[room]) readers=bench.staff1"]
-                var chained = previous
-                for field in fields {
-                    withUnsafeBytes(of: UInt32(field.utf8.count).bigEndian) { chained.append(contentsOf: $0) }
-                    chained.append(contentsOf: field.utf8)
-                }
-                previous = SHA256.hash(chained)
+                let event = AuditEvent(
+                    at: Date(timeIntervalSince1970: at), org: OrgID("riverside-clinic"), actor: "visitor", address: "127.0.0.1",
+                    action: "phi.delivered", target: rooms[room], detail: "seq=\(sequence[room]) readers=bench.staff1")
+                previous = SQLiteAuditLog.chainHash(previous: previous, id: id, event: event)
                 sqlite3_bind_int64(insertEvent, 1, id)
-                sqlite3_bind_int64(insertEvent, 2, milliseconds)
-                for (offset, field) in fields[2...].enumerated() { bind(insertEvent, Int32(3 + offset), field) }
+                sqlite3_bind_int64(insertEvent, 2, event.at.epochMilliseconds)
+                for (offset, field) in [event.org.rawValue, event.actor, event.address, event.action, event.target, event.detail].enumerated() {
+                    bind(insertEvent, Int32(3 + offset), field)
+                }
                 _ = previous.withUnsafeBytes { sqlite3_bind_blob(insertEvent, 9, $0.baseAddress, 32, Self.transient) }
                 try step(insertEvent, "audit event")
             }
