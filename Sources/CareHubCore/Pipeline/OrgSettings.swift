@@ -18,14 +18,25 @@ public struct OrgSettings: Sendable, Hashable {
     public let staffAccess: StaffAccess
     /// The outside services it sends to, in file order.
     public let integrations: [Integration]
+    /// What it accepts from strangers (`limits …`); ``OrgLimits/standard`` when not set.
+    public let limits: OrgLimits
+    /// Origins (`https://www.clinic.example`) of the pages that may embed its widget
+    /// (`widget_origins = …`). A browser's WebSocket from any other page is refused; empty
+    /// allows the hub's own origin only. Clients that send no `Origin` (not a browser) pass.
+    public let widgetOrigins: [String]
 
     /// Creates settings.
-    public init(id: OrgID, displayName: String, hipaa: Bool, staffAccess: StaffAccess = .all, integrations: [Integration] = []) {
+    public init(
+        id: OrgID, displayName: String, hipaa: Bool, staffAccess: StaffAccess = .all, integrations: [Integration] = [],
+        limits: OrgLimits = .standard, widgetOrigins: [String] = []
+    ) {
         self.id = id
         self.displayName = displayName
         self.hipaa = hipaa
         self.staffAccess = staffAccess
         self.integrations = integrations
+        self.limits = limits
+        self.widgetOrigins = widgetOrigins
     }
 
     /// The integration named `name`.

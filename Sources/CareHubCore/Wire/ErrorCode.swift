@@ -33,6 +33,14 @@ public enum ErrorCode: String, Sendable, Hashable, CaseIterable {
     /// Admin API: the state changed since the admin read it (pipeline.conf edited elsewhere, the
     /// organisation still holds conversations, a name taken); read again and retry.
     case conflict
+    /// Too many requests of this kind from this address, organisation or conversation; the
+    /// message says which limit and when to retry. Nothing was done.
+    case rateLimited = "rate_limited"
+    /// A HIPAA organisation is reached only over TLS (or from loopback, or through a listed
+    /// proxy that terminated TLS); this connection is plain `ws://`.
+    case insecureTransport = "insecure_transport"
+    /// The page this WebSocket was opened from (its `Origin`) may not use this organisation.
+    case originRefused = "origin_refused"
     /// An unexpected failure inside the hub. The message carries no detail; the hub's log does.
     case `internal`
 }
