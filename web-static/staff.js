@@ -64,6 +64,11 @@ function receive(frame) {
     case "ended":
       setEnded(frame.room, true);
       break;
+    case "unsubscribed":
+      // The hub took this console out of a room it may no longer read (reassigned, or the
+      // organisation's settings changed): close it and drop it from the list.
+      if (frame.reason === "access_changed") revokeRoom(frame.room);
+      break;
     case "error":
       if (frame.code === "conversation_ended") {
         setEnded(current, true);
@@ -153,6 +158,19 @@ function addMessage(room, seq, from, text) {
   item.dataset.seq = seq;
   list.insertBefore(item, after || null);
   list.scrollTop = list.scrollHeight;
+}
+
+function revokeRoom(id) {
+  const room = rooms.get(id);
+  if (room) { room.item.remove(); rooms.delete(id); }
+  seen.delete(id);
+  if (id !== current) return;
+  current = null;
+  $("messages").replaceChildren();
+  $("room-visitor").textContent = "";
+  $("room-pane").hidden = true;
+  $("room-empty").hidden = false;
+  $("room-empty").textContent = "That conversation is no longer assigned to you.";
 }
 
 function setEnded(room, ended) {

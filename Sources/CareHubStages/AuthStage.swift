@@ -339,7 +339,7 @@ public struct AuthStage: Stage {
             }
             // Minimum necessary: under staff_access=assigned a staff member reaches only rooms
             // assigned to them; admins reach every room (they assign).
-            if org.staffAccess == .assigned, case .staff(let user, .staff) = session.principal, conversation.assignedTo != user {
+            guard org.mayRead(conversation, as: session.principal) else {
                 throw PipelineError.forbidden("this conversation is not assigned to you")
             }
             forwarded.conversation = conversation

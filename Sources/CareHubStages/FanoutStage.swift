@@ -73,10 +73,10 @@ public final class FanoutStage: Stage {
             guard let session = request.session, let conversation = request.conversation else { break }
             rooms.join(conversation.id, member: RoomMember(connection: request.connection, sessionToken: session.token))
             if request.startsConversation {
-                // Under staff_access=assigned only admins hear of new rooms; they assign them.
-                let staff = liveRecipients(rooms.staffConnections(of: org.id), room: conversation.id, excluding: nil)
-                    .filter { org.staffAccess == .all || $0.session.principal.role == .admin }
-                rooms.deliver(.roomOpened(room: conversation.id, at: conversation.startedAt), to: staff.map(\.connection))
+                // Under staff_access=assigned only admins may read a new room (nobody is assigned yet).
+                let staff = environment.liveRecipients(
+                    rooms.staffConnections(of: org.id), org: org, room: conversation.id, conversation: conversation, excluding: nil)
+                rooms.deliver(.roomOpened(room: conversation.id, at: conversation.startedAt), to: staff.recipients.map(\.connection))
             }
         case .subscribe(let room):
             guard let session = request.session else { break }
@@ -88,7 +88,8 @@ public final class FanoutStage: Stage {
             rooms.leaveAll(connection: request.connection)
         case .send(let room, let text):
             guard let seq = request.seq, let session = request.session else { throw PipelineError.internal }
-            let recipients = liveRecipients(rooms.members(of: room), room: room, excluding: request.connection)
+            let recipients = readers(rooms.members(of: room), room: room, conversation: request.conversation, excluding: request.connection)
+                .recipients
             let from = session.principal.displayName
             let message = ServerFrame.message(room: room, seq: seq, from: from, text: text, at: request.receivedAt)
             if org.hipaa {
@@ -110,21 +111,22 @@ public final class FanoutStage: Stage {
                 await notify(room: room, from: from, text: text, at: request.receivedAt)
             }
         case .end(let room):
-            let members = liveRecipients(rooms.members(of: room), room: room, excluding: request.connection)
-            rooms.deliver(.ended(id: nil, room: room), to: members.map(\.connection))
+            let members = readers(rooms.members(of: room), room: room, conversation: request.conversation, excluding: request.connection)
+            rooms.deliver(.ended(id: nil, room: room), to: members.recipients.map(\.connection))
             _ = rooms.close(room)
             _ = unread.withLock { $0.removeValue(forKey: room) }
         case .typing(let room):
             guard let session = request.session else { throw PipelineError.internal }
-            let recipients = liveRecipients(rooms.members(of: room), room: room, excluding: request.connection)
-            rooms.deliver(.typing(room: room, from: session.principal.displayName), to: recipients.map(\.connection))
+            let recipients = readers(rooms.members(of: room), room: room, conversation: request.conversation, excluding: request.connection)
+            rooms.deliver(.typing(room: room, from: session.principal.displayName), to: recipients.recipients.map(\.connection))
         case .assign(let room, let user):
-            let staff = liveRecipients(rooms.staffConnections(of: org.id), room: room, excluding: nil)
-            // The previous assignee stops receiving the room at once; the new one is told.
-            for member in staff where member.session.principal.role == .staff && member.session.principal.displayName != user {
-                rooms.leave(room, connection: member.connection)
-            }
-            let assignee = staff.filter { $0.session.principal.displayName == user && $0.connection != request.connection }
+            // The record as it is now: assigned to `user`. Whoever may no longer read the room
+            // (the previous assignee) leaves it at once; the new one is told.
+            var assigned = request.conversation ?? Conversation(id: room, org: org.id, startedAt: request.receivedAt)
+            assigned.assignedTo = user
+            _ = readers(rooms.members(of: room), room: room, conversation: assigned, excluding: nil)
+            let staff = environment.liveRecipients(rooms.staffConnections(of: org.id), org: org, room: room, conversation: assigned, excluding: nil)
+            let assignee = staff.recipients.filter { $0.session.principal.displayName == user && $0.connection != request.connection }
             rooms.deliver(.assigned(id: nil, room: room, user: user), to: assignee.map(\.connection))
         case .login, .rooms, .transcript, .admin:
             break
@@ -132,9 +134,12 @@ public final class FanoutStage: Stage {
         return try await next(request)
     }
 
-    /// Members whose sessions are live, in this organisation, and allowed in `room`.
-    private func liveRecipients(_ members: [RoomMember], room: ConversationID, excluding sender: ConnectionID?) -> [Recipient] {
-        environment.liveRecipients(members, org: org.id, room: room, excluding: sender)
+    /// The room's readers now, among its members; members who lost the right to read it are
+    /// taken out and told.
+    private func readers(_ members: [RoomMember], room: ConversationID, conversation: Conversation?, excluding sender: ConnectionID?) -> Readers {
+        let readers = environment.liveRecipients(members, org: org, room: room, conversation: conversation, excluding: sender)
+        environment.evict(readers.revoked, from: room)
+        return readers
     }
 
     private func notify(room: ConversationID, from: String, text: String, at: Date) async {

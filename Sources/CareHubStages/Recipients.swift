@@ -6,16 +6,42 @@ struct Recipient {
     let session: Session
 }
 
+/// Who of a room's members may receive its frames now, and who lost the right to.
+struct Readers {
+    /// Live sessions of the organisation that may read the room now.
+    var recipients: [Recipient] = []
+    /// Members whose session is live but who may no longer read the room (its assignment or the
+    /// organisation's settings changed): they are taken out of it and told.
+    var revoked: [ConnectionID] = []
+}
+
 extension StageEnvironment {
-    /// Those of `members` whose sessions are live, in `org`, and allowed in `room`, except `sender`.
-    func liveRecipients(_ members: [RoomMember], org: OrgID, room: ConversationID, excluding sender: ConnectionID?) -> [Recipient] {
+    /// Those of `members` whose sessions are live, in `org`, and allowed in `room` now, except
+    /// `sender`. `conversation` is the room's record as the request read it; without one only
+    /// the room's own visitor and staff under `staff_access = all` or admins pass.
+    func liveRecipients(
+        _ members: [RoomMember], org: OrgSettings, room: ConversationID, conversation: Conversation?, excluding sender: ConnectionID?
+    ) -> Readers {
         let now = clock.now
-        return members.compactMap { member in
-            guard member.connection != sender, let session = sessions.session(member.sessionToken),
-                  session.org == org, session.isLive(at: now), session.principal.mayAccess(room)
-            else { return nil }
-            return Recipient(connection: member.connection, session: session)
+        let record = conversation ?? Conversation(id: room, org: org.id, startedAt: now)
+        var readers = Readers()
+        for member in members where member.connection != sender {
+            guard let session = sessions.session(member.sessionToken), session.org == org.id, session.isLive(at: now) else { continue }
+            if org.mayRead(record, as: session.principal) {
+                readers.recipients.append(Recipient(connection: member.connection, session: session))
+            } else {
+                readers.revoked.append(member.connection)
+            }
         }
+        return readers
+    }
+
+    /// Takes members who may no longer read `room` out of it and tells each with `unsubscribed`
+    /// (reason `access_changed`), so their consoles stop showing the room as open.
+    func evict(_ connections: [ConnectionID], from room: ConversationID) {
+        guard !connections.isEmpty else { return }
+        for connection in connections { rooms.leave(room, connection: connection) }
+        rooms.deliver(.unsubscribed(id: nil, room: room, reason: "access_changed"), to: connections)
     }
 
     /// The audit record of a message released to `recipients` ("who read what"): ids and names only.

@@ -60,7 +60,8 @@ public struct StoreStage: Stage {
             var events: [AuditEvent] = []
             if org.hipaa {
                 let recipients = environment.liveRecipients(
-                    environment.rooms.members(of: room), org: org.id, room: room, excluding: request.connection)
+                    environment.rooms.members(of: room), org: org, room: room, conversation: request.conversation,
+                    excluding: request.connection).recipients
                 if !recipients.isEmpty {
                     events.append(StageEnvironment.deliveryEvent(of: request, seq: seq, room: room, org: org.id, to: recipients))
                 }
@@ -99,8 +100,8 @@ public struct StoreStage: Stage {
         case .rooms:
             var outcome = try await next(request)
             var conversations = try await environment.conversations.list(org: org.id, limit: 200)
-            if org.staffAccess == .assigned, case .staff(let user, .staff)? = request.session?.principal {
-                conversations = conversations.filter { $0.assignedTo == user }
+            if let principal = request.session?.principal {
+                conversations = conversations.filter { org.mayRead($0, as: principal) }
             }
             outcome.rooms = conversations.map {
                 RoomSummary(room: $0.id, startedAt: $0.startedAt, ended: $0.hasEnded, assignedTo: $0.assignedTo)

@@ -196,6 +196,8 @@ final class ConsoleSession {
         case "room_opened": Output.line("* new conversation \(room) (/open \(room))")
         case "assigned": Output.line("* \(room) was assigned to \(frame["user"] as? String ?? "")")
         case "ended": Output.line("* \(room) has ended")
+        case "unsubscribed" where frame["reason"] as? String == "access_changed":
+            Output.line("* \(room) is no longer yours to read (reassigned or settings changed)")
         case "session_expired": Output.line("* your session has ended (\(frame["reason"] as? String ?? "")); run carehub console again")
         case "error": Output.line("! \(frame["message"] as? String ?? "error")")
         default: break  // ack, typing, unsubscribed, logged_out

@@ -14,7 +14,7 @@ public enum ServerFrame: Sendable, Hashable {
     /// Reply to `subscribe`.
     case subscribed(id: String?, room: ConversationID, ended: Bool, history: [HistoryEntry], visitor: VisitorProfile? = nil)
     /// Reply to `unsubscribe`.
-    case unsubscribed(id: String?, room: ConversationID)
+    case unsubscribed(id: String?, room: ConversationID, reason: String? = nil)
     /// Reply to `send`, only after the message is durably stored.
     case ack(id: String?, room: ConversationID, seq: UInt64, at: Date)
     /// A message delivered to a room's members.
@@ -84,10 +84,11 @@ public enum ServerFrame: Sendable, Hashable {
                     for key in visitor.fields.keys.sorted() { object.field(key, visitor.fields[key]!) }
                 }
             }
-        case .unsubscribed(let id, let room):
+        case .unsubscribed(let id, let room, let reason):
             w.field("type", "unsubscribed")
             w.optionalField("id", id)
             w.field("room", room.rawValue)
+            w.optionalField("reason", reason)
         case .ack(let id, let room, let seq, let at):
             w.field("type", "ack")
             w.optionalField("id", id)
