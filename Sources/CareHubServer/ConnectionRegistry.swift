@@ -9,7 +9,10 @@ final class ConnectionRegistry: RoomDirectory {
     /// What the hub knows of one connection.
     struct Entry {
         let handle: ConnectionHandle
+        /// The client's address (through a listed proxy, the address it forwarded for).
         let peer: String
+        /// How the connection reached the hub.
+        var channel: Channel = .local
         let inbox: ConnectionInbox
         var sessionToken: String?
         var rooms: Set<ConversationID> = []
@@ -21,6 +24,8 @@ final class ConnectionRegistry: RoomDirectory {
         /// Connections bound to a staff session, by organisation (so `room_opened` does not scan
         /// every visitor connection).
         var staff: [OrgID: Set<ConnectionID>] = [:]
+        /// Open connections by client address.
+        var perAddress: [String: Int] = [:]
     }
 
     private let tables = Mutex(Tables())
@@ -34,14 +39,29 @@ final class ConnectionRegistry: RoomDirectory {
 
     var count: Int { tables.withLock { $0.connections.count } }
 
-    func add(_ id: ConnectionID, _ entry: Entry) {
-        tables.withLock { $0.connections[id] = entry }
+    /// Adds a connection unless `limit` connections from its address are open already.
+    @discardableResult
+    func add(_ id: ConnectionID, _ entry: Entry, limit: Int = .max) -> Bool {
+        tables.withLock { tables in
+            guard tables.perAddress[entry.peer, default: 0] < limit else { return false }
+            tables.perAddress[entry.peer, default: 0] += 1
+            tables.connections[id] = entry
+            return true
+        }
+    }
+
+    /// Open connections from `address`.
+    func connections(from address: String) -> Int {
+        tables.withLock { $0.perAddress[address] ?? 0 }
     }
 
     /// Forgets a connection and its room memberships; returns its session token, if bound.
     func remove(_ id: ConnectionID) -> String? {
         tables.withLock { tables in
             guard let entry = tables.connections.removeValue(forKey: id) else { return nil }
+            if let open = tables.perAddress[entry.peer] {
+                tables.perAddress[entry.peer] = open > 1 ? open - 1 : nil
+            }
             for room in entry.rooms { Self.leave(room, id, &tables) }
             Self.forgetStaff(id, &tables)
             return entry.sessionToken
@@ -58,6 +78,14 @@ final class ConnectionRegistry: RoomDirectory {
 
     func peer(of id: ConnectionID) -> String {
         tables.withLock { $0.connections[id]?.peer ?? "" }
+    }
+
+    /// The client's address and channel.
+    func client(of id: ConnectionID) -> (peer: String, channel: Channel) {
+        tables.withLock { tables in
+            guard let entry = tables.connections[id] else { return ("", Channel(secure: false)) }
+            return (entry.peer, entry.channel)
+        }
     }
 
     func sessionToken(of id: ConnectionID) -> String? {

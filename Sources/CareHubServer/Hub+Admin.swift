@@ -243,7 +243,7 @@ extension Hub {
         if let problem = PasswordPolicy().problem(with: password.text, user: name, org: org.rawValue) {
             throw PipelineError(.invalidField, "password refused: \(problem)")
         }
-        let hash = try PasswordHasher().hash(password.text)
+        let hash = try await scrypt.hash(password)
         let now = Date()
         try await SQLiteUserDirectory(database: database).add(
             StaffUser(org: org, name: name, role: role, passwordHash: hash), at: now,

@@ -37,6 +37,8 @@ public final class Hub: Sendable {
     private let integrations = Integrations()
     private let dispatcher = Mutex<Task<Void, Never>?>(nil)
     private let backlog = Mutex(HubMetrics.Backlog())
+    let scrypt: ScryptCredentials
+    private let throttle: Throttle
     /// Signs the audit chain's checkpoints; the admin API verifies with it.
     let auditKey: SymmetricKey
     /// Set while an admin change to pipeline.conf is being checked, written and applied.
@@ -59,19 +61,22 @@ public final class Hub: Sendable {
         messages = SQLiteMessageStore(database: database, audit: audit)
         conversations = SQLiteConversationStore(database: database)
         outbox = SQLiteOutbox(database: database)
+        scrypt = try ScryptCredentials()
+        throttle = Throttle(hub: options.limits)
         environment = StageEnvironment(
             clock: SystemClock(),
             conversations: ConversationCache(conversations),
             messages: messages,
             users: SQLiteUserDirectory(database: database),
-            credentials: try ScryptCredentials(),
+            credentials: scrypt,
             cipher: EnvelopeCipher(master: master, store: SQLiteKeyStore(database: database)),
             sessions: sessions,
             rooms: registry,
             notifier: outbox,
             events: events,
             audit: audit,
-            exporter: HubTranscriptExporter(integrations: integrations))
+            exporter: HubTranscriptExporter(integrations: integrations),
+            throttle: throttle)
         state = Mutex(State(config: config, pipelines: [:]))
         state.withLock { $0.pipelines = Self.pipelines(for: config, environment: environment, timer: metrics) }
         events.handler.withLock { [registry, sessions, logger] handler in
@@ -213,6 +218,7 @@ public final class Hub: Sendable {
         let server = transport.take()
         server?.shutdown(drainTimeout: .seconds(5))
         integrations.shutdown()
+        scrypt.shutdown()
         do {
             try audit.checkpoint()
             try database.close()
@@ -235,10 +241,17 @@ public final class Hub: Sendable {
         let id = ConnectionID(handle.rawValue)
         switch event {
         case .opened(let peer):
+            let client = ClientAddress(
+                peer: peer, forwardedFor: nil, forwardedProto: nil, tls: options.tlsCertificatePath != nil, origin: nil, host: nil,
+                trustedProxies: options.trustedProxies)
             let inbox = ConnectionInbox(
                 handler: { [self] item in await process(item, from: id) },
                 finisher: { [self] in disconnect(id) })
-            registry.add(id, ConnectionRegistry.Entry(handle: handle, peer: peer, inbox: inbox))
+            let entry = ConnectionRegistry.Entry(handle: handle, peer: client.address, channel: client.channel, inbox: inbox)
+            guard registry.add(id, entry, limit: options.limits.connectionsPerAddress) else {
+                refuseConnection(handle)
+                return
+            }
             if state.withLock({ $0.draining }) { inbox.close() }
             logger.debug("connection opened", metadata: ["connection.id": "\(id)"])
         case .text(let bytes):
@@ -250,6 +263,14 @@ public final class Hub: Sendable {
         case .closed:
             registry.inbox(of: id)?.close()
         }
+    }
+
+    /// A connection over the per-address limit is told why and closed (1008, policy violation).
+    private func refuseConnection(_ handle: ConnectionHandle) {
+        throttle.limiter.countRefusal("connections_address")
+        let error = PipelineError(.rateLimited, "too many connections from this address (at most \(options.limits.connectionsPerAddress))")
+        transport.server?.send(ServerFrame.error(id: nil, error: error).json(), to: handle)
+        transport.server?.close(handle, code: 1008)
     }
 
     private func disconnect(_ id: ConnectionID) {
@@ -287,7 +308,9 @@ public final class Hub: Sendable {
 
     /// `GET /metrics`, in the Prometheus text format.
     func renderMetrics() -> String {
-        metrics.render(backlog: backlog.withLock { $0 }, connections: registry.count, sessions: sessions.all, storage: messages.statistics)
+        metrics.render(
+            backlog: backlog.withLock { $0 }, connections: registry.count, sessions: sessions.all, storage: messages.statistics,
+            refusals: throttle.limiter.refusals)
     }
 
     private func dispatch(_ envelope: Envelope, from id: ConnectionID) async {
@@ -318,9 +341,10 @@ public final class Hub: Sendable {
             guard let pipeline else { throw PipelineError(.unknownOrg, "no organisation '\(target)' on this hub") }
             org = target
 
-            let request = Request(
-                connection: id, peer: registry.peer(of: id), id: envelope.id, frame: envelope.frame,
-                receivedAt: Date(), session: session)
+            let client = registry.client(of: id)
+            var request = Request(
+                connection: id, peer: client.peer, id: envelope.id, frame: envelope.frame, receivedAt: Date(), session: session)
+            request.channel = client.channel
             let outcome = try await pipeline.run(request)
             let frame = try outcome.reply(to: request)
             if let bound = outcome.bind { registry.bind(id, token: bound.token) }

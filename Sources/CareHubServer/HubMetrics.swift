@@ -59,7 +59,9 @@ final class HubMetrics: StageTimer {
         var outbox: [(org: OrgID, state: String, count: Int)] = []
     }
 
-    func render(backlog: Backlog, connections: Int, sessions: [Session], storage: SQLiteMessageStore.Statistics) -> String {
+    func render(
+        backlog: Backlog, connections: Int, sessions: [Session], storage: SQLiteMessageStore.Statistics, refusals: [String: UInt64] = [:]
+    ) -> String {
         var out = ""
         func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
@@ -77,6 +79,9 @@ final class HubMetrics: StageTimer {
                keys.map { ("{org=\"\($0.org)\",type=\"\($0.type)\"}", String(format: "%.6f", snapshot.requests[$0]!.seconds)) })
         metric("carehub_frame_errors_total", "counter", "Frames answered with an error, by code (auth_failed counts failed logins).",
                snapshot.errors.keys.sorted().map { ("{code=\"\($0)\"}", "\(snapshot.errors[$0]!)") })
+        metric("carehub_rate_limited_total", "counter",
+               "Requests and connections refused by a limit, by limit (never by address or organisation name chosen by a stranger).",
+               refusals.keys.sorted().map { ("{limit=\"\($0)\"}", "\(refusals[$0]!)") })
         metric("carehub_messages_committed_total", "counter", "Messages durably committed.", [("", "\(storage.messages)")])
         metric("carehub_commits_total", "counter", "Storage transactions (group commits).", [("", "\(storage.commits)")])
         metric("carehub_commit_batch_max", "gauge", "Largest number of messages in one commit.", [("", "\(storage.largestBatch)")])

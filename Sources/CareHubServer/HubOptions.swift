@@ -1,3 +1,5 @@
+import CareHubCore
+
 /// How `carehub serve` runs: where it listens, reads and writes.
 public struct HubOptions: Sendable {
     /// Path of pipeline.conf.
@@ -19,12 +21,18 @@ public struct HubOptions: Sendable {
     /// The address staff reach the hub at (`https://chat.clinic.example`), for links in
     /// notifications; without it links are relative (`/staff.html#room=…`).
     public var publicURL: String?
+    /// Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` the hub believes; a
+    /// connection from any other address is taken at its socket's address, as plain or TLS as
+    /// it is.
+    public var trustedProxies: [CIDRBlock]
+    /// Hub-wide limits per client address and in all.
+    public var limits: HubLimits
 
     /// Creates options with the defaults of `carehub serve`.
     public init(
         configPath: String = "pipeline.conf", dataDirectory: String = "./data", host: String = "127.0.0.1", port: Int = 8080,
         staticRoot: String? = "web-static", maxFrameBytes: Int = 65_536, tlsCertificatePath: String? = nil, tlsPrivateKeyPath: String? = nil,
-        publicURL: String? = nil
+        publicURL: String? = nil, trustedProxies: [CIDRBlock] = [], limits: HubLimits = .standard
     ) {
         self.configPath = configPath
         self.dataDirectory = dataDirectory
@@ -35,5 +43,7 @@ public struct HubOptions: Sendable {
         self.tlsCertificatePath = tlsCertificatePath
         self.tlsPrivateKeyPath = tlsPrivateKeyPath
         self.publicURL = publicURL
+        self.trustedProxies = trustedProxies
+        self.limits = limits
     }
 }

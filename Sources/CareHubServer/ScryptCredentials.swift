@@ -3,25 +3,52 @@ import CareHubCrypto
 import Foundation
 
 /// The real ``Credentials``: scrypt password hashes, 256-bit random tokens, SHA-256 token digests.
+///
+/// Password hashing runs on a ``BlockingPool`` of its own (half the cores, at least one thread),
+/// never on the cooperative pool that carries messages; when `queueLimit` hashes already wait, a
+/// login is refused with `rate_limited` instead of queueing behind them.
 public struct ScryptCredentials: Credentials {
     private let hasher: PasswordHasher
     /// A hash of a random password, verified against when an account is missing, so that a
     /// missing account costs the same time as a wrong password.
     private let decoyHash: String
+    private let pool: BlockingPool
 
     /// Creates credentials with the given scrypt parameters.
-    public init(hasher: PasswordHasher = PasswordHasher()) throws {
+    public init(hasher: PasswordHasher = PasswordHasher(), threads: Int? = nil, queueLimit: Int = 32) throws {
         self.hasher = hasher
         self.decoyHash = try hasher.hash(Base32.encode(SecureRandom.bytes(20)))
+        let threads = threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
+        pool = BlockingPool(name: "carehub-kdf", threads: threads, queueLimit: queueLimit)
     }
 
-    public func verify(_ password: Password, against hash: String?) -> Bool {
-        guard let hash else {
-            _ = hasher.verify(password.text, against: decoyHash)
-            return false
+    public func verify(_ password: Password, against hash: String?) async throws -> Bool {
+        let (hasher, decoy) = (self.hasher, decoyHash)
+        do {
+            return try await pool.run {
+                guard let hash else {
+                    _ = hasher.verify(password.text, against: decoy)
+                    return false
+                }
+                return hasher.verify(password.text, against: hash)
+            }
+        } catch is BlockingPool.Full {
+            throw PipelineError.rateLimited("the hub is busy checking other logins", retryAfter: 2)
         }
-        return hasher.verify(password.text, against: hash)
     }
+
+    /// Hashes a new password on the same pool (admin API password changes).
+    public func hash(_ password: Password) async throws -> String {
+        let hasher = self.hasher
+        do {
+            return try await pool.run { try hasher.hash(password.text) }
+        } catch is BlockingPool.Full {
+            throw PipelineError.rateLimited("the hub is busy checking logins", retryAfter: 2)
+        }
+    }
+
+    /// Stops the hashing threads once queued work is done.
+    public func shutdown() { pool.shutdown() }
 
     public func newToken() -> String {
         Base32.encode(SecureRandom.bytes(32)).lowercased()

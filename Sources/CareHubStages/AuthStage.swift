@@ -146,6 +146,12 @@ public struct AuthStage: Stage {
             guard configuration.visitors else {
                 throw PipelineError.forbidden("this organisation does not take visitor chats")
             }
+            // A script opening chats by the thousand would bury real patients on every console.
+            let limits = org.limits
+            try take(RateLimiter.Key("conversations_address", "\(org.id.rawValue)|\(request.peer)"),
+                     Rate.perMinute(limits.conversationsPerAddressPerMinute), "too many new conversations from this address")
+            try take(RateLimiter.Key("conversations_org", org.id.rawValue), Rate.perMinute(limits.conversationsPerMinute),
+                     "too many new conversations in this organisation right now")
             reconnectToken = environment.credentials.newToken()
             conversation = try await environment.conversations.create(
                 org: org.id, tokenDigest: environment.credentials.digest(reconnectToken), at: now)
@@ -170,30 +176,56 @@ public struct AuthStage: Stage {
         guard request.session == nil else {
             throw PipelineError(.alreadyAuthenticated, "this connection already has a session")
         }
+        // Limits first: a stranger's login costs a memory-hard hash, so nobody gets more of them
+        // than the limits allow, whatever the account.
+        let limits = environment.throttle.hub
+        try take(RateLimiter.Key("login_address", request.peer), Rate.perMinute(limits.loginsPerAddressPerMinute),
+                 "too many login attempts from this address")
+        try take(RateLimiter.Key("login_hub", ""), Rate.perMinute(limits.loginsPerMinute), "too many login attempts on this hub")
+        // One attempt at a time per account, so each sees the failures and back-off the one
+        // before it recorded: a burst cannot share one back-off window.
+        let busy = PipelineError.rateLimited("too many login attempts for this account at once", retryAfter: 2)
+        return try await environment.throttle.accounts.run("\(org.id.rawValue)|\(user)", full: busy) {
+            try await attempt(request, user: user, password: password, code: code, next: next)
+        }
+    }
+
+    /// Refuses with `rate_limited` when `key`'s bucket is empty.
+    private func take(_ key: RateLimiter.Key, _ rate: Rate, _ what: String) throws {
+        if let wait = environment.throttle.limiter.take(key, rate: rate, at: environment.clock.now) {
+            throw PipelineError.rateLimited(what, retryAfter: wait)
+        }
+    }
+
+    private func attempt(_ request: Request, user: String, password: Password, code: String?, next: Next) async throws -> Outcome {
         let now = environment.clock.now
         let users = environment.users
         let account = try await users.user(org: org.id, name: user)
-        // Verify even when the account is missing, so timing does not tell which part was wrong.
-        let passwordMatches = environment.credentials.verify(password, against: account?.passwordHash)
-
         guard addressAllowed(request.peer) else {
             try await audit(request, "login.failure", actor: user, detail: "reason=address")
             throw PipelineError.authFailed
         }
+        // The account's own throttle before the hash: a locked or backing-off account costs nothing.
+        if let account, !account.disabled {
+            if account.throttle.isLocked(at: now) {
+                try await audit(request, "login.failure", actor: user, detail: "reason=locked")
+                throw PipelineError.authFailed
+            }
+            if let allowed = account.throttle.nextAttemptAllowed(), allowed > now {
+                try await audit(request, "login.failure", actor: user, detail: "reason=backoff")
+                throw PipelineError.authFailed
+            }
+        }
+        // A missing or disabled account is checked against a decoy hash, so timing does not tell
+        // which part was wrong.
+        let usable = account.flatMap { $0.disabled ? nil : Optional($0.passwordHash) }
+        let passwordMatches = try await environment.credentials.verify(password, against: usable)
         guard let account else {
             try await audit(request, "login.failure", actor: user, detail: "reason=unknown_user")
             throw PipelineError.authFailed
         }
         guard !account.disabled else {
             try await audit(request, "login.failure", actor: user, detail: "reason=disabled")
-            throw PipelineError.authFailed
-        }
-        if account.throttle.isLocked(at: now) {
-            try await audit(request, "login.failure", actor: user, detail: "reason=locked")
-            throw PipelineError.authFailed
-        }
-        if let allowed = account.throttle.nextAttemptAllowed(), allowed > now {
-            try await audit(request, "login.failure", actor: user, detail: "reason=backoff")
             throw PipelineError.authFailed
         }
         guard passwordMatches else { return try await fail(request, account, reason: "password") }
@@ -343,6 +375,12 @@ public struct AuthStage: Stage {
                 throw PipelineError.forbidden("this conversation is not assigned to you")
             }
             forwarded.conversation = conversation
+        }
+        // Counted only once the sender may use the room, so nobody can spend another's allowance.
+        if case .send(let room, _) = request.frame {
+            let limits = org.limits
+            try take(RateLimiter.Key("messages_conversation", room.rawValue),
+                     Rate(limits.messagesPerSecond, per: 1, burst: limits.messageBurst), "too many messages in this conversation")
         }
         var outcome = try await next(forwarded)
         if outcome.conversation == nil { outcome.conversation = forwarded.conversation }

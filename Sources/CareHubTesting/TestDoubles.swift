@@ -205,7 +205,10 @@ public final class PlainCredentials: Credentials {
     private let counter = Atomic<Int>(0)
     public init() {}
     public static func hash(_ password: String) -> String { "plain:" + password }
-    public func verify(_ password: Password, against hash: String?) -> Bool { hash == Self.hash(password.text) }
+    public func verify(_ password: Password, against hash: String?) async throws -> Bool {
+        await Task.yield()  // a real hash suspends the caller; let parallel attempts interleave
+        return hash == Self.hash(password.text)
+    }
     public func newToken() -> String { "token-\(counter.add(1, ordering: .relaxed).newValue)" }
     public func digest(_ token: String) -> [UInt8] { Array(("digest:" + token).utf8) }
 
@@ -373,18 +376,24 @@ public struct TestWorld: Sendable {
     public let events = RecordingEvents()
     public let audit = RecordingAuditLog()
     public let exporter = RecordingExporter()
+    public let throttle: Throttle
 
-    public init() { messages = MemoryMessageStore(audit: audit) }
+    public init(throttle: Throttle = Throttle()) {
+        messages = MemoryMessageStore(audit: audit)
+        self.throttle = throttle
+    }
 
     public var environment: StageEnvironment {
         StageEnvironment(
             clock: clock, conversations: conversations, messages: messages, users: users, credentials: credentials,
             cipher: cipher, sessions: sessions, rooms: rooms, notifier: notifier, events: events, audit: audit,
-            exporter: exporter)
+            exporter: exporter, throttle: throttle)
     }
 
     /// A request as the hub builds it, bound to the connection's current session if any.
-    public func request(_ frame: ClientFrame, id: String? = nil, connection: ConnectionID = ConnectionID(1), session: Session? = nil) -> Request {
-        Request(connection: connection, peer: "127.0.0.1", id: id, frame: frame, receivedAt: clock.now, session: session)
+    public func request(
+        _ frame: ClientFrame, id: String? = nil, connection: ConnectionID = ConnectionID(1), session: Session? = nil, peer: String = "127.0.0.1"
+    ) -> Request {
+        Request(connection: connection, peer: peer, id: id, frame: frame, receivedAt: clock.now, session: session)
     }
 }

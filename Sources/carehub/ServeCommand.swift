@@ -44,6 +44,18 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(name: .long, help: "A reverse proxy (CIDR, e.g. 127.0.0.1/32 or 10.0.0.0/8; repeat or separate with commas) whose X-Forwarded-For and X-Forwarded-Proto headers are believed. Connections from other addresses are taken at their socket's address.")
+    var trustedProxy: [String] = []
+
+    @Option(name: .long, help: "Open WebSocket connections allowed from one client address.")
+    var maxConnectionsPerAddress = HubLimits.standard.connectionsPerAddress
+
+    @Option(name: .long, help: "Staff login attempts allowed per minute from one client address.")
+    var maxLoginsPerAddress = HubLimits.standard.loginsPerAddressPerMinute
+
+    @Option(name: .long, help: "Staff login attempts allowed per minute on the whole hub.")
+    var maxLogins = HubLimits.standard.loginsPerMinute
+
     func validate() throws {
         _ = try ListenAddress(listen)
         guard (1024...16 * 1024 * 1024).contains(maxFrameBytes) else {
@@ -54,6 +66,20 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard (tlsCert == nil) == (tlsKey == nil) else {
             throw ValidationError("--tls-cert and --tls-key go together")
+        }
+        _ = try proxies()
+        for (name, value) in [("--max-connections-per-address", maxConnectionsPerAddress), ("--max-logins-per-address", maxLoginsPerAddress),
+                              ("--max-logins", maxLogins)] where !(1...1_000_000).contains(value) {
+            throw ValidationError("\(name) must be between 1 and 1000000, found \(value)")
+        }
+    }
+
+    private func proxies() throws -> [CIDRBlock] {
+        try trustedProxy.flatMap { $0.split(separator: ",") }.map { text in
+            guard let block = CIDRBlock(String(text)) else {
+                throw ValidationError("--trusted-proxy: expected an address or CIDR block such as 127.0.0.1/32 or 10.0.0.0/8, found '\(text)'")
+            }
+            return block
         }
     }
 
@@ -69,7 +95,10 @@ struct ServeCommand: AsyncParsableCommand {
         let options = HubOptions(
             configPath: config, dataDirectory: data, host: address.host, port: address.port,
             staticRoot: FileManager.default.fileExists(atPath: web) ? web : nil, maxFrameBytes: maxFrameBytes,
-            tlsCertificatePath: tlsCert, tlsPrivateKeyPath: tlsKey, publicURL: publicURL)
+            tlsCertificatePath: tlsCert, tlsPrivateKeyPath: tlsKey, publicURL: publicURL, trustedProxies: try proxies(),
+            limits: HubLimits(
+                loginsPerAddressPerMinute: maxLoginsPerAddress, loginsPerMinute: maxLogins,
+                connectionsPerAddress: maxConnectionsPerAddress))
 
         // Watch signals before listening, so a SIGTERM right after start-up is not lost.
         let signals = SignalStream.watch([SIGTERM, SIGINT, SIGHUP])

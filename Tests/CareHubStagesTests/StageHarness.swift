@@ -6,7 +6,7 @@ import Foundation
 /// One organisation's pipeline over the in-memory doubles, with connections bound to sessions
 /// the way the hub binds them.
 final class StageHarness: @unchecked Sendable {
-    let world = TestWorld()
+    let world: TestWorld
     let pipeline: Pipeline
     let org: OrgSettings
     private var bound: [ConnectionID: Session] = [:]
@@ -34,7 +34,8 @@ final class StageHarness: @unchecked Sendable {
         integration chat type=webhook url=http://chat.example.org/hook baa=no
         """
 
-    init(_ text: String = hipaaConfig, staff: [(String, Role, String)] = [("joy", .staff, "joy-password")]) throws {
+    init(_ text: String = hipaaConfig, staff: [(String, Role, String)] = [("joy", .staff, "joy-password")], throttle: Throttle = Throttle()) throws {
+        world = TestWorld(throttle: throttle)
         let config = try StageRegistry.standard.load(text, file: "test.conf")
         let configured = config.orgs[0]
         org = configured.settings

@@ -7,8 +7,11 @@ import Foundation
 public struct Request: Sendable {
     /// The connection the frame came from.
     public let connection: ConnectionID
-    /// The peer's address, for audit and allow-lists.
+    /// The client's address, for audit, allow-lists and limits: the socket's peer, or the
+    /// address a listed proxy forwarded for.
     public let peer: String
+    /// How the connection reached the hub: whether it is secure, and the page that opened it.
+    public var channel: Channel = .local
     /// The client's correlation id.
     public let id: String?
     /// The request itself.
@@ -32,7 +35,7 @@ public struct Request: Sendable {
     /// reader before sending to it.
     public var releasedTo: Set<ConnectionID>?
 
-    /// Creates a request as the hub receives it.
+    /// Creates a request as the hub receives it; set ``channel`` for a connection that is not local.
     public init(connection: ConnectionID, peer: String, id: String?, frame: ClientFrame, receivedAt: Date, session: Session?) {
         self.connection = connection
         self.peer = peer
@@ -41,4 +44,24 @@ public struct Request: Sendable {
         self.receivedAt = receivedAt
         self.session = session
     }
+}
+
+/// What the transport knows of how a connection reached the hub.
+public struct Channel: Sendable, Hashable {
+    /// TLS to the hub, or a loopback peer, or a listed proxy that says it terminated TLS.
+    public var secure: Bool
+    /// The `Origin` of the page that opened the WebSocket; nil from clients that are not browsers.
+    public var origin: String?
+    /// The hub's own origin as this connection reached it (`https://` + `Host`), when known.
+    public var ownOrigin: String?
+
+    /// Creates a channel.
+    public init(secure: Bool, origin: String? = nil, ownOrigin: String? = nil) {
+        self.secure = secure
+        self.origin = origin
+        self.ownOrigin = ownOrigin
+    }
+
+    /// A secure connection from no page (loopback tools, tests of the core).
+    public static let local = Channel(secure: true)
 }

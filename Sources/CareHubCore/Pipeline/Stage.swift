@@ -77,13 +77,15 @@ public struct StageEnvironment: Sendable {
     public var audit: any AuditLog
     /// Transcript sinks, for the end-of-chat hook.
     public var exporter: any TranscriptExporter
+    /// Limits on what strangers may ask for, shared by every pipeline.
+    public var throttle: Throttle
 
     /// Bundles the ports.
     public init(
         clock: any WallClock, conversations: any ConversationStore, messages: any MessageStore,
         users: any UserDirectory, credentials: any Credentials, cipher: any Cipher,
         sessions: any SessionStore, rooms: any RoomDirectory, notifier: any Notifier, events: any PipelineEvents,
-        audit: any AuditLog, exporter: any TranscriptExporter
+        audit: any AuditLog, exporter: any TranscriptExporter, throttle: Throttle = Throttle()
     ) {
         self.clock = clock
         self.conversations = conversations
@@ -97,5 +99,6 @@ public struct StageEnvironment: Sendable {
         self.events = events
         self.audit = audit
         self.exporter = exporter
+        self.throttle = throttle
     }
 }

@@ -3,8 +3,10 @@ import Foundation
 /// Secrets and the checks on them: passwords, tokens, TOTP codes, recovery codes.
 public protocol Credentials: Sendable {
     /// Whether `password` matches `hash`. With a nil hash (no such account) it still does the
-    /// same work and returns false, so timing does not reveal which accounts exist.
-    func verify(_ password: Password, against hash: String?) -> Bool
+    /// same work and returns false, so timing does not reveal which accounts exist. The work
+    /// (a memory-hard hash) must not run on the caller's executor; an implementation that cannot
+    /// take more work now throws a `rate_limited` ``PipelineError``.
+    func verify(_ password: Password, against hash: String?) async throws -> Bool
     /// A new random token (session or reconnect), at least 128 bits.
     func newToken() -> String
     /// The digest a token or recovery code is stored as.

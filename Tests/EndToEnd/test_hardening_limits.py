@@ -1,0 +1,86 @@
+"""Limits a stranger meets before the hub does costly work for them: logins per address (checked
+before any password hash, which runs on threads of its own), connections per address, new
+conversations per address and organisation, messages per conversation. Each refusal is
+`rate_limited`, the hub keeps serving everyone else, and /metrics counts it by limit."""
+
+import asyncio
+import os
+import urllib.request
+
+import websockets
+
+from conftest import TIMEOUT, Client, Hub, login, staff, visitor
+
+
+def run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, TIMEOUT * 3))
+
+
+def metrics(hub):
+    return urllib.request.urlopen(f"http://127.0.0.1:{hub.port}/metrics", timeout=TIMEOUT).read().decode()
+
+
+def thread_names(hub):
+    names = []
+    for task in os.listdir(f"/proc/{hub.proc.pid}/task"):
+        with open(f"/proc/{hub.proc.pid}/task/{task}/comm") as comm:
+            names.append(comm.read().strip())
+    return names
+
+
+def test_logins_from_one_address_are_limited_before_any_hash_and_chat_goes_on(workdir):
+    hub = Hub(workdir, workdir / "pipeline.conf")
+    hub.extra_args = ["--max-logins-per-address", "5"]
+    hub.start()
+    try:
+        async def scenario():
+            patient, welcome = await visitor(hub, "lotus-wellness")
+            room = welcome["conversation"]
+            coach, _ = await staff(hub, "lotus-wellness", "coach.sam")  # the 1st login from this address
+            await coach.request({"type": "subscribe", "room": room, "id": "s"}, "subscribed")
+            attacker = await Client.connect(hub)
+            codes = []
+            for attempt in range(8):
+                reply = await login(attacker, "riverside-clinic", f"nobody{attempt}", password="guess-guess-guess", id_=f"x{attempt}")
+                codes.append(reply.get("code"))
+                # The chat between patient and coach goes on between the attacker's attempts.
+                await patient.request({"type": "send", "room": room, "text": f"still here {attempt}", "id": f"m{attempt}"}, "ack")
+                assert (await coach.recv("message"))["text"] == f"still here {attempt}"
+            assert codes == ["auth_failed"] * 4 + ["rate_limited"] * 4, codes
+            refused = await login(attacker, "lotus-wellness", "coach.sam", id_="y")
+            assert refused["code"] == "rate_limited" and "retry in" in refused["message"], refused
+            for client in (patient, coach, attacker):
+                await client.close()
+        run(scenario())
+        assert 'carehub_rate_limited_total{limit="login_address"} 5' in metrics(hub)
+        # Password hashing runs on threads of its own, never on the pool that carries messages.
+        assert "carehub-kdf-0" in thread_names(hub)
+    finally:
+        hub.stop()
+
+
+def test_connections_from_one_address_are_capped(workdir):
+    hub = Hub(workdir, workdir / "pipeline.conf")
+    hub.extra_args = ["--max-connections-per-address", "3"]
+    hub.start()
+    try:
+        async def scenario():
+            held = [await websockets.connect(hub.url) for _ in range(3)]
+            refused = await websockets.connect(hub.url)
+            frame = await asyncio.wait_for(refused.recv(), TIMEOUT)
+            assert '"code":"rate_limited"' in frame, frame
+            await asyncio.wait_for(refused.wait_closed(), TIMEOUT)
+            assert refused.close_code == 1008
+            # The connections already open keep working; closing one frees a place.
+            client = Client(held[0])
+            assert (await client.request({"type": "hello", "org": "lotus-wellness", "id": "h"}, "welcome"))["type"] == "welcome"
+            await held[1].close()
+            again = await websockets.connect(hub.url)
+            client = Client(again)
+            assert (await client.request({"type": "hello", "org": "lotus-wellness", "id": "h"}, "welcome"))["type"] == "welcome"
+            for socket in (held[0], held[2], again):
+                await socket.close()
+        run(scenario())
+        assert 'carehub_rate_limited_total{limit="connections_address"} 1' in metrics(hub)
+    finally:
+        hub.stop()
