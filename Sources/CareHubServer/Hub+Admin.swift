@@ -94,7 +94,7 @@ extension Hub {
         } else {
             w.null("attestation")
         }
-        w.strings("versions", Array(file.versions().prefix(20)))
+        w.strings("versions", Array(file.versions(of: org).prefix(20)))
         return w.finish()
     }
 
@@ -118,7 +118,7 @@ extension Hub {
                 throw PipelineError(.conflict, "pipeline.conf changed since you loaded it (edited on the host or by another admin); load it again and redo your change")
             }
             let checked = try Self.check(text, replacing: current.text, of: org, in: snapshot.text, file: options.configPath)
-            try write(checked.text, to: file, replacing: snapshot, author: actor)
+            try write(checked.text, to: file, replacing: snapshot, org: org, author: actor)
             self.apply(checked.config, admin: (org, actor, address))
             logger.notice("pipeline changed through the admin API", metadata: ["org.id": "\(org)", "admin": "\(actor)"])
             return try await pipelineJSON(org)
@@ -138,7 +138,7 @@ extension Hub {
                 audit: AuditEvent(
                     at: now, org: org, actor: actor, address: address, action: "baa.attested",
                     detail: "signed_on=\(attestation.signedOn) privacy_officer=\"\(attestation.officerName)\" <\(attestation.officerEmail)>"))
-            try write(checked.text, to: file, replacing: snapshot, author: actor)
+            try write(checked.text, to: file, replacing: snapshot, org: org, author: actor)
             // Ends the organisation's sessions (this admin's too) and audits hipaa.enabled.
             self.apply(checked.config, admin: (org, actor, address))
             return try await pipelineJSON(org)
@@ -160,7 +160,7 @@ extension Hub {
                 _ = try await PurgeStage.close(conversation, at: Date(), environment: environment)
                 try await PurgeStage.erase(conversation.id, org: org, environment: environment, actor: actor, address: address, detail: "reason=hipaa_off export=none")
             }
-            try write(checked.text, to: file, replacing: snapshot, author: actor)
+            try write(checked.text, to: file, replacing: snapshot, org: org, author: actor)
             self.apply(checked.config, admin: (org, actor, address))
             try await audit.record(AuditEvent(at: Date(), org: org, actor: actor, address: address, action: "hipaa.disabled", detail: "purged=\(held.count)"))
             return try await pipelineJSON(org)
@@ -199,9 +199,9 @@ extension Hub {
         PipelineError(.conflict, "pipeline.conf on disk no longer has an [org \(org)] section; ask the operator")
     }
 
-    private func write(_ text: String, to file: PipelineFile, replacing snapshot: PipelineFile.Snapshot, author: String) throws {
+    private func write(_ text: String, to file: PipelineFile, replacing snapshot: PipelineFile.Snapshot, org: OrgID, author: String) throws {
         do {
-            try file.write(text, replacing: snapshot, at: Date(), author: author)
+            try file.write(text, replacing: snapshot, at: Date(), org: org, author: author)
         } catch {
             logger.error("cannot write pipeline.conf", metadata: ["config.path": "\(options.configPath)", "error": "\(error)"])
             throw PipelineError(.unavailable, "the hub could not write pipeline.conf (\(error)); nothing changed")

@@ -192,7 +192,13 @@ public final class Hub: Sendable {
         let now = Date()
         for org in config.orgs where org.settings.hipaa && previous.org(org.settings.id)?.settings.hipaa == false {
             let live = sessions.sessions(of: org.settings.id)
+            var ended: [AuditEvent] = []
             for session in live where sessions.remove(session.token) != nil {
+                if session.principal.isStaff {
+                    ended.append(AuditEvent(
+                        at: now, org: org.settings.id, actor: session.principal.displayName, address: "",
+                        action: "session.expired", detail: "reason=\(SessionExpiry.hipaaMode.rawValue)"))
+                }
                 events.emit(.sessionExpired(session, .hipaaMode))
             }
             let audit = self.audit
@@ -200,7 +206,7 @@ public final class Hub: Sendable {
             let event = AuditEvent(
                 at: now, org: org.settings.id, actor: name, address: address, action: "hipaa.enabled",
                 detail: "sessions_ended=\(live.count)")
-            Task { try? await audit.record(event) }
+            Task { for event in ended + [event] { try? await audit.record(event) } }
             logger.notice("organisation entered HIPAA mode; its sessions were ended", metadata: ["org.id": "\(org.settings.id)", "sessions": "\(live.count)"])
         }
     }
@@ -273,8 +279,22 @@ public final class Hub: Sendable {
         transport.server?.close(handle, code: 1008)
     }
 
+    /// A closed connection ends its session. A staff session that ends this way is audited like
+    /// every other end of one: `session.expired` when it had already passed its idle timeout or
+    /// lifetime (a console that locked itself and closed before the hub's tick), else
+    /// `session.ended` with `reason=disconnect`. Whoever removes a session records its end, so
+    /// each session ends on the record exactly once.
     private func disconnect(_ id: ConnectionID) {
-        if let token = registry.remove(id) { sessions.remove(token) }
+        let peer = registry.peer(of: id)
+        if let token = registry.remove(id), let session = sessions.remove(token), session.principal.isStaff {
+            let now = Date()
+            let expiry = session.idlePolicy?.expiry(of: session, at: now)
+            let event = AuditEvent(
+                at: now, org: session.org, actor: session.principal.displayName, address: peer,
+                action: expiry == nil ? "session.ended" : "session.expired", detail: "reason=\(expiry?.rawValue ?? "disconnect")")
+            let audit = self.audit
+            Task { try? await audit.record(event) }
+        }
         logger.debug("connection closed", metadata: ["connection.id": "\(id)"])
     }
 

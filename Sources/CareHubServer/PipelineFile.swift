@@ -66,24 +66,30 @@ public struct PipelineFile: Sendable {
         return start..<end
     }
 
-    /// Keeps `previous` in the history directory (0600 files named by time and author), then
-    /// replaces the file atomically with `text`, keeping its permissions. Returns the kept copy's name.
+    /// Keeps `previous` in the history directory (0600 files named by time, the organisation
+    /// whose admin changed it and the admin: `TIME~ORG~ADMIN.conf`), then replaces the file
+    /// atomically with `text`, keeping its permissions. Returns the kept copy's name.
     @discardableResult
-    public func write(_ text: String, replacing previous: Snapshot, at date: Date, author: String) throws -> String {
+    public func write(_ text: String, replacing previous: Snapshot, at date: Date, org: OrgID, author: String) throws -> String {
         let mode = ((try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions]) as? Int).map { mode_t($0) } ?? 0o644
         try FileManager.default.createDirectory(atPath: historyDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyyMMdd'T'HHmmss.SSS'Z'"
-        let name = "\(formatter.string(from: date))-\(author.filter { $0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-" }).conf"
+        let admin = author.filter { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") }
+        let name = "\(formatter.string(from: date))~\(org.rawValue)~\(admin).conf"
         try AtomicFile.write(Array(previous.text.utf8), to: (historyDirectory as NSString).appendingPathComponent(name), mode: 0o600)
         try AtomicFile.write(Array(text.utf8), to: path, mode: mode)
         return name
     }
 
-    /// The kept versions' names, newest first.
-    public func versions() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: historyDirectory)) ?? []).filter { $0.hasSuffix(".conf") }.sorted(by: >)
+    /// The names of the versions kept when `org`'s admins changed the file, newest first; other
+    /// organisations' changes (and who made them) are theirs alone.
+    public func versions(of org: OrgID) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: historyDirectory)) ?? []).filter { name in
+            let parts = name.split(separator: "~", omittingEmptySubsequences: false)
+            return name.hasSuffix(".conf") && parts.count == 3 && parts[1] == org.rawValue
+        }.sorted(by: >)
     }
 }

@@ -54,12 +54,15 @@ struct PipelineFileTests {
         let before = try file.read()
         #expect(before.version.count == 64)
 
-        let kept = try file.write("[org clinic]\nhipaa = off\nstage auth\n", replacing: before, at: Date(timeIntervalSince1970: 1_800_000_000), author: "dr.admin")
+        let kept = try file.write("[org clinic]\nhipaa = off\nstage auth\n", replacing: before, at: Date(timeIntervalSince1970: 1_800_000_000), org: OrgID("clinic"), author: "dr.admin")
         #expect(kept == "20270115T080000.000Z-dr.admin.conf")
         #expect(try file.read().text == "[org clinic]\nhipaa = off\nstage auth\n")
         #expect(try file.read().version != before.version)
         #expect(try String(contentsOfFile: file.historyDirectory + "/" + kept, encoding: .utf8) == Self.file)
-        #expect(file.versions() == [kept])
+        #expect(file.versions(of: OrgID("clinic")) == [kept])
+        #expect(kept.hasSuffix("~clinic~dr.admin.conf"))
+        // Another organisation's admin sees none of this organisation's changes, nor who made them.
+        #expect(file.versions(of: OrgID("studio")) == [])
         let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
         #expect(mode == 0o640)
         let keptMode = try FileManager.default.attributesOfItem(atPath: file.historyDirectory + "/" + kept)[.posixPermissions] as? Int
