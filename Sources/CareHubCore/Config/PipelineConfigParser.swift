@@ -66,7 +66,8 @@ public struct PipelineConfigParser: Sendable {
 
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let lineNumber = index + 1
-            if let control = rawLine.unicodeScalars.first(where: { TypedText.isForbidden($0) && $0 != "\t" && $0 != "\r" }) {
+            if rawLine.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0xC2 || $0 == 0xE2 }),
+               let control = rawLine.unicodeScalars.first(where: { TypedText.isForbidden($0) && $0 != "\t" && $0 != "\r" }) {
                 fail(lineNumber, "control character \(Self.codePoint(control)) is not allowed; pipeline.conf is plain text")
                 continue
             }
