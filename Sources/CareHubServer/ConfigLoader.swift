@@ -6,13 +6,14 @@ import Foundation
 public enum ConfigLoader {
     /// Loads and checks `path`; errors are `file:line: …` lines (or one line if the file cannot be read).
     public static func load(path: String) throws -> HubConfig {
-        let text: String
+        let bytes: [UInt8]
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            // Read bytes, not a String: a line that is not UTF-8 is then reported with its number.
+            bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
         } catch {
             throw ConfigError([ConfigIssue(file: path, line: 0, message: "cannot read the file: \(describe(error))")])
         }
-        return try StageRegistry.standard.load(text, file: path)
+        return try StageRegistry.standard.load(bytes: bytes, file: path)
     }
 
     private static func describe(_ error: any Error) -> String {

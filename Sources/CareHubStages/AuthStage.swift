@@ -39,6 +39,11 @@ public struct AuthStage: Stage {
         /// `visitor_idle=D`: a visitor's reconnect token stops working after this long without a message (default 30m).
         public var visitorIdle: Duration
 
+        /// The accepted `lockout_time`: 1 minute to 30 days.
+        public static let lockoutTimeRange = Duration.seconds(60)...Duration.seconds(30 * 86_400)
+        /// The accepted `visitor_idle`: 1 minute to 30 days.
+        public static let visitorIdleRange = Duration.seconds(60)...Duration.seconds(30 * 86_400)
+
         public init(parameters: inout StageParameters, org: OrgSettings) throws {
             visitors = try parameters.flag("visitors", default: true)
             let twoFactor = try parameters.choice("twofactor", ["required", "optional", "off"], default: org.hipaa ? "required" : "optional")
@@ -47,9 +52,9 @@ public struct AuthStage: Stage {
             }
             self.twoFactor = TwoFactor(rawValue: twoFactor)!
             lockoutAttempts = try parameters.integer("lockout", in: 3...20, default: 5)
-            lockoutTime = try parameters.duration("lockout_time", default: .seconds(15 * 60))
+            lockoutTime = try parameters.duration("lockout_time", in: Self.lockoutTimeRange, default: .seconds(15 * 60))
             allow = try parameters.cidrList("allow")
-            visitorIdle = try parameters.duration("visitor_idle", default: .seconds(30 * 60))
+            visitorIdle = try parameters.duration("visitor_idle", in: Self.visitorIdleRange, default: .seconds(30 * 60))
         }
 
         public var summary: [String] {

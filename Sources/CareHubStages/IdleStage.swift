@@ -18,9 +18,12 @@ public struct IdleStage: Stage {
         /// The longest idle timeout a HIPAA organisation may set.
         public static let hipaaMaximumTimeout = Duration.seconds(15 * 60)
 
+        /// The accepted `timeout` and `lifetime`: 1 second to 30 days.
+        public static let range = Duration.seconds(1)...Duration.seconds(30 * 86_400)
+
         public init(parameters: inout StageParameters, org: OrgSettings) throws {
-            timeout = try parameters.duration("timeout", default: .seconds(15 * 60))
-            lifetime = try parameters.duration("lifetime", default: .seconds(12 * 3600))
+            timeout = try parameters.duration("timeout", in: Self.range, default: .seconds(15 * 60))
+            lifetime = try parameters.duration("lifetime", in: Self.range, default: .seconds(12 * 3600))
             if org.hipaa && timeout > Self.hipaaMaximumTimeout {
                 throw parameters.error("HIPAA organisation '\(org.id)' needs idle timeout=15m or less, found timeout=\(ConfigValue.format(timeout))")
             }

@@ -28,8 +28,8 @@ public final class PurgeStage: Stage {
 
         public init(parameters: inout StageParameters, org: OrgSettings) throws {
             trigger = try parameters.choice("on", ["end"], default: "end")
-            retain = try Self.positiveDuration("retain", &parameters)
-            abandon = try Self.positiveDuration("abandon", &parameters)
+            retain = try Self.optionalDuration("retain", in: Self.retainRange, &parameters)
+            abandon = try Self.optionalDuration("abandon", in: Self.abandonRange, &parameters)
             let directory = parameters.string("export_dir")
             let certificate = parameters.string("export_key")
             let integrationName = parameters.string("export_to")
@@ -67,11 +67,14 @@ public final class PurgeStage: Stage {
             }
         }
 
-        private static func positiveDuration(_ key: String, _ parameters: inout StageParameters) throws -> Duration? {
+        /// The accepted `retain`: 1 second to 3650 days.
+        public static let retainRange = Duration.seconds(1)...ConfigValue.maximumDuration
+        /// The accepted `abandon`: 1 second to 365 days.
+        public static let abandonRange = Duration.seconds(1)...Duration.seconds(365 * 86_400)
+
+        private static func optionalDuration(_ key: String, in range: ClosedRange<Duration>, _ parameters: inout StageParameters) throws -> Duration? {
             guard parameters.remainingKeys.contains(key) else { return nil }
-            let value = try parameters.duration(key, default: .seconds(0))
-            guard value > .seconds(0) else { throw parameters.error("expected \(key) to be a positive duration such as 30d") }
-            return value
+            return try parameters.duration(key, in: range, default: range.lowerBound)
         }
 
         public var summary: [String] {

@@ -115,7 +115,8 @@ public struct Integration: Sendable, Hashable {
     public static func isPlausibleAddress(_ text: String) -> Bool {
         let parts = text.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), text.count <= 254 else { return false }
-        return text.allSatisfy { $0.isASCII && !$0.isWhitespace && !"<>,;:\"()[]\\".contains($0) }
+        // Printable ASCII only: no space, control character or DEL, nothing that breaks a header.
+        return text.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F } && !text.contains { "<>,;:\"()[]\\".contains($0) }
     }
 }
 

@@ -8,6 +8,8 @@
 /// name  = Riverside Family Clinic
 /// hipaa = on
 /// staff_access = assigned
+/// widget_origins = https://www.riverside.example, https://riverside.example
+/// limits conversations_per_minute=120 messages_per_second=5 message_burst=20
 /// stage idle  timeout=15m lifetime=12h
 /// integration pager type=webhook url=https://hooks.example.org/x baa=yes
 /// ```
@@ -26,6 +28,10 @@ public struct PipelineConfigParser: Sendable {
         public var hipaa: (value: Bool, line: Int)?
         /// `staff_access = …`, with its line.
         public var staffAccess: (value: OrgSettings.StaffAccess, line: Int)?
+        /// `widget_origins = …`, normalised (see ``ConfigValue/origin(_:)``), with its line.
+        public var widgetOrigins: (value: [String], line: Int)?
+        /// The `limits …` line, with its line.
+        public var limits: (value: OrgLimits, line: Int)?
         /// The `stage` statements in order.
         public var stages: [StageStatement] = []
         /// The `integration` statements in order.
@@ -60,6 +66,11 @@ public struct PipelineConfigParser: Sendable {
 
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let lineNumber = index + 1
+            if rawLine.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0xC2 || $0 == 0xE2 }),
+               let control = rawLine.unicodeScalars.first(where: { TypedText.isForbidden($0) && $0 != "\t" && $0 != "\r" }) {
+                fail(lineNumber, "control character \(Self.codePoint(control)) is not allowed; pipeline.conf is plain text")
+                continue
+            }
             let tokens: [String]
             switch Self.tokenize(String(rawLine)) {
             case .success(let words): tokens = words
@@ -141,12 +152,24 @@ public struct PipelineConfigParser: Sendable {
                 continue
             }
 
+            if first == "limits" {
+                if let earlier = sections[current].limits {
+                    fail(lineNumber, "'limits' is already set on line \(earlier.line)")
+                    continue
+                }
+                switch Self.limits(tokens.dropFirst()) {
+                case .success(let limits): sections[current].limits = (limits, lineNumber)
+                case .failure(let problem): fail(lineNumber, problem.message)
+                }
+                continue
+            }
+
             // `key = value` settings of the organisation.
             guard tokens.count >= 3, tokens[1] == "=" else {
                 if let equals = first.firstIndex(of: "="), tokens.count == 1 {
                     fail(lineNumber, "expected 'key = value' with spaces around '=', found '\(first[..<equals]) ='")
                 } else {
-                    fail(lineNumber, "expected 'name = …', 'hipaa = on|off', 'staff_access = all|assigned', 'stage NAME …' or 'integration NAME …', found '\(first)'")
+                    fail(lineNumber, "expected 'name = …', 'hipaa = on|off', 'staff_access = all|assigned', 'widget_origins = …', 'limits …', 'stage NAME …' or 'integration NAME …', found '\(first)'")
                 }
                 continue
             }
@@ -174,14 +197,120 @@ public struct PipelineConfigParser: Sendable {
                 } else {
                     fail(lineNumber, "expected 'staff_access = all' or 'staff_access = assigned', found 'staff_access = \(value)'")
                 }
+            case "widget_origins":
+                if let earlier = sections[current].widgetOrigins {
+                    fail(lineNumber, "'widget_origins' is already set on line \(earlier.line)")
+                    continue
+                }
+                switch Self.origins(value) {
+                case .success(let origins): sections[current].widgetOrigins = (origins, lineNumber)
+                case .failure(let problem): fail(lineNumber, problem.message)
+                }
             default:
-                fail(lineNumber, "expected 'name', 'hipaa', 'staff_access', 'stage' or 'integration', found '\(first)'")
+                fail(lineNumber, "expected 'name', 'hipaa', 'staff_access', 'widget_origins', 'limits', 'stage' or 'integration', found '\(first)'")
             }
         }
         return (sections, issues)
     }
 
+    /// The text of a pipeline.conf read as bytes, or a `file:line: invalid UTF-8 …` issue for
+    /// every line that is not UTF-8 (lines counted by their `\n` bytes).
+    public static func text(of bytes: [UInt8], file: String) -> Result<String, ConfigError> {
+        if let text = String(validating: bytes, as: UTF8.self) { return .success(text) }
+        var issues: [ConfigIssue] = []
+        var line = 1
+        var start = 0
+        for index in 0...bytes.count where index == bytes.count || bytes[index] == 0x0A {
+            let lineBytes = bytes[start..<index]
+            if String(validating: lineBytes, as: UTF8.self) == nil {
+                let offset = Self.firstInvalidOffset(lineBytes)
+                issues.append(ConfigIssue(file: file, line: line, message: "invalid UTF-8 at byte \(offset + 1) of the line; save the file as UTF-8"))
+            }
+            line += 1
+            start = index + 1
+        }
+        return .failure(ConfigError(issues))
+    }
+
+    /// The offset in `bytes` of the first byte that does not begin a valid UTF-8 sequence.
+    private static func firstInvalidOffset(_ bytes: ArraySlice<UInt8>) -> Int {
+        var decoder = UTF8()
+        var iterator = bytes.makeIterator()
+        var offset = 0
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar): offset += UTF8.width(scalar)
+            case .emptyInput, .error: return offset
+            }
+        }
+    }
+
+    /// `U+001B`.
+    static func codePoint(_ scalar: Unicode.Scalar) -> String {
+        let hex = String(scalar.value, radix: 16, uppercase: true)
+        return "U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+    }
+
     struct TokenizeProblem: Error { let message: String }
+
+    /// The keys of a `limits` line, with the ``OrgLimits`` field each sets.
+    static var limitKeys: [(key: String, field: WritableKeyPath<OrgLimits, Int>)] {
+        [
+            ("conversations_per_minute", \.conversationsPerMinute),
+            ("conversations_per_address_per_minute", \.conversationsPerAddressPerMinute),
+            ("messages_per_second", \.messagesPerSecond),
+            ("message_burst", \.messageBurst),
+        ]
+    }
+
+    /// The range of every limit.
+    public static let limitRange = 1...100_000
+
+    /// Reads the `key=value` words of a `limits` line over ``OrgLimits/standard``.
+    static func limits(_ words: ArraySlice<String>) -> Result<OrgLimits, TokenizeProblem> {
+        let known = limitKeys.map(\.key).joined(separator: ", ")
+        guard !words.isEmpty else { return .failure(TokenizeProblem(message: "expected key=value after 'limits'; keys: \(known)")) }
+        var limits = OrgLimits.standard
+        var seen: Set<String> = []
+        for word in words {
+            guard let equals = word.firstIndex(of: "="), equals != word.startIndex else {
+                return .failure(TokenizeProblem(message: "expected key=value after 'limits', found '\(word)'"))
+            }
+            let key = String(word[..<equals])
+            let value = String(word[word.index(after: equals)...])
+            guard let field = limitKeys.first(where: { $0.key == key })?.field else {
+                return .failure(TokenizeProblem(message: "unknown limit '\(key)'; expected one of \(known)"))
+            }
+            guard seen.insert(key).inserted else { return .failure(TokenizeProblem(message: "limit '\(key)' is given twice")) }
+            guard let number = ConfigValue.integer(value), limitRange.contains(number) else {
+                return .failure(TokenizeProblem(message:
+                    "expected \(key) to be a whole number from \(limitRange.lowerBound) to \(limitRange.upperBound), found \(key)=\(value)"))
+            }
+            limits[keyPath: field] = number
+        }
+        guard limits.messageBurst >= limits.messagesPerSecond else {
+            return .failure(TokenizeProblem(message:
+                "expected message_burst (\(limits.messageBurst)) to be at least messages_per_second (\(limits.messagesPerSecond))"))
+        }
+        return .success(limits)
+    }
+
+    /// Reads the comma-separated origins of `widget_origins`, each normalised.
+    static func origins(_ value: String) -> Result<[String], TokenizeProblem> {
+        var origins: [String] = []
+        for part in value.split(separator: ",", omittingEmptySubsequences: false) {
+            let text = String(part.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
+            guard let origin = ConfigValue.origin(text) else {
+                return .failure(TokenizeProblem(message:
+                    "expected widget_origins to be origins such as https://www.clinic.example or https://clinic.example:8443 (scheme://host[:port], no path), separated by commas, found '\(text)'"))
+            }
+            guard !origins.contains(origin) else {
+                return .failure(TokenizeProblem(message: "widget_origins lists \(origin) twice"))
+            }
+            origins.append(origin)
+        }
+        return .success(origins)
+    }
 
     /// Splits a line into words: whitespace separates, `"…"` quotes (the quotes are dropped), and
     /// a `#` that begins a word starts a comment.

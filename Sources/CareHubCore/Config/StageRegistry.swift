@@ -40,6 +40,15 @@ public struct StageRegistry: Sendable {
     /// The entry named `name`.
     public func entry(named name: String) -> Entry? { entries.first { $0.name == name } }
 
+    /// Parses and checks pipeline.conf as read from disk: a line that is not UTF-8 is reported
+    /// as `file:line: invalid UTF-8 …`; otherwise as ``load(_:file:)``.
+    public func load(bytes: [UInt8], file: String) throws -> HubConfig {
+        switch PipelineConfigParser.text(of: bytes, file: file) {
+        case .success(let text): return try load(text, file: file)
+        case .failure(let error): throw error
+        }
+    }
+
     /// Parses and checks pipeline.conf text: syntax, stage names and parameters, chain order,
     /// required stages and the HIPAA floor. Throws every problem found, each with its line.
     public func load(_ text: String, file: String) throws -> HubConfig {
@@ -68,9 +77,16 @@ public struct StageRegistry: Sendable {
                     issues.append(ConfigIssue(file: file, line: statement.parameters.line, message: "\(error)"))
                 }
             }
+            if hipaa, let origins = section.widgetOrigins {
+                for origin in origins.value where origin.hasPrefix("http://") && !ConfigValue.isLoopbackOrigin(origin) {
+                    issues.append(ConfigIssue(file: file, line: origins.line, message:
+                        "HIPAA organisation may embed its widget only in https:// pages (or http://localhost); found \(origin) in widget_origins"))
+                }
+            }
             let settings = OrgSettings(
                 id: section.id, displayName: section.name?.value ?? section.id.rawValue,
-                hipaa: hipaa, staffAccess: section.staffAccess?.value ?? .all, integrations: integrations)
+                hipaa: hipaa, staffAccess: section.staffAccess?.value ?? .all, integrations: integrations,
+                limits: section.limits?.value ?? .standard, widgetOrigins: section.widgetOrigins?.value ?? [])
             if section.hipaa == nil {
                 issues.append(ConfigIssue(file: file, line: section.line, message: "expected 'hipaa = on' or 'hipaa = off' in [org \(section.id)]"))
             }
@@ -131,13 +147,23 @@ public struct HubConfig: Sendable {
     /// The organisation with this id.
     public func org(_ id: OrgID) -> ConfiguredOrg? { orgs.first { $0.settings.id == id } }
 
-    /// The `config check --json` summary: `{"orgs":[{"id":…,"hipaa":…,"stages":[…]}]}`.
+    /// The `config check --json` summary:
+    /// `{"orgs":[{"id":…,"name":…,"hipaa":…,"staffAccess":…,"widgetOrigins":[…],"limits":{…},"stages":[…]}]}`.
     public func summaryJSON() -> String {
         var writer = JSONWriter()
         writer.array("orgs", orgs) { element, org in
             element.field("id", org.settings.id.rawValue)
             element.field("name", org.settings.displayName)
             element.field("hipaa", org.settings.hipaa)
+            element.field("staffAccess", org.settings.staffAccess.rawValue)
+            element.strings("widgetOrigins", org.settings.widgetOrigins)
+            element.object("limits") { limits in
+                let values = org.settings.limits
+                limits.field("conversationsPerMinute", Int64(values.conversationsPerMinute))
+                limits.field("conversationsPerAddressPerMinute", Int64(values.conversationsPerAddressPerMinute))
+                limits.field("messagesPerSecond", Int64(values.messagesPerSecond))
+                limits.field("messageBurst", Int64(values.messageBurst))
+            }
             element.strings("stages", org.stages.map(\.name))
         }
         return writer.finish()
@@ -166,6 +192,11 @@ public struct ConfiguredOrg: Sendable {
     public var summaryLines: [String] {
         var lines = ["hipaa=\(settings.hipaa ? "on" : "off")"]
         if settings.staffAccess != .all { lines.append("staff_access=\(settings.staffAccess.rawValue)") }
+        if !settings.widgetOrigins.isEmpty { lines.append("widget_origins=\(settings.widgetOrigins.joined(separator: ","))") }
+        if settings.limits != .standard {
+            let limits = settings.limits
+            lines.append("limits conversations_per_minute=\(limits.conversationsPerMinute) conversations_per_address_per_minute=\(limits.conversationsPerAddressPerMinute) messages_per_second=\(limits.messagesPerSecond) message_burst=\(limits.messageBurst)")
+        }
         lines += stages.map { ([$0.name] + $0.configuration.summary).joined(separator: " ") }
         lines += settings.integrations.map { integration in
             var words = ["integration", integration.name, "type=\(integration.kind.rawValue)"]

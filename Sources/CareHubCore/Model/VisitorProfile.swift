@@ -6,7 +6,10 @@ public struct VisitorProfile: Sendable, Hashable {
     /// The fields a pre-chat form may send, with their byte limits.
     public static let fieldLimits: [String: Int] = ["name": 200, "email": 254, "phone": 40, "reason": 1000]
 
-    /// Field name to value; only names in ``fieldLimits``.
+    /// The fields that keep newlines and tabs (``TypedText/Form/multiLine``); the others are single lines.
+    public static let multiLineFields: Set<String> = ["reason"]
+
+    /// Field name to value; only names in ``fieldLimits``. The decoder cleans each with ``TypedText``.
     public let fields: [String: String]
 
     public init(fields: [String: String]) { self.fields = fields }

@@ -34,7 +34,8 @@ public struct Envelope: Sendable, Hashable {
             do {
                 object = try JSONSerialization.jsonObject(with: Data(bytes), options: [])
             } catch {
-                return .failure(DecodingFailure(id: nil, error: PipelineError(.badJSON, "frame is not valid JSON")))
+                let message = String(validating: bytes, as: UTF8.self) == nil ? "frame is not valid UTF-8" : "frame is not valid JSON"
+                return .failure(DecodingFailure(id: nil, error: PipelineError(.badJSON, message)))
             }
             guard let fields = object as? [String: Any] else {
                 return .failure(DecodingFailure(id: nil, error: PipelineError(.badJSON, "frame must be a JSON object")))
@@ -45,6 +46,10 @@ public struct Envelope: Sendable, Hashable {
         if reader.has("id") {
             guard let text = try? reader.optionalString("id", maxBytes: .max, nullable: false), text.count <= 64 else {
                 return .failure(DecodingFailure(id: nil, error: PipelineError(.invalidField, "field 'id' must be a string of at most 64 characters")))
+            }
+            // The id is echoed in replies: it names the request, so it is refused rather than cleaned.
+            guard !TypedText.hasControlCharacters(text) else {
+                return .failure(DecodingFailure(id: nil, error: PipelineError(.invalidField, "field 'id' must not contain control characters")))
             }
             id = text
         }
@@ -66,7 +71,7 @@ public struct Envelope: Sendable, Hashable {
         }
         guard let kind = ClientFrame.Kind(rawValue: typeName) else {
             let known = ClientFrame.Kind.allCases.map(\.rawValue).joined(separator: ", ")
-            throw PipelineError(.unknownType, "unknown frame type '\(typeName.prefix(40))'; known types: \(known)")
+            throw PipelineError(.unknownType, "unknown frame type '\(TypedText.clean(String(typeName.prefix(40)), as: .singleLine))'; known types: \(known)")
         }
         switch kind {
         case .hello:
@@ -74,7 +79,7 @@ public struct Envelope: Sendable, Hashable {
         case .login:
             return .login(
                 org: try reader.org(),
-                user: try reader.string("user", maxBytes: 64),
+                user: try reader.identifier("user", maxBytes: 64),
                 password: Password(try reader.string("password", maxBytes: 1024)),
                 totp: try reader.optionalString("totp", maxBytes: 64).map { $0.filter { !$0.isWhitespace } })
         case .rooms: return .rooms
@@ -82,7 +87,7 @@ public struct Envelope: Sendable, Hashable {
         case .unsubscribe: return .unsubscribe(room: try reader.room())
         case .send:
             let room = try reader.room()
-            let text = try reader.string("text", maxBytes: maxTextBytes)
+            let text = TypedText.clean(try reader.string("text", maxBytes: maxTextBytes), as: .multiLine)
             guard !text.allSatisfy(\.isWhitespace) else {
                 throw PipelineError(.invalidField, "field 'text' must not be empty")
             }
@@ -98,7 +103,7 @@ public struct Envelope: Sendable, Hashable {
             }
             return .transcript(room: room, to: address)
         case .assign:
-            return .assign(room: try reader.room(), user: try reader.string("user", maxBytes: 64))
+            return .assign(room: try reader.room(), user: try reader.identifier("user", maxBytes: 64))
         case .admin:
             return .admin(try adminRequest(from: reader))
         }
@@ -108,7 +113,7 @@ public struct Envelope: Sendable, Hashable {
         let name = try reader.string("op", maxBytes: 40)
         guard let op = AdminRequest.Op(rawValue: name) else {
             let known = AdminRequest.Op.allCases.map(\.rawValue).joined(separator: ", ")
-            throw PipelineError(.invalidField, "unknown admin op '\(name)'; known ops: \(known)")
+            throw PipelineError(.invalidField, "unknown admin op '\(TypedText.clean(name, as: .singleLine))'; known ops: \(known)")
         }
         switch op {
         case .pipelineGet: return .pipeline
@@ -118,8 +123,8 @@ public struct Envelope: Sendable, Hashable {
                 base: try reader.optionalString("base", maxBytes: 64), apply: op == .pipelineReplace)
         case .hipaaEnable:
             return .enableHIPAA(BAAAttestation(
-                signedOn: try reader.string("baaSignedOn", maxBytes: 20),
-                officerName: try reader.string("privacyOfficer", maxBytes: 200),
+                signedOn: TypedText.clean(try reader.string("baaSignedOn", maxBytes: 20), as: .singleLine),
+                officerName: TypedText.clean(try reader.string("privacyOfficer", maxBytes: 200), as: .singleLine),
                 officerEmail: try reader.string("privacyOfficerEmail", maxBytes: 254)))
         case .hipaaDisable: return .disableHIPAA(purge: try reader.optionalBool("purge") ?? false)
         case .usersList: return .users
@@ -185,6 +190,16 @@ private struct FieldReader {
         return text
     }
 
+    /// A string naming something (a user, a room): refused, not cleaned, when it holds a control,
+    /// DEL, C1 or bidirectional-control character, newline and tab included.
+    func identifier(_ name: String, maxBytes: Int) throws -> String {
+        let text = try string(name, maxBytes: maxBytes)
+        guard !TypedText.hasControlCharacters(text) else {
+            throw PipelineError(.invalidField, "field '\(name)' must not contain control characters")
+        }
+        return text
+    }
+
     func string(_ name: String, maxBytes: Int) throws -> String {
         guard let text = try optionalString(name, maxBytes: maxBytes), !text.isEmpty else {
             throw PipelineError(.invalidField, "field '\(name)' is required")
@@ -202,7 +217,7 @@ private struct FieldReader {
         for (key, value) in object {
             guard let limit = VisitorProfile.fieldLimits[key] else {
                 let known = VisitorProfile.fieldLimits.keys.sorted().joined(separator: ", ")
-                throw PipelineError(.invalidField, "field 'profile.\(key.prefix(40))' is not a pre-chat field; known: \(known)")
+                throw PipelineError(.invalidField, "field 'profile.\(TypedText.clean(String(key.prefix(40)), as: .singleLine))' is not a pre-chat field; known: \(known)")
             }
             guard let text = value as? String else {
                 throw PipelineError(.invalidField, "field 'profile.\(key)' must be a string")
@@ -210,7 +225,8 @@ private struct FieldReader {
             guard text.utf8.count <= limit else {
                 throw PipelineError(.invalidField, "field 'profile.\(key)' is longer than \(limit) bytes")
             }
-            let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            let typed = TypedText.clean(text, as: VisitorProfile.multiLineFields.contains(key) ? .multiLine : .singleLine)
+            let trimmed = typed.trimmingCharacters(in: .whitespacesAndNewlines)
             if !trimmed.isEmpty { values[key] = trimmed }
         }
         return values.isEmpty ? nil : VisitorProfile(fields: values)
@@ -263,6 +279,6 @@ private struct FieldReader {
     }
 
     func room() throws -> ConversationID {
-        ConversationID(try string("room", maxBytes: 64))
+        ConversationID(try identifier("room", maxBytes: 64))
     }
 }
