@@ -55,7 +55,7 @@ struct PipelineFileTests {
         #expect(before.version.count == 64)
 
         let kept = try file.write("[org clinic]\nhipaa = off\nstage auth\n", replacing: before, at: Date(timeIntervalSince1970: 1_800_000_000), org: OrgID("clinic"), author: "dr.admin")
-        #expect(kept == "20270115T080000.000Z-dr.admin.conf")
+        #expect(kept == "20270115T080000.000Z~clinic~dr.admin.conf")
         #expect(try file.read().text == "[org clinic]\nhipaa = off\nstage auth\n")
         #expect(try file.read().version != before.version)
         #expect(try String(contentsOfFile: file.historyDirectory + "/" + kept, encoding: .utf8) == Self.file)
