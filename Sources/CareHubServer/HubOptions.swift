@@ -19,12 +19,15 @@ public struct HubOptions: Sendable {
     /// The address staff reach the hub at (`https://chat.clinic.example`), for links in
     /// notifications; without it links are relative (`/staff.html#room=…`).
     public var publicURL: String?
+    /// A file, ideally on other storage, to which every signed audit head is appended
+    /// (`audit head seq=… hash=… sig=…`, fsync'd, mode 0600), for `carehub audit verify --head-file`.
+    public var auditAnchorPath: String?
 
     /// Creates options with the defaults of `carehub serve`.
     public init(
         configPath: String = "pipeline.conf", dataDirectory: String = "./data", host: String = "127.0.0.1", port: Int = 8080,
         staticRoot: String? = "web-static", maxFrameBytes: Int = 65_536, tlsCertificatePath: String? = nil, tlsPrivateKeyPath: String? = nil,
-        publicURL: String? = nil
+        publicURL: String? = nil, auditAnchorPath: String? = nil
     ) {
         self.configPath = configPath
         self.dataDirectory = dataDirectory
@@ -35,5 +38,6 @@ public struct HubOptions: Sendable {
         self.tlsCertificatePath = tlsCertificatePath
         self.tlsPrivateKeyPath = tlsPrivateKeyPath
         self.publicURL = publicURL
+        self.auditAnchorPath = auditAnchorPath
     }
 }

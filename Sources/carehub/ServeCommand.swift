@@ -41,6 +41,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The address staff reach the hub at (https://chat.clinic.example), for links in notifications.")
     var publicURL: String?
 
+    @Option(name: .long, help: "Append each signed audit head ('audit head seq=N hash=… sig=…', also logged) to this file, fsync'd, mode 0600, at most once a second and at shutdown. Keep it off the data directory's storage; 'carehub audit verify --head-file FILE' checks a trail against it.")
+    var auditAnchor: String?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -69,7 +72,7 @@ struct ServeCommand: AsyncParsableCommand {
         let options = HubOptions(
             configPath: config, dataDirectory: data, host: address.host, port: address.port,
             staticRoot: FileManager.default.fileExists(atPath: web) ? web : nil, maxFrameBytes: maxFrameBytes,
-            tlsCertificatePath: tlsCert, tlsPrivateKeyPath: tlsKey, publicURL: publicURL)
+            tlsCertificatePath: tlsCert, tlsPrivateKeyPath: tlsKey, publicURL: publicURL, auditAnchorPath: auditAnchor)
 
         // Watch signals before listening, so a SIGTERM right after start-up is not lost.
         let signals = SignalStream.watch([SIGTERM, SIGINT, SIGHUP])
