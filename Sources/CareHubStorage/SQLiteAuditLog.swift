@@ -67,9 +67,8 @@ public final class SQLiteAuditLog: AuditLog {
     private let keyedFrom = Mutex<Int64?>(nil)
 
     /// `checkpointKey` (the audit key) chains rows and signs heads; without it (read-only tools)
-    /// nothing can be appended. `sink` receives each committed head. `checkpointInterval` is
-    /// no longer used: every commit is signed.
-    public init(database: CareHubDatabase, checkpointKey: SymmetricKey? = nil, checkpointInterval: Int = 100, sink: (any AuditHeadSink)? = nil) {
+    /// nothing can be appended. `sink` receives each committed head.
+    public init(database: CareHubDatabase, checkpointKey: SymmetricKey? = nil, sink: (any AuditHeadSink)? = nil) {
         self.database = database
         self.keys = checkpointKey.flatMap { try? AuditKeys($0) }
         self.sink = sink

@@ -134,7 +134,7 @@ struct AuditChainTests {
     func fixture(events: Int) async throws -> (KeyFixture, SQLiteAuditLog, SymmetricKey) {
         let fixture = try KeyFixture()
         let key = try MasterKey.auditKey(from: fixture.master)
-        let log = SQLiteAuditLog(database: fixture.database, checkpointKey: key, checkpointInterval: 4)
+        let log = SQLiteAuditLog(database: fixture.database, checkpointKey: key)
         for index in 1...events {
             try await log.record(AuditEvent(at: Date(timeIntervalSince1970: 1_800_000_000 + Double(index)), org: org, actor: "joy", address: "10.0.0.\(index)", action: "login.success", target: "", detail: "n=\(index)"))
         }
