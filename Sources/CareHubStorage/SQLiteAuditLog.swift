@@ -169,6 +169,26 @@ public final class SQLiteAuditLog: AuditLog {
         AuditChain.hash(previous: previous, id: id, event: event)
     }
 
+    /// The keyed chain value row `id` holding `event` gets after a row valued `previous`, and the
+    /// signature of a head, as the hub computes them under `auditKey`: for tools that write rows
+    /// as the hub does (the benchmark's storage floor).
+    public struct ChainKeys: Sendable {
+        fileprivate let keys: AuditKeys
+
+        /// The keys derived from the audit key.
+        public init(auditKey: SymmetricKey) throws { keys = try AuditKeys(auditKey) }
+
+        /// The chain value of row `id`.
+        public func chainHash(previous: [UInt8], id: Int64, event: AuditEvent) -> [UInt8] {
+            AuditChain.hash(key: keys.chain, previous: previous, id: id, event: event)
+        }
+
+        /// The signature of a head stored in `audit_heads`.
+        public func headSignature(seq: Int64, keyedFrom: Int64, at: Int64, hash: [UInt8]) -> [UInt8] {
+            keys.head.mac(SQLiteAuditLog.headMessage(seq: seq, keyedFrom: keyedFrom, at: at, hash: hash))
+        }
+    }
+
     static func checkpointMessage(id: Int64, hash: [UInt8]) -> [UInt8] {
         Array("carehub.audit.checkpoint.v1|\(id)|".utf8) + hash
     }
