@@ -69,8 +69,8 @@ function receive(frame) {
       break;
     case "audit.verify":
       status("audit-verdict", frame.result.holds
-        ? `The chain holds: ${frame.result.events} events, ${frame.result.checkpoints} signed checkpoints.`
-        : `Broken at event ${frame.result.brokenAt}: ${frame.result.reason}.`, frame.result.holds);
+        ? `The chain holds: ${frame.result.events} events of this organisation, each covered by a signed head.`
+        : `The chain is broken${frame.result.brokenAt ? ` at event ${frame.result.brokenAt}` : ""}: ${frame.result.reason || frame.result.message}.`, frame.result.holds);
       break;
   }
 }

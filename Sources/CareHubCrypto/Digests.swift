@@ -43,3 +43,37 @@ public func constantTimeEquals(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
     if lhs.isEmpty { return true }
     return CRYPTO_memcmp(lhs, rhs, lhs.count) == 0
 }
+
+/// An HMAC-SHA256 key with its padded key blocks computed once, for many short messages (the
+/// audit chain MACs every row). The result equals ``HMAC/sha256(key:message:)``.
+///
+///     let key = HMACSHA256Key(Array(secret))
+///     var message = key.messagePrefix
+///     message += Array("row".utf8)
+///     let mac = key.mac(ofPrefixed: message)
+public struct HMACSHA256Key: Sendable {
+    private let innerPad: [UInt8]
+    private let outerPad: [UInt8]
+
+    /// Prepares `key` (longer than a block: hashed first, as RFC 2104 says).
+    public init(_ key: [UInt8]) {
+        var block = key.count > 64 ? SHA256.hash(key) : key
+        block += [UInt8](repeating: 0, count: 64 - block.count)
+        innerPad = block.map { $0 ^ 0x36 }
+        outerPad = block.map { $0 ^ 0x5c }
+        for index in block.indices { block[index] = 0 }
+    }
+
+    /// The bytes a message buffer starts with (the inner padded key); append the message to them.
+    public var messagePrefix: [UInt8] { innerPad }
+
+    /// HMAC-SHA256 of the message in `prefixed`, which starts with ``messagePrefix``.
+    public func mac(ofPrefixed prefixed: [UInt8]) -> [UInt8] {
+        SHA256.hash(outerPad + SHA256.hash(prefixed))
+    }
+
+    /// HMAC-SHA256 of `message`.
+    public func mac(_ message: [UInt8]) -> [UInt8] {
+        mac(ofPrefixed: innerPad + message)
+    }
+}

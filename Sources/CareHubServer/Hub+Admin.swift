@@ -50,7 +50,7 @@ extension Hub {
             case .audit(let limit, let before):
                 result = try await auditJSON(session.org, limit: limit, before: before)
             case .verifyAudit:
-                result = try await verifyJSON()
+                result = try await verifyJSON(session.org)
             }
             return .admin(id: id, op: request.op, result: result)
         } catch let refusal as AdminRefusal {
@@ -133,7 +133,7 @@ extension Hub {
             let section = Self.settingHIPAA(true, in: current.text)
             let checked = try Self.check(section, replacing: current.text, of: org, in: snapshot.text, file: options.configPath, hipaaSwitch: true)
             let now = Date()
-            try await SQLiteAttestations(database: database).record(
+            try await SQLiteAttestations(database: database, audit: audit).record(
                 attestation, org: org, by: actor, at: now,
                 audit: AuditEvent(
                     at: now, org: org, actor: actor, address: address, action: "baa.attested",
@@ -245,7 +245,7 @@ extension Hub {
         }
         let hash = try await scrypt.hash(password)
         let now = Date()
-        try await SQLiteUserDirectory(database: database).add(
+        try await SQLiteUserDirectory(database: database, audit: audit).add(
             StaffUser(org: org, name: name, role: role, passwordHash: hash), at: now,
             audit: AuditEvent(at: now, org: org, actor: actor, address: address, action: "user.created", target: name, detail: "role=\(role.rawValue)"))
         return try await usersJSON(org)
@@ -261,7 +261,7 @@ extension Hub {
     ) async throws {
         let event = AuditEvent(at: Date(), org: org, actor: actor, address: address, action: action, target: user, detail: detail)
         do {
-            try await change(SQLiteUserDirectory(database: database), event)
+            try await change(SQLiteUserDirectory(database: database, audit: audit), event)
         } catch let error as StorageError {
             throw PipelineError(.notFound, error.description)
         }
@@ -277,19 +277,14 @@ extension Hub {
         return w.finish()
     }
 
-    private func verifyJSON() async throws -> String {
-        let verdict = try await audit.verify(checkpointKey: auditKey)
+    private func verifyJSON(_ org: OrgID) async throws -> String {
+        // The whole chain is verified; the result speaks only of the admin's organisation.
+        let verdict = try await audit.verify(checkpointKey: auditKey, for: org)
         var w = JSONWriter()
-        switch verdict {
-        case .holds(let events, let checkpoints):
-            w.field("holds", true)
-            w.field("events", Int64(events))
-            w.field("checkpoints", Int64(checkpoints))
-        case .broken(let event, let reason):
-            w.field("holds", false)
-            w.field("brokenAt", event)
-            w.field("reason", reason)
-        }
+        w.field("holds", verdict.holds)
+        w.field("events", Int64(verdict.events))
+        if let brokenAt = verdict.brokenAt { w.field("brokenAt", brokenAt) }
+        if let reason = verdict.reason { w.field("reason", reason) }
         w.field("message", verdict.description)
         return w.finish()
     }

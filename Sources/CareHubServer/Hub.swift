@@ -57,7 +57,8 @@ public final class Hub: Sendable {
         }
         let master = try MasterKey.load(dataDirectory: options.dataDirectory)
         auditKey = try MasterKey.auditKey(from: master)
-        audit = SQLiteAuditLog(database: database, checkpointKey: auditKey)
+        let anchor = try AuditAnchor(path: options.auditAnchorPath, logger: logger)
+        audit = SQLiteAuditLog(database: database, checkpointKey: auditKey, sink: anchor)
         messages = SQLiteMessageStore(database: database, audit: audit)
         conversations = SQLiteConversationStore(database: database)
         outbox = SQLiteOutbox(database: database)
@@ -67,7 +68,7 @@ public final class Hub: Sendable {
             clock: SystemClock(),
             conversations: ConversationCache(conversations),
             messages: messages,
-            users: SQLiteUserDirectory(database: database),
+            users: SQLiteUserDirectory(database: database, audit: audit),
             credentials: scrypt,
             cipher: EnvelopeCipher(master: master, store: SQLiteKeyStore(database: database)),
             sessions: sessions,

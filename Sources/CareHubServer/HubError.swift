@@ -5,6 +5,7 @@ public struct HubError: Error, Hashable, Sendable, CustomStringConvertible {
         case unknownKey(String)
         case listen(String)
         case keyShredded(String)
+        case auditAnchor(String)
     }
     private let kind: Kind
 
@@ -14,6 +15,8 @@ public struct HubError: Error, Hashable, Sendable, CustomStringConvertible {
     public static func unknownKey(_ id: String) -> HubError { HubError(kind: .unknownKey(id)) }
     /// The scope's data key was destroyed (its conversation was purged).
     public static func keyShredded(_ scope: String) -> HubError { HubError(kind: .keyShredded(scope)) }
+    /// The audit anchor file cannot be opened.
+    public static func auditAnchor(_ why: String) -> HubError { HubError(kind: .auditAnchor(why)) }
     /// The listener could not start.
     public static func listen(_ why: String) -> HubError { HubError(kind: .listen(why)) }
 
@@ -23,6 +26,7 @@ public struct HubError: Error, Hashable, Sendable, CustomStringConvertible {
         case .unknownKey(let id): return "no key with id '\(id)'"
         case .listen(let why): return why
         case .keyShredded(let scope): return "the data key of \(scope) was destroyed"
+        case .auditAnchor(let why): return "audit anchor: \(why)"
         }
     }
 }

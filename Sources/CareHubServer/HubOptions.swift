@@ -27,12 +27,15 @@ public struct HubOptions: Sendable {
     public var trustedProxies: [CIDRBlock]
     /// Hub-wide limits per client address and in all.
     public var limits: HubLimits
+    /// A file, ideally on other storage, to which every signed audit head is appended
+    /// (`audit head seq=… hash=… sig=…`, fsync'd, mode 0600), for `carehub audit verify --head-file`.
+    public var auditAnchorPath: String?
 
     /// Creates options with the defaults of `carehub serve`.
     public init(
         configPath: String = "pipeline.conf", dataDirectory: String = "./data", host: String = "127.0.0.1", port: Int = 8080,
         staticRoot: String? = "web-static", maxFrameBytes: Int = 65_536, tlsCertificatePath: String? = nil, tlsPrivateKeyPath: String? = nil,
-        publicURL: String? = nil, trustedProxies: [CIDRBlock] = [], limits: HubLimits = .standard
+        publicURL: String? = nil, trustedProxies: [CIDRBlock] = [], limits: HubLimits = .standard, auditAnchorPath: String? = nil
     ) {
         self.configPath = configPath
         self.dataDirectory = dataDirectory
@@ -45,5 +48,6 @@ public struct HubOptions: Sendable {
         self.publicURL = publicURL
         self.trustedProxies = trustedProxies
         self.limits = limits
+        self.auditAnchorPath = auditAnchorPath
     }
 }

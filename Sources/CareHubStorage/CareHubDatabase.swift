@@ -259,6 +259,20 @@ public final class CareHubDatabase: Sendable {
                 CREATE INDEX baa_attestations_org ON baa_attestations(org, id);
                 """)
         }
+        migrator.registerMigration("v7-keyed-audit-chain-signed-heads") { db in
+            try db.execute(sql: """
+                -- From here on each audit row's hash is an HMAC under a key derived from the audit
+                -- key, and every commit of audit rows stores a signed head. Rows before keyed_from
+                -- keep the unkeyed hash and the checkpoints of older versions.
+                CREATE TABLE audit_heads (
+                    seq INTEGER PRIMARY KEY NOT NULL,   -- the last event covered
+                    hash BLOB NOT NULL,                 -- its chain value
+                    keyed_from INTEGER NOT NULL,        -- the first event of the keyed chain
+                    at INTEGER NOT NULL,                -- when signed, ms since the epoch
+                    mac BLOB NOT NULL                   -- HMAC-SHA256 under the audit key
+                );
+                """)
+        }
         return migrator
     }
 }
@@ -328,5 +342,12 @@ private final class BackgroundCheckpointer: Sendable {
         state.withLock { $0.stopped = true }
         queue.sync {}
         try? connection.close()
+    }
+}
+
+extension CareHubDatabase {
+    /// The first column of the first row of a query, as bytes. For maintenance and tests.
+    public func rawReadBlob(_ sql: String) throws -> [UInt8]? {
+        try pool.read { db in try Data.fetchOne(db, sql: sql).map(Array.init) }
     }
 }

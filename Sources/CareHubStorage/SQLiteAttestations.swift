@@ -17,15 +17,22 @@ public struct SQLiteAttestations: Sendable {
 
     private let database: CareHubDatabase
 
-    public init(database: CareHubDatabase) { self.database = database }
+    private let audit: SQLiteAuditLog?
+
+    /// Recording appends its audit event to `audit`'s chain; without it only reading works.
+    public init(database: CareHubDatabase, audit: SQLiteAuditLog? = nil) {
+        self.database = database
+        self.audit = audit
+    }
 
     /// Records `attestation` for `org` and appends `audit`.
-    public func record(_ attestation: BAAAttestation, org: OrgID, by actor: String, at date: Date, audit: AuditEvent) async throws {
+    public func record(_ attestation: BAAAttestation, org: OrgID, by actor: String, at date: Date, audit event: AuditEvent) async throws {
+        guard let audit else { throw StorageError.auditKeyMissing }
         try await database.pool.write { db in
             try db.execute(
                 sql: "INSERT INTO baa_attestations (org, signed_on, officer_name, officer_email, recorded_by, recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
                 arguments: [org.rawValue, attestation.signedOn, attestation.officerName, attestation.officerEmail, actor, date.timeIntervalSince1970])
-            try SQLiteAuditLog.append(audit, db)
+            try audit.append([event], within: db)
         }
     }
 

@@ -5,43 +5,73 @@ import GRDB
 import GRDBSQLite
 import Synchronization
 
-/// The audit trail in SQLite: append-only, and tamper-evident.
+/// The audit trail in SQLite: append-only, and tamper-evident without trusting the database.
 ///
-/// Each row stores `SHA-256(previous row's hash ‖ canonical encoding of the row)`, so editing,
-/// deleting or reordering a row breaks the chain from that row on. Every `checkpointInterval`
-/// rows (and at close) the hub signs the chain head with an HMAC key kept apart from the data keys;
-/// `verify` checks both and names the first row that does not hold. The hub never updates or
+/// Each row stores `HMAC-SHA256(chain key, previous row's value ‖ canonical encoding of the row)`,
+/// so editing, deleting or reordering a row breaks the chain from that row on, and nobody without
+/// the audit key can chain rows of their own. Every commit that adds rows also stores a signed
+/// head (`audit_heads`: the last row's id and value, the time, an HMAC under the audit key) and
+/// hands it to the ``AuditHeadSink``, which keeps it outside the database. `verify` checks rows,
+/// heads and an anchored head, and names the first row that does not hold.
+///
+/// Trails written before the chain was keyed keep their unkeyed SHA-256 rows and their signed
+/// checkpoints (`audit_checkpoints`): rows before the boundary every signed head names
+/// (`keyed_from`) are checked the old way. The boundary is the first row after the last signed
+/// checkpoint, so unkeyed rows nothing signed are never vouched for. The hub never updates or
 /// deletes audit rows; retention is therefore unlimited (at least the six years HIPAA asks).
 public final class SQLiteAuditLog: AuditLog {
     /// A verdict on the chain.
     public enum Verdict: Sendable, Equatable, CustomStringConvertible {
+        /// Every row, signed head and checkpoint holds; `checkpoints` counts signed heads and
+        /// checkpoints.
         case holds(events: Int, checkpoints: Int)
         case broken(eventID: Int64, reason: String)
 
         public var description: String {
             switch self {
-            case .holds(let events, let checkpoints): "the audit chain holds: \(events) events, \(checkpoints) signed checkpoints"
+            case .holds(let events, let checkpoints): "the audit chain holds: \(events) events, \(checkpoints) signed heads"
             case .broken(let id, let reason): "the audit chain is broken at event \(id): \(reason)"
             }
         }
     }
 
+    /// A verdict for one organisation's admin: the whole chain is checked, but only that
+    /// organisation's events are counted or named.
+    public struct OrgVerdict: Sendable, Equatable, CustomStringConvertible {
+        /// Whether the whole chain holds.
+        public let holds: Bool
+        /// The organisation's events in the trail.
+        public let events: Int
+        /// The first event that does not hold, when it is the organisation's own.
+        public let brokenAt: Int64?
+        /// Why the chain does not hold (only the organisation's events are named).
+        public let reason: String?
+
+        public var description: String {
+            if holds { return "the audit chain holds: \(events) events of this organisation" }
+            if let brokenAt, let reason { return "the audit chain is broken at event \(brokenAt): \(reason)" }
+            return "the audit chain is broken: \(reason ?? "")"
+        }
+    }
+
     private let database: CareHubDatabase
-    private let checkpointKey: SymmetricKey?
-    private let checkpointInterval: Int
+    private let keys: AuditKeys?
+    private let sink: (any AuditHeadSink)?
     private struct Writer {
         var queue: [(AuditEvent, CheckedContinuation<Void, any Error>)] = []
         var draining = false
-        var sinceCheckpoint = 0
     }
     private let writer = Mutex(Writer())
     private let writerQueue = DispatchQueue(label: "carehub.audit-writer")
+    /// Where the keyed chain starts, once a committed head has said so (it never changes).
+    private let keyedFrom = Mutex<Int64?>(nil)
 
-    /// `checkpointKey` signs checkpoints; without it (read-only tools) none are written.
-    public init(database: CareHubDatabase, checkpointKey: SymmetricKey? = nil, checkpointInterval: Int = 100) {
+    /// `checkpointKey` (the audit key) chains rows and signs heads; without it (read-only tools)
+    /// nothing can be appended. `sink` receives each committed head.
+    public init(database: CareHubDatabase, checkpointKey: SymmetricKey? = nil, sink: (any AuditHeadSink)? = nil) {
         self.database = database
-        self.checkpointKey = checkpointKey
-        self.checkpointInterval = checkpointInterval
+        self.keys = checkpointKey.flatMap { try? AuditKeys($0) }
+        self.sink = sink
     }
 
     /// Appends an event; returns once it is committed. Concurrent events share a transaction.
@@ -75,56 +105,19 @@ public final class SQLiteAuditLog: AuditLog {
     }
 
     /// Appends `events` inside a transaction the caller holds (the message store commits a HIPAA
-    /// message with its delivery record), counting them toward the next signed checkpoint.
+    /// message with its delivery record; account changes commit with their event), with the signed
+    /// head that covers them. The head reaches the sink once the transaction commits.
     func append(_ events: [AuditEvent], within db: Database) throws {
         guard !events.isEmpty else { return }
-        try Self.append(events, db)
-        let due = writer.withLock { state -> Bool in
-            state.sinceCheckpoint += events.count
-            return state.sinceCheckpoint >= checkpointInterval
-        }
-        if due { try checkpoint(db) }
-    }
-
-    /// Signs the chain head now (the hub does this at shutdown too).
-    public func checkpoint() throws {
-        try database.pool.write { db in try checkpoint(db) }
-    }
-
-    private func checkpoint(_ db: Database) throws {
-        guard let checkpointKey else { return }
-        guard let (id, storedHash) = try Self.head(db), let hash = storedHash else { return }
-        let mac = checkpointKey.withUnsafeBytes { HMAC.sha256(key: Array($0), message: Self.checkpointMessage(id: id, hash: hash)) }
-        try db.execute(
-            sql: "INSERT INTO audit_checkpoints (last_event_id, hash, mac, at) VALUES (?, ?, ?, ?)",
-            arguments: [id, Data(hash), Data(mac), Date().timeIntervalSince1970])
-        writer.withLock { $0.sinceCheckpoint = 0 }
-    }
-
-    /// The hash row `id` holding `event` gets after a row hashed `previous`: the chain's encoding,
-    /// for tools that write rows as the hub does (the benchmark's storage floor).
-    public static func chainHash(previous: [UInt8], id: Int64, event: AuditEvent) -> [UInt8] {
-        AuditChain.hash(previous: previous, id: id, event: event)
-    }
-
-    static func checkpointMessage(id: Int64, hash: [UInt8]) -> [UInt8] {
-        Array("carehub.audit.checkpoint.v1|\(id)|".utf8) + hash
-    }
-
-    /// Appends inside an open transaction (also used by account changes, atomically with them).
-    static func append(_ event: AuditEvent, _ db: Database) throws {
-        try append(CollectionOfOne(event), db)
-    }
-
-    /// Appends `events` in order inside an open transaction, reading the chain head once.
-    static func append(_ events: some Collection<AuditEvent>, _ db: Database) throws {
+        guard let keys else { throw StorageError.auditKeyMissing }
         let head = try Self.head(db)
         var previous = head?.hash ?? AuditChain.genesis
         var id = head?.id ?? 0
+        let boundary = try keyedFrom(db, keys: keys)
         let insert = try db.cachedStatement(sql: "INSERT INTO audit_events (id, at, org, actor, address, action, target, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
         for event in events {
             id += 1
-            let hash = AuditChain.hash(previous: previous, id: id, event: event)
+            let hash = AuditChain.hash(key: keys.chain, previous: previous, id: id, event: event)
             try HotInsert.run(insert) { row in
                 row.integer(id)
                 row.integer(AuditChain.milliseconds(event.at))
@@ -133,6 +126,75 @@ public final class SQLiteAuditLog: AuditLog {
             }
             previous = hash
         }
+        let at = Date().epochMilliseconds
+        let signature = keys.head.mac(Self.headMessage(seq: id, keyedFrom: boundary, at: at, hash: previous))
+        let insertHead = try db.cachedStatement(sql: "INSERT INTO audit_heads (seq, hash, keyed_from, at, mac) VALUES (?, ?, ?, ?, ?)")
+        try HotInsert.run(insertHead) { row in
+            row.integer(id)
+            row.blob(previous)
+            row.integer(boundary)
+            row.integer(at)
+            row.blob(signature)
+        }
+        let signed = AuditHead(seq: id, hash: previous, signature: signature)
+        db.afterNextTransaction { [self] _ in
+            keyedFrom.withLock { $0 = boundary }
+            sink?.publish(signed)
+        }
+    }
+
+    /// Where the keyed chain starts: what the signed heads say, or, on a trail without one, the
+    /// first row after the last validly signed legacy checkpoint (1 on a new trail).
+    private func keyedFrom(_ db: Database, keys: AuditKeys) throws -> Int64 {
+        if let known = keyedFrom.withLock({ $0 }) { return known }
+        if let stored = try Int64.fetchOne(db, sql: "SELECT keyed_from FROM audit_heads ORDER BY seq DESC LIMIT 1") { return stored }
+        for checkpoint in try Row.fetchAll(db, sql: "SELECT last_event_id, hash, mac FROM audit_checkpoints ORDER BY last_event_id DESC") {
+            let last: Int64 = checkpoint["last_event_id"]
+            let expected = keys.head.mac(Self.checkpointMessage(id: last, hash: Array(checkpoint["hash"] as Data)))
+            if constantTimeEquals(expected, Array(checkpoint["mac"] as Data)) { return last + 1 }
+        }
+        return 1
+    }
+
+    /// Hands the newest committed head to the sink and waits until it is kept (the hub does this
+    /// at shutdown). Every commit is signed as it happens, so nothing is left to sign; rows that no
+    /// head covers are never signed afterwards.
+    public func checkpoint() throws {
+        sink?.flush()
+    }
+
+    /// The hash row `id` holding `event` gets after a row hashed `previous` in the unkeyed
+    /// encoding of trails written before the chain was keyed (the keyed chain MACs the same bytes).
+    public static func chainHash(previous: [UInt8], id: Int64, event: AuditEvent) -> [UInt8] {
+        AuditChain.hash(previous: previous, id: id, event: event)
+    }
+
+    /// The keyed chain value row `id` holding `event` gets after a row valued `previous`, and the
+    /// signature of a head, as the hub computes them under `auditKey`: for tools that write rows
+    /// as the hub does (the benchmark's storage floor).
+    public struct ChainKeys: Sendable {
+        fileprivate let keys: AuditKeys
+
+        /// The keys derived from the audit key.
+        public init(auditKey: SymmetricKey) throws { keys = try AuditKeys(auditKey) }
+
+        /// The chain value of row `id`.
+        public func chainHash(previous: [UInt8], id: Int64, event: AuditEvent) -> [UInt8] {
+            AuditChain.hash(key: keys.chain, previous: previous, id: id, event: event)
+        }
+
+        /// The signature of a head stored in `audit_heads`.
+        public func headSignature(seq: Int64, keyedFrom: Int64, at: Int64, hash: [UInt8]) -> [UInt8] {
+            keys.head.mac(SQLiteAuditLog.headMessage(seq: seq, keyedFrom: keyedFrom, at: at, hash: hash))
+        }
+    }
+
+    static func checkpointMessage(id: Int64, hash: [UInt8]) -> [UInt8] {
+        Array("carehub.audit.checkpoint.v1|\(id)|".utf8) + hash
+    }
+
+    static func headMessage(seq: Int64, keyedFrom: Int64, at: Int64, hash: [UInt8]) -> [UInt8] {
+        Array("carehub.audit.head.v2|\(seq)|\(keyedFrom)|\(at)|".utf8) + hash
     }
 
     /// The chain head, the last event's id and hash (nil before the first event), read with the
@@ -203,52 +265,224 @@ public final class SQLiteAuditLog: AuditLog {
         }
     }
 
-    /// Walks the whole chain and the signed checkpoints; names the first row that does not hold.
-    public func verify(checkpointKey: SymmetricKey) async throws -> Verdict {
-        try await database.pool.read { db in
+    /// Walks the whole chain, its signed heads and legacy checkpoints, and, when given, checks
+    /// that the trail still holds `anchor` (a head kept outside the database) unchanged and does
+    /// not end before it; names the first row that does not hold.
+    public func verify(checkpointKey: SymmetricKey, anchor: AuditHead? = nil) async throws -> Verdict {
+        try await walk(checkpointKey: checkpointKey, anchor: anchor).verdict
+    }
+
+    /// Verifies the whole chain as ``verify(checkpointKey:anchor:)`` does, and reports it as
+    /// `org`'s admin may see it: the organisation's own event count, and the broken event only
+    /// when it is the organisation's.
+    public func verify(checkpointKey: SymmetricKey, for org: OrgID) async throws -> OrgVerdict {
+        let (verdict, brokenOrg) = try await walk(checkpointKey: checkpointKey, anchor: nil)
+        let events = try await database.pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_events WHERE org = ?", arguments: [org.rawValue]) ?? 0
+        }
+        switch verdict {
+        case .holds:
+            return OrgVerdict(holds: true, events: events, brokenAt: nil, reason: nil)
+        case .broken(let id, let reason) where brokenOrg == org.rawValue:
+            return OrgVerdict(holds: false, events: events, brokenAt: id, reason: reason)
+        case .broken:
+            return OrgVerdict(
+                holds: false, events: events, brokenAt: nil,
+                reason: "an event outside this organisation or a signed head was altered or removed; the hub's operator can find it with carehub audit verify")
+        }
+    }
+
+    private struct StoredHead {
+        let seq: Int64
+        let hash: [UInt8]
+        let mac: [UInt8]
+        let legacy: Bool
+    }
+
+    private func walk(checkpointKey: SymmetricKey, anchor: AuditHead?) async throws -> (verdict: Verdict, brokenOrg: String?) {
+        let keys = try AuditKeys(checkpointKey)
+        return try await database.pool.read { db in
+            // Signed heads, then legacy checkpoints: every signature first.
+            var heads: [StoredHead] = []
+            var boundary: Int64?
+            for row in try Row.fetchAll(db, sql: "SELECT seq, hash, keyed_from, at, mac FROM audit_heads ORDER BY seq") {
+                let head = StoredHead(seq: row["seq"], hash: Array(row["hash"] as Data), mac: Array(row["mac"] as Data), legacy: false)
+                let from: Int64 = row["keyed_from"]
+                let expected = keys.head.mac(Self.headMessage(seq: head.seq, keyedFrom: from, at: row["at"], hash: head.hash))
+                guard constantTimeEquals(expected, head.mac) else {
+                    return (.broken(eventID: head.seq, reason: "the signed head at event \(head.seq) has an invalid signature"), nil)
+                }
+                guard boundary == nil || boundary == from else {
+                    return (.broken(eventID: head.seq, reason: "the signed head at event \(head.seq) names another start of the keyed chain"), nil)
+                }
+                boundary = from
+                heads.append(head)
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM audit_checkpoints ORDER BY last_event_id, id") {
+                let head = StoredHead(seq: row["last_event_id"], hash: Array(row["hash"] as Data), mac: Array(row["mac"] as Data), legacy: true)
+                let expected = keys.head.mac(Self.checkpointMessage(id: head.seq, hash: head.hash))
+                guard constantTimeEquals(expected, head.mac) else {
+                    return (.broken(eventID: head.seq, reason: "checkpoint \(row["id"] as Int64) has an invalid signature"), nil)
+                }
+                heads.append(head)
+            }
+            heads.sort { $0.seq < $1.seq }
+
             var previous = AuditChain.genesis
             var expectedID: Int64 = 1
-            var hashes: [Int64: [UInt8]] = [:]
-            var count = 0
+            var next = 0
             let rows = try Row.fetchCursor(db, sql: "SELECT * FROM audit_events ORDER BY id")
             while let row = try rows.next() {
                 let id: Int64 = row["id"]
+                let org: String = row["org"]
                 if id != expectedID {
-                    return .broken(eventID: expectedID, reason: id > expectedID ? "event \(expectedID) is missing (deleted)" : "events are out of order")
+                    return (.broken(eventID: expectedID, reason: id > expectedID ? "event \(expectedID) is missing (deleted)" : "events are out of order"), nil)
                 }
+                let event = AuditChain.event(row)
                 let stored = (row["hash"] as Data?).map(Array.init) ?? []
-                let recomputed = AuditChain.hash(previous: previous, row: row)
+                let keyed = boundary.map { id >= $0 } ?? false
+                let recomputed = keyed
+                    ? AuditChain.hash(key: keys.chain, previous: previous, id: id, event: event)
+                    : AuditChain.hash(previous: previous, id: id, event: event)
                 if stored != recomputed {
-                    // Either this row was edited, or it was moved here from elsewhere in the chain.
-                    let alone = AuditChain.hash(previous: previous, id: id, event: AuditChain.event(row))
-                    let reason = alone == stored ? "it was altered" : "its contents or position were altered (edited, swapped or reordered)"
-                    return .broken(eventID: id, reason: reason)
+                    return (.broken(eventID: id, reason: Self.mismatch(stored: stored, previous: previous, id: id, event: event, keyed: keyed, keys: keys)), org)
                 }
-                hashes[id] = stored
+                while next < heads.count && heads[next].seq == id {
+                    guard heads[next].hash == stored else {
+                        let what = heads[next].legacy ? "a signed checkpoint" : "the signed head"
+                        return (.broken(eventID: id, reason: "the chain no longer matches \(what) at event \(id)"), org)
+                    }
+                    next += 1
+                }
                 previous = stored
                 expectedID += 1
-                count += 1
             }
-            var checkpoints = 0
-            for checkpoint in try Row.fetchAll(db, sql: "SELECT * FROM audit_checkpoints ORDER BY id") {
-                let last: Int64 = checkpoint["last_event_id"]
-                let hash = Array(checkpoint["hash"] as Data)
-                let mac = Array(checkpoint["mac"] as Data)
-                let expected = checkpointKey.withUnsafeBytes { HMAC.sha256(key: Array($0), message: Self.checkpointMessage(id: last, hash: hash)) }
-                guard constantTimeEquals(expected, mac) else {
-                    return .broken(eventID: last, reason: "checkpoint \(checkpoint["id"] as Int64) has an invalid signature")
-                }
-                guard let current = hashes[last] else {
-                    return .broken(eventID: last, reason: "a signed checkpoint covers event \(last), which is gone (events were deleted from the end)")
-                }
-                guard current == hash else {
-                    return .broken(eventID: last, reason: "the chain no longer matches signed checkpoint \(checkpoint["id"] as Int64)")
-                }
-                checkpoints += 1
+            let count = expectedID - 1
+            if next < heads.count {
+                let seq = heads[next].seq
+                return (.broken(eventID: seq, reason: "a signed head covers event \(seq), which is gone (events were deleted from the end)"), nil)
             }
-            return .holds(events: count, checkpoints: checkpoints)
+            let covered = heads.last?.seq ?? 0
+            if count > 0 && heads.isEmpty {
+                return (.broken(eventID: 1, reason: "the trail has \(count) events but no signed head (the heads were deleted)"), nil)
+            }
+            if count > covered {
+                return (.broken(eventID: covered + 1, reason: "event \(covered + 1) and later are not covered by a signed head (appended or rewritten after the last one)"), nil)
+            }
+            if let anchor {
+                guard anchor.seq <= count else {
+                    return (.broken(eventID: count + 1, reason: "the trail ends at event \(count), before the anchored head at event \(anchor.seq) (events were removed)"), nil)
+                }
+                guard let held = heads.first(where: { !$0.legacy && $0.seq == anchor.seq }) else {
+                    return (.broken(eventID: anchor.seq, reason: "the anchored head at event \(anchor.seq) is not in the trail (its signed heads were replaced)"), nil)
+                }
+                guard held.hash == anchor.hash, constantTimeEquals(held.mac, anchor.signature) else {
+                    return (.broken(eventID: anchor.seq, reason: "the trail's head at event \(anchor.seq) differs from the anchored one (the trail was rewritten)"), nil)
+                }
+            }
+            return (.holds(events: Int(count), checkpoints: heads.count), nil)
         }
     }
+
+    /// Why a row's stored value is not the one recomputed.
+    private static func mismatch(stored: [UInt8], previous: [UInt8], id: Int64, event: AuditEvent, keyed: Bool, keys: AuditKeys) -> String {
+        if keyed && stored == AuditChain.hash(previous: previous, id: id, event: event) {
+            return "it carries an unkeyed hash where the chain is keyed (rewritten, or written after the last signed checkpoint of an older version)"
+        }
+        if !keyed && stored == AuditChain.hash(key: keys.chain, previous: previous, id: id, event: event) {
+            return "it is chained under the audit key, but no signed head says so (the heads were deleted)"
+        }
+        return "its contents or position were altered (edited, swapped or reordered)"
+    }
+}
+
+/// The audit chain's keys, both from the audit key: the chain's MAC key (derived for that use
+/// only) and the key that signs heads and, in older trails, checkpoints.
+struct AuditKeys: Sendable {
+    let chain: HMACSHA256Key
+    let head: HMACSHA256Key
+
+    init(_ auditKey: SymmetricKey) throws {
+        let bytes = auditKey.withUnsafeBytes { Array($0) }
+        var derived = try HKDF.sha256(key: bytes, salt: Array("carehub.audit".utf8), info: Array("chain-hmac.v2".utf8), outputByteCount: 32)
+        chain = HMACSHA256Key(derived)
+        head = HMACSHA256Key(bytes)
+        for index in derived.indices { derived[index] = 0 }
+    }
+}
+
+/// A signed head as published outside the database: `seq=N hash=HEX sig=HEX`.
+public struct AuditHead: Sendable, Hashable, CustomStringConvertible {
+    /// The last event it covers.
+    public let seq: Int64
+    /// That event's chain value.
+    public let hash: [UInt8]
+    /// The head's HMAC under the audit key.
+    public let signature: [UInt8]
+
+    /// A head with these fields.
+    public init(seq: Int64, hash: [UInt8], signature: [UInt8]) {
+        self.seq = seq
+        self.hash = hash
+        self.signature = signature
+    }
+
+    /// Parses `seq=N hash=HEX sig=HEX`, alone or at the end of a log line (`audit head seq=…`).
+    public init?(parsing text: String) {
+        var fields: [Substring: Substring] = [:]
+        for word in text.split(whereSeparator: { $0 == " " || $0 == "\t" }) {
+            guard let equals = word.firstIndex(of: "=") else { continue }
+            fields[word[..<equals]] = word[word.index(after: equals)...]
+        }
+        guard let seqText = fields["seq"], let seq = Int64(seqText), seq > 0,
+              let hash = fields["hash"].flatMap(Self.bytes), hash.count == 32,
+              let signature = fields["sig"].flatMap(Self.bytes), signature.count == 32 else { return nil }
+        self.init(seq: seq, hash: hash, signature: signature)
+    }
+
+    public var description: String {
+        "seq=\(seq) hash=\(Self.hex(hash)) sig=\(Self.hex(signature))"
+    }
+
+    private static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for byte in bytes { out += [digits[Int(byte >> 4)], digits[Int(byte & 15)]] }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func bytes(_ text: Substring) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        var index = 0
+        while index < digits.count {
+            guard let high = nibble(digits[index]), let low = nibble(digits[index + 1]) else { return nil }
+            out.append(high << 4 | low)
+            index += 2
+        }
+        return out
+    }
+
+    private static func nibble(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case 48...57: digit - 48
+        case 97...102: digit - 87
+        case 65...70: digit - 55
+        default: nil
+        }
+    }
+}
+
+/// Where committed signed heads go to be kept outside the database (the hub logs them and
+/// appends them to the anchor file). An implementation must not block: `publish` is called on the
+/// committing writer's thread, right after the commit.
+public protocol AuditHeadSink: Sendable {
+    /// A head was committed; it covers every event up to `head.seq`.
+    func publish(_ head: AuditHead)
+    /// Returns once the newest published head is kept.
+    func flush()
 }
 
 /// The canonical encoding and hash of audit rows.
@@ -268,13 +502,24 @@ enum AuditChain {
         hash(previous: previous, id: row["id"], event: event(row))
     }
 
-    /// SHA-256 over the previous hash and the length-prefixed fields, id and time included.
+    /// The unkeyed chain of older trails: SHA-256 over the previous hash and the length-prefixed
+    /// fields, id and time included.
     static func hash(previous: [UInt8], id: Int64, event: AuditEvent) -> [UInt8] {
+        SHA256.hash(encoding(prefix: [], previous: previous, id: id, event: event))
+    }
+
+    /// The keyed chain: HMAC-SHA256 under the chain key over the same bytes.
+    static func hash(key: HMACSHA256Key, previous: [UInt8], id: Int64, event: AuditEvent) -> [UInt8] {
+        key.mac(ofPrefixed: encoding(prefix: key.messagePrefix, previous: previous, id: id, event: event))
+    }
+
+    private static func encoding(prefix: [UInt8], previous: [UInt8], id: Int64, event: AuditEvent) -> [UInt8] {
         // Built in one buffer of the right size: every delivery of a HIPAA message hashes a row.
         let (id, at) = (String(id), String(milliseconds(event.at)))
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(previous.count + 8 * 4 + id.utf8.count + at.utf8.count + event.org.rawValue.utf8.count
+        bytes.reserveCapacity(prefix.count + previous.count + 8 * 4 + id.utf8.count + at.utf8.count + event.org.rawValue.utf8.count
             + event.actor.utf8.count + event.address.utf8.count + event.action.utf8.count + event.target.utf8.count + event.detail.utf8.count)
+        bytes.append(contentsOf: prefix)
         bytes.append(contentsOf: previous)
         func add(_ field: String) {
             withUnsafeBytes(of: UInt32(field.utf8.count).bigEndian) { bytes.append(contentsOf: $0) }
@@ -288,6 +533,6 @@ enum AuditChain {
         add(event.action)
         add(event.target)
         add(event.detail)
-        return SHA256.hash(bytes)
+        return bytes
     }
 }

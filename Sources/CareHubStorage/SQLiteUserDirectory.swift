@@ -7,7 +7,14 @@ import GRDB
 public struct SQLiteUserDirectory: UserDirectory {
     private let database: CareHubDatabase
 
-    public init(database: CareHubDatabase) { self.database = database }
+    private let audit: SQLiteAuditLog?
+
+    /// Account changes append their audit events to `audit`'s chain, in their own transaction;
+    /// without it (read-only use) a change that carries an event fails.
+    public init(database: CareHubDatabase, audit: SQLiteAuditLog? = nil) {
+        self.database = database
+        self.audit = audit
+    }
 
     public func user(org: OrgID, name: String) async throws -> StaffUser? {
         try await database.pool.read { db in try Self.fetch(org, name, db) }
@@ -79,15 +86,15 @@ public struct SQLiteUserDirectory: UserDirectory {
     // MARK: Administration (command line and admin API)
 
     /// Adds an account, with its audit event when given; fails if the name is taken in the organisation.
-    public func add(_ user: StaffUser, at: Date = Date(), audit: AuditEvent? = nil) async throws {
-        try await database.pool.write { db in
+    public func add(_ user: StaffUser, at: Date = Date(), audit event: AuditEvent? = nil) async throws {
+        try await database.pool.write { [self] db in
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE org = ? AND name = ?", arguments: [user.org.rawValue, user.name]) == true {
                 throw StorageError.userExists(org: user.org.rawValue, user: user.name)
             }
             try db.execute(
                 sql: "INSERT INTO users (org, name, role, password_hash, disabled, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 arguments: [user.org.rawValue, user.name, user.role.rawValue, user.passwordHash, user.disabled, at.timeIntervalSince1970])
-            if let audit { try SQLiteAuditLog.append(audit, db) }
+            if let event { try appendAudit(event, db) }
         }
     }
 
@@ -138,12 +145,17 @@ public struct SQLiteUserDirectory: UserDirectory {
     private func change<T: Sendable>(
         _ org: OrgID, _ name: String, audit: AuditEvent, _ body: @escaping @Sendable (Database, StaffUser) throws -> T
     ) async throws -> T {
-        try await database.pool.write { db in
+        try await database.pool.write { [self] db in
             guard let user = try Self.fetch(org, name, db) else { throw StorageError.userNotFound(org: org.rawValue, user: name) }
             let result = try body(db, user)
-            try SQLiteAuditLog.append(audit, db)
+            try appendAudit(audit, db)
             return result
         }
+    }
+
+    private func appendAudit(_ event: AuditEvent, _ db: Database) throws {
+        guard let audit else { throw StorageError.auditKeyMissing }
+        try audit.append([event], within: db)
     }
 
     private static func fetch(_ org: OrgID, _ name: String, _ db: Database) throws -> StaffUser? {

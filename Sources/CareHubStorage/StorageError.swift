@@ -6,6 +6,7 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         case conversationNotFound(String)
         case unreadableDirectory(String, String)
         case rotationIncomplete(org: String, remaining: Int)
+        case auditKeyMissing
     }
     private let kind: Kind
 
@@ -21,6 +22,9 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
     /// A key rotation cannot finish while data keys remain under older versions.
     public static func rotationIncomplete(org: String, remaining: Int) -> StorageError { StorageError(kind: .rotationIncomplete(org: org, remaining: remaining)) }
 
+    /// Audit events cannot be appended without the audit key (it chains and signs them).
+    public static let auditKeyMissing = StorageError(kind: .auditKeyMissing)
+
     public var description: String {
         switch kind {
         case .userExists(let org, let user): return "user '\(user)' already exists in organisation '\(org)'"
@@ -28,6 +32,7 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         case .conversationNotFound(let id): return "no conversation '\(id)'"
         case .unreadableDirectory(let path, let reason): return "cannot use data directory \(path): \(reason)"
         case .rotationIncomplete(let org, let remaining): return "key rotation of '\(org)' is incomplete: \(remaining) data keys still use an older version; run it again"
+        case .auditKeyMissing: return "audit events cannot be written without the audit key"
         }
     }
 }

@@ -1,4 +1,5 @@
 import CareHubCore
+import CareHubCrypto
 import CareHubStorage
 import Foundation
 import GRDBSQLite
@@ -9,8 +10,9 @@ import Glibc
 /// What storing a HIPAA message costs SQLite itself, with nothing of the hub around it: a fresh
 /// database with the hub's schema (made by its migrations), one connection with the hub's settings
 /// (WAL, `synchronous=FULL`, `secure_delete`), and for each message the two rows the hub commits,
-/// the message and its chained `phi.delivered` audit row, bound directly to prepared statements,
-/// `batch` messages per transaction. The CPU per message it reports is a floor under the hub's
+/// the message and its chained `phi.delivered` audit row (an HMAC under the audit key), bound
+/// directly to prepared statements, `batch` messages per transaction, with the signed head the
+/// hub stores at each commit. The CPU per message it reports is a floor under the hub's
 /// storage cost: the hub's writer does this work and more (its thread hand-offs and bookkeeping).
 struct StorageFloor {
     let batch: Int
@@ -67,7 +69,9 @@ struct StorageFloor {
         let head = try prepare("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1")
         let insertMessage = try prepare("INSERT INTO messages (conversation, seq, sender, at, key_id, body) VALUES (?, ?, ?, ?, ?, ?)")
         let insertEvent = try prepare("INSERT INTO audit_events (id, at, org, actor, address, action, target, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        defer { for statement in [begin, commit, head, insertMessage, insertEvent] { sqlite3_finalize(statement) } }
+        let insertHead = try prepare("INSERT INTO audit_heads (seq, hash, keyed_from, at, mac) VALUES (?, ?, 1, ?, ?)")
+        defer { for statement in [begin, commit, head, insertMessage, insertEvent, insertHead] { sqlite3_finalize(statement) } }
+        let keys = try SQLiteAuditLog.ChainKeys(auditKey: SymmetricKey(randomByteCount: 32))
         func step(_ statement: OpaquePointer, _ what: String) throws {
             try check(sqlite3_step(statement), what)
             sqlite3_reset(statement)
@@ -113,7 +117,7 @@ struct StorageFloor {
                 let event = AuditEvent(
                     at: Date(timeIntervalSince1970: at), org: OrgID("riverside-clinic"), actor: "visitor", address: "127.0.0.1",
                     action: "phi.delivered", target: rooms[room], detail: "seq=\(sequence[room]) readers=bench.staff1")
-                previous = SQLiteAuditLog.chainHash(previous: previous, id: id, event: event)
+                previous = keys.chainHash(previous: previous, id: id, event: event)
                 sqlite3_bind_int64(insertEvent, 1, id)
                 sqlite3_bind_int64(insertEvent, 2, event.at.epochMilliseconds)
                 for (offset, field) in [event.org.rawValue, event.actor, event.address, event.action, event.target, event.detail].enumerated() {
@@ -121,6 +125,15 @@ struct StorageFloor {
                 }
                 _ = previous.withUnsafeBytes { sqlite3_bind_blob(insertEvent, 9, $0.baseAddress, 32, Self.transient) }
                 try step(insertEvent, "audit event")
+            }
+            if audit {
+                let at = Date().epochMilliseconds
+                let signature = keys.headSignature(seq: id, keyedFrom: 1, at: at, hash: previous)
+                sqlite3_bind_int64(insertHead, 1, id)
+                _ = previous.withUnsafeBytes { sqlite3_bind_blob(insertHead, 2, $0.baseAddress, 32, Self.transient) }
+                sqlite3_bind_int64(insertHead, 3, at)
+                _ = signature.withUnsafeBytes { sqlite3_bind_blob(insertHead, 4, $0.baseAddress, 32, Self.transient) }
+                try step(insertHead, "audit head")
             }
             try step(commit, "commit")
         }

@@ -18,17 +18,40 @@ struct AuditCommand: AsyncParsableCommand {
 
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Recompute the audit hash chain and check the signed checkpoints.",
-            discussion: "Exit status 0 and 'the audit chain holds' if nothing was edited, deleted or reordered; 1 naming the first event that does not hold otherwise.")
+            abstract: "Recompute the keyed audit chain and check its signed heads.",
+            discussion: """
+                Exit status 0 and 'the audit chain holds' if nothing was edited, deleted, reordered or appended \
+                without the audit key; 1 naming the first event that does not hold otherwise. Every event must be \
+                covered by a signed head. With --head (a head as the hub logs it, 'audit head seq=N hash=… sig=…') or \
+                --head-file (the last line of the hub's --audit-anchor file, kept elsewhere), the trail must also \
+                hold that head unchanged and not end before it: this catches a database rolled back or rewritten whole.
+                """)
         @OptionGroup var options: DataOption
+        @Option(help: "A signed head kept outside the database: 'seq=N hash=HEX sig=HEX'.")
+        var head: String?
+        @Option(help: "A file of signed heads (the hub's --audit-anchor file); its last line is checked.")
+        var headFile: String?
+
+        func validate() throws {
+            if head != nil && headFile != nil { throw ValidationError("--head and --head-file exclude each other") }
+            if let head, AuditHead(parsing: head) == nil { throw ValidationError("--head: expected 'seq=N hash=HEX sig=HEX', found '\(head)'") }
+        }
 
         func run() async throws {
+            let anchor: AuditHead? = try await Output.failing {
+                if let head { return AuditHead(parsing: head) }
+                guard let headFile else { return nil }
+                guard let data = FileManager.default.contents(atPath: headFile) else { throw ValidationError("--head-file: cannot read \(headFile)") }
+                let last = String(decoding: data, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
+                guard let parsed = AuditHead(parsing: last) else { throw ValidationError("--head-file: its last line is not a signed head ('audit head seq=N hash=HEX sig=HEX')") }
+                return parsed
+            }
             let verdict = try await Output.withDatabase(options.data) { database in
                 try await SQLiteAuditLog(database: database).verify(
-                    checkpointKey: try MasterKey.auditKey(from: try MasterKey.load(dataDirectory: options.data)))
+                    checkpointKey: try MasterKey.auditKey(from: try MasterKey.load(dataDirectory: options.data)), anchor: anchor)
             }
             switch verdict {
-            case .holds: Output.line(verdict.description)
+            case .holds: Output.line(verdict.description + (anchor.map { ", anchored head at event \($0.seq) included" } ?? ""))
             case .broken:
                 Output.error(verdict.description)
                 throw ExitCode(1)

@@ -100,9 +100,9 @@ struct ConversationsCommand: AsyncParsableCommand {
                     throw ExitCode(1)
                 }
                 try await store.assign(id, to: account.name)
-                try await SQLiteAuditLog(database: database).record(AuditEvent(
-                    at: Date(), org: OrgID(org), actor: "cli:\(operatorName())", address: "local", action: "conversation.assigned",
-                    target: id.rawValue, detail: "user=\(account.name) previous=\(found.assignedTo ?? "none")"))
+                try await Operator.auditLog(database, dataDirectory: data).record(Operator.event(
+                    org: org, action: "conversation.assigned", target: id.rawValue,
+                    detail: "user=\(account.name) previous=\(found.assignedTo ?? "none")"))
                 Output.line("\(conversation) assigned to \(account.name)")
             }
         }

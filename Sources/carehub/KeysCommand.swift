@@ -30,9 +30,9 @@ struct KeysCommand: AsyncParsableCommand {
                 let master = try MasterKey.load(dataDirectory: data)
                 let cipher = EnvelopeCipher(master: master, store: SQLiteKeyStore(database: database))
                 let report = try await cipher.rotate(org: OrgID(org)) { done in Output.error("rewrapped \(done) data keys…") }
-                try await SQLiteAuditLog(database: database).record(AuditEvent(
-                    at: Date(), org: OrgID(org), actor: "cli:\(operatorName())", address: "local", action: "keys.rotated",
-                    target: "kek-v\(report.newVersion)", detail: "rewrapped=\(report.rewrapped) retired=\(report.retiredVersions.map(String.init).joined(separator: ","))"))
+                try await Operator.auditLog(database, dataDirectory: data).record(Operator.event(
+                    org: org, action: "keys.rotated", target: "kek-v\(report.newVersion)",
+                    detail: "rewrapped=\(report.rewrapped) retired=\(report.retiredVersions.map(String.init).joined(separator: ","))"))
                 Output.line(report.description)
             }
         }
@@ -55,10 +55,4 @@ struct KeysCommand: AsyncParsableCommand {
             }
         }
     }
-}
-
-/// The operator's login name, for audit records of command-line actions.
-func operatorName() -> String {
-    let environment = ProcessInfo.processInfo.environment
-    return environment["SUDO_USER"] ?? environment["USER"] ?? environment["LOGNAME"] ?? "unknown"
 }

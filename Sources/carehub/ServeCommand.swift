@@ -41,6 +41,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The address staff reach the hub at (https://chat.clinic.example), for links in notifications.")
     var publicURL: String?
 
+    @Option(name: .long, help: "Append each signed audit head ('audit head seq=N hash=… sig=…', also logged) to this file, fsync'd, mode 0600, at most once a second and at shutdown. Keep it off the data directory's storage; 'carehub audit verify --head-file FILE' checks a trail against it.")
+    var auditAnchor: String?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -98,7 +101,8 @@ struct ServeCommand: AsyncParsableCommand {
             tlsCertificatePath: tlsCert, tlsPrivateKeyPath: tlsKey, publicURL: publicURL, trustedProxies: try proxies(),
             limits: HubLimits(
                 loginsPerAddressPerMinute: maxLoginsPerAddress, loginsPerMinute: maxLogins,
-                connectionsPerAddress: maxConnectionsPerAddress))
+                connectionsPerAddress: maxConnectionsPerAddress),
+            auditAnchorPath: auditAnchor)
 
         // Watch signals before listening, so a SIGTERM right after start-up is not lost.
         let signals = SignalStream.watch([SIGTERM, SIGINT, SIGHUP])

@@ -13,7 +13,7 @@ struct UserCommand: AsyncParsableCommand {
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Add a staff account; the password is read from standard input (one line).",
+            abstract: "Add a staff account; the password is read from standard input (one line). Audited as user.created.",
             discussion: "Example: printf '%s\\n' 'a long passphrase' | carehub user add --org riverside-clinic --user nurse.joy --role staff")
 
         @Option(help: "The organisation id (must exist in --config).")
@@ -51,7 +51,11 @@ struct UserCommand: AsyncParsableCommand {
             }
             try await Output.withDatabase(data) { database in
                 let hash = try PasswordHasher().hash(line)
-                try await SQLiteUserDirectory(database: database).add(StaffUser(org: OrgID(org), name: user, role: role, passwordHash: hash))
+                let users = SQLiteUserDirectory(database: database, audit: try Operator.auditLog(database, dataDirectory: data))
+                let now = Date()
+                try await users.add(
+                    StaffUser(org: OrgID(org), name: user, role: role, passwordHash: hash), at: now,
+                    audit: AuditEvent(at: now, org: OrgID(org), actor: Operator.actor, address: "local", action: "user.created", target: user, detail: "role=\(role.rawValue)"))
             }
             Output.line("added \(role.rawValue) '\(user)' to \(org)")
         }
@@ -93,12 +97,12 @@ struct AccountOptions: ParsableArguments {
     @Option(help: "The data directory.")
     var data = "./data"
 
-    /// Runs `change` on the user directory with an audit event naming the operator at the console.
+    /// Runs `change` on the user directory with an audit event naming the operator at the console
+    /// (``Operator/actor``), committed with the change.
     func apply(_ action: String, detail: String = "", _ change: (SQLiteUserDirectory, AuditEvent) async throws -> Void) async throws {
-        let event = AuditEvent(
-            at: Date(), org: OrgID(org), actor: "cli:\(operatorName())", address: "local", action: action, target: user, detail: detail)
+        let event = Operator.event(org: org, action: action, target: user, detail: detail)
         try await Output.withDatabase(data) { database in
-            try await change(SQLiteUserDirectory(database: database), event)
+            try await change(SQLiteUserDirectory(database: database, audit: try Operator.auditLog(database, dataDirectory: data)), event)
         }
     }
 }

@@ -134,7 +134,7 @@ struct AuditChainTests {
     func fixture(events: Int) async throws -> (KeyFixture, SQLiteAuditLog, SymmetricKey) {
         let fixture = try KeyFixture()
         let key = try MasterKey.auditKey(from: fixture.master)
-        let log = SQLiteAuditLog(database: fixture.database, checkpointKey: key, checkpointInterval: 4)
+        let log = SQLiteAuditLog(database: fixture.database, checkpointKey: key)
         for index in 1...events {
             try await log.record(AuditEvent(at: Date(timeIntervalSince1970: 1_800_000_000 + Double(index)), org: org, actor: "joy", address: "10.0.0.\(index)", action: "login.success", target: "", detail: "n=\(index)"))
         }
@@ -148,7 +148,7 @@ struct AuditChainTests {
 
     @Test func anUntouchedChainHolds() async throws {
         let (fixture, log, key) = try await fixture(events: 10)
-        #expect(try await log.verify(checkpointKey: key) == .holds(events: 10, checkpoints: 2))
+        #expect(try await log.verify(checkpointKey: key) == .holds(events: 10, checkpoints: 10))
         withExtendedLifetime(fixture) {}
     }
 
@@ -177,10 +177,10 @@ struct AuditChainTests {
         #expect(id == 4)
     }
 
-    @Test func deletingTheNewestRowsIsCaughtByASignedCheckpoint() async throws {
+    @Test func deletingTheNewestRowsIsCaughtByASignedHead() async throws {
         let (fixture, log, key) = try await fixture(events: 10)
         try execute(fixture, "DELETE FROM audit_events WHERE id > 6")
-        #expect(try await log.verify(checkpointKey: key) == .broken(eventID: 8, reason: "a signed checkpoint covers event 8, which is gone (events were deleted from the end)"))
+        #expect(try await log.verify(checkpointKey: key) == .broken(eventID: 7, reason: "a signed head covers event 7, which is gone (events were deleted from the end)"))
     }
 
     @Test func eventsCommittedWithMessagesJoinTheChainAndItsCheckpoints() async throws {
@@ -220,19 +220,16 @@ struct AuditChainTests {
             try await messages.append(StoredMessage(conversation: room, seq: 1, sender: "visitor", at: Date(), body: .plain("again")), recording: [event(99)])
         }
         #expect(try log.entries(org: org).map(\.event.detail) == ["n=1", "n=2", "n=3", "seq=1 readers=joy"])
-        // The fourth event, committed by the message store, was due a signed checkpoint.
-        #expect(try await log.verify(checkpointKey: key) == .holds(events: 4, checkpoints: 1))
+        // Every commit of events is signed, the message store's included.
+        #expect(try await log.verify(checkpointKey: key) == .holds(events: 4, checkpoints: 4))
     }
 
     @Test func aRecomputedChainStillFailsTheSignature() async throws {
         let (fixture, log, key) = try await fixture(events: 8)
-        // A forger who rewrites a row and recomputes every hash cannot sign the checkpoint.
+        // A forger without the audit key can neither chain a row nor sign its head.
         let forger = SQLiteAuditLog(database: fixture.database, checkpointKey: SymmetricKey(randomByteCount: 32))
-        try forger.checkpoint()
-        guard case .broken(_, let reason) = try await log.verify(checkpointKey: key) else {
-            Issue.record("forged checkpoint accepted")
-            return
-        }
-        #expect(reason.contains("invalid signature"))
+        try await forger.record(AuditEvent(at: Date(), org: org, actor: "mallory", address: "10.6.6.6", action: "login.success"))
+        let verdict = try await log.verify(checkpointKey: key)
+        #expect(verdict == .broken(eventID: 9, reason: "the signed head at event 9 has an invalid signature"))
     }
 }
