@@ -138,9 +138,13 @@ extension Hub {
                 audit: AuditEvent(
                     at: now, org: org, actor: actor, address: address, action: "baa.attested",
                     detail: "signed_on=\(attestation.signedOn) privacy_officer=\"\(attestation.officerName)\" <\(attestation.officerEmail)>"))
+            // What the organisation stored so far is sealed before the switch and once more after
+            // it (for messages committed while it was being made), and only then reported done.
+            let before = try await EncryptStage.sealStored(org: org, environment: environment)
             try write(checked.text, to: file, replacing: snapshot, org: org, author: actor)
             // Ends the organisation's sessions (this admin's too) and audits hipaa.enabled.
             self.apply(checked.config, admin: (org, actor, address))
+            _ = try await sealEarlierRecords(of: org, actor: (actor, address), alreadySealed: before)
             return try await pipelineJSON(org)
         }
     }

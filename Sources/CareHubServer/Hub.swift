@@ -135,7 +135,19 @@ public final class Hub: Sendable {
     public func reload() -> Result<HubConfig, ConfigError> {
         do {
             let config = try ConfigLoader.load(path: options.configPath)
-            apply(config)
+            for org in apply(config) {
+                // Edited on the host: what the organisation stored before is sealed now, and the
+                // log says when it is done.
+                Task { [self] in
+                    do {
+                        _ = try await sealEarlierRecords(of: org, actor: ("system", "local"))
+                    } catch {
+                        logger.error("sealing the records kept before HIPAA mode failed; reload again to retry", metadata: [
+                            "org.id": "\(org)", "error.type": "\(type(of: error))",
+                        ])
+                    }
+                }
+            }
             logger.info("configuration reloaded", metadata: ["config.orgs": "\(config.orgs.count)"])
             return .success(config)
         } catch let error as ConfigError {
@@ -153,7 +165,10 @@ public final class Hub: Sendable {
     /// connections stay, organisations entering HIPAA mode start over, and each organisation's
     /// change is audited: `admin`'s organisation in the admin's name, any other (edited on the
     /// host and not reloaded yet) as `system`.
-    func apply(_ config: HubConfig, admin: (org: OrgID, user: String, address: String)? = nil) {
+    /// Returns the organisations that entered HIPAA mode; their earlier records are sealed by
+    /// ``sealEarlierRecords(of:actor:)``, which the caller runs.
+    @discardableResult
+    func apply(_ config: HubConfig, admin: (org: OrgID, user: String, address: String)? = nil) -> [OrgID] {
         let actor = { (org: OrgID) -> (String, String) in
             admin.map { $0.org == org ? ($0.user, $0.address) : ("system", "local") } ?? ("system", "local")
         }
@@ -167,6 +182,23 @@ public final class Hub: Sendable {
         }
         endSessionsOfOrgsEnteringHIPAAMode(from: previous, to: config, actor: actor)
         recordConfigurationChanges(from: previous, to: config, actor: actor)
+        return config.orgs.filter { $0.settings.hipaa && previous.org($0.settings.id)?.settings.hipaa == false }.map(\.settings.id)
+    }
+
+    /// Seals every message and pre-chat form `org` stored in plain text before it entered HIPAA
+    /// mode (``EncryptStage/sealStored(org:environment:)``), leaving no plain copy in the
+    /// database, its WAL or its free pages, and audits `hipaa.sealed` with the counts.
+    func sealEarlierRecords(of org: OrgID, actor: (name: String, address: String), alreadySealed: (messages: Int, forms: Int) = (0, 0)) async throws -> (messages: Int, forms: Int) {
+        let sealed = try await EncryptStage.sealStored(org: org, environment: environment)
+        try await database.truncateLog()
+        let total = (messages: sealed.messages + alreadySealed.messages, forms: sealed.forms + alreadySealed.forms)
+        try await audit.record(AuditEvent(
+            at: Date(), org: org, actor: actor.name, address: actor.address, action: "hipaa.sealed",
+            detail: "messages=\(total.messages) forms=\(total.forms)"))
+        logger.notice("records kept before HIPAA mode are sealed", metadata: [
+            "org.id": "\(org)", "messages": "\(total.messages)", "forms": "\(total.forms)",
+        ])
+        return total
     }
 
     /// Audits each organisation whose pipeline changed, with a line diff of its summary (stage

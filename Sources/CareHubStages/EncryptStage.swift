@@ -74,6 +74,37 @@ public struct EncryptStage: Stage {
         return outcome
     }
 
+    /// Seals what an organisation stored in plain text before it entered HIPAA mode: every
+    /// message and pre-chat form of its conversations not yet purged, under its keys and with the
+    /// same associated data as if they had been sealed when written, so that readers open them as
+    /// any other. Runs again safely (only plain rows are touched); the message store leaves no
+    /// plain copy in the files once each conversation is done.
+    public static func sealStored(org: OrgID, environment: StageEnvironment) async throws -> (messages: Int, forms: Int) {
+        var messages = 0
+        var forms = 0
+        for conversation in try await environment.conversations.unpurged(org: org, startedBefore: .distantFuture, limit: 1_000_000) {
+            let scope = KeyScope.conversation(org, conversation.id)
+            if case .plain(let json)? = try await environment.conversations.profile(of: conversation.id) {
+                let sealed = try await environment.cipher.seal(
+                    Array(json.utf8), scope: scope, associatedData: profileAssociatedData(org: org, conversation: conversation.id))
+                try await environment.conversations.setProfile(conversation.id, .sealed(sealed))
+                forms += 1
+            }
+            while true {
+                let plain = try await environment.messages.plainMessages(of: conversation.id, limit: 500)
+                var batch: [(seq: UInt64, body: SealedText)] = []
+                for message in plain {
+                    guard case .plain(let text) = message.body else { continue }
+                    let aad = associatedData(org: org, conversation: conversation.id, seq: message.seq, sender: message.sender)
+                    batch.append((message.seq, try await environment.cipher.seal(Array(text.utf8), scope: scope, associatedData: aad)))
+                }
+                messages += try await environment.messages.seal(batch, in: conversation.id)
+                if plain.count < 500 { break }
+            }
+        }
+        return (messages, forms)
+    }
+
     private func open(_ message: StoredMessage) async -> StoredMessage {
         guard case .sealed(let sealed) = message.body else { return message }
         var opened = message

@@ -76,6 +76,21 @@ public final class CareHubDatabase: Sendable {
         return (writer, reader)
     }
 
+    /// Copies the WAL into the main file and empties it, so that no page image older than the
+    /// last commit is left in the log (after a purge or a seal: the plain text lived there).
+    /// Readers hold the log for a moment; this retries, and throws when it never got through.
+    public func truncateLog(attempts: Int = 100) async throws {
+        for attempt in 1...max(1, attempts) {
+            do {
+                try await pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+                return
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+                if attempt == attempts { throw error }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+    }
+
     /// Flushes the WAL into the main file and closes the database. When another process (a
     /// running hub, while the CLI is used) is reading or writing, the checkpoint cannot complete
     /// and is left to that process; closing still succeeds.

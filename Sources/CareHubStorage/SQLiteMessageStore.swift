@@ -200,4 +200,38 @@ public final class SQLiteMessageStore: MessageStore {
         }
         return deleted
     }
+
+    public func plainMessages(of conversation: ConversationID, limit: Int) async throws -> [StoredMessage] {
+        try await database.pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM messages WHERE conversation = ? AND key_id IS NULL ORDER BY seq LIMIT ?",
+                arguments: [conversation.rawValue, limit]
+            ).map { row in
+                let body: Data = row["body"]
+                return StoredMessage(
+                    conversation: ConversationID(row["conversation"]), seq: UInt64(row["seq"] as Int64), sender: row["sender"],
+                    at: Date(timeIntervalSince1970: row["at"]), body: .plain(String(decoding: body, as: UTF8.self)))
+            }
+        }
+    }
+
+    /// Rewrites plain bodies as sealed ones: `secure_delete` zeroes the cells the plain text
+    /// leaves, and a truncating checkpoint moves the new pages into the file and empties the WAL
+    /// that still held the old ones.
+    public func seal(_ sealed: [(seq: UInt64, body: SealedText)], in conversation: ConversationID) async throws -> Int {
+        let replaced = try await database.pool.write { db -> Int in
+            var replaced = 0
+            for (seq, body) in sealed {
+                try db.execute(
+                    sql: "UPDATE messages SET key_id = ?, body = ? WHERE conversation = ? AND seq = ? AND key_id IS NULL",
+                    arguments: [body.keyID, Data(body.bytes), conversation.rawValue, Int64(seq)])
+                replaced += db.changesCount
+            }
+            return replaced
+        }
+        try await database.pool.writeWithoutTransaction { db in
+            _ = try? db.checkpoint(.truncate)
+        }
+        return replaced
+    }
 }

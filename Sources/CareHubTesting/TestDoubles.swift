@@ -136,6 +136,28 @@ public final class MemoryMessageStore: MessageStore {
             return before - state.messages.count
         }
     }
+
+    public func plainMessages(of conversation: ConversationID, limit: Int) async throws -> [StoredMessage] {
+        state.withLock { state in
+            Array(state.messages.filter { message in
+                guard message.conversation == conversation, case .plain = message.body else { return false }
+                return true
+            }.prefix(limit))
+        }
+    }
+
+    public func seal(_ sealed: [(seq: UInt64, body: SealedText)], in conversation: ConversationID) async throws -> Int {
+        state.withLock { state in
+            var replaced = 0
+            for (seq, body) in sealed {
+                guard let index = state.messages.firstIndex(where: { $0.conversation == conversation && $0.seq == seq }),
+                      case .plain = state.messages[index].body else { continue }
+                state.messages[index].body = .sealed(body)
+                replaced += 1
+            }
+            return replaced
+        }
+    }
 }
 
 public final class MemoryUserDirectory: UserDirectory {

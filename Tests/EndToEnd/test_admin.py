@@ -80,7 +80,7 @@ def test_admin_edits_the_pipeline_live_and_the_floor_refuses_what_hipaa_forbids(
         text = config.read_text()
         assert text == original.replace("stage idle     timeout=15m", "stage idle     timeout=10m")
         kept = history(hub.workdir)
-        assert len(kept) == 1 and kept[0].read_text() == original and kept[0].name.endswith("-dr.admin.conf")
+        assert len(kept) == 1 and kept[0].read_text() == original and kept[0].name.endswith("~riverside-clinic~dr.admin.conf")
         assert applied["result"]["versions"] == [kept[0].name]
 
         # Nobody was dropped: the nurse's connection still works, and a new login gets 10 minutes.

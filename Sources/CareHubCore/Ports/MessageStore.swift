@@ -19,6 +19,14 @@ public protocol MessageStore: Sendable {
     func history(of conversation: ConversationID, limit: Int) async throws -> [StoredMessage]
     /// Deletes every message of `conversation`; returns how many there were.
     func purge(_ conversation: ConversationID) async throws -> Int
+    /// Up to `limit` messages of `conversation` stored in plain text (written before its
+    /// organisation entered HIPAA mode), oldest first.
+    func plainMessages(of conversation: ConversationID, limit: Int) async throws -> [StoredMessage]
+    /// Replaces the plain body of each given message with its sealed form, in one commit, and
+    /// leaves no trace of the plain text in the files once it returns (the freed space zeroed,
+    /// the old pages out of the log). A message no longer stored in plain text is left alone.
+    /// Returns how many it replaced.
+    func seal(_ sealed: [(seq: UInt64, body: SealedText)], in conversation: ConversationID) async throws -> Int
 }
 
 extension MessageStore {
