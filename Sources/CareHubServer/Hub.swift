@@ -119,7 +119,7 @@ public final class Hub: Sendable {
             }
         }
         dispatcher.withLock { $0 = dispatch }
-        logger.info("listening", metadata: ["listen.address": "\(options.host):\(port)", "tls": "\(options.tlsCertificatePath != nil)"])
+        logger.info("listening", metadata: ["listen.address": "\(server.listeningAddress.map { "\($0)" } ?? "\(options.host):\(port)")", "tls": "\(options.tlsCertificatePath != nil)"])
         return port
     }
 

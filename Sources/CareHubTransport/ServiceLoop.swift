@@ -91,8 +91,9 @@ final class ServiceLoop: @unchecked Sendable {
     }
 
     /// Creates the context on a new service thread and waits until it listens (or failed).
-    func start() throws -> Int {
-        try thread.start(name: "carehub-lws", create: { try self.createContext(on: $0).get() }) { [self] leftover in
+    func start() throws -> ListeningAddress {
+        let host = try ListeningAddress.resolve(configuration.host)
+        return try thread.start(name: "carehub-lws", create: { try self.createContext(on: $0, host: host).get() }) { [self] leftover in
             let unsent = leftover.filter { if case .send = $0 { true } else { false } }.count
             pendingMessages.subtract(unsent, ordering: .relaxed)
         }
@@ -101,7 +102,8 @@ final class ServiceLoop: @unchecked Sendable {
     /// Stops the service thread and destroys the context (idempotent).
     func stop() { thread.stop() }
 
-    private func createContext(on eventLoop: ServiceThread<Command>.EventLoop) -> Result<(OpaquePointer, Int), TransportError> {
+    /// Creates the context listening on `host` (numeric) only.
+    private func createContext(on eventLoop: ServiceThread<Command>.EventLoop, host: String) -> Result<(OpaquePointer, ListeningAddress), TransportError> {
         carehub_ignore_sigpipe()
         lws_set_log_level(LLL_ERR, { _, line in
             guard let line else { return }
@@ -126,13 +128,17 @@ final class ServiceLoop: @unchecked Sendable {
 
         var info = lws_context_creation_info()
         info.port = Int32(configuration.port)
-        info.iface = UnsafePointer(cString(configuration.host))
+        // lws binds `iface` (an interface name or a numeric address) on an IPv6 socket unless
+        // IPv6 is disabled, and an IPv4 address given to an IPv6 socket is dropped there: the
+        // socket then listened on every interface. An IPv4 address gets an IPv4 socket.
+        info.iface = UnsafePointer(cString(host))
         info.protocols = UnsafePointer(protocols)
         info.pvo = UnsafePointer(protocolOption)
         info.gid = -1
         info.uid = -1
         info.user = Unmanaged.passUnretained(self).toOpaque()
         info.options = UInt64(LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE)
+        if !host.contains(":") { info.options |= UInt64(LWS_SERVER_OPTION_DISABLE_IPV6) }
         eventLoop.configure(&info)
         // Dynamic text routes first, each its own mount handled by this protocol's callback.
         var firstMount: UnsafePointer<lws_http_mount>?
@@ -168,13 +174,14 @@ final class ServiceLoop: @unchecked Sendable {
             info.ssl_private_key_filepath = UnsafePointer(cString(key))
         }
         guard let context = lws_create_context(&info) else {
-            return .failure(.cannotListen("cannot listen on \(configuration.host):\(configuration.port) (address in use, not local, or TLS files invalid)"))
+            let address = ListeningAddress(host: host, port: configuration.port)
+            return .failure(.cannotListen("cannot listen on \(address) (address in use, not local, or TLS files invalid)"))
         }
         guard let vhost = lws_get_vhost_by_name(context, "default") else {
             lws_context_destroy(context)
             return .failure(.cannotListen("libwebsockets created no default vhost"))
         }
-        return .success((context, Int(lws_get_vhost_listen_port(vhost))))
+        return .success((context, ListeningAddress(host: host, port: Int(lws_get_vhost_listen_port(vhost)))))
     }
 
     // MARK: Service thread

@@ -45,7 +45,10 @@ public enum TransportError: Error, Equatable, CustomStringConvertible {
 /// delivered on the service thread, so `onEvent` must return quickly and never block.
 public final class WebSocketServer: Sendable {
     public struct Configuration: Sendable {
-        /// Address to bind, e.g. `127.0.0.1` or `0.0.0.0`.
+        /// Address to bind, and only it: a numeric IPv4 address (`127.0.0.1`, `0.0.0.0` for every
+        /// IPv4 interface), an IPv6 address with or without brackets (`::1`, `[::]` for every
+        /// interface), or a name, resolved once to its first address. ``listeningAddress`` says
+        /// which address was bound.
         public var host: String
         /// Port to bind; 0 picks a free one (see the value `start()` returns).
         public var port: Int
@@ -100,6 +103,7 @@ public final class WebSocketServer: Sendable {
     public let configuration: Configuration
     private let loop: ServiceLoop
     private let started = Atomic<Bool>(false)
+    private let bound = Mutex<ListeningAddress?>(nil)
 
     public init(configuration: Configuration, onEvent: @escaping @Sendable (ConnectionHandle, WebSocketEvent) -> Void) {
         self.configuration = configuration
@@ -110,8 +114,13 @@ public final class WebSocketServer: Sendable {
     public func start() throws -> Int {
         try configuration.validate()
         guard !started.exchange(true, ordering: .acquiringAndReleasing) else { throw TransportError.alreadyStarted }
-        return try loop.start()
+        let address = try loop.start()
+        bound.withLock { $0 = address }
+        return address.port
     }
+
+    /// The numeric address and port the server listens on, once started.
+    public var listeningAddress: ListeningAddress? { bound.withLock { $0 } }
 
     /// Queues a text message for a connection. Messages to one connection go out in order;
     /// a message for a connection that has closed is dropped.
