@@ -234,11 +234,11 @@ public final class Hub: Sendable {
     private func receive(_ event: WebSocketEvent, from handle: ConnectionHandle) {
         let id = ConnectionID(handle.rawValue)
         switch event {
-        case .opened(let peer):
+        case .opened(let info):
             let inbox = ConnectionInbox(
                 handler: { [self] item in await process(item, from: id) },
                 finisher: { [self] in disconnect(id) })
-            registry.add(id, ConnectionRegistry.Entry(handle: handle, peer: peer, inbox: inbox))
+            registry.add(id, ConnectionRegistry.Entry(handle: handle, peer: info.peer, inbox: inbox))
             if state.withLock({ $0.draining }) { inbox.close() }
             logger.debug("connection opened", metadata: ["connection.id": "\(id)"])
         case .text(let bytes):

@@ -194,8 +194,10 @@ final class ServiceLoop: @unchecked Sendable {
             return 0
 
         case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-            guard accepting, let wsi else { return 1 }
-            return requestPath(wsi) == configuration.webSocketPath ? 0 : 1
+            guard accepting, let wsi, requestPath(wsi) == configuration.webSocketPath else { return 1 }
+            // An over-long header refuses the upgrade rather than reaching the rules cut short.
+            guard let info = connectionInfo(wsi), configuration.admit?(info) ?? true else { return refuse(wsi) }
+            return 0
 
         case LWS_CALLBACK_ESTABLISHED:
             guard let wsi, let user else { return -1 }
@@ -204,7 +206,9 @@ final class ServiceLoop: @unchecked Sendable {
             user.storeBytes(of: id, as: UInt64.self)
             connections[id] = Connection(wsi: wsi)
             openConnections.add(1, ordering: .relaxed)
-            onEvent(ConnectionHandle(rawValue: id), .opened(peer: peerAddress(wsi)))
+            // The request headers are still attached here; they were checked at the filter.
+            let info = connectionInfo(wsi) ?? ConnectionInfo(peer: peerAddress(wsi), tls: lws_is_ssl(wsi) != 0)
+            onEvent(ConnectionHandle(rawValue: id), .opened(info))
             return 0
 
         case LWS_CALLBACK_RECEIVE:
@@ -350,6 +354,57 @@ final class ServiceLoop: @unchecked Sendable {
         let length = lws_hdr_copy(wsi, &buffer, Int32(buffer.count), WSI_TOKEN_GET_URI)
         guard length > 0 else { return "" }
         return String(decoding: buffer[..<Int(length)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Answers a WebSocket upgrade `403 Forbidden`; the non-zero return makes lws close it.
+    private func refuse(_ wsi: OpaquePointer) -> Int32 {
+        _ = lws_return_http_status(wsi, UInt32(HTTP_STATUS_FORBIDDEN.rawValue), nil)
+        return 1
+    }
+
+    /// The connection's peer, TLS flag and headers; nil if one of the headers is longer than
+    /// ``ConnectionInfo/maxHeaderBytes``.
+    private func connectionInfo(_ wsi: OpaquePointer) -> ConnectionInfo? {
+        guard case .value(let origin) = header(wsi, WSI_TOKEN_ORIGIN),
+              case .value(let hostHeader) = header(wsi, WSI_TOKEN_HOST),
+              case .value(let authority) = header(wsi, WSI_TOKEN_HTTP_COLON_AUTHORITY),
+              case .value(let forwardedFor) = header(wsi, WSI_TOKEN_X_FORWARDED_FOR),
+              case .value(let forwardedProto) = customHeader(wsi, "x-forwarded-proto:")
+        else { return nil }
+        return ConnectionInfo(
+            peer: peerAddress(wsi), origin: origin, host: hostHeader ?? authority, forwardedFor: forwardedFor,
+            forwardedProto: forwardedProto, tls: lws_is_ssl(wsi) != 0)
+    }
+
+    /// A request header: `.value(nil)` when absent or empty, `.tooLong` past the cap.
+    private enum HeaderValue {
+        case value(String?)
+        case tooLong
+    }
+
+    private func header(_ wsi: OpaquePointer, _ token: lws_token_indexes) -> HeaderValue {
+        let length = Int(lws_hdr_total_length(wsi, token))
+        guard length > 0 else { return .value(nil) }
+        guard length <= ConnectionInfo.maxHeaderBytes else { return .tooLong }
+        var buffer = [CChar](repeating: 0, count: length + 1)
+        let copied = lws_hdr_copy(wsi, &buffer, Int32(buffer.count), token)
+        guard copied >= 0 else { return .tooLong }
+        return .value(Self.string(buffer[..<Int(copied)]))
+    }
+
+    /// A header lws has no token for; `name` is lower case with its colon (`x-forwarded-proto:`).
+    private func customHeader(_ wsi: OpaquePointer, _ name: String) -> HeaderValue {
+        let length = Int(lws_hdr_custom_length(wsi, name, Int32(name.utf8.count)))
+        guard length > 0 else { return .value(nil) }
+        guard length <= ConnectionInfo.maxHeaderBytes else { return .tooLong }
+        var buffer = [CChar](repeating: 0, count: length + 1)
+        let copied = lws_hdr_custom_copy(wsi, &buffer, Int32(buffer.count), name, Int32(name.utf8.count))
+        guard copied >= 0 else { return .tooLong }
+        return .value(Self.string(buffer[..<Int(copied)]))
+    }
+
+    private static func string(_ bytes: ArraySlice<CChar>) -> String {
+        String(decoding: bytes.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     private func peerAddress(_ wsi: OpaquePointer) -> String {

@@ -12,7 +12,7 @@ public struct ConnectionHandle: Hashable, Sendable, CustomStringConvertible {
 /// What the transport reports about a connection, in order, on its service thread.
 public enum WebSocketEvent: Sendable, Equatable {
     /// The WebSocket handshake on the configured path completed.
-    case opened(peer: String)
+    case opened(ConnectionInfo)
     /// A complete text message (all fragments joined), as raw UTF-8 bytes.
     case text([UInt8])
     /// A complete binary message (its content is discarded).
@@ -64,13 +64,19 @@ public final class WebSocketServer: Sendable {
         /// Paths answered by a closure with a `text/plain` body (e.g. `/metrics`), on the service
         /// thread: the closure must be quick and must not block.
         public var textRoutes: [String: @Sendable () -> String]
+        /// Decides whether a WebSocket upgrade on the configured path goes ahead, before the
+        /// handshake completes; nil admits every one. Called on the service thread, so it must be
+        /// quick and must not block. A refused upgrade is answered `403 Forbidden` and closed, and
+        /// reports no event.
+        public var admit: (@Sendable (ConnectionInfo) -> Bool)?
 
         public init(
             host: String = "127.0.0.1", port: Int = 0, webSocketPath: String = "/ws", staticRoot: String? = nil,
             maxMessageBytes: Int = 64 * 1024, tlsCertificatePath: String? = nil, tlsPrivateKeyPath: String? = nil,
-            textRoutes: [String: @Sendable () -> String] = [:]
+            textRoutes: [String: @Sendable () -> String] = [:], admit: (@Sendable (ConnectionInfo) -> Bool)? = nil
         ) {
             self.textRoutes = textRoutes
+            self.admit = admit
             self.host = host
             self.port = port
             self.webSocketPath = webSocketPath

@@ -45,11 +45,13 @@ final class RawWebSocketClient {
 
     deinit { close(fd) }
 
-    /// Sends a WebSocket upgrade for `path` and returns the response head.
+    /// Sends a WebSocket upgrade for `path`, with `headers` ("Name: value" lines) after the
+    /// usual ones, and returns the response head.
     @discardableResult
-    func upgrade(path: String = "/ws") throws -> String {
+    func upgrade(path: String = "/ws", headers: [String] = []) throws -> String {
         let key = Data((0..<16).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
-        try write(Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n\r\n".utf8))
+        let extra = headers.map { $0 + "\r\n" }.joined()
+        try write(Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n\(extra)\r\n".utf8))
         return try readHead()
     }
 
