@@ -49,6 +49,9 @@ final class ServiceLoop: @unchecked Sendable {
     private let defaultOption = UnsafeMutablePointer<lws_protocol_vhost_options>.allocate(capacity: 1)
     private let protocolOption = UnsafeMutablePointer<lws_protocol_vhost_options>.allocate(capacity: 1)
     private var routeMounts: [UnsafeMutablePointer<lws_http_mount>] = []
+    /// The headers lws adds to every HTTP response (`info.headers`), a linked list.
+    private var responseHeaders: UnsafeMutablePointer<lws_protocol_vhost_options>?
+    private var responseHeaderCount = 0
 
     init(configuration: WebSocketServer.Configuration, onEvent: @escaping @Sendable (ConnectionHandle, WebSocketEvent) -> Void) {
         self.configuration = configuration
@@ -62,6 +65,8 @@ final class ServiceLoop: @unchecked Sendable {
         defaultOption.deallocate()
         protocolOption.deallocate()
         for mount in routeMounts { mount.deallocate() }
+        responseHeaders?.deinitialize(count: responseHeaderCount)
+        responseHeaders?.deallocate()
     }
 
     static func frame(_ payload: [UInt8]) -> [UInt8] {
@@ -137,7 +142,11 @@ final class ServiceLoop: @unchecked Sendable {
         info.gid = -1
         info.uid = -1
         info.user = Unmanaged.passUnretained(self).toOpaque()
-        info.options = UInt64(LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE)
+        // Our own list rather than LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE,
+        // whose policy lets pages connect to any ws: or wss: host, and whose STS option sends a
+        // six-month max-age.
+        info.headers = UnsafePointer(makeResponseHeaders(tls: configuration.tlsCertificatePath != nil))
+        info.options = 0
         if !host.contains(":") { info.options |= UInt64(LWS_SERVER_OPTION_DISABLE_IPV6) }
         eventLoop.configure(&info)
         // Dynamic text routes first, each its own mount handled by this protocol's callback.
@@ -182,6 +191,21 @@ final class ServiceLoop: @unchecked Sendable {
             return .failure(.cannotListen("libwebsockets created no default vhost"))
         }
         return .success((context, ListeningAddress(host: host, port: Int(lws_get_vhost_listen_port(vhost)))))
+    }
+
+    /// Builds the `info.headers` list from ``WebSocketServer/responseHeaders(tls:)``.
+    private func makeResponseHeaders(tls: Bool) -> UnsafeMutablePointer<lws_protocol_vhost_options> {
+        let headers = WebSocketServer.responseHeaders(tls: tls)
+        let list = UnsafeMutablePointer<lws_protocol_vhost_options>.allocate(capacity: headers.count)
+        list.initialize(repeating: lws_protocol_vhost_options(), count: headers.count)
+        for (index, header) in headers.enumerated() {
+            list[index].name = UnsafePointer(cString(header.name.lowercased() + ":"))
+            list[index].value = UnsafePointer(cString(header.value))
+            list[index].next = index + 1 < headers.count ? UnsafePointer(list + index + 1) : nil
+        }
+        responseHeaders = list
+        responseHeaderCount = headers.count
+        return list
     }
 
     // MARK: Service thread

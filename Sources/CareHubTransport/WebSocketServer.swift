@@ -106,6 +106,28 @@ public final class WebSocketServer: Sendable {
         }
     }
 
+    /// The Content-Security-Policy of every HTTP response: the pages load scripts, styles,
+    /// fonts and images from the hub itself only, and open connections (WebSocket included) to
+    /// the hub's own origin only.
+    public static let contentSecurityPolicy =
+        "default-src 'none'; img-src 'self' data:; script-src 'self'; font-src 'self'; style-src 'self'; "
+        + "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+    /// Strict-Transport-Security, sent on every HTTP response when TLS is on: one year.
+    public static let strictTransportSecurity = "max-age=31536000"
+
+    /// The headers every HTTP response carries (static files, text routes, errors).
+    public static func responseHeaders(tls: Bool) -> [(name: String, value: String)] {
+        var headers: [(name: String, value: String)] = [
+            ("Content-Security-Policy", contentSecurityPolicy),
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Frame-Options", "deny"),
+            ("Referrer-Policy", "no-referrer"),
+        ]
+        if tls { headers.append(("Strict-Transport-Security", strictTransportSecurity)) }
+        return headers
+    }
+
     public let configuration: Configuration
     private let loop: ServiceLoop
     private let started = Atomic<Bool>(false)
