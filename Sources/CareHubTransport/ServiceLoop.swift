@@ -41,6 +41,8 @@ final class ServiceLoop: @unchecked Sendable {
     private var connections: [UInt64: Connection] = [:]
     private var nextID: UInt64 = 1
     private var accepting = true
+    /// The static root with every symbolic link resolved; files are served only from inside it.
+    private var resolvedStaticRoot: String?
 
     // C strings and structs handed to lws; they must outlive the context.
     private var cStrings: [UnsafeMutablePointer<CChar>] = []
@@ -167,10 +169,15 @@ final class ServiceLoop: @unchecked Sendable {
             mount.initialize(to: lws_http_mount())
             mount.pointee.mountpoint = UnsafePointer(cString("/"))
             mount.pointee.mountpoint_len = 1
-            mount.pointee.origin = UnsafePointer(cString(root))
-            mount.pointee.def = UnsafePointer(cString("index.html"))
-            mount.pointee.origin_protocol = UInt8(LWSMPRO_FILE.rawValue)
-            // The file mount goes last: lws picks the longest matching mountpoint anyway.
+            // lws' own file mount follows symbolic links out of the root; files go through this
+            // protocol's callback instead, which serves only what resolves inside it.
+            guard let resolved = WebRoot.resolve(root) else {
+                return .failure(.invalidConfiguration("static directory \(root) cannot be resolved"))
+            }
+            resolvedStaticRoot = resolved
+            mount.pointee.origin = UnsafePointer(cString("carehub"))
+            mount.pointee.origin_protocol = UInt8(LWSMPRO_CALLBACK.rawValue)
+            // The root mount goes last: lws picks the longest matching mountpoint anyway.
             if let last = routeMounts.first {
                 last.pointee.mount_next = UnsafePointer(mount)
             } else {
@@ -247,9 +254,7 @@ final class ServiceLoop: @unchecked Sendable {
         case LWS_CALLBACK_HTTP:
             guard let wsi else { return -1 }
             let path = requestPath(wsi)
-            guard let route = configuration.textRoutes[path] else {
-                return lws_callback_http_dummy(wsi, reason, user, input, length)
-            }
+            guard let route = configuration.textRoutes[path] else { return serveStatic(wsi, user: user) }
             return respond(wsi, body: Array(route().utf8))
 
         case LWS_CALLBACK_CLOSED:
@@ -373,11 +378,34 @@ final class ServiceLoop: @unchecked Sendable {
         }
     }
 
+    /// The request's path (without its query), as lws decoded it; "" if there is none.
     private func requestPath(_ wsi: OpaquePointer) -> String {
-        var buffer = [CChar](repeating: 0, count: 512)
-        let length = lws_hdr_copy(wsi, &buffer, Int32(buffer.count), WSI_TOKEN_GET_URI)
-        guard length > 0 else { return "" }
-        return String(decoding: buffer[..<Int(length)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        requestTarget(wsi).path
+    }
+
+    /// The request's method (an `LWSHUMETH_` value, -1 if none) and path.
+    private func requestTarget(_ wsi: OpaquePointer) -> (method: Int32, path: String) {
+        var uri: UnsafeMutablePointer<CChar>?
+        var length: Int32 = 0
+        let method = lws_http_get_uri_and_method(wsi, &uri, &length)
+        guard method >= 0, let uri, length > 0 else { return (method, "") }
+        return (method, String(decoding: UnsafeRawBufferPointer(start: uri, count: Int(length)), as: UTF8.self))
+    }
+
+    /// Serves a file of the web root, or answers 404 when the path names none inside it.
+    private func serveStatic(_ wsi: OpaquePointer, user: UnsafeMutableRawPointer?) -> Int32 {
+        let (method, path) = requestTarget(wsi)
+        let readable = [LWSHUMETH_GET, LWSHUMETH_HEAD, LWSHUMETH_COLON_PATH].map { Int32($0) }
+        guard readable.contains(method), let root = resolvedStaticRoot, let file = WebRoot.file(for: path, in: root) else {
+            return lws_callback_http_dummy(wsi, LWS_CALLBACK_HTTP, user, nil, 0)
+        }
+        guard let mimeType = lws_get_mimetype(file, nil) else {
+            guard lws_return_http_status(wsi, UInt32(HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE.rawValue), nil) == 0 else { return -1 }
+            return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
+        }
+        let sent = lws_serve_http_file(wsi, file, mimeType, nil, 0)
+        if sent < 0 || (sent > 0 && lws_http_transaction_completed(wsi) != 0) { return -1 }
+        return 0
     }
 
     /// Answers a WebSocket upgrade `403 Forbidden`; the non-zero return makes lws close it.
