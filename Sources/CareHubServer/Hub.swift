@@ -95,7 +95,8 @@ public final class Hub: Sendable {
                 host: options.host, port: options.port, webSocketPath: "/ws", staticRoot: options.staticRoot,
                 maxMessageBytes: options.maxFrameBytes, tlsCertificatePath: options.tlsCertificatePath,
                 tlsPrivateKeyPath: options.tlsPrivateKeyPath,
-                textRoutes: ["/metrics": { [self] in self.renderMetrics() }])
+                textRoutes: ["/metrics": { [self] in self.renderMetrics() }],
+                admit: { [self] info in self.admit(info) })
         ) { [self] handle, event in
             self.receive(event, from: handle)
         }
@@ -125,7 +126,7 @@ public final class Hub: Sendable {
             }
         }
         dispatcher.withLock { $0 = dispatch }
-        logger.info("listening", metadata: ["listen.address": "\(options.host):\(port)", "tls": "\(options.tlsCertificatePath != nil)"])
+        logger.info("listening", metadata: ["listen.address": "\(server.listeningAddress.map { "\($0)" } ?? "\(options.host):\(port)")", "tls": "\(options.tlsCertificatePath != nil)"])
         return port
     }
 
@@ -279,14 +280,14 @@ public final class Hub: Sendable {
     private func receive(_ event: WebSocketEvent, from handle: ConnectionHandle) {
         let id = ConnectionID(handle.rawValue)
         switch event {
-        case .opened(let peer):
-            let client = ClientAddress(
-                peer: peer, forwardedFor: nil, forwardedProto: nil, tls: options.tlsCertificatePath != nil, origin: nil, host: nil,
-                trustedProxies: options.trustedProxies)
+        case .opened(let info):
+            let client = resolve(info)
             let inbox = ConnectionInbox(
                 handler: { [self] item in await process(item, from: id) },
                 finisher: { [self] in disconnect(id) })
             let entry = ConnectionRegistry.Entry(handle: handle, peer: client.address, channel: client.channel, inbox: inbox)
+            // The transport refused most connections over the limit before the upgrade; this
+            // catches the ones that were being upgraded together.
             guard registry.add(id, entry, limit: options.limits.connectionsPerAddress) else {
                 refuseConnection(handle)
                 return
@@ -302,6 +303,24 @@ public final class Hub: Sendable {
         case .closed:
             registry.inbox(of: id)?.close()
         }
+    }
+
+    /// Who is at the other end of a connection, through the listed proxies.
+    private func resolve(_ info: ConnectionInfo) -> ClientAddress {
+        ClientAddress(
+            peer: info.peer, forwardedFor: info.forwardedFor, forwardedProto: info.forwardedProto, tls: info.tls,
+            origin: info.origin, host: info.host, trustedProxies: options.trustedProxies)
+    }
+
+    /// Admission before the WebSocket upgrade (on the service thread: a lookup, no waiting): an
+    /// address at its connection limit is refused with HTTP 429.
+    private func admit(_ info: ConnectionInfo) -> Bool {
+        let address = resolve(info).address
+        guard registry.connections(from: address) < options.limits.connectionsPerAddress else {
+            throttle.limiter.countRefusal("connections_address")
+            return false
+        }
+        return true
     }
 
     /// A connection over the per-address limit is told why and closed (1008, policy violation).

@@ -134,6 +134,7 @@ public struct AuthStage: Stage {
         guard request.session == nil else {
             throw PipelineError(.alreadyAuthenticated, "this connection already has a session")
         }
+        try checkChannel(request, widget: true)
         let now = environment.clock.now
         let conversation: Conversation
         let reconnectToken: String
@@ -181,6 +182,7 @@ public struct AuthStage: Stage {
         guard request.session == nil else {
             throw PipelineError(.alreadyAuthenticated, "this connection already has a session")
         }
+        try checkChannel(request, widget: false)
         // Limits first: a stranger's login costs a memory-hard hash, so nobody gets more of them
         // than the limits allow, whatever the account.
         let limits = environment.throttle.hub
@@ -193,6 +195,33 @@ public struct AuthStage: Stage {
         return try await environment.throttle.accounts.run("\(org.id.rawValue)|\(user)", full: busy) {
             try await attempt(request, user: user, password: password, code: code, next: next)
         }
+    }
+
+    /// How the connection reached the hub, before anyone speaks on it: a HIPAA organisation only
+    /// over TLS (or from loopback, or through a listed proxy that terminated TLS); a browser page
+    /// only from the hub's own origin, or for the widget from one of the organisation's
+    /// `widget_origins`. A client that sends no `Origin` is not a browser, and no page can make
+    /// it act for someone else.
+    private func checkChannel(_ request: Request, widget: Bool) throws {
+        let channel = request.channel
+        if org.hipaa && !channel.secure {
+            throw PipelineError(.insecureTransport, "\(org.displayName) is reached only over TLS (wss://); this connection is plain ws://")
+        }
+        guard let origin = channel.origin.map(Self.normalisedOrigin) else { return }
+        if let own = channel.ownOrigin.map(Self.normalisedOrigin), origin == own { return }
+        if widget && org.widgetOrigins.map(Self.normalisedOrigin).contains(origin) { return }
+        throw PipelineError(.originRefused, widget
+            ? "this page's site may not start chats with \(org.displayName); its admin lists the sites that may (widget_origins)"
+            : "staff consoles are used only from this hub's own pages")
+    }
+
+    /// `scheme://host[:port]` in lower case, without the scheme's default port.
+    static func normalisedOrigin(_ origin: String) -> String {
+        var text = origin.lowercased()
+        if text.hasSuffix("/") { text.removeLast() }
+        if text.hasPrefix("https://"), text.hasSuffix(":443") { text.removeLast(4) }
+        if text.hasPrefix("http://"), text.hasSuffix(":80") { text.removeLast(3) }
+        return text
     }
 
     /// Refuses with `rate_limited` when `key`'s bucket is empty.

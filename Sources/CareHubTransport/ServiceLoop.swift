@@ -41,6 +41,8 @@ final class ServiceLoop: @unchecked Sendable {
     private var connections: [UInt64: Connection] = [:]
     private var nextID: UInt64 = 1
     private var accepting = true
+    /// The static root with every symbolic link resolved; files are served only from inside it.
+    private var resolvedStaticRoot: String?
 
     // C strings and structs handed to lws; they must outlive the context.
     private var cStrings: [UnsafeMutablePointer<CChar>] = []
@@ -49,6 +51,9 @@ final class ServiceLoop: @unchecked Sendable {
     private let defaultOption = UnsafeMutablePointer<lws_protocol_vhost_options>.allocate(capacity: 1)
     private let protocolOption = UnsafeMutablePointer<lws_protocol_vhost_options>.allocate(capacity: 1)
     private var routeMounts: [UnsafeMutablePointer<lws_http_mount>] = []
+    /// The headers lws adds to every HTTP response (`info.headers`), a linked list.
+    private var responseHeaders: UnsafeMutablePointer<lws_protocol_vhost_options>?
+    private var responseHeaderCount = 0
 
     init(configuration: WebSocketServer.Configuration, onEvent: @escaping @Sendable (ConnectionHandle, WebSocketEvent) -> Void) {
         self.configuration = configuration
@@ -62,6 +67,8 @@ final class ServiceLoop: @unchecked Sendable {
         defaultOption.deallocate()
         protocolOption.deallocate()
         for mount in routeMounts { mount.deallocate() }
+        responseHeaders?.deinitialize(count: responseHeaderCount)
+        responseHeaders?.deallocate()
     }
 
     static func frame(_ payload: [UInt8]) -> [UInt8] {
@@ -91,8 +98,9 @@ final class ServiceLoop: @unchecked Sendable {
     }
 
     /// Creates the context on a new service thread and waits until it listens (or failed).
-    func start() throws -> Int {
-        try thread.start(name: "carehub-lws", create: { try self.createContext(on: $0).get() }) { [self] leftover in
+    func start() throws -> ListeningAddress {
+        let host = try ListeningAddress.resolve(configuration.host)
+        return try thread.start(name: "carehub-lws", create: { try self.createContext(on: $0, host: host).get() }) { [self] leftover in
             let unsent = leftover.filter { if case .send = $0 { true } else { false } }.count
             pendingMessages.subtract(unsent, ordering: .relaxed)
         }
@@ -101,7 +109,8 @@ final class ServiceLoop: @unchecked Sendable {
     /// Stops the service thread and destroys the context (idempotent).
     func stop() { thread.stop() }
 
-    private func createContext(on eventLoop: ServiceThread<Command>.EventLoop) -> Result<(OpaquePointer, Int), TransportError> {
+    /// Creates the context listening on `host` (numeric) only.
+    private func createContext(on eventLoop: ServiceThread<Command>.EventLoop, host: String) -> Result<(OpaquePointer, ListeningAddress), TransportError> {
         carehub_ignore_sigpipe()
         lws_set_log_level(LLL_ERR, { _, line in
             guard let line else { return }
@@ -126,13 +135,21 @@ final class ServiceLoop: @unchecked Sendable {
 
         var info = lws_context_creation_info()
         info.port = Int32(configuration.port)
-        info.iface = UnsafePointer(cString(configuration.host))
+        // lws binds `iface` (an interface name or a numeric address) on an IPv6 socket unless
+        // IPv6 is disabled, and an IPv4 address given to an IPv6 socket is dropped there: the
+        // socket then listened on every interface. An IPv4 address gets an IPv4 socket.
+        info.iface = UnsafePointer(cString(host))
         info.protocols = UnsafePointer(protocols)
         info.pvo = UnsafePointer(protocolOption)
         info.gid = -1
         info.uid = -1
         info.user = Unmanaged.passUnretained(self).toOpaque()
-        info.options = UInt64(LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE)
+        // Our own list rather than LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE,
+        // whose policy lets pages connect to any ws: or wss: host, and whose STS option sends a
+        // six-month max-age.
+        info.headers = UnsafePointer(makeResponseHeaders(tls: configuration.tlsCertificatePath != nil))
+        info.options = 0
+        if !host.contains(":") { info.options |= UInt64(LWS_SERVER_OPTION_DISABLE_IPV6) }
         eventLoop.configure(&info)
         // Dynamic text routes first, each its own mount handled by this protocol's callback.
         var firstMount: UnsafePointer<lws_http_mount>?
@@ -152,10 +169,15 @@ final class ServiceLoop: @unchecked Sendable {
             mount.initialize(to: lws_http_mount())
             mount.pointee.mountpoint = UnsafePointer(cString("/"))
             mount.pointee.mountpoint_len = 1
-            mount.pointee.origin = UnsafePointer(cString(root))
-            mount.pointee.def = UnsafePointer(cString("index.html"))
-            mount.pointee.origin_protocol = UInt8(LWSMPRO_FILE.rawValue)
-            // The file mount goes last: lws picks the longest matching mountpoint anyway.
+            // lws' own file mount follows symbolic links out of the root; files go through this
+            // protocol's callback instead, which serves only what resolves inside it.
+            guard let resolved = WebRoot.resolve(root) else {
+                return .failure(.invalidConfiguration("static directory \(root) cannot be resolved"))
+            }
+            resolvedStaticRoot = resolved
+            mount.pointee.origin = UnsafePointer(cString("carehub"))
+            mount.pointee.origin_protocol = UInt8(LWSMPRO_CALLBACK.rawValue)
+            // The root mount goes last: lws picks the longest matching mountpoint anyway.
             if let last = routeMounts.first {
                 last.pointee.mount_next = UnsafePointer(mount)
             } else {
@@ -168,13 +190,29 @@ final class ServiceLoop: @unchecked Sendable {
             info.ssl_private_key_filepath = UnsafePointer(cString(key))
         }
         guard let context = lws_create_context(&info) else {
-            return .failure(.cannotListen("cannot listen on \(configuration.host):\(configuration.port) (address in use, not local, or TLS files invalid)"))
+            let address = ListeningAddress(host: host, port: configuration.port)
+            return .failure(.cannotListen("cannot listen on \(address) (address in use, not local, or TLS files invalid)"))
         }
         guard let vhost = lws_get_vhost_by_name(context, "default") else {
             lws_context_destroy(context)
             return .failure(.cannotListen("libwebsockets created no default vhost"))
         }
-        return .success((context, Int(lws_get_vhost_listen_port(vhost))))
+        return .success((context, ListeningAddress(host: host, port: Int(lws_get_vhost_listen_port(vhost)))))
+    }
+
+    /// Builds the `info.headers` list from ``WebSocketServer/responseHeaders(tls:)``.
+    private func makeResponseHeaders(tls: Bool) -> UnsafeMutablePointer<lws_protocol_vhost_options> {
+        let headers = WebSocketServer.responseHeaders(tls: tls)
+        let list = UnsafeMutablePointer<lws_protocol_vhost_options>.allocate(capacity: headers.count)
+        list.initialize(repeating: lws_protocol_vhost_options(), count: headers.count)
+        for (index, header) in headers.enumerated() {
+            list[index].name = UnsafePointer(cString(header.name.lowercased() + ":"))
+            list[index].value = UnsafePointer(cString(header.value))
+            list[index].next = index + 1 < headers.count ? UnsafePointer(list + index + 1) : nil
+        }
+        responseHeaders = list
+        responseHeaderCount = headers.count
+        return list
     }
 
     // MARK: Service thread
@@ -187,8 +225,11 @@ final class ServiceLoop: @unchecked Sendable {
             return 0
 
         case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-            guard accepting, let wsi else { return 1 }
-            return requestPath(wsi) == configuration.webSocketPath ? 0 : 1
+            guard accepting, let wsi, requestPath(wsi) == configuration.webSocketPath else { return 1 }
+            // An over-long header refuses the upgrade rather than reaching the rules cut short.
+            guard let info = connectionInfo(wsi) else { return refuse(wsi, status: UInt32(HTTP_STATUS_FORBIDDEN.rawValue)) }
+            guard configuration.admit?(info) ?? true else { return refuse(wsi, status: 429) }
+            return 0
 
         case LWS_CALLBACK_ESTABLISHED:
             guard let wsi, let user else { return -1 }
@@ -197,7 +238,9 @@ final class ServiceLoop: @unchecked Sendable {
             user.storeBytes(of: id, as: UInt64.self)
             connections[id] = Connection(wsi: wsi)
             openConnections.add(1, ordering: .relaxed)
-            onEvent(ConnectionHandle(rawValue: id), .opened(peer: peerAddress(wsi)))
+            // The request headers are still attached here; they were checked at the filter.
+            let info = connectionInfo(wsi) ?? ConnectionInfo(peer: peerAddress(wsi), tls: lws_is_ssl(wsi) != 0)
+            onEvent(ConnectionHandle(rawValue: id), .opened(info))
             return 0
 
         case LWS_CALLBACK_RECEIVE:
@@ -212,9 +255,7 @@ final class ServiceLoop: @unchecked Sendable {
         case LWS_CALLBACK_HTTP:
             guard let wsi else { return -1 }
             let path = requestPath(wsi)
-            guard let route = configuration.textRoutes[path] else {
-                return lws_callback_http_dummy(wsi, reason, user, input, length)
-            }
+            guard let route = configuration.textRoutes[path] else { return serveStatic(wsi, user: user) }
             return respond(wsi, body: Array(route().utf8))
 
         case LWS_CALLBACK_CLOSED:
@@ -338,11 +379,87 @@ final class ServiceLoop: @unchecked Sendable {
         }
     }
 
+    /// The request's path (without its query), as lws decoded it; "" if there is none.
     private func requestPath(_ wsi: OpaquePointer) -> String {
-        var buffer = [CChar](repeating: 0, count: 512)
-        let length = lws_hdr_copy(wsi, &buffer, Int32(buffer.count), WSI_TOKEN_GET_URI)
-        guard length > 0 else { return "" }
-        return String(decoding: buffer[..<Int(length)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        requestTarget(wsi).path
+    }
+
+    /// The request's method (an `LWSHUMETH_` value, -1 if none) and path.
+    private func requestTarget(_ wsi: OpaquePointer) -> (method: Int32, path: String) {
+        var uri: UnsafeMutablePointer<CChar>?
+        var length: Int32 = 0
+        let method = lws_http_get_uri_and_method(wsi, &uri, &length)
+        guard method >= 0, let uri, length > 0 else { return (method, "") }
+        return (method, String(decoding: UnsafeRawBufferPointer(start: uri, count: Int(length)), as: UTF8.self))
+    }
+
+    /// Serves a file of the web root, or answers 404 when the path names none inside it.
+    private func serveStatic(_ wsi: OpaquePointer, user: UnsafeMutableRawPointer?) -> Int32 {
+        let (method, path) = requestTarget(wsi)
+        let readable = [LWSHUMETH_GET, LWSHUMETH_HEAD, LWSHUMETH_COLON_PATH].map { Int32($0) }
+        guard readable.contains(method), let root = resolvedStaticRoot, let file = WebRoot.file(for: path, in: root) else {
+            return lws_callback_http_dummy(wsi, LWS_CALLBACK_HTTP, user, nil, 0)
+        }
+        guard let mimeType = lws_get_mimetype(file, nil) else {
+            guard lws_return_http_status(wsi, UInt32(HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE.rawValue), nil) == 0 else { return -1 }
+            return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
+        }
+        let sent = lws_serve_http_file(wsi, file, mimeType, nil, 0)
+        if sent < 0 || (sent > 0 && lws_http_transaction_completed(wsi) != 0) { return -1 }
+        return 0
+    }
+
+    /// Answers a WebSocket upgrade `403 Forbidden`; the non-zero return makes lws close it.
+    /// Answers the upgrade request with `status` (403 for a header over the cap, 429 for a
+    /// connection the admission hook refused) and drops it.
+    private func refuse(_ wsi: OpaquePointer, status: UInt32) -> Int32 {
+        _ = lws_return_http_status(wsi, status, nil)
+        return 1
+    }
+
+    /// The connection's peer, TLS flag and headers; nil if one of the headers is longer than
+    /// ``ConnectionInfo/maxHeaderBytes``.
+    private func connectionInfo(_ wsi: OpaquePointer) -> ConnectionInfo? {
+        guard case .value(let origin) = header(wsi, WSI_TOKEN_ORIGIN),
+              case .value(let hostHeader) = header(wsi, WSI_TOKEN_HOST),
+              case .value(let authority) = header(wsi, WSI_TOKEN_HTTP_COLON_AUTHORITY),
+              case .value(let forwardedFor) = header(wsi, WSI_TOKEN_X_FORWARDED_FOR),
+              case .value(let forwardedProto) = customHeader(wsi, "x-forwarded-proto:")
+        else { return nil }
+        return ConnectionInfo(
+            peer: peerAddress(wsi), origin: origin, host: hostHeader ?? authority, forwardedFor: forwardedFor,
+            forwardedProto: forwardedProto, tls: lws_is_ssl(wsi) != 0)
+    }
+
+    /// A request header: `.value(nil)` when absent or empty, `.tooLong` past the cap.
+    private enum HeaderValue {
+        case value(String?)
+        case tooLong
+    }
+
+    private func header(_ wsi: OpaquePointer, _ token: lws_token_indexes) -> HeaderValue {
+        let length = Int(lws_hdr_total_length(wsi, token))
+        guard length > 0 else { return .value(nil) }
+        guard length <= ConnectionInfo.maxHeaderBytes else { return .tooLong }
+        var buffer = [CChar](repeating: 0, count: length + 1)
+        let copied = lws_hdr_copy(wsi, &buffer, Int32(buffer.count), token)
+        guard copied >= 0 else { return .tooLong }
+        return .value(Self.string(buffer[..<Int(copied)]))
+    }
+
+    /// A header lws has no token for; `name` is lower case with its colon (`x-forwarded-proto:`).
+    private func customHeader(_ wsi: OpaquePointer, _ name: String) -> HeaderValue {
+        let length = Int(lws_hdr_custom_length(wsi, name, Int32(name.utf8.count)))
+        guard length > 0 else { return .value(nil) }
+        guard length <= ConnectionInfo.maxHeaderBytes else { return .tooLong }
+        var buffer = [CChar](repeating: 0, count: length + 1)
+        let copied = lws_hdr_custom_copy(wsi, &buffer, Int32(buffer.count), name, Int32(name.utf8.count))
+        guard copied >= 0 else { return .tooLong }
+        return .value(Self.string(buffer[..<Int(copied)]))
+    }
+
+    private static func string(_ bytes: ArraySlice<CChar>) -> String {
+        String(decoding: bytes.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     private func peerAddress(_ wsi: OpaquePointer) -> String {

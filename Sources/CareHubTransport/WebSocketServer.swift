@@ -12,7 +12,7 @@ public struct ConnectionHandle: Hashable, Sendable, CustomStringConvertible {
 /// What the transport reports about a connection, in order, on its service thread.
 public enum WebSocketEvent: Sendable, Equatable {
     /// The WebSocket handshake on the configured path completed.
-    case opened(peer: String)
+    case opened(ConnectionInfo)
     /// A complete text message (all fragments joined), as raw UTF-8 bytes.
     case text([UInt8])
     /// A complete binary message (its content is discarded).
@@ -45,7 +45,10 @@ public enum TransportError: Error, Equatable, CustomStringConvertible {
 /// delivered on the service thread, so `onEvent` must return quickly and never block.
 public final class WebSocketServer: Sendable {
     public struct Configuration: Sendable {
-        /// Address to bind, e.g. `127.0.0.1` or `0.0.0.0`.
+        /// Address to bind, and only it: a numeric IPv4 address (`127.0.0.1`, `0.0.0.0` for every
+        /// IPv4 interface), an IPv6 address with or without brackets (`::1`, `[::]` for every
+        /// interface), or a name, resolved once to its first address. ``listeningAddress`` says
+        /// which address was bound.
         public var host: String
         /// Port to bind; 0 picks a free one (see the value `start()` returns).
         public var port: Int
@@ -61,13 +64,19 @@ public final class WebSocketServer: Sendable {
         /// Paths answered by a closure with a `text/plain` body (e.g. `/metrics`), on the service
         /// thread: the closure must be quick and must not block.
         public var textRoutes: [String: @Sendable () -> String]
+        /// Decides whether a WebSocket upgrade on the configured path goes ahead, before the
+        /// handshake completes; nil admits every one. Called on the service thread, so it must be
+        /// quick and must not block. A refused upgrade is answered `429 Too Many Requests` and closed, and
+        /// reports no event.
+        public var admit: (@Sendable (ConnectionInfo) -> Bool)?
 
         public init(
             host: String = "127.0.0.1", port: Int = 0, webSocketPath: String = "/ws", staticRoot: String? = nil,
             maxMessageBytes: Int = 64 * 1024, tlsCertificatePath: String? = nil, tlsPrivateKeyPath: String? = nil,
-            textRoutes: [String: @Sendable () -> String] = [:]
+            textRoutes: [String: @Sendable () -> String] = [:], admit: (@Sendable (ConnectionInfo) -> Bool)? = nil
         ) {
             self.textRoutes = textRoutes
+            self.admit = admit
             self.host = host
             self.port = port
             self.webSocketPath = webSocketPath
@@ -97,9 +106,32 @@ public final class WebSocketServer: Sendable {
         }
     }
 
+    /// The Content-Security-Policy of every HTTP response: the pages load scripts, styles,
+    /// fonts and images from the hub itself only, and open connections (WebSocket included) to
+    /// the hub's own origin only.
+    public static let contentSecurityPolicy =
+        "default-src 'none'; img-src 'self' data:; script-src 'self'; font-src 'self'; style-src 'self'; "
+        + "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+    /// Strict-Transport-Security, sent on every HTTP response when TLS is on: one year.
+    public static let strictTransportSecurity = "max-age=31536000"
+
+    /// The headers every HTTP response carries (static files, text routes, errors).
+    public static func responseHeaders(tls: Bool) -> [(name: String, value: String)] {
+        var headers: [(name: String, value: String)] = [
+            ("Content-Security-Policy", contentSecurityPolicy),
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Frame-Options", "deny"),
+            ("Referrer-Policy", "no-referrer"),
+        ]
+        if tls { headers.append(("Strict-Transport-Security", strictTransportSecurity)) }
+        return headers
+    }
+
     public let configuration: Configuration
     private let loop: ServiceLoop
     private let started = Atomic<Bool>(false)
+    private let bound = Mutex<ListeningAddress?>(nil)
 
     public init(configuration: Configuration, onEvent: @escaping @Sendable (ConnectionHandle, WebSocketEvent) -> Void) {
         self.configuration = configuration
@@ -110,8 +142,13 @@ public final class WebSocketServer: Sendable {
     public func start() throws -> Int {
         try configuration.validate()
         guard !started.exchange(true, ordering: .acquiringAndReleasing) else { throw TransportError.alreadyStarted }
-        return try loop.start()
+        let address = try loop.start()
+        bound.withLock { $0 = address }
+        return address.port
     }
+
+    /// The numeric address and port the server listens on, once started.
+    public var listeningAddress: ListeningAddress? { bound.withLock { $0 } }
 
     /// Queues a text message for a connection. Messages to one connection go out in order;
     /// a message for a connection that has closed is dropped.

@@ -74,7 +74,7 @@ enum Relay {
         }
         server.withLock { $0 = transport }
         let bound = try transport.start()
-        print("carehub-relay listening on ws://127.0.0.1:\(bound)/ws")
+        print("carehub-relay listening on ws://\(transport.listeningAddress.map { "\($0)" } ?? "127.0.0.1:\(bound)")/ws")
         fflush(nil)
         let stop = DispatchSemaphore(value: 0)
         signal(SIGTERM, SIG_IGN)

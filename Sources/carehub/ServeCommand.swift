@@ -23,7 +23,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The data directory (SQLite database, master key).")
     var data = "./data"
 
-    @Option(name: .long, help: "Address and port to listen on: HOST:PORT, or [IPv6]:PORT. Port 0 picks a free port.")
+    @Option(name: .long, help: "Address and port to listen on, and only that address: IPV4:PORT, [IPV6]:PORT or NAME:PORT (a name is resolved to its first address). 0.0.0.0 or [::] listen on every interface; port 0 picks a free port.")
     var listen = "127.0.0.1:8080"
 
     @Option(name: .long, help: "Directory of the browser pages served at /.")
@@ -137,7 +137,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
-/// `HOST:PORT` or `[IPv6]:PORT`.
+/// `HOST:PORT` or `[IPv6]:PORT`; an IPv6 address must be in brackets.
 struct ListenAddress {
     let host: String
     let port: Int
@@ -151,12 +151,18 @@ struct ListenAddress {
             }
             hostPart = text[text.index(after: text.startIndex)..<close]
             portPart = text[text.index(close, offsetBy: 2)...]
+            guard hostPart.contains(":") else {
+                throw ValidationError("--listen: brackets hold an IPv6 address, found '\(hostPart)'")
+            }
         } else {
             guard let colon = text.lastIndex(of: ":") else {
                 throw ValidationError("--listen: expected HOST:PORT, found '\(text)'")
             }
             hostPart = text[..<colon]
             portPart = text[text.index(after: colon)...]
+            guard !hostPart.contains(":") else {
+                throw ValidationError("--listen: an IPv6 address goes in brackets, as [::1]:8080; found '\(text)'")
+            }
         }
         guard let port = Int(portPart), (0...65_535).contains(port) else {
             throw ValidationError("--listen: expected a port from 0 to 65535, found '\(portPart)'")

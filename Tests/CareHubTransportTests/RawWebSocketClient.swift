@@ -6,7 +6,11 @@ import Glibc
 /// A deliberately small RFC 6455 client over a blocking socket, so the transport is tested
 /// against bytes on a real TCP connection rather than against itself.
 final class RawWebSocketClient {
-    struct Failure: Error, CustomStringConvertible { let description: String }
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+        /// The `errno` of a failed system call, if one failed.
+        var errno: Int32? = nil
+    }
 
     enum Frame: Equatable {
         case text(String)
@@ -17,32 +21,37 @@ final class RawWebSocketClient {
     private let fd: Int32
     private var buffer: [UInt8] = []
 
-    /// Connects to 127.0.0.1:`port`; reads give up after `timeout` seconds instead of hanging.
-    init(port: Int, timeout: Int = 10) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    /// Connects to `host` (a numeric IPv4 or IPv6 address):`port`; reads give up after `timeout`
+    /// seconds instead of hanging.
+    init(port: Int, host: String = "127.0.0.1", timeout: Int = 10) throws {
+        var hints = addrinfo()
+        hints.ai_flags = AI_NUMERICHOST
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &list) == 0, let address = list else {
+            throw Failure(description: "not a numeric address: \(host)")
+        }
+        defer { freeaddrinfo(list) }
+        fd = socket(address.pointee.ai_family, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket() failed") }
         var time = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard status == 0 else {
+        guard connect(fd, address.pointee.ai_addr, address.pointee.ai_addrlen) == 0 else {
+            let error = errno
             close(fd)
-            throw Failure(description: "connect() failed: \(errno)")
+            throw Failure(description: "connect() failed: \(error)", errno: error)
         }
     }
 
     deinit { close(fd) }
 
-    /// Sends a WebSocket upgrade for `path` and returns the response head.
+    /// Sends a WebSocket upgrade for `path`, with `headers` ("Name: value" lines) after the
+    /// usual ones, and returns the response head.
     @discardableResult
-    func upgrade(path: String = "/ws") throws -> String {
+    func upgrade(path: String = "/ws", headers: [String] = []) throws -> String {
         let key = Data((0..<16).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
-        try write(Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n\r\n".utf8))
+        let extra = headers.map { $0 + "\r\n" }.joined()
+        try write(Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n\(extra)\r\n".utf8))
         return try readHead()
     }
 

@@ -65,7 +65,7 @@ struct WebSocketServerTests {
         #expect(harness.wait { $0.contains { $0.1 == .closed } })
         let kinds = harness.eventKinds()
         #expect(kinds.count == 3)
-        if case .opened(let peer) = kinds.first { #expect(peer == "127.0.0.1") } else { Issue.record("first event \(kinds)") }
+        if case .opened(let info) = kinds.first { #expect(info.peer == "127.0.0.1") } else { Issue.record("first event \(kinds)") }
         #expect(Array(kinds.dropFirst()) == [.text(Array("hello ✓".utf8)), .closed])
         #expect(harness.transport.connectionCount == 0)
     }
