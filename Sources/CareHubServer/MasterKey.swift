@@ -14,7 +14,7 @@ public enum MasterKey {
     /// Loads (or on first run creates) the master key.
     public static func load(dataDirectory: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> SymmetricKey {
         if let hex = environment[environmentVariable] {
-            guard let bytes = decodeHex(hex), bytes.count == 32 else {
+            guard let bytes = Hex.decode(hex), bytes.count == 32 else {
                 throw HubError.masterKey("\(environmentVariable) must be 64 hexadecimal digits (32 bytes)")
             }
             return SymmetricKey(bytes: bytes)
@@ -45,28 +45,5 @@ public enum MasterKey {
         SymmetricKey(bytes: try master.withUnsafeBytes {
             try HKDF.sha256(key: Array($0), salt: Array("carehub.audit".utf8), info: Array("checkpoint-hmac.v1".utf8), outputByteCount: 32)
         })
-    }
-
-    private static func decodeHex(_ text: String) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(digits.count / 2)
-        var index = 0
-        while index < digits.count {
-            guard let high = hexValue(digits[index]), let low = hexValue(digits[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-            index += 2
-        }
-        return bytes
-    }
-
-    private static func hexValue(_ digit: UInt8) -> UInt8? {
-        switch digit {
-        case 48...57: return digit - 48
-        case 97...102: return digit - 87
-        case 65...70: return digit - 55
-        default: return nil
-        }
     }
 }

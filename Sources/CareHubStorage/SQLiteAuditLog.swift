@@ -435,43 +435,13 @@ public struct AuditHead: Sendable, Hashable, CustomStringConvertible {
             fields[word[..<equals]] = word[word.index(after: equals)...]
         }
         guard let seqText = fields["seq"], let seq = Int64(seqText), seq > 0,
-              let hash = fields["hash"].flatMap(Self.bytes), hash.count == 32,
-              let signature = fields["sig"].flatMap(Self.bytes), signature.count == 32 else { return nil }
+              let hash = fields["hash"].flatMap(Hex.decode(_:)), hash.count == 32,
+              let signature = fields["sig"].flatMap(Hex.decode(_:)), signature.count == 32 else { return nil }
         self.init(seq: seq, hash: hash, signature: signature)
     }
 
     public var description: String {
-        "seq=\(seq) hash=\(Self.hex(hash)) sig=\(Self.hex(signature))"
-    }
-
-    private static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for byte in bytes { out += [digits[Int(byte >> 4)], digits[Int(byte & 15)]] }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    private static func bytes(_ text: Substring) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        var index = 0
-        while index < digits.count {
-            guard let high = nibble(digits[index]), let low = nibble(digits[index + 1]) else { return nil }
-            out.append(high << 4 | low)
-            index += 2
-        }
-        return out
-    }
-
-    private static func nibble(_ digit: UInt8) -> UInt8? {
-        switch digit {
-        case 48...57: digit - 48
-        case 97...102: digit - 87
-        case 65...70: digit - 55
-        default: nil
-        }
+        "seq=\(seq) hash=\(Hex.encode(hash)) sig=\(Hex.encode(signature))"
     }
 }
 

@@ -21,14 +21,7 @@ struct ChannelTests {
     func code(_ hub: StageHarness, _ frame: ClientFrame, _ channel: Channel) async -> ErrorCode? {
         var request = hub.world.request(frame, connection: ConnectionID(7))
         request.channel = channel
-        do {
-            _ = try await hub.pipeline.run(request)
-            return nil
-        } catch let error as PipelineError {
-            return error.code
-        } catch {
-            return .internal
-        }
+        return await hub.errorCode(of: request)
     }
 
     @Test func aHIPAAOrganisationIsNotReachedOverPlainWebSockets() async throws {

@@ -6,25 +6,14 @@ import Testing
 
 @Suite("auth stage: an organisation's limits on new conversations and messages")
 struct OrgLimitTests {
+    static func studio(_ limits: String) -> String {
+        "[org studio]\nhipaa = off\n\(limits)\nstage auth\nstage store\nstage fanout\n"
+    }
+
     @Test func newConversationsAreLimitedPerAddressAndPerOrganisation() async throws {
-        let hub = try StageHarness("""
-            [org studio]
-            hipaa = off
-            limits conversations_per_minute=4 conversations_per_address_per_minute=2
-            stage auth
-            stage store
-            stage fanout
-            """)
+        let hub = try StageHarness(Self.studio("limits conversations_per_minute=4 conversations_per_address_per_minute=2"))
         func hello(from peer: String, connection: Int) async -> ErrorCode? {
-            let request = hub.world.request(.hello(org: hub.org.id, token: nil), connection: ConnectionID(UInt64(connection)), peer: peer)
-            do {
-                _ = try await hub.pipeline.run(request)
-                return nil
-            } catch let error as PipelineError {
-                return error.code
-            } catch {
-                return .internal
-            }
+            await hub.errorCode(of: hub.world.request(.hello(org: hub.org.id, token: nil), connection: ConnectionID(UInt64(connection)), peer: peer))
         }
         #expect(await hello(from: "192.0.2.1", connection: 1) == nil)
         #expect(await hello(from: "192.0.2.1", connection: 2) == nil)
@@ -36,14 +25,7 @@ struct OrgLimitTests {
     }
 
     @Test func messagesPerConversationAreLimitedAndOnlyTheSendersOwnRoomIsCharged() async throws {
-        let hub = try StageHarness("""
-            [org studio]
-            hipaa = off
-            limits messages_per_second=1 message_burst=3
-            stage auth
-            stage store
-            stage fanout
-            """)
+        let hub = try StageHarness(Self.studio("limits messages_per_second=1 message_burst=3"))
         let room = try await hub.visitor(1)
         let other = try await hub.visitor(2)
         // A visitor naming someone else's room is refused and spends nothing of that room's allowance.

@@ -67,6 +67,19 @@ final class StageHarness: @unchecked Sendable {
         }
     }
 
+    /// Runs a request as built (another peer, another channel) and returns its error code, or
+    /// nil when it succeeded.
+    func errorCode(of request: Request) async -> ErrorCode? {
+        do {
+            _ = try await pipeline.run(request)
+            return nil
+        } catch let error as PipelineError {
+            return error.code
+        } catch {
+            return .internal
+        }
+    }
+
     private func currentSession(_ connection: ConnectionID) -> Session? {
         guard let session = bound[connection] else { return nil }
         return world.sessions.session(session.token) ?? session
