@@ -104,7 +104,7 @@ public final class ConversationCache: ConversationStore {
         try await changing(id) { try await store.deferPurge(id, attempts: attempts, retryAt: retryAt, reason: reason) }
     }
 
-    public func requestTranscript(_ id: ConversationID, to address: String) async throws {
+    public func requestTranscript(_ id: ConversationID, to address: String?) async throws {
         try await changing(id) { try await store.requestTranscript(id, to: address) }
     }
 

@@ -75,7 +75,8 @@ public struct EncryptStage: Stage {
     }
 
     /// Seals what an organisation stored in plain text before it entered HIPAA mode: every
-    /// message and pre-chat form of its conversations not yet purged, under its keys and with the
+    /// message and pre-chat form of its conversations not yet purged (and forgets the address a
+    /// visitor asked a transcript e-mail to go to, which HIPAA mode does not send), under its keys and with the
     /// same associated data as if they had been sealed when written, so that readers open them as
     /// any other. Runs again safely (only plain rows are touched); the message store leaves no
     /// plain copy in the files once each conversation is done.
@@ -84,6 +85,8 @@ public struct EncryptStage: Stage {
         var forms = 0
         for conversation in try await environment.conversations.unpurged(org: org, startedBefore: .distantFuture, limit: 1_000_000) {
             let scope = KeyScope.conversation(org, conversation.id)
+            // A transcript e-mail is not sent in HIPAA mode; the patient's address is not kept.
+            if conversation.transcriptTo != nil { try await environment.conversations.requestTranscript(conversation.id, to: nil) }
             if case .plain(let json)? = try await environment.conversations.profile(of: conversation.id) {
                 let sealed = try await environment.cipher.seal(
                     Array(json.utf8), scope: scope, associatedData: profileAssociatedData(org: org, conversation: conversation.id))

@@ -122,7 +122,7 @@ public struct SQLiteConversationStore: ConversationStore {
         }
     }
 
-    public func requestTranscript(_ id: ConversationID, to address: String) async throws {
+    public func requestTranscript(_ id: ConversationID, to address: String?) async throws {
         try await database.pool.write { db in
             try db.execute(sql: "UPDATE conversations SET transcript_to = ? WHERE id = ?", arguments: [address, id.rawValue])
         }

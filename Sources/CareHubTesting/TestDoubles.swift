@@ -91,7 +91,7 @@ public final class MemoryConversationStore: ConversationStore {
         return rows.withLock { Array($0.map(\.conversation).filter { $0.org == org && !$0.hasEnded && !done.contains($0.id) }.prefix(limit)) }
     }
 
-    public func requestTranscript(_ id: ConversationID, to address: String) async throws { update(id) { $0.transcriptTo = address } }
+    public func requestTranscript(_ id: ConversationID, to address: String?) async throws { update(id) { $0.transcriptTo = address } }
 
     public func assign(_ id: ConversationID, to user: String?) async throws { update(id) { $0.assignedTo = user } }
 

@@ -8,9 +8,9 @@ public struct HubLimits: Sendable, Hashable {
     /// Open WebSocket connections from one client address.
     public var connectionsPerAddress: Int
 
-    /// The defaults: 20 logins a minute from an address (a front desk's shift change behind one
+    /// The defaults: 30 logins a minute from an address (a front desk's shift change behind one
     /// router), 300 a minute in all, 200 connections from an address.
-    public static let standard = HubLimits(loginsPerAddressPerMinute: 20, loginsPerMinute: 300, connectionsPerAddress: 200)
+    public static let standard = HubLimits(loginsPerAddressPerMinute: 30, loginsPerMinute: 300, connectionsPerAddress: 200)
 
     /// Creates limits.
     public init(loginsPerAddressPerMinute: Int, loginsPerMinute: Int, connectionsPerAddress: Int) {

@@ -32,8 +32,8 @@ public protocol ConversationStore: Sendable {
     func deferPurge(_ id: ConversationID, attempts: Int, retryAt: Date, reason: String) async throws
     /// Conversations of `org` that have not ended.
     func openConversations(org: OrgID, limit: Int) async throws -> [Conversation]
-    /// Records the address a visitor wants the transcript mailed to.
-    func requestTranscript(_ id: ConversationID, to address: String) async throws
+    /// Records the address a visitor wants the transcript mailed to (nil withdraws it).
+    func requestTranscript(_ id: ConversationID, to address: String?) async throws
     /// Assigns a conversation to a staff member (nil: unassigned).
     func assign(_ id: ConversationID, to user: String?) async throws
 }

@@ -1,0 +1,37 @@
+import CareHubCore
+import CareHubStages
+import CareHubTesting
+import Foundation
+import Testing
+
+@Suite("encrypt stage: sealing what was stored before HIPAA mode")
+struct SealStoredTests {
+    @Test func plainMessagesAndFormsAreSealedSoReadersOpenThemAsAnyOther() async throws {
+        let world = TestWorld()
+        let org = OrgID("clinic")
+        let room = try await world.conversations.create(org: org, tokenDigest: [1], at: world.clock.now).id
+        try await world.conversations.setProfile(room, .plain(#"{"name":"Pat"}"#))
+        try await world.conversations.requestTranscript(room, to: "pat@example.org")
+        for seq in 1...3 {
+            try await world.messages.append(StoredMessage(conversation: room, seq: UInt64(seq), sender: "visitor", at: world.clock.now, body: .plain("hello \(seq)")))
+        }
+        let sealed = try await EncryptStage.sealStored(org: org, environment: world.environment)
+        #expect(sealed.messages == 3 && sealed.forms == 1)
+        #expect(try await world.messages.plainMessages(of: room, limit: 10).isEmpty)
+        guard case .sealed? = try await world.conversations.profile(of: room) else {
+            Issue.record("the form is still plain")
+            throw PipelineError.internal
+        }
+        #expect(try await world.conversations.conversation(room)?.transcriptTo == nil, "a HIPAA organisation sends no transcript e-mail")
+        // Sealed with the associated data a reader opens them with.
+        for message in world.messages.all {
+            guard case .sealed(let box) = message.body else { throw PipelineError.internal }
+            let aad = EncryptStage.associatedData(org: org, conversation: room, seq: message.seq, sender: message.sender)
+            let text = try await world.cipher.open(box, scope: .conversation(org, room), associatedData: aad)
+            #expect(String(decoding: text, as: UTF8.self) == "hello \(message.seq)")
+        }
+        // Again: nothing left to seal, nothing sealed twice.
+        let again = try await EncryptStage.sealStored(org: org, environment: world.environment)
+        #expect(again.messages == 0 && again.forms == 0)
+    }
+}
