@@ -13,8 +13,10 @@ struct ConsoleCommand: ParsableCommand {
         discussion: """
             Commands: /rooms, /open ROOM, /close, /end (end the open conversation), /help, /quit. \
             Any other line is sent to the open room. New conversations, messages and the end of a \
-            chat are printed as they arrive. The console speaks plain ws:// (reach a TLS-only hub \
-            through its loopback listener or an SSH tunnel).
+            chat are printed as they arrive, with control characters shown (ESC as ^[) and a \
+            message's own lines indented under "    | ". A failed login asks again, three times \
+            at most. The console speaks plain ws:// (reach a TLS-only hub through its loopback \
+            listener or an SSH tunnel).
             """)
 
     @Option(help: "The hub's WebSocket listener, HOST:PORT.")
