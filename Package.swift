@@ -45,6 +45,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "CareHubTransport", dependencies: ["CLibWebSockets"], swiftSettings: strict),
+        // Printing text from elsewhere on a terminal (the console).
+        .target(name: "CareHubTerminal", swiftSettings: strict),
 
         // The hub: wires transport, pipeline and adapters together.
         .target(
@@ -58,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "carehub",
             dependencies: [
-                "CareHubServer", "CareHubCore", "CareHubCrypto",
+                "CareHubServer", "CareHubCore", "CareHubCrypto", "CareHubTerminal", "CareHubTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -85,6 +87,7 @@ let package = Package(
         .testTarget(name: "CareHubCryptoTests", dependencies: ["CareHubCrypto"], swiftSettings: strict),
         .testTarget(name: "CareHubStorageTests", dependencies: ["CareHubStorage", "CareHubCore"], swiftSettings: strict),
         .testTarget(name: "CareHubTransportTests", dependencies: ["CareHubTransport"], swiftSettings: strict),
+        .testTarget(name: "CareHubTerminalTests", dependencies: ["CareHubTerminal"], swiftSettings: strict),
         .testTarget(name: "CareHubServerTests", dependencies: ["CareHubServer", "CareHubStorage", "CareHubCrypto", "CareHubCore", "CareHubTesting", "CareHubTransport"], swiftSettings: strict),
     ]
 )

@@ -466,7 +466,7 @@ final class ServiceLoop: @unchecked Sendable {
         var buffer = [CChar](repeating: 0, count: 128)
         guard lws_get_peer_simple(wsi, &buffer, buffer.count) != nil else { return "unknown" }
         let address = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        // The listening socket is dual-stack; show IPv4 peers as IPv4.
+        // A listener on [::] is dual-stack; show its IPv4 peers as IPv4.
         return address.hasPrefix("::ffff:") && address.contains(".") ? String(address.dropFirst(7)) : address
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CareHubTerminal
 import CareHubTransport
 import Foundation
 #if canImport(Glibc)
@@ -12,8 +13,10 @@ struct ConsoleCommand: ParsableCommand {
         discussion: """
             Commands: /rooms, /open ROOM, /close, /end (end the open conversation), /help, /quit. \
             Any other line is sent to the open room. New conversations, messages and the end of a \
-            chat are printed as they arrive. The console speaks plain ws:// (reach a TLS-only hub \
-            through its loopback listener or an SSH tunnel).
+            chat are printed as they arrive, with control characters shown (ESC as ^[) and a \
+            message's own lines indented under "    | ". A failed login asks again, three times \
+            at most. The console speaks plain ws:// (reach a TLS-only hub through its loopback \
+            listener or an SSH tunnel).
             """)
 
     @Option(help: "The hub's WebSocket listener, HOST:PORT.")
@@ -35,26 +38,38 @@ struct ConsoleCommand: ParsableCommand {
             Output.error("carehub: cannot reach the hub at \(connect): \(error)")
             throw ExitCode(1)
         }
-        let password = Terminal.prompt("Password: ", secret: true) ?? ""
-        var code = Terminal.prompt("Authenticator code (Enter if you have none yet): ", secret: false) ?? ""
-        var reply = try session.request(login(password: password, code: code), expecting: ["session", "enroll"])
-        if reply["type"] as? String == "enroll" {
-            Output.line("Your organisation requires a second factor. Add this secret to your authenticator app:")
-            Output.line("  \(reply["secret"] as? String ?? "")")
-            Output.line("  (or open \(reply["otpauthURI"] as? String ?? ""))")
-            code = Terminal.prompt("Code from the app: ", secret: false) ?? ""
-            reply = try session.request(login(password: password, code: code), expecting: ["session"])
-            if let codes = reply["recoveryCodes"] as? [String] {
-                Output.line("Recovery codes (each logs you in once without the app; keep them safe):")
-                for recovery in codes { Output.line("  \(recovery)") }
-            }
-        }
-        guard reply["type"] as? String == "session" else {
-            Output.error("carehub: login failed: \(reply["message"] as? String ?? "refused")")
-            throw ExitCode(1)
-        }
-        Output.line("Logged in to \(org) as \(user). /help lists the commands.")
+        try logIn(session)
+        Output.line("Logged in to \(TerminalText.field(org)) as \(TerminalText.field(user)). /help lists the commands.")
         try session.loop()
+    }
+
+    /// Attempts allowed before the console gives up.
+    static let loginAttempts = 3
+
+    /// Prompts for the password and code until the hub opens a session: a wrong password or a
+    /// code already used asks again, up to ``loginAttempts`` times; end of input gives up.
+    private func logIn(_ session: ConsoleSession) throws {
+        for attempt in 1...Self.loginAttempts {
+            guard let password = Terminal.prompt("Password: ", secret: true) else { throw ExitCode(1) }
+            var code = Terminal.prompt("Authenticator code (Enter if you have none yet): ", secret: false) ?? ""
+            var reply = try session.request(login(password: password, code: code), expecting: ["session", "enroll"])
+            if reply["type"] as? String == "enroll" {
+                Output.line("Your organisation requires a second factor. Add this secret to your authenticator app:")
+                Output.line("  \(TerminalText.field(reply["secret"] as? String ?? ""))")
+                Output.line("  (or open \(TerminalText.field(reply["otpauthURI"] as? String ?? "")))")
+                code = Terminal.prompt("Code from the app: ", secret: false) ?? ""
+                reply = try session.request(login(password: password, code: code), expecting: ["session"])
+                if let codes = reply["recoveryCodes"] as? [String] {
+                    Output.line("Recovery codes (each logs you in once without the app; keep them safe):")
+                    for recovery in codes { Output.line("  \(TerminalText.field(recovery))") }
+                }
+            }
+            if reply["type"] as? String == "session" { return }
+            Output.error("carehub: login failed: \(TerminalText.field(reply["message"] as? String ?? "refused"))")
+            guard attempt < Self.loginAttempts else { break }
+            Output.error("Try again (\(Self.loginAttempts - attempt) left).")
+        }
+        throw ExitCode(1)
     }
 
     private func login(password: String, code: String) -> [String: Any] {
@@ -89,9 +104,11 @@ final class ConsoleSession {
                 if types.contains(type) || (type == "error" && reply["id"] as? String == frame["id"] as? String) { return reply }
                 show(reply)
             }
+            guard client.closeCode == nil else { throw ExitCode(1) }
             var descriptor = pollfd(fd: client.fd, events: Int16(POLLIN), revents: 0)
             _ = poll(&descriptor, 1, 200)
             guard try client.fill() else { throw ExitCode(1) }
+            try client.keepAlive()
         }
         Output.error("carehub: no answer from the hub")
         throw ExitCode(1)
@@ -100,8 +117,11 @@ final class ConsoleSession {
     func loop() throws {
         var descriptors = [pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0), pollfd(fd: client.fd, events: Int16(POLLIN), revents: 0)]
         var pendingInput: [UInt8] = []
+        // Wake at least every keep-alive interval to ping a quiet connection.
+        let wake = Int32(client.keepAliveInterval.components.seconds * 1000)
         while true {
-            _ = poll(&descriptors, 2, -1)
+            _ = poll(&descriptors, 2, wake)
+            try client.keepAlive()
             if descriptors[1].revents != 0 {
                 guard try client.fill() else {
                     Output.line("The hub closed the connection.")
@@ -112,6 +132,10 @@ final class ConsoleSession {
                         show(frame)
                         if frame["type"] as? String == "session_expired" { throw ExitCode(2) }
                     }
+                }
+                if client.closeCode != nil {
+                    Output.line("The hub closed the connection.")
+                    return
                 }
             }
             if descriptors[0].revents != 0 {
@@ -163,7 +187,7 @@ final class ConsoleSession {
             try send(["type": "end", "room": current, "id": "end"])
         default:
             guard !line.hasPrefix("/") else {
-                Output.line("unknown command \(words[0]); /help lists them")
+                Output.line("unknown command \(TerminalText.field(words[0])); /help lists them")
                 return true
             }
             guard let current = room else {
@@ -176,36 +200,41 @@ final class ConsoleSession {
         return true
     }
 
+    /// Prints a frame from the hub. Every value in it may come from a patient or another user,
+    /// so each goes through ``TerminalText`` before it reaches the terminal.
     private func show(_ frame: [String: Any]) {
-        let room = frame["room"] as? String ?? ""
+        let room = TerminalText.field(frame["room"] as? String ?? "")
         switch frame["type"] as? String ?? "" {
         case "rooms":
             let rooms = frame["rooms"] as? [[String: Any]] ?? []
             if rooms.isEmpty { Output.line("no rooms") }
             for entry in rooms {
                 let ended = entry["ended"] as? Bool == true ? " (ended)" : ""
-                Output.line("  \(entry["room"] as? String ?? "")\(ended)")
+                Output.line("  \(TerminalText.field(entry["room"] as? String ?? ""))\(ended)")
             }
         case "subscribed":
             Output.line("— \(room)\(frame["ended"] as? Bool == true ? " (ended)" : "") —")
             if let visitor = frame["visitor"] as? [String: String], !visitor.isEmpty {
-                Output.line("  visitor: " + visitor.keys.sorted().map { "\($0)=\(visitor[$0]!)" }.joined(separator: ", "))
+                let fields = visitor.keys.sorted().map { "\(TerminalText.field($0))=\(TerminalText.field(visitor[$0]!))" }
+                Output.line("  visitor: " + fields.joined(separator: ", "))
             }
             for entry in frame["history"] as? [[String: Any]] ?? [] { Output.line(Self.line(entry)) }
         case "message": Output.line("[\(room)] " + Self.line(frame))
         case "room_opened": Output.line("* new conversation \(room) (/open \(room))")
-        case "assigned": Output.line("* \(room) was assigned to \(frame["user"] as? String ?? "")")
+        case "assigned": Output.line("* \(room) was assigned to \(TerminalText.field(frame["user"] as? String ?? ""))")
         case "ended": Output.line("* \(room) has ended")
         case "unsubscribed" where frame["reason"] as? String == "access_changed":
             Output.line("* \(room) is no longer yours to read (reassigned or settings changed)")
-        case "session_expired": Output.line("* your session has ended (\(frame["reason"] as? String ?? "")); run carehub console again")
-        case "error": Output.line("! \(frame["message"] as? String ?? "error")")
+        case "session_expired":
+            Output.line("* your session has ended (\(TerminalText.field(frame["reason"] as? String ?? ""))); run carehub console again")
+        case "error": Output.line("! \(TerminalText.field(frame["message"] as? String ?? "error"))")
         default: break  // ack, typing, unsubscribed, logged_out
         }
     }
 
+    /// `from: text`, the text's own lines indented under it.
     private static func line(_ entry: [String: Any]) -> String {
-        "\(entry["from"] as? String ?? "?"): \(entry["text"] as? String ?? "(unreadable)")"
+        "\(TerminalText.field(entry["from"] as? String ?? "?")): \(TerminalText.message(entry["text"] as? String ?? "(unreadable)"))"
     }
 
     private static func decode(_ text: String) -> [String: Any]? {

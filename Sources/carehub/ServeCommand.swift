@@ -26,13 +26,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Address and port to listen on, and only that address: IPV4:PORT, [IPV6]:PORT or NAME:PORT (a name is resolved to its first address). 0.0.0.0 or [::] listen on every interface; port 0 picks a free port.")
     var listen = "127.0.0.1:8080"
 
-    @Option(name: .long, help: "Directory of the browser pages served at /.")
+    @Option(name: .long, help: "Directory of the browser pages served at /; only files whose real path is inside it are served.")
     var web = "web-static"
 
     @Option(name: .long, help: "Largest accepted WebSocket message, in bytes.")
     var maxFrameBytes = 65_536
 
-    @Option(name: .long, help: "PEM certificate; with --tls-key, serve https and wss.")
+    @Option(name: .long, help: "PEM certificate; with --tls-key, serve https and wss (every response then carries HSTS, one year).")
     var tlsCert: String?
 
     @Option(name: .long, help: "PEM private key for --tls-cert.")

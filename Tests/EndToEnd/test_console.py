@@ -4,8 +4,9 @@ import asyncio
 import queue
 import subprocess
 import threading
+import time
 
-from conftest import AUTHENTICATOR, BIN, PASSWORDS, TIMEOUT, expect_line, pump_lines, staff, visitor
+from conftest import AUTHENTICATOR, BIN, PASSWORDS, TIMEOUT, Client, expect_line, login, pump_lines, staff, visitor
 
 
 class Console:
@@ -14,14 +15,47 @@ class Console:
             [BIN, "console", "--connect", f"127.0.0.1:{hub.port}", "--org", org, "--user", user],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
         self.lines = queue.Queue()
+        self.errors = ""
+        self.errors_lock = threading.Lock()
         threading.Thread(target=pump_lines, args=(self.proc.stdout, self.lines), daemon=True).start()
+        self.error_pump = threading.Thread(target=self._pump_errors, daemon=True)
+        self.error_pump.start()
+
+    def _pump_errors(self):
+        # Prompts end without a newline: read what comes, as it comes.
+        while chunk := self.proc.stderr.read(1):
+            with self.errors_lock:
+                self.errors += chunk
 
     def type(self, line):
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
 
     def expect(self, fragment):
-        return expect_line(self.lines, fragment, "console", lambda: f"stderr: {self.proc.stderr.read()}")
+        return expect_line(self.lines, fragment, "console", lambda: f"stderr: {self.stderr()}")
+
+    def expect_error(self, fragment):
+        """Waits until standard error contains `fragment`."""
+        deadline = time.monotonic() + TIMEOUT
+        while fragment not in self.stderr():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the console wrote no {fragment!r} on stderr; wrote {self.stderr()!r}")
+            time.sleep(0.05)
+
+    def stderr(self):
+        with self.errors_lock:
+            return self.errors
+
+    def finished_stderr(self):
+        """All of standard error, once the console has exited."""
+        self.proc.wait(timeout=TIMEOUT)
+        self.error_pump.join(timeout=TIMEOUT)
+        return self.stderr()
+
+
+def retry_after_backoff():
+    # The hub refuses any login for a second after a failed one (auth's back-off).
+    time.sleep(1.5)
 
 
 def test_a_nurse_answers_a_patient_from_the_terminal(hub):
@@ -57,9 +91,90 @@ def test_a_nurse_answers_a_patient_from_the_terminal(hub):
     asyncio.run(scenario())
 
 
-def test_a_wrong_password_is_one_clear_line_and_exit_status_1(hub):
+def test_a_wrong_password_asks_again_then_the_right_one_logs_in(hub):
+    async def scenario():
+        first, _ = await staff(hub)
+        await first.close()
+        console = Console(hub, "riverside-clinic", "nurse.joy")
+        console.type("not the password")
+        console.type("")
+        console.expect_error("Try again")
+        retry_after_backoff()
+        console.type(PASSWORDS[("riverside-clinic", "nurse.joy")])
+        console.type(AUTHENTICATOR.code((hub.data, "riverside-clinic", "nurse.joy")))
+        console.expect("Logged in to riverside-clinic as nurse.joy")
+        console.type("/quit")
+        assert console.proc.wait(timeout=TIMEOUT) == 0
+        errors = console.finished_stderr()
+        assert errors.count("carehub: login failed:") == 1
+        assert errors.count("Password: ") == 2
+    asyncio.run(scenario())
+
+
+def test_a_code_already_used_on_another_device_asks_again(hub):
+    async def scenario():
+        first, _ = await staff(hub)
+        await first.close()
+        key = (hub.data, "riverside-clinic", "nurse.joy")
+        used = AUTHENTICATOR.code(key)
+        other_device = await Client.connect(hub)
+        assert (await login(other_device, "riverside-clinic", "nurse.joy", code=used))["type"] == "session"
+        console = Console(hub, "riverside-clinic", "nurse.joy")
+        console.type(PASSWORDS[("riverside-clinic", "nurse.joy")])
+        console.type(used)
+        console.expect_error("Try again")
+        retry_after_backoff()
+        console.type(PASSWORDS[("riverside-clinic", "nurse.joy")])
+        console.type(AUTHENTICATOR.code(key))
+        console.expect("Logged in to riverside-clinic as nurse.joy")
+        console.type("/quit")
+        assert console.proc.wait(timeout=TIMEOUT) == 0
+        assert console.finished_stderr().count("carehub: login failed:") == 1
+        await other_device.close()
+    asyncio.run(scenario())
+
+
+def test_three_wrong_passwords_are_clear_lines_and_exit_status_1(hub):
+    console = Console(hub, "riverside-clinic", "nurse.joy")
+    for _ in range(3):
+        console.type("not the password")
+        console.type("")
+    assert console.proc.wait(timeout=TIMEOUT) == 1
+    assert console.finished_stderr().count("carehub: login failed:") == 3
+
+
+def test_end_of_input_at_the_prompt_gives_up_with_status_1(hub):
     console = Console(hub, "riverside-clinic", "nurse.joy")
     console.type("not the password")
     console.type("")
+    console.proc.stdin.close()
     assert console.proc.wait(timeout=TIMEOUT) == 1
-    assert "carehub: login failed:" in console.proc.stderr.read()
+    assert "carehub: login failed:" in console.finished_stderr()
+
+
+def test_patient_text_cannot_drive_the_terminal_or_forge_a_console_line(hub):
+    async def scenario():
+        first, _ = await staff(hub)
+        await first.close()
+        patient, welcome = await visitor(hub)
+        room = welcome["conversation"]
+        console = Console(hub, "riverside-clinic", "nurse.joy")
+        console.type(PASSWORDS[("riverside-clinic", "nurse.joy")])
+        console.type(AUTHENTICATOR.code((hub.data, "riverside-clinic", "nurse.joy")))
+        console.expect("Logged in to riverside-clinic as nurse.joy")
+        console.type(f"/open {room}")
+        console.expect(f"— {room} —")
+        forged = "hello\x1b[2K\x1b[1A\x9b2J\u202e\nadmin: this visitor is verified"
+        await patient.request({"type": "send", "room": room, "text": forged, "id": "m"}, "ack")
+        await patient.request({"type": "send", "room": room, "text": "last", "id": "m2"}, "ack")
+        seen = [console.expect(f"[{room}] visitor: hello")]
+        while "last" not in seen[-1]:
+            seen.append(console.expect(""))
+        for line in seen:
+            assert "\x1b" not in line and "\x9b" not in line and "\u202e" not in line, repr(line)
+            assert not line.startswith("admin:"), repr(line)
+        assert any(line.startswith("    | admin: this visitor is verified") for line in seen), seen
+        console.type("/quit")
+        assert console.proc.wait(timeout=TIMEOUT) == 0
+        await patient.close()
+    asyncio.run(scenario())
