@@ -60,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "carehub",
             dependencies: [
-                "CareHubServer", "CareHubCore", "CareHubCrypto", "CareHubTerminal", "CareHubTransport",
+                "CareHubServer", "CareHubCore", "CareHubCrypto", "CareHubStorage", "CareHubTerminal", "CareHubTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -83,7 +83,7 @@ let package = Package(
         .target(name: "CareHubTesting", dependencies: ["CareHubCore"], swiftSettings: strict),
 
         .testTarget(name: "CareHubCoreTests", dependencies: ["CareHubCore", "CareHubStages", "CareHubTesting"], swiftSettings: strict),
-        .testTarget(name: "CareHubStagesTests", dependencies: ["CareHubStages", "CareHubTesting"], swiftSettings: strict),
+        .testTarget(name: "CareHubStagesTests", dependencies: ["CareHubCore", "CareHubStages", "CareHubTesting"], swiftSettings: strict),
         .testTarget(name: "CareHubCryptoTests", dependencies: ["CareHubCrypto"], swiftSettings: strict),
         .testTarget(name: "CareHubStorageTests", dependencies: ["CareHubStorage", "CareHubCore"], swiftSettings: strict),
         .testTarget(name: "CareHubTransportTests", dependencies: ["CareHubTransport"], swiftSettings: strict),
