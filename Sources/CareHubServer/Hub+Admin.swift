@@ -29,6 +29,7 @@ extension Hub {
                 try await changeUser(session.org, user, actor: actor, address: address, action: disabled ? "user.disabled" : "user.enabled") { users, event in
                     try await users.setDisabled(org: session.org, name: user, disabled: disabled, audit: event)
                 }
+                if disabled { await revokeSessions(of: user, in: session.org, reason: "disabled") }
                 result = try await usersJSON(session.org)
             case .setRole(let user, let role):
                 try refuseSelf(user, actor: actor, "change the role of")
@@ -36,11 +37,13 @@ extension Hub {
                 try await changeUser(session.org, user, actor: actor, address: address, action: "user.role_changed", detail: "old=\(old?.rawValue ?? "?") new=\(role.rawValue)") { users, event in
                     _ = try await users.setRole(org: session.org, name: user, role: role, audit: event)
                 }
+                if old != role { await revokeSessions(of: user, in: session.org, reason: "role_changed") }
                 result = try await usersJSON(session.org)
             case .resetSecondFactor(let user):
                 try await changeUser(session.org, user, actor: actor, address: address, action: "user.2fa_reset") { users, event in
                     try await users.resetSecondFactor(org: session.org, name: user, audit: event)
                 }
+                await revokeSessions(of: user, in: session.org, reason: "2fa_reset")
                 result = try await usersJSON(session.org)
             case .unlock(let user):
                 try await changeUser(session.org, user, actor: actor, address: address, action: "user.unlocked") { users, event in

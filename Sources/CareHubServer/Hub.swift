@@ -202,6 +202,20 @@ public final class Hub: Sendable {
         return total
     }
 
+    /// Ends `user`'s live sessions in `org` at once, after an admin changed the account through the
+    /// admin API (disabled it, changed its role, reset its second factor): each is audited as
+    /// `session.revoked` before its connections hear `session_expired` `revoked`. Changes made
+    /// with `carehub user …` in another process are found by the auth stage's check every few
+    /// seconds.
+    func revokeSessions(of user: String, in org: OrgID, reason: String) async {
+        for session in sessions.sessions(of: org) where session.principal.isStaff && session.principal.displayName == user {
+            guard sessions.remove(session.token) != nil else { continue }
+            try? await audit.record(AuditEvent(
+                at: Date(), org: org, actor: "system", address: "", action: "session.revoked", target: user, detail: "reason=\(reason)"))
+            events.emit(.sessionExpired(session, .revoked))
+        }
+    }
+
     /// Audits each organisation whose pipeline changed, with a line diff of its summary (stage
     /// names and parameters only; pipeline.conf holds no PHI).
     private func recordConfigurationChanges(from previous: HubConfig, to config: HubConfig, actor: (OrgID) -> (String, String)) {

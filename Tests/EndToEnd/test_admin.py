@@ -193,7 +193,9 @@ def test_admin_manages_accounts_and_verifies_the_audit_log(hub):
         kim, _ = await staff(hub, RIVERSIDE, "nurse.kim")
         promoted = await admin(boss, "users.set_role", user="nurse.kim", role="admin")
         assert {user["user"]: user["role"] for user in promoted["result"]["users"]}["nurse.kim"] == "admin"
-        # A role change ends the live session (the hub checks every few seconds).
+        # A role change ends the live session at once: it is gone before the admin hears back.
+        refused = await kim.request({"type": "rooms", "id": "after"}, "rooms")
+        assert refused["type"] == "error" and refused["code"] in ("session_expired", "unauthenticated"), refused
         assert (await kim.recv("session_expired"))["reason"] == "revoked"
         disabled = await admin(boss, "users.disable", user="nurse.kim")
         assert {user["user"]: user["disabled"] for user in disabled["result"]["users"]}["nurse.kim"] is True
