@@ -433,7 +433,7 @@
   function refused(ws, frame, resuming) {
     const code = frame.code;
     if (frame.id === "hello") {
-      if (code === "auth_failed" && resuming) {
+      if (resuming && (code === "auth_failed" || code === "invalid_field" || code === "not_found")) {
         storage.forget();
         restart(helloSentences.auth_failed);
         return;

@@ -374,8 +374,6 @@ def test_a_second_tab_continues_the_same_chat(hub):
         start_chat(patient, base)
         send_message(patient, "From the first tab")
         wait(patient).until(lambda d: delivered(d, "From the first tab"))
-        key = f"carehub.widget.{base}.{ORG}"
-        assert list(storage_dump(patient)["local"]) == [key]
         first = patient.current_window_handle
 
         # The clinic's page in a second tab shows the same chat and can write to it.
@@ -386,6 +384,8 @@ def test_a_second_tab_continues_the_same_chat(hub):
         send_message(patient, "From the second tab")
         wait(patient).until(lambda d: delivered(d, "From the second tab"))
         shot(patient, "widget-second-tab")
+        # They share the one thing the widget keeps: the reconnect token, keyed by hub and organisation.
+        assert list(storage_dump(patient)["local"]) == [f"carehub.widget.{base}.{ORG}"]
         second = patient.current_window_handle
         patient.switch_to.window(first)
         wait(patient).until(lambda d: delivered(d, "From the second tab"))
@@ -426,3 +426,85 @@ def test_a_second_tab_continues_the_same_chat(hub):
         if nurse:
             loop.run_until_complete(nurse.close())
         loop.close()
+
+
+CLINIC_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>A clinic's own site</title>
+<script src="{hub}/widget.js" data-org="{org}" data-prechat="name" defer></script>
+</head><body><h1>A clinic's own site</h1></body></html>
+"""
+
+# Collects the page's CSP violations from before its first script runs.
+RECORD_VIOLATIONS = """
+window.violations = [];
+document.addEventListener('securitypolicyviolation', e => window.violations.push(e.violatedDirective + ' ' + e.blockedURI));
+"""
+
+
+def test_the_widget_on_a_clinic_site_under_its_own_strict_csp(workdir):
+    import http.server
+
+    class ClinicSite(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            org = "lotus-wellness" if self.path.startswith("/lotus") else ORG
+            page = "<!doctype html><title>No chat here</title>" if self.path == "/blank" else CLINIC_PAGE
+            body = page.format(hub=self.server.hub, org=org).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Security-Policy", self.server.csp)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ClinicSite)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    origin = f"http://127.0.0.1:{site.server_address[1]}"
+    config = workdir / "pipeline.conf"
+    config.write_text(config.read_text().replace("hipaa = on\n", f"hipaa = on\nwidget_origins = {origin}\n", 1))
+    hub = Hub(workdir, config).start()
+    hub_origin = f"http://127.0.0.1:{hub.port}"
+    site.hub = hub_origin
+    site.csp = (f"default-src 'none'; script-src {hub_origin}; style-src {hub_origin}; "
+                f"connect-src ws://127.0.0.1:{hub.port}")
+    patient = browser()
+    try:
+        patient.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_VIOLATIONS})
+        # Riverside lists the clinic's site: the widget works there, styled, with nothing blocked.
+        patient.get(origin + "/riverside")
+        wait(patient).until(until.element_to_be_clickable((By.CSS_SELECTOR, ".carehub-bubble"))).click()
+        patient.find_element(By.NAME, "name").send_keys("Pat Example")
+        patient.find_element(By.CSS_SELECTOR, ".carehub-start").click()
+        wait(patient).until(until.visibility_of_element_located((By.CSS_SELECTOR, ".carehub-input")))
+        send_message(patient, "Hello from the clinic's site")
+        wait(patient).until(lambda d: delivered(d, "Hello from the clinic's site"))
+        assert patient.execute_script(
+            "return getComputedStyle(document.querySelector('.carehub-bubble')).position") == "fixed"
+        assert patient.execute_script("return window.violations") == []
+        shot(patient, "widget-clinic-site")
+
+        # Lotus lists no site: the hub refuses the page, and the patient is told so in plain words.
+        patient.get(origin + "/lotus")
+        wait(patient).until(until.element_to_be_clickable((By.CSS_SELECTOR, ".carehub-bubble"))).click()
+        patient.find_element(By.NAME, "name").send_keys("Pat Example")
+        patient.find_element(By.CSS_SELECTOR, ".carehub-start").click()
+        wait(patient).until(lambda d: "Chat is not available on this page" in status(d))
+        assert "Chat is not available on this page" in announced(patient)
+        assert_no_protocol_text(patient)
+        assert patient.execute_script("return window.violations") == []
+
+        # A saved token the hub no longer accepts: the patient may start a new chat.
+        patient.get(origin + "/blank")
+        patient.execute_script(
+            "localStorage.setItem(arguments[0], JSON.stringify({ token: 'no-longer-valid', savedAt: Date.now() }))",
+            f"carehub.widget.{hub_origin}.{ORG}")
+        patient.get(origin + "/riverside")
+        wait(patient).until(lambda d: "Your previous chat has ended. You can start a new one." in status(d))
+        assert patient.find_element(By.CSS_SELECTOR, ".carehub-prechat").is_displayed()
+        assert storage_dump(patient)["local"] == {}
+        assert_no_protocol_text(patient)
+    finally:
+        patient.quit()
+        hub.stop()
+        site.shutdown()
