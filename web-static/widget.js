@@ -39,7 +39,7 @@
     unknown_org: "Chat is not available on this page. Please contact the clinic another way.",
   };
   const helloSentences = {
-    rate_limited: "Many people are starting chats right now; we will try again in a moment…",
+    rate_limited: "The clinic's chat is busy right now; we will try again in a moment…",
     invalid_field: "Some of your answers could not be accepted. Please check them and try again.",
     auth_failed: "Your previous chat has ended. You can start a new one.",
   };
@@ -271,7 +271,9 @@
   function updateBadge() {
     badge.hidden = unread === 0;
     badge.textContent = unread > 9 ? "9+" : String(unread);
-    const label = unread === 0 ? title : title + ", " + unread + (unread === 1 ? " new reply" : " new replies");
+    // The accessible name contains the visible "Chat" (WCAG 2.5.3).
+    const name = /chat/i.test(title) ? title : "Chat: " + title;
+    const label = unread === 0 ? name : name + ", " + unread + (unread === 1 ? " new reply" : " new replies");
     bubble.setAttribute("aria-label", label);
   }
 
@@ -347,7 +349,7 @@
     clearTimeout(retryTimer);
     if (ended || stopped || !wanted) return;
     setStatus(text || retryingText);
-    const delay = Math.min(retryCap, 1000 * 2 ** attempt) * (0.8 + 0.4 * Math.random());
+    const delay = Math.min(retryCap, 1000 * 2 ** attempt * (0.8 + 0.4 * Math.random()));
     attempt += 1;
     retryTimer = setTimeout(connect, delay);
   }
@@ -603,6 +605,7 @@
   mail.addEventListener("submit", event => {
     event.preventDefault();
     if (joined) socket.send(JSON.stringify({ type: "transcript", room: room, to: mailBox.value.trim(), id: "transcript" }));
+    else say("We are not connected right now. Please try again in a moment.");
   });
 
   end.addEventListener("click", () => {
@@ -611,6 +614,9 @@
 
   bubble.addEventListener("click", () => { if (panel.hidden) openPanel(); else closePanel(); });
   close.addEventListener("click", closePanel);
+  bubble.addEventListener("keydown", event => {
+    if (event.key === "Escape" && !panel.hidden) { event.preventDefault(); closePanel(); }
+  });
   panel.addEventListener("keydown", event => {
     if (event.key === "Escape") { event.preventDefault(); closePanel(); }
   });

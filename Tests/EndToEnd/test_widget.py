@@ -5,6 +5,7 @@ middle of the chat and a second tab that continues it."""
 import asyncio
 import queue
 import re
+import signal
 import subprocess
 import threading
 from datetime import datetime, timezone
@@ -342,6 +343,25 @@ def test_the_hub_restarts_in_the_middle_of_a_chat(workdir):
         assert [entry["text"] for entry in subscribed["history"]] == ["Before the break", "Are you still there?"]
         loop.run_until_complete(nurse.request({"type": "send", "room": room, "text": "Still here.", "id": "n1"}, "ack"))
         wait(patient).until(lambda d: "Still here." in text_of(d, ".carehub-theirs .carehub-text"))
+        loop.run_until_complete(nurse.close())
+        nurse = None
+
+        # The hub stalls with a message in flight, then dies: no ack came, so it is offered again.
+        hub.signal(signal.SIGSTOP)
+        send_message(patient, "Did this one arrive?")
+        wait(patient).until(lambda d: ["Did this one arrive?", "Sending…"] in mine(d))
+        hub.signal(signal.SIGKILL)
+        hub.proc.wait()
+        hub.stop()
+        wait(patient).until(lambda d: ["Did this one arrive?", "Not sent. Tap to retry"] in mine(d))
+        wait(patient).until(lambda d: "We could not reach the clinic; retrying…" in status(d))
+        hub.start()
+        wait(patient, RECONNECT_TIMEOUT).until(lambda d: "Reconnected." in status(d))
+        patient.find_element(By.CSS_SELECTOR, ".carehub-retry").click()
+        wait(patient).until(lambda d: delivered(d, "Did this one arrive?"))
+        nurse, _ = loop.run_until_complete(staff(hub))
+        subscribed = loop.run_until_complete(nurse.request({"type": "subscribe", "room": room, "id": "s2"}, "subscribed"))
+        assert [entry["text"] for entry in subscribed["history"]] == ["Before the break", "Are you still there?", "Still here.", "Did this one arrive?"]
     finally:
         patient.quit()
         if nurse:
