@@ -189,6 +189,8 @@
   let lastTyping = 0;
 
   function setStatus(text) { status.textContent = text; }
+  const problems = new Set(Object.values(sentences).concat(fallback));
+  const connectedText = () => staffReplied ? "Connected." : "Connected. " + waitingText;
 
   function announce(text) {
     const line = el("p", "", text);
@@ -426,7 +428,7 @@
       }
     }
     if (again) say("Reconnected.");
-    else setStatus(staffReplied ? "Connected." : "Connected. " + waitingText);
+    else setStatus(connectedText());
     // The focus was on the pre-chat form, now hidden: move it to the message box.
     if (focusOnWelcome && !panel.hidden && (document.activeElement === document.body || pre.contains(document.activeElement))) focusInside();
     focusOnWelcome = false;
@@ -481,6 +483,8 @@
         if (item) {
           markDelivered(item, frame.seq, frame.at);
           pending.delete(frame.id);
+          // A message got through: an earlier problem's sentence no longer applies.
+          if (problems.has(status.textContent)) setStatus(connectedText());
         }
         seen.add(frame.seq);
         const token = storage.token();

@@ -280,6 +280,10 @@ def test_a_patient_on_the_keyboard_with_limits_badge_times_and_contrast(hub):
         wait(patient).until(lambda d: panel.is_displayed())
         assert not badge.is_displayed()
         assert "Yes, with food is best." in text_of(patient, ".carehub-theirs .carehub-text")
+        # A retried message gets through, and the limit's sentence goes away.
+        patient.find_element(By.CSS_SELECTOR, ".carehub-retry").click()
+        wait(patient).until(lambda d: "You are sending messages very quickly" not in status(d))
+        assert status(patient) == "Connected."
 
         # Every message shows its time, from the hub's `at`.
         stamps = patient.execute_script(
@@ -293,6 +297,14 @@ def test_a_patient_on_the_keyboard_with_limits_badge_times_and_contrast(hub):
         assert datetime.fromisoformat(reply_stamp[1].replace("Z", "+00:00")) == iso(reply["at"])
         assert not any(re.search(r"Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec", label) for _, _, label in stamps)
         assert_no_protocol_text(patient)
+
+        # On a phone's screen the panel and the bubble fit in the viewport.
+        patient.set_window_size(390, 844)
+        fits = patient.execute_script(
+            "return ['.carehub-panel', '.carehub-bubble'].map(s => { const r = document.querySelector(s).getBoundingClientRect();"
+            "return [s, r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= innerHeight]; })")
+        assert all(ok for _, ok in fits), fits
+        shot(patient, "widget-phone")
     finally:
         patient.quit()
         if nurse:
