@@ -1,7 +1,11 @@
 // CareHub console session, shared by the staff and admin consoles: the WebSocket, login with
-// password and authenticator code (with first-time enrolment and recovery codes), and the lock
-// screen when the hub ends the session. Pages pass their own handlers to CareHubSession.start,
-// which puts the login, enrolment and recovery-code views in front of the page's main view.
+// password and authenticator code (with first-time enrolment and recovery codes), the warning
+// before the idle lock, the lock screen when the hub ends the session, and the hub's errors in
+// plain words. Pages pass their own handlers to CareHubSession.start, which puts the login,
+// enrolment and recovery-code views in front of the page's main view.
+//
+// The organisation comes from the address (staff.html?org=ID or staff.html#org=ID), else the one
+// last used on this browser (localStorage, the id only), else the person types it.
 "use strict";
 const CareHubSession = (() => {
   const $ = id => document.getElementById(id);
@@ -12,6 +16,58 @@ const CareHubSession = (() => {
   let me = null;          // { org, user, role, idle }
   let credentials = null; // kept only between the password step and the enrolment code
   let idleTimer = null;
+  let warnTimer = null;
+  let countdown = null;
+  let lastUser = "";      // the lock screen keeps the user name filled in
+  // The hub resets its idle timer only on user actions. A key press or click on the page is
+  // one, so it is reported with an `activity` frame, at most every 30 seconds; requests the
+  // page makes by itself (the room list) are not, and never keep the session alive.
+  let lastReported = 0;   // when the hub last heard of a user action (ms)
+  let lastSeen = 0;       // when the page last saw a key press or click (ms)
+  const orgKey = "carehub.org";
+
+  // Every error code a console can meet, in plain words.
+  const plainErrors = {
+    bad_json: "The page sent something the hub could not read. Reload the page.",
+    too_large: "That was too long to send. Shorten it and try again.",
+    binary_frame: "The page sent something the hub could not read. Reload the page.",
+    unknown_type: "This page is newer or older than the hub. Reload the page.",
+    invalid_field: "Something in that request was not accepted.",
+    unknown_org: "There is no such organisation on this hub.",
+    unauthenticated: "You are not logged in. Log in again.",
+    already_authenticated: "You are already logged in on this page.",
+    auth_failed: "Those details were not accepted. Check them and try again in a moment.",
+    forbidden: "Your account is not allowed to do that.",
+    not_found: "That conversation is not in your organisation, or no longer exists.",
+    conversation_ended: "This chat has ended; nothing more can be sent in it.",
+    session_expired: "Your session has ended. Log in again.",
+    unavailable: "The hub is busy or restarting. Try again in a moment.",
+    config_refused: "The hub refused that change.",
+    conflict: "Someone else changed this in the meantime. Load it again and redo your change.",
+    rate_limited: "Too many attempts in a short time. Wait a moment and try again.",
+    insecure_transport: "This organisation needs a secure (https) connection to the hub. Use the hub's https address.",
+    origin_refused: "This page may not connect to this organisation.",
+    internal: "The hub could not do that. Nothing was changed; try again.",
+  };
+
+  // The sentence for an error frame; where the hub's message carries the specifics (which
+  // field, when to retry, which rule) it follows.
+  function explain(frame, org) {
+    if (frame.code === "unknown_org" && org) return `There is no organisation '${org}' on this hub. Check the organisation's name.`;
+    const plain = plainErrors[frame.code] || "Something went wrong. Try again.";
+    const detailed = ["invalid_field", "rate_limited", "config_refused", "conflict", "forbidden"];
+    return detailed.includes(frame.code) && frame.message ? `${plain} (${frame.message})` : plain;
+  }
+
+  function orgFromAddress() {
+    const sources = [new URLSearchParams(location.search), new URLSearchParams(location.hash.replace(/^#/, ""))];
+    for (const params of sources) { const org = (params.get("org") || "").trim(); if (org) return org; }
+    return "";
+  }
+
+  function rememberedOrg() {
+    try { return localStorage.getItem(orgKey) || ""; } catch { return ""; }
+  }
 
   function show(view) {
     for (const id of ["login-view", "enroll-view", "recovery-view", page.mainView]) $(id).hidden = id !== view;
@@ -41,6 +97,7 @@ const CareHubSession = (() => {
       return;
     }
     const frame = { type: "login", org: fields.org, user: fields.user, password: fields.password, id: "login" };
+    lastUser = fields.user;
     if (fields.totp) frame.totp = fields.totp.replace(/\s+/g, "");
     credentials = fields;
     send(frame);
@@ -57,8 +114,10 @@ const CareHubSession = (() => {
         $("enroll-form").elements.totp.focus();
         return;
       case "session":
-        me = { org: credentials.org, user: frame.user, role: frame.role, idle: frame.idleTimeoutSeconds };
+        me = { org: credentials.org, user: frame.user, role: frame.role, idle: frame.idleTimeoutSeconds, onEnd: frame.onEnd };
         credentials = null;
+        lastUser = me.user;
+        try { localStorage.setItem(orgKey, me.org); } catch { /* private mode: nothing remembered */ }
         $("login-form").reset();
         $("login-form").elements.org.value = me.org;
         $("who").textContent = `${me.user} · ${me.org} · ${me.role}`;
@@ -73,6 +132,10 @@ const CareHubSession = (() => {
         touch();
         page.onSession(me);
         return;
+      case "subscribed":
+        // What ending this chat does, as the organisation's settings say now.
+        if (me && frame.onEnd) me.onEnd = frame.onEnd;
+        break;
       case "session_expired":
         lock(frame.reason === "hipaa_mode" ? "Your organisation's security settings changed. Log in again." : frame.reason === "revoked" ? "An admin changed your account. Log in again." : idleNote);
         return;
@@ -82,25 +145,83 @@ const CareHubSession = (() => {
       case "error":
         if (frame.id === "login") {
           const target = $("enroll-view").hidden ? "login-error" : "enroll-error";
-          $(target).textContent = frame.code === "auth_failed" ? "Those details were not accepted. Check them and try again in a moment." : frame.message;
+          $(target).textContent = explain(frame, credentials && credentials.org);
           return;
         }
         if (frame.code === "session_expired" || frame.code === "unauthenticated") { lock(idleNote); return; }
+        if (!shownByPage(frame)) notice(explain(frame));
         break;
     }
     page.onFrame(frame);
   }
 
+  // Errors the pages show in their own place (a chat that ended, the admin console's sections,
+  // the assignment form); every other one appears in the notice line under the header.
+  function shownByPage(frame) {
+    return frame.code === "conversation_ended" || /^(assign|pipeline\.|hipaa\.|users\.|audit\.)/.test(frame.id || "");
+  }
+
+  function notice(text) {
+    $("session-notice").textContent = text;
+    $("session-notice").hidden = !text;
+  }
+
   // The hub decides when a session expires; the page locks itself at the same moment so nothing
-  // stays on screen for someone walking up to an unattended console.
+  // stays on screen for someone walking up to an unattended console. A minute before (half the
+  // timeout when it is shorter than two minutes) a warning counts down; a key press or click
+  // dismisses it by telling the hub someone is there. Pages call touch() after sending a frame
+  // that is a user action.
   function touch() {
+    lastReported = Date.now();
     clearTimeout(idleTimer);
-    if (me && me.idle) idleTimer = setTimeout(() => lock(idleNote), me.idle * 1000);
+    clearTimeout(warnTimer);
+    hideWarning();
+    if (!me || !me.idle) return;
+    const lead = Math.min(60, Math.floor(me.idle / 2));
+    idleTimer = setTimeout(() => lock(idleNote), me.idle * 1000);
+    warnTimer = setTimeout(() => {
+      // Someone used the page since the hub last heard of it: say so instead of warning.
+      if (lastSeen > lastReported) { reportActivity(); return; }
+      showWarning(lastReported + me.idle * 1000);
+    }, (me.idle - lead) * 1000);
+  }
+
+  function reportActivity() {
+    if (!me) return;
+    send({ type: "activity" });
+    touch();
+  }
+
+  function showWarning(lockAt) {
+    const tick = () => {
+      const seconds = Math.max(0, Math.ceil((lockAt - Date.now()) / 1000));
+      $("idle-countdown").textContent = `${seconds} second${seconds === 1 ? "" : "s"}`;
+    };
+    tick();
+    clearInterval(countdown);
+    countdown = setInterval(tick, 1000);
+    $("idle-warning").hidden = false;
+  }
+
+  function hideWarning() {
+    clearInterval(countdown);
+    countdown = null;
+    if ($("idle-warning")) $("idle-warning").hidden = true;
+  }
+
+  // Only what a person does: trusted key presses and clicks, never a script's or a timer's.
+  function sawUser(event) {
+    if (!event.isTrusted || !me) return;
+    lastSeen = Date.now();
+    if (!$("idle-warning").hidden || lastSeen - lastReported >= 30000) reportActivity();
   }
 
   function lock(note) {
     me = null;
     clearTimeout(idleTimer);
+    clearTimeout(warnTimer);
+    hideWarning();
+    notice("");
     page.onLock();
     $("who").textContent = "";
     $("lock-note").textContent = note || "";
@@ -108,14 +229,20 @@ const CareHubSession = (() => {
     $("login-error").textContent = "";
     if (socket) { socket.onclose = null; socket.close(); socket = null; }
     show("login-view");
+    const form = $("login-form").elements;
+    if (lastUser) { form.user.value = lastUser; form.password.focus(); }
   }
 
   const views = `
+<p id="session-notice" class="error" role="alert" hidden></p>
+<p id="idle-warning" class="warning" role="alertdialog" aria-live="assertive" hidden>For your patients' privacy this console
+locks in <strong id="idle-countdown"></strong> without activity. Press any key or click anywhere to stay logged in.</p>
+
 <section id="login-view" class="card">
   <h1 id="login-title">Log in</h1>
   <p id="lock-note" hidden>Your session was locked after inactivity. Log in again to continue.</p>
   <form id="login-form">
-    <label>Organisation <input name="org" required autocomplete="organization" value="riverside-clinic"></label>
+    <label>Organisation <input name="org" required autocomplete="organization" autocapitalize="none" spellcheck="false" placeholder="your organisation's id, e.g. riverside-clinic"></label>
     <label>User <input name="user" required autocomplete="username"></label>
     <label>Password <input name="password" type="password" required autocomplete="current-password"></label>
     <label>Authenticator code <input name="totp" inputmode="numeric" autocomplete="one-time-code" placeholder="123456 or a recovery code"></label>
@@ -167,8 +294,14 @@ const CareHubSession = (() => {
       show(page.mainView);
     });
     $("logout").addEventListener("click", () => send({ type: "logout", id: "logout" }));
+    for (const type of ["keydown", "pointerdown"]) document.addEventListener(type, sawUser, true);
+    const org = orgFromAddress() || rememberedOrg();
+    if (org) $("login-form").elements.org.value = org;
+    // A link that changes only the #org= part does not reload the page.
+    window.addEventListener("hashchange", () => { const org = orgFromAddress(); if (org && !me) $("login-form").elements.org.value = org; });
     show("login-view");
+    $("login-form").elements[org ? "user" : "org"].focus();
   }
 
-  return { start, send, touch, lock, get me() { return me; } };
+  return { start, send, touch, lock, explain, get me() { return me; } };
 })();

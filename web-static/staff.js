@@ -222,7 +222,9 @@ $("assign-form").addEventListener("submit", event => {
 });
 
 $("end-chat").addEventListener("click", () => {
-  if (current && confirm("End this chat for the visitor too?")) { send({ type: "end", room: current, id: "e" + nextID++ }); touch(); }
+  // The hub says what its end-of-chat hook does with the transcript (session and subscribed).
+  const onEnd = CareHubSession.me?.onEnd?.text || "";
+  if (current && confirm(`End this chat for the visitor too?\n\n${onEnd}`.trim())) { send({ type: "end", room: current, id: "e" + nextID++ }); touch(); }
 });
 
 // The room list refreshes by itself; that is not activity and does not keep the session alive.

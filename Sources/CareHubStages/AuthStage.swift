@@ -123,7 +123,7 @@ public struct AuthStage: Stage {
             return try await hello(request, token: token, next: next)
         case .login(_, let user, let password, let code):
             return try await login(request, user: user, password: password, code: code, next: next)
-        case .rooms, .subscribe, .unsubscribe, .send, .end, .typing, .logout, .transcript, .assign, .admin:
+        case .rooms, .subscribe, .unsubscribe, .send, .end, .typing, .activity, .logout, .transcript, .assign, .admin:
             return try await authorise(request, next: next)
         }
     }
@@ -378,7 +378,7 @@ public struct AuthStage: Stage {
         guard let session = request.session else { throw PipelineError.unauthenticated }
         var forwarded = request
         switch request.frame {
-        case .rooms, .subscribe, .unsubscribe:
+        case .rooms, .subscribe, .unsubscribe, .activity:
             guard session.principal.isStaff else {
                 throw PipelineError.forbidden("only staff may do '\(request.frame.kind.rawValue)'; a visitor is in its own room")
             }

@@ -128,7 +128,7 @@ public final class FanoutStage: Stage {
             let staff = environment.liveRecipients(rooms.staffConnections(of: org.id), org: org, room: room, conversation: assigned, excluding: nil)
             let assignee = staff.recipients.filter { $0.session.principal.displayName == user && $0.connection != request.connection }
             rooms.deliver(.assigned(id: nil, room: room, user: user), to: assignee.map(\.connection))
-        case .login, .rooms, .transcript, .admin:
+        case .login, .rooms, .activity, .transcript, .admin:
             break
         }
         return try await next(request)

@@ -77,6 +77,27 @@ public final class PurgeStage: Stage {
             return try parameters.duration(key, in: range, default: range.lowerBound)
         }
 
+        /// What ending a chat does under this configuration, for the staff console. It never
+        /// names the export directory or the certificate (host paths); a webhook is named by its
+        /// integration's name.
+        public var endOfChat: EndOfChat {
+            let copy = transcriptEmail == nil ? "" : " A visitor who asked for a copy is e-mailed one first."
+            switch export {
+            case .directory(_, let certificate)?:
+                let files = certificate == nil ? "files" : "encrypted files"
+                return EndOfChat(
+                    kind: .exportFile,
+                    text: "The transcript will be exported to the clinic's records (\(files) on the hub's host) and then erased from CareHub.\(copy)")
+            case .webhook(let integration)?:
+                return EndOfChat(kind: .exportWebhook, text: "The transcript will be sent to \(integration.name) and then erased from CareHub.\(copy)")
+            case .email?, nil:
+                if transcriptEmail != nil {
+                    return EndOfChat(kind: .erase, text: "This chat will be erased from CareHub and not kept anywhere, except that a visitor who asked for a copy is e-mailed one first.")
+                }
+                return EndOfChat(kind: .erase, text: "This chat will be erased and not kept anywhere.")
+            }
+        }
+
         public var summary: [String] {
             var words = ["on=\(trigger)"]
             if let retain { words.append("retain=\(ConfigValue.format(retain))") }
@@ -128,7 +149,11 @@ public final class PurgeStage: Stage {
             return outcome
         }
         var outcome = try await next(request)
-        if case .hello = request.frame { outcome.offersTranscript = configuration.transcriptEmail != nil && !org.hipaa }
+        switch request.frame {
+        case .hello: outcome.offersTranscript = configuration.transcriptEmail != nil && !org.hipaa
+        case .login, .subscribe: outcome.onEnd = configuration.endOfChat
+        default: break
+        }
         // Only the `end` that ends the conversation runs the hook: a repeated `end` must not
         // export the emptied transcript over the real one. Pending hooks are the sweep's.
         // Read fresh: the transcript address may have been given a moment ago.

@@ -128,7 +128,7 @@ public struct StoreStage: Stage {
         case .transcript:
             return try await next(request)
 
-        case .login, .unsubscribe, .typing, .logout, .admin:
+        case .login, .unsubscribe, .typing, .activity, .logout, .admin:
             return try await next(request)
         }
     }

@@ -11,7 +11,7 @@ struct AuthStageTests {
         #expect(await hub.login(1, password: "wrong").errorCode == .authFailed)
         #expect(await hub.login(1, user: "nobody").errorCode == .authFailed)
         hub.world.clock.advance(by: 2)  // past the back-off after one failure
-        guard case .session(_, let user, let role, let idle, _) = await hub.login(1) else {
+        guard case .session(_, let user, let role, let idle, _, _) = await hub.login(1) else {
             Issue.record("login refused")
             return
         }
@@ -160,7 +160,7 @@ struct EncryptStoreTests {
         #expect(hub.world.cipher.sealCount == 1)
 
         _ = await hub.login(2)
-        guard case .subscribed(_, _, _, let history, _) = await hub.run(.subscribe(room: room), from: 2) else {
+        guard case .subscribed(_, _, _, let history, _, _) = await hub.run(.subscribe(room: room), from: 2) else {
             Issue.record("subscribe failed")
             return
         }
@@ -175,7 +175,7 @@ struct EncryptStoreTests {
         // Replay the sealed body under another sequence number, as a tampered database would.
         try await hub.world.messages.append(StoredMessage(conversation: room, seq: 99, sender: original.sender, at: original.at, body: original.body))
         _ = await hub.login(2)
-        guard case .subscribed(_, _, _, let history, _) = await hub.run(.subscribe(room: room), from: 2) else { return }
+        guard case .subscribed(_, _, _, let history, _, _) = await hub.run(.subscribe(room: room), from: 2) else { return }
         #expect(history.map(\.text) == ["secret", nil])
     }
 
@@ -186,7 +186,7 @@ struct EncryptStoreTests {
         #expect(hub.world.messages.all.map(\.body) == [.plain("one"), .plain("two"), .plain("three")])
         // history=2: a reader gets the latest two.
         _ = await hub.login(2)
-        guard case .subscribed(_, _, _, let history, _) = await hub.run(.subscribe(room: room), from: 2) else { return }
+        guard case .subscribed(_, _, _, let history, _, _) = await hub.run(.subscribe(room: room), from: 2) else { return }
         #expect(history.map(\.text) == ["two", "three"])
         #expect(history.map(\.seq) == [2, 3])
     }
@@ -377,7 +377,7 @@ struct PreChatTests {
         }
         #expect(!String(decoding: sealed.bytes, as: UTF8.self).contains("Ada"))
         _ = await hub.login(2)
-        guard case .subscribed(_, _, _, _, let visitor) = await hub.run(.subscribe(room: room), from: 2) else { return }
+        guard case .subscribed(_, _, _, _, let visitor, _) = await hub.run(.subscribe(room: room), from: 2) else { return }
         #expect(visitor == profile)
         _ = await hub.run(.end(room: room), from: 2)
         #expect(try await hub.world.conversations.profile(of: room) == nil)

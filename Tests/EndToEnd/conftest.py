@@ -13,6 +13,7 @@ import signal
 import subprocess
 import threading
 import queue
+import re
 from pathlib import Path
 
 import pytest
@@ -122,10 +123,31 @@ class Hub:
         return self.proc.returncode
 
 
+def local_exports(config: Path, workdir: Path):
+    """Points the shipped pipeline.conf's transcript exports (export_dir=, export_key=, host paths
+    that scripts/demo.sh creates) at a directory and a records certificate in `workdir`, so the
+    tests run the shipped end-of-chat hook without touching the host."""
+    text = config.read_text()
+    if "export_dir=" not in text:
+        return
+    exports = workdir / "records"
+    exports.mkdir(mode=0o700, exist_ok=True)
+    text = re.sub(r"export_dir=\S+", f"export_dir={exports}", text)
+    if "export_key=" in text:
+        key, cert = workdir / "records-key.pem", workdir / "records-cert.pem"
+        if not cert.exists():
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                            "-days", "1", "-subj", "/CN=records", "-keyout", str(key), "-out", str(cert)],
+                           check=True, capture_output=True)
+        text = re.sub(r"export_key=\S+", f"export_key={cert}", text)
+    config.write_text(text)
+
+
 @pytest.fixture
 def workdir(tmp_path):
     config = tmp_path / "pipeline.conf"
     shutil.copy(REPO / "pipeline.conf", config)
+    local_exports(config, tmp_path)
     for org, user, role, password in USERS:
         carehub("user", "add", "--org", org, "--user", user, "--role", role,
                 "--data", str(tmp_path / "data"), "--config", str(config), stdin=password + "\n")

@@ -60,7 +60,7 @@ def test_patient_and_nurse_chat_in_the_browser(hub):
         shot(patient, "widget")
 
         # The nurse logs in; first login in the HIPAA clinic enrols the authenticator.
-        nurse.get(base + "/staff.html")
+        nurse.get(base + "/staff.html?org=riverside-clinic")
         form = nurse.find_element(By.ID, "login-form")
         form.find_element(By.NAME, "user").send_keys("nurse.joy")
         form.find_element(By.NAME, "password").send_keys("riverside-nurse-test-pass")
@@ -132,7 +132,7 @@ def test_admin_lowers_the_idle_timeout_live_and_cannot_remove_encryption(hub):
     driver = browser()
     try:
         base = f"http://127.0.0.1:{hub.port}"
-        log_in_and_enrol(driver, base, "/admin.html", "dr.admin", "riverside-admin-test-pass")
+        log_in_and_enrol(driver, base, "/admin.html?org=riverside-clinic", "dr.admin", "riverside-admin-test-pass")
         # The chain in force is drawn as a row of stages; the section is editable text.
         wait(driver).until(lambda d: text_of(d, "#chain .stage strong") == ["auth", "idle", "encrypt", "store", "purge", "fanout"])
         assert "HIPAA" in driver.find_element(By.ID, "hipaa-badge").text
@@ -190,7 +190,7 @@ def test_an_admin_assigns_a_conversation_from_the_staff_console(workdir):
         nurse, _ = loop.run_until_complete(staff(hub))
         assert loop.run_until_complete(nurse.request({"type": "rooms", "id": "r"}, "rooms"))["rooms"] == []
 
-        log_in_and_enrol(driver, f"http://127.0.0.1:{hub.port}", "/staff.html", "dr.admin", "riverside-admin-test-pass")
+        log_in_and_enrol(driver, f"http://127.0.0.1:{hub.port}", "/staff.html?org=riverside-clinic", "dr.admin", "riverside-admin-test-pass")
         wait(driver).until(until.element_to_be_clickable((By.CSS_SELECTOR, f"#rooms button[data-room='{room}']"))).click()
         form = wait(driver).until(until.visibility_of_element_located((By.ID, "assign-form")))
         # The admin's console offers the organisation's staff by name.

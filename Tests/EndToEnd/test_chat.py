@@ -58,7 +58,10 @@ def test_visitor_and_staff_chat_then_end_purges_the_transcript(hub):
         assert room in [entry["room"] for entry in rooms["rooms"]]
 
         subscribed = await nurse.request({"type": "subscribe", "room": room, "id": "s"}, "subscribed")
-        assert subscribed == {"type": "subscribed", "id": "s", "room": room, "ended": False, "history": []}
+        # What ending it will do, from the shipped purge stage: export encrypted, then erase.
+        on_end = {"kind": "export_file", "text": "The transcript will be exported to the clinic's records "
+                  "(encrypted files on the hub's host) and then erased from CareHub."}
+        assert subscribed == {"type": "subscribed", "id": "s", "room": room, "ended": False, "history": [], "onEnd": on_end}
 
         # Typing is relayed to the room without a reply.
         await patient.send({"type": "typing", "room": room})

@@ -26,6 +26,9 @@ public struct Outcome: Sendable {
     public var rooms: [RoomSummary] = []
     /// Whether the organisation offers the visitor an e-mailed transcript (after `hello`).
     public var offersTranscript = false
+    /// What ending a chat does in the organisation (after `login` and `subscribe`); the purge
+    /// stage says so, and without one conversations are kept.
+    public var onEnd: EndOfChat = .kept
     /// Whether a stage took the request (after `transcript` and `assign`, which only some chains handle).
     public var handled = false
 
@@ -46,13 +49,13 @@ public struct Outcome: Sendable {
             if let enrollment { return .enroll(id: id, secret: enrollment.secret, otpauthURI: enrollment.uri) }
             guard let session = bind, case .staff(let user, let role) = session.principal else { throw PipelineError.internal }
             let idle = session.idlePolicy.map { Int($0.idleTimeout.seconds) }
-            return .session(id: id, user: user, role: role, idleTimeoutSeconds: idle, recoveryCodes: recoveryCodes)
+            return .session(id: id, user: user, role: role, idleTimeoutSeconds: idle, recoveryCodes: recoveryCodes, onEnd: onEnd)
         case .rooms:
             return .rooms(id: id, rooms: rooms)
         case .subscribe(let room):
             var visitor: VisitorProfile?
             if case .plain(let json)? = profile { visitor = VisitorProfile(json: Array(json.utf8)) }
-            return .subscribed(id: id, room: room, ended: conversation?.hasEnded ?? false, history: history.map(HistoryEntry.init), visitor: visitor)
+            return .subscribed(id: id, room: room, ended: conversation?.hasEnded ?? false, history: history.map(HistoryEntry.init), visitor: visitor, onEnd: onEnd)
         case .unsubscribe(let room):
             return .unsubscribed(id: id, room: room)
         case .send(let room, _):
@@ -60,7 +63,7 @@ public struct Outcome: Sendable {
             return .ack(id: id, room: room, seq: seq, at: request.receivedAt)
         case .end(let room):
             return .ended(id: id, room: room)
-        case .typing:
+        case .typing, .activity:
             return nil
         case .logout:
             return .loggedOut(id: id)

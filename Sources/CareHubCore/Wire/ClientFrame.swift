@@ -16,6 +16,8 @@ public enum ClientFrame: Sendable, Hashable {
     case end(room: ConversationID)
     /// Someone in the room is typing: relayed to the room, not stored, no reply.
     case typing(room: ConversationID)
+    /// Staff: the person at the console pressed a key or clicked; resets the idle timer. No reply.
+    case activity
     /// End the session.
     case logout
     /// Visitor, non-HIPAA organisations that allow it: e-mail me this conversation's transcript when it ends.
@@ -27,7 +29,7 @@ public enum ClientFrame: Sendable, Hashable {
 
     /// The frame's `type` names, as on the wire.
     public enum Kind: String, Sendable, CaseIterable {
-        case hello, login, rooms, subscribe, unsubscribe, send, end, typing, logout, transcript, assign, admin
+        case hello, login, rooms, subscribe, unsubscribe, send, end, typing, activity, logout, transcript, assign, admin
     }
 
     /// This frame's kind.
@@ -41,6 +43,7 @@ public enum ClientFrame: Sendable, Hashable {
         case .send: return .send
         case .end: return .end
         case .typing: return .typing
+        case .activity: return .activity
         case .logout: return .logout
         case .transcript: return .transcript
         case .assign: return .assign
@@ -53,18 +56,19 @@ public enum ClientFrame: Sendable, Hashable {
         switch self {
         case .subscribe(let room), .unsubscribe(let room), .send(let room, _), .end(let room), .typing(let room),
              .transcript(let room, _), .assign(let room, _): return room
-        case .hello, .login, .rooms, .logout, .admin: return nil
+        case .hello, .login, .rooms, .activity, .logout, .admin: return nil
         }
     }
 
     /// Whether the frame is something a person did, which resets the idle timer.
     ///
-    /// Sending, subscribing, unsubscribing, ending and admin operations count. Listing rooms (which consoles do by
-    /// themselves), logging in, visitor resumes, and WebSocket pings (which never reach the
-    /// pipeline) do not.
+    /// Sending, subscribing, unsubscribing, ending, typing, `activity` (which consoles send only
+    /// after a key press or click on the page) and admin operations count. Listing rooms (which
+    /// consoles do by themselves), logging in, visitor resumes, and WebSocket pings (which never
+    /// reach the pipeline) do not.
     public var isUserAction: Bool {
         switch self {
-        case .send, .subscribe, .unsubscribe, .end, .typing, .transcript, .assign, .admin: return true
+        case .send, .subscribe, .unsubscribe, .end, .typing, .activity, .transcript, .assign, .admin: return true
         case .hello, .login, .rooms, .logout: return false
         }
     }

@@ -94,6 +94,7 @@ public struct Envelope: Sendable, Hashable {
             return .send(room: room, text: text)
         case .end: return .end(room: try reader.room())
         case .typing: return .typing(room: try reader.room())
+        case .activity: return .activity
         case .logout: return .logout
         case .transcript:
             let room = try reader.room()

@@ -4,15 +4,15 @@ import Foundation
 public enum ServerFrame: Sendable, Hashable {
     /// Reply to `hello`: the visitor's conversation, its reconnect token, and its history.
     case welcome(id: String?, conversation: ConversationID, token: String, history: [HistoryEntry], offersTranscript: Bool = false)
-    /// Reply to `login`.
-    case session(id: String?, user: String, role: Role, idleTimeoutSeconds: Int?, recoveryCodes: [String])
+    /// Reply to `login`. `onEnd` says what ending a chat does in the organisation.
+    case session(id: String?, user: String, role: Role, idleTimeoutSeconds: Int?, recoveryCodes: [String], onEnd: EndOfChat = .kept)
     /// The account must enrol a second factor: add the secret to an authenticator app, then send
     /// `login` again with a code from it.
     case enroll(id: String?, secret: String, otpauthURI: String)
     /// Reply to `rooms`.
     case rooms(id: String?, rooms: [RoomSummary])
-    /// Reply to `subscribe`.
-    case subscribed(id: String?, room: ConversationID, ended: Bool, history: [HistoryEntry], visitor: VisitorProfile? = nil)
+    /// Reply to `subscribe`. `onEnd` says what ending this chat does, as configured now.
+    case subscribed(id: String?, room: ConversationID, ended: Bool, history: [HistoryEntry], visitor: VisitorProfile? = nil, onEnd: EndOfChat = .kept)
     /// Reply to `unsubscribe`.
     case unsubscribed(id: String?, room: ConversationID, reason: String? = nil)
     /// Reply to `send`, only after the message is durably stored.
@@ -52,13 +52,14 @@ public enum ServerFrame: Sendable, Hashable {
             w.field("token", token)
             w.array("history", history) { $0.write($1) }
             w.field("transcriptEmail", offersTranscript)
-        case .session(let id, let user, let role, let idle, let recoveryCodes):
+        case .session(let id, let user, let role, let idle, let recoveryCodes, let onEnd):
             w.field("type", "session")
             w.optionalField("id", id)
             w.field("user", user)
             w.field("role", role.rawValue)
             if let idle { w.field("idleTimeoutSeconds", Int64(idle)) } else { w.null("idleTimeoutSeconds") }
             if !recoveryCodes.isEmpty { w.strings("recoveryCodes", recoveryCodes) }
+            w.write(onEnd)
         case .enroll(let id, let secret, let uri):
             w.field("type", "enroll")
             w.optionalField("id", id)
@@ -73,7 +74,7 @@ public enum ServerFrame: Sendable, Hashable {
                 element.field("ended", room.ended)
                 element.optionalField("assignedTo", room.assignedTo)
             }
-        case .subscribed(let id, let room, let ended, let history, let visitor):
+        case .subscribed(let id, let room, let ended, let history, let visitor, let onEnd):
             w.field("type", "subscribed")
             w.optionalField("id", id)
             w.field("room", room.rawValue)
@@ -84,6 +85,7 @@ public enum ServerFrame: Sendable, Hashable {
                     for key in visitor.fields.keys.sorted() { object.field(key, visitor.fields[key]!) }
                 }
             }
+            w.write(onEnd)
         case .unsubscribed(let id, let room, let reason):
             w.field("type", "unsubscribed")
             w.optionalField("id", id)
@@ -183,6 +185,14 @@ public struct HistoryEntry: Sendable, Hashable {
 }
 
 extension JSONWriter {
+    /// `"onEnd":{"kind":…,"text":…}`.
+    fileprivate mutating func write(_ onEnd: EndOfChat) {
+        object("onEnd") { object in
+            object.field("kind", onEnd.kind.rawValue)
+            object.field("text", onEnd.text)
+        }
+    }
+
     fileprivate mutating func write(_ entry: HistoryEntry) {
         field("seq", entry.seq)
         field("from", entry.from)
