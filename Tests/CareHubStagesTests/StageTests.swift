@@ -558,7 +558,7 @@ struct AssignmentTests {
         // Only the admin hears of the new room.
         #expect(!hub.delivered(to: 2).contains { if case .roomOpened = $0 { true } else { false } })
         #expect(hub.delivered(to: 3).contains { if case .roomOpened = $0 { true } else { false } })
-        guard case .rooms(_, let before) = await hub.run(.rooms, from: 2) else { Issue.record("no rooms reply"); return }
+        guard case .rooms(_, let before, _) = await hub.run(.rooms, from: 2) else { Issue.record("no rooms reply"); return }
         #expect(before.isEmpty)
         guard case .error(_, let refused) = await hub.run(.subscribe(room: room), from: 2) else { Issue.record("subscribed"); return }
         #expect(refused.code == .forbidden)
@@ -567,7 +567,7 @@ struct AssignmentTests {
 
         #expect(await hub.run(.assign(room: room, user: "joy"), from: 3) == .assigned(id: nil, room: room, user: "joy"))
         #expect(hub.delivered(to: 2).contains(.assigned(id: nil, room: room, user: "joy")))
-        guard case .rooms(_, let after) = await hub.run(.rooms, from: 2) else { Issue.record("no rooms reply"); return }
+        guard case .rooms(_, let after, _) = await hub.run(.rooms, from: 2) else { Issue.record("no rooms reply"); return }
         #expect(after.map(\.room) == [room] && after.first?.assignedTo == "joy")
         guard case .subscribed = await hub.run(.subscribe(room: room), from: 2) else { Issue.record("not subscribed"); return }
         #expect(hub.world.audit.events.contains { $0.action == "conversation.assigned" && $0.detail == "user=joy previous=none" })
