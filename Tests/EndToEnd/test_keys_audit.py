@@ -69,6 +69,7 @@ def test_no_canary_reaches_any_file_and_reads_are_audited(hub):
 
     readers = [json.loads(line) for line in who.splitlines()]
     assert {(entry["action"], entry["actor"]) for entry in readers} >= {("phi.delivered", "visitor"), ("phi.read", "dr.admin")}
+    assert any(entry["target"] == "rooms" and entry["actor"] == "nurse.joy" for entry in readers)
     assert any("readers=nurse.joy" in entry["detail"] for entry in readers if entry["action"] == "phi.delivered")
     listings = [json.loads(line) for line in export.splitlines() if '"phi.read"' in line and '"rooms"' in line]
     assert [(entry["actor"], entry["target"]) for entry in listings] == [("nurse.joy", "rooms")]
