@@ -104,6 +104,22 @@ struct RoomActivityTests {
         #expect(hub.world.audit.events.contains { $0.action == "phi.read" && $0.target == "rooms" && $0.detail == "profiles=1 rooms=\(room.rawValue)" })
     }
 
+    @Test func staffHearWhenTheHubEndsAnAbandonedChat() async throws {
+        let hub = try StageHarness(StageHarness.hipaaConfig
+            .replacingOccurrences(of: "stage purge on=end", with: "stage purge on=end abandon=5m")
+            .replacingOccurrences(of: "timeout=10m", with: "timeout=15m"))
+        _ = await hub.login(2)
+        let room = try await hub.visitor(1)
+        _ = await hub.run(.send(room: room, text: "brb"), from: 1)
+        hub.world.rooms.leaveAll(connection: ConnectionID(1))
+        await hub.pipeline.tick(at: hub.world.clock.now)
+        hub.world.clock.advance(by: 6 * 60)
+        await hub.pipeline.tick(at: hub.world.clock.now)
+        let ended = try #require(activity(to: 2, in: hub).last)
+        #expect(ended.event == .ended && ended.ended && ended.room == room && ended.waitingSince == nil && ended.unanswered == 0)
+        #expect(ended.lastAt == hub.world.clock.now)
+    }
+
     @Test func theActivityFrameHasItsWireShape() {
         let activity = RoomActivity(
             room: ConversationID("c_1"), event: .message, startedAt: Date(timeIntervalSince1970: 1), lastAt: Date(timeIntervalSince1970: 3),
