@@ -19,15 +19,19 @@ const TITLE = "CareHub staff";
 function receive(frame) {
   const me = CareHubSession.me;
   switch (frame.type) {
-    case "rooms":
-      listPending = false;
+    case "rooms": {
+      // Only a list asked for with `visitors` names the visitors (a read on the record); the
+      // periodic refresh does not, and keeps the names already shown.
+      const named = frame.id === "visitors";
+      if (named) listPending = false;
       if (frame.orgName) orgName = frame.orgName;
       for (const entry of frame.rooms) {
         addRoom(entry.room, entry.startedAt, entry.ended, entry.assignedTo);
-        Object.assign(rooms.get(entry.room), progressOf(entry), { name: entry.name, reason: entry.reason, listed: true });
+        Object.assign(rooms.get(entry.room), progressOf(entry), named ? { name: entry.name, reason: entry.reason, listed: true } : {});
       }
       renderList();
       break;
+    }
     case "room_activity":
       activity(frame);
       break;
@@ -35,7 +39,7 @@ function receive(frame) {
       // To the admin who assigned, and to the assignee, whose room list now includes the room.
       if (rooms.has(frame.room)) { rooms.get(frame.room).assignedTo = frame.user; renderRoom(frame.room); }
       if (frame.room === current) { $("assign-form").elements.user.value = frame.user; $("room-note").textContent = `Assigned to ${frame.user}.`; }
-      if (me && frame.user === me.user) send({ type: "rooms", id: "rooms" });
+      if (me && frame.user === me.user) listVisitors();
       break;
     case "admin":
       // An admin's console offers the organisation's staff as assignees.
@@ -109,10 +113,17 @@ function activity(frame) {
   const elsewhere = frame.room !== current || document.hidden;
   if (frame.event === "message" && frame.room !== current) room.unread += 1;
   // The visitor's name and reason come with the room list; ask for it when a room is new here.
-  if (!room.listed && !listPending) { listPending = true; send({ type: "rooms", id: "rooms" }); }
+  if (!room.listed) listVisitors();
   renderList();
   if (frame.event === "opened") alertStaff("New chat");
   else if (frame.event === "message" && frame.lastFrom === "visitor" && elsewhere) alertStaff("New message");
+}
+
+// The room list with each visitor's name and reason, once at a time.
+function listVisitors() {
+  if (listPending) return;
+  listPending = true;
+  send({ type: "rooms", id: "visitors", visitors: true });
 }
 
 // A beep (if chosen) and a desktop notification (if allowed) naming only the organisation.
@@ -345,7 +356,7 @@ setInterval(() => { if (rooms.size) renderList(); }, 20000);
 CareHubSession.start({
   mainView: "console-view",
   onSession: me => {
-    send({ type: "rooms", id: "rooms" });
+    listVisitors();
     if (me.role === "admin") send({ type: "admin", op: "users.list", id: "users" });
   },
   onFrame: receive,

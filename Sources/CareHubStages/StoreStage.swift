@@ -97,7 +97,7 @@ public struct StoreStage: Stage {
             outcome.profile = try await environment.conversations.profile(of: room)
             return outcome
 
-        case .rooms:
+        case .rooms(let visitors):
             var outcome = try await next(request)
             var conversations = try await environment.conversations.list(org: org.id, limit: 200)
             if let principal = request.session?.principal {
@@ -110,7 +110,7 @@ public struct StoreStage: Stage {
                 summaries.append(RoomSummary(
                     room: conversation.id, startedAt: conversation.startedAt, ended: conversation.hasEnded,
                     assignedTo: conversation.assignedTo, activity: activity))
-                if let profile = try await environment.conversations.profile(of: conversation.id) {
+                if visitors, let profile = try await environment.conversations.profile(of: conversation.id) {
                     outcome.roomProfiles[conversation.id] = profile
                 }
             }

@@ -168,7 +168,7 @@ final class ConsoleSession {
         case "/help":
             Output.line("/rooms  list rooms · /open ROOM  read and answer a room · /close · /end  end the open chat · /quit")
         case "/rooms":
-            try send(["type": "rooms", "id": "rooms"])
+            try send(["type": "rooms", "id": "rooms", "visitors": true])
         case "/open":
             guard words.count == 2 else {
                 Output.line("usage: /open ROOM")

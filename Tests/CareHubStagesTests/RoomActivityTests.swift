@@ -82,7 +82,7 @@ struct RoomActivityTests {
         #expect(activity(to: 2, in: hub).last?.unanswered == 3)
     }
 
-    @Test func theRoomListCarriesActivityAndTheVisitorsNameAndReasonOnTheRecord() async throws {
+    @Test func theRoomListCarriesActivityAndOnRequestTheVisitorsNameAndReasonOnTheRecord() async throws {
         let hub = try StageHarness()
         let profile = VisitorProfile(fields: ["name": "Ada Lovelace", "email": "ada@example.org", "reason": "refill"])
         guard case .welcome(_, let room, _, _, _) = await hub.run(.hello(org: hub.org.id, token: nil, profile: profile), from: 1) else {
@@ -91,7 +91,13 @@ struct RoomActivityTests {
         }
         _ = await hub.run(.send(room: room, text: "hello"), from: 1)
         _ = await hub.login(2)
-        guard case .rooms(_, let rooms, let orgName) = await hub.run(.rooms, from: 2) else {
+        guard case .rooms(_, let unnamed, _) = await hub.run(.rooms(), from: 2) else {
+            Issue.record("no rooms reply")
+            throw PipelineError.internal
+        }
+        #expect(unnamed.first?.visitorName == nil && unnamed.first?.activity?.unanswered == 1)
+        #expect(!hub.world.audit.events.contains { $0.action == "phi.read" })
+        guard case .rooms(_, let rooms, let orgName) = await hub.run(.rooms(visitors: true), from: 2) else {
             Issue.record("no rooms reply")
             throw PipelineError.internal
         }

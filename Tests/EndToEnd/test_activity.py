@@ -49,7 +49,9 @@ def test_unsubscribed_staff_hear_of_a_new_chat_and_each_message_without_its_text
         assert not [frame for frame in nurse.inbox if frame["type"] == "message"]
         assert "CANARY" not in repr(nurse.inbox) and "CANARY" not in repr([opened, one, two])
 
-        listed = await nurse.request({"type": "rooms", "id": "r"}, "rooms")
+        plain = await nurse.request({"type": "rooms", "id": "p"}, "rooms")
+        assert [entry for entry in plain["rooms"] if entry["room"] == room and ("name" in entry or "reason" in entry)] == []
+        listed = await nurse.request({"type": "rooms", "id": "r", "visitors": True}, "rooms")
         assert listed["orgName"] == "Riverside Family Clinic"
         entry = next(entry for entry in listed["rooms"] if entry["room"] == room)
         assert entry["name"] == NAME and entry["reason"] == REASON and "email" not in entry

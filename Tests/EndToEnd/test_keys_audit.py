@@ -40,7 +40,7 @@ def test_no_canary_reaches_any_file_and_reads_are_audited(hub):
             await patient.close()
         # The room list shows the authorised reader each visitor's name and reason (audited), never
         # the e-mail; activity frames, to every staff console, carry none of it.
-        listed = await nurse.request({"type": "rooms", "id": "r"}, "rooms")
+        listed = await nurse.request({"type": "rooms", "id": "r", "visitors": True}, "rooms")
         names = {entry["room"]: entry.get("name") for entry in listed["rooms"]}
         assert [names[room] for room in rooms] == [f"CANARYNAME{index} Doe" for index in range(len(rooms))]
         assert "CANARYMAIL" not in json.dumps(listed)
