@@ -27,7 +27,10 @@ function receive(frame) {
       if (frame.orgName) orgName = frame.orgName;
       for (const entry of frame.rooms) {
         addRoom(entry.room, entry.startedAt, entry.ended, entry.assignedTo);
-        Object.assign(rooms.get(entry.room), progressOf(entry), named ? { name: entry.name, reason: entry.reason, listed: true } : {});
+        const room = rooms.get(entry.room);
+        // A list read before a room_activity that arrived first is older than what it says.
+        if (!(room.lastAt > entry.lastAt)) Object.assign(room, progressOf(entry));
+        if (named) Object.assign(room, { name: entry.name, reason: entry.reason, listed: true });
       }
       renderList();
       break;
