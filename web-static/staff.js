@@ -7,22 +7,42 @@ const touch = () => CareHubSession.touch();
 
 let current = null;     // the open room id
 let nextID = 1;
-const rooms = new Map(); // id -> { startedAt, ended, unread, item }
+// id -> { startedAt, ended, assignedTo, lastAt, lastFrom, waitingSince, unanswered, name, reason, unread, item, button }
+const rooms = new Map();
 const seen = new Map();  // room -> Set of seqs shown
 let typingTimer = null;
 let lastTyping = 0;
+let orgName = "";        // the organisation's name as the room list gives it
+let listPending = false; // a room list request is on its way
+const TITLE = "CareHub staff";
 
 function receive(frame) {
   const me = CareHubSession.me;
   switch (frame.type) {
-    case "rooms":
-      for (const entry of frame.rooms) addRoom(entry.room, entry.startedAt, entry.ended, entry.assignedTo);
+    case "rooms": {
+      // Only a list asked for with `visitors` names the visitors (a read on the record); the
+      // periodic refresh does not, and keeps the names already shown.
+      const named = frame.id === "visitors";
+      if (named) listPending = false;
+      if (frame.orgName) orgName = frame.orgName;
+      for (const entry of frame.rooms) {
+        addRoom(entry.room, entry.startedAt, entry.ended, entry.assignedTo);
+        const room = rooms.get(entry.room);
+        // A list read before a room_activity that arrived first is older than what it says.
+        if (!(room.lastAt > entry.lastAt)) Object.assign(room, progressOf(entry));
+        if (named) Object.assign(room, { name: entry.name, reason: entry.reason, listed: true });
+      }
+      renderList();
+      break;
+    }
+    case "room_activity":
+      activity(frame);
       break;
     case "assigned":
       // To the admin who assigned, and to the assignee, whose room list now includes the room.
       if (rooms.has(frame.room)) { rooms.get(frame.room).assignedTo = frame.user; renderRoom(frame.room); }
       if (frame.room === current) { $("assign-form").elements.user.value = frame.user; $("room-note").textContent = `Assigned to ${frame.user}.`; }
-      if (me && frame.user === me.user) send({ type: "rooms", id: "rooms" });
+      if (me && frame.user === me.user) listVisitors();
       break;
     case "admin":
       // An admin's console offers the organisation's staff as assignees.
@@ -41,17 +61,17 @@ function receive(frame) {
       if (frame.room !== current) break;
       $("messages").replaceChildren();
       seen.set(frame.room, new Set());
-      for (const entry of frame.history) addMessage(frame.room, entry.seq, entry.from, entry.text);
+      for (const entry of frame.history) addMessage(frame.room, entry.seq, entry.from, entry.text, entry.at);
       $("room-visitor").textContent = frame.visitor ? Object.entries(frame.visitor).map(([k, v]) => `${k}: ${v}`).join(" · ") : "";
       setEnded(frame.room, frame.ended);
       break;
     case "message":
-      if (frame.room === current) addMessage(frame.room, frame.seq, frame.from, frame.text);
-      else bumpUnread(frame.room);
+      // Unread counts of rooms not open come from room_activity.
+      if (frame.room === current) addMessage(frame.room, frame.seq, frame.from, frame.text, frame.at);
       if (frame.room === current) $("typing").textContent = "";
       break;
     case "ack":
-      if (frame.room === current) addMessage(frame.room, frame.seq, me.user, pendingText.get(frame.id) || "");
+      if (frame.room === current) addMessage(frame.room, frame.seq, me.user, pendingText.get(frame.id) || "", frame.at);
       pendingText.delete(frame.id);
       break;
     case "typing":
@@ -83,6 +103,94 @@ function receive(frame) {
 
 const pendingText = new Map();
 
+// What the list shows of a room's traffic (room_activity and the rooms reply carry the same fields).
+function progressOf(frame) {
+  return { lastAt: frame.lastAt, lastFrom: frame.lastFrom, waitingSince: frame.waitingSince, unanswered: frame.unanswered || 0 };
+}
+
+// A room moved: a new chat, a message, an end or an assignment. No text ever comes with it.
+function activity(frame) {
+  addRoom(frame.room, frame.startedAt, frame.ended, frame.assignedTo);
+  const room = rooms.get(frame.room);
+  Object.assign(room, progressOf(frame));
+  const elsewhere = frame.room !== current || document.hidden;
+  if (frame.event === "message" && frame.room !== current) room.unread += 1;
+  // The visitor's name and reason come with the room list; ask for it when a room is new here.
+  if (!room.listed) listVisitors();
+  renderList();
+  if (frame.event === "opened") alertStaff("New chat");
+  else if (frame.event === "message" && frame.lastFrom === "visitor" && elsewhere) alertStaff("New message");
+}
+
+// The room list with each visitor's name and reason, once at a time.
+function listVisitors() {
+  if (listPending) return;
+  listPending = true;
+  send({ type: "rooms", id: "visitors", visitors: true });
+}
+
+// A beep (if chosen) and a desktop notification (if allowed) naming only the organisation.
+function alertStaff(what) {
+  if ($("sound").checked) beep();
+  if (!("Notification" in window) || Notification.permission !== "granted") return;
+  const title = `${what} at ${orgName || CareHubSession.me?.org || "your organisation"}`;
+  try { new Notification(title, { tag: "carehub", body: "Open the staff console to read it." }); } catch (error) { console.warn("notification", error); }
+}
+
+let audio = null;
+function beep() {
+  try {
+    audio = audio || new AudioContext();
+    const tone = audio.createOscillator();
+    const gain = audio.createGain();
+    tone.frequency.value = 880;
+    gain.gain.value = 0.08;
+    tone.connect(gain).connect(audio.destination);
+    tone.start();
+    tone.stop(audio.currentTime + 0.15);
+  } catch (error) { console.warn("sound", error); }
+}
+
+function notificationState() {
+  const button = $("notify-allow");
+  if (!("Notification" in window)) { button.hidden = true; $("notify-state").textContent = "This browser shows no desktop notifications."; return; }
+  button.hidden = Notification.permission !== "default";
+  $("notify-state").textContent = Notification.permission === "granted" ? "Desktop notifications on."
+    : Notification.permission === "denied" ? "Desktop notifications are blocked in this browser." : "";
+}
+
+// "14:03" today, "3 Mar, 14:03" on other days.
+function when(ms) {
+  const date = new Date(ms);
+  const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return date.toDateString() === new Date().toDateString() ? time : `${date.toLocaleDateString([], { day: "numeric", month: "short" })}, ${time}`;
+}
+
+function waitingText(room) {
+  if (room.ended || room.waitingSince == null) return "";
+  const minutes = Math.floor((Date.now() - room.waitingSince) / 60000);
+  return minutes < 1 ? "needs a reply" : `waiting ${minutes} min`;
+}
+
+function label(id) {
+  const room = rooms.get(id);
+  return room && room.name ? room.name : `Visitor ${id.slice(-6)}`;
+}
+
+// Open chats: whoever has waited longest first, then the most recently active; ended chats apart.
+function renderList() {
+  const open = [...rooms.entries()].filter(([, room]) => !room.ended);
+  const ended = [...rooms.entries()].filter(([, room]) => room.ended);
+  open.sort(([, a], [, b]) => (a.waitingSince ?? Infinity) - (b.waitingSince ?? Infinity) || (b.lastAt ?? b.startedAt) - (a.lastAt ?? a.startedAt));
+  ended.sort(([, a], [, b]) => (b.lastAt ?? b.startedAt) - (a.lastAt ?? a.startedAt));
+  for (const [id] of rooms) renderRoom(id);
+  $("rooms").replaceChildren(...open.map(([, room]) => room.item));
+  $("rooms-ended").replaceChildren(...ended.map(([, room]) => room.item));
+  $("ended-heading").hidden = ended.length === 0;
+  const waiting = open.filter(([, room]) => room.waitingSince != null).length;
+  document.title = waiting ? `(${waiting}) ${TITLE}` : TITLE;
+}
+
 function addRoom(id, startedAt, ended, assignedTo) {
   let room = rooms.get(id);
   if (!room) {
@@ -92,7 +200,7 @@ function addRoom(id, startedAt, ended, assignedTo) {
     button.dataset.room = id;
     button.addEventListener("click", () => openRoom(id));
     item.appendChild(button);
-    room = { startedAt, ended, unread: 0, item, button };
+    room = { startedAt, ended, unread: 0, unanswered: 0, waitingSince: null, item, button };
     rooms.set(id, room);
     $("rooms").prepend(item);
   }
@@ -103,23 +211,25 @@ function addRoom(id, startedAt, ended, assignedTo) {
 
 function renderRoom(id) {
   const room = rooms.get(id);
-  const time = new Date(room.startedAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  room.button.textContent = `Visitor ${id.slice(-6)} · ${time}${room.assignedTo ? " · " + room.assignedTo : ""}${room.ended ? " · ended" : ""}`;
-  if (room.unread) {
-    const badge = document.createElement("span");
-    badge.className = "unread";
-    badge.textContent = room.unread;
-    room.button.appendChild(badge);
-  }
+  const line = (className, text) => {
+    const span = document.createElement("span");
+    span.className = className;
+    span.textContent = text;
+    return span;
+  };
+  const parts = [line("who", label(id))];
+  if (room.reason) parts.push(line("reason", room.reason));
+  const meta = [`started ${when(room.startedAt)}`];
+  if (room.assignedTo) meta.push(room.assignedTo);
+  if (room.ended) meta.push("ended");
+  parts.push(line("meta", meta.join(" · ")));
+  const waiting = waitingText(room);
+  if (waiting) parts.push(line("waiting", waiting));
+  if (room.unread && id !== current) parts.push(line("unread", String(room.unread)));
+  room.button.replaceChildren(...parts);
   room.item.classList.toggle("ended", room.ended);
+  room.item.classList.toggle("waiting", Boolean(waiting));
   room.button.classList.toggle("active", id === current);
-}
-
-function bumpUnread(id) {
-  const room = rooms.get(id);
-  if (!room) return;
-  room.unread += 1;
-  renderRoom(id);
 }
 
 function openRoom(id) {
@@ -127,10 +237,10 @@ function openRoom(id) {
   current = id;
   const room = rooms.get(id);
   room.unread = 0;
-  for (const key of rooms.keys()) renderRoom(key);
+  renderList();
   $("room-empty").hidden = true;
   $("room-pane").hidden = false;
-  $("room-title").textContent = `Visitor ${id.slice(-6)}`;
+  $("room-title").textContent = label(id);
   $("room-note").textContent = "";
   $("assign-form").hidden = CareHubSession.me?.role !== "admin";
   $("assign-form").elements.user.value = room.assignedTo || "";
@@ -139,7 +249,7 @@ function openRoom(id) {
   touch();
 }
 
-function addMessage(room, seq, from, text) {
+function addMessage(room, seq, from, text, at) {
   const shown = seen.get(room) || new Set();
   seen.set(room, shown);
   if (shown.has(seq)) return;
@@ -149,6 +259,13 @@ function addMessage(room, seq, from, text) {
   const who = document.createElement("span");
   who.className = "from";
   who.textContent = from === "visitor" ? "Visitor" : from;
+  if (at) {
+    const stamp = document.createElement("time");
+    stamp.className = "at";
+    stamp.dateTime = new Date(at).toISOString();
+    stamp.textContent = when(at);
+    who.append(" · ", stamp);
+  }
   const body = document.createElement("span");
   body.className = "text";
   body.textContent = text === null ? "(this message could not be decrypted)" : text;
@@ -164,6 +281,7 @@ function revokeRoom(id) {
   const room = rooms.get(id);
   if (room) { room.item.remove(); rooms.delete(id); }
   seen.delete(id);
+  renderList();
   if (id !== current) return;
   current = null;
   $("messages").replaceChildren();
@@ -175,7 +293,7 @@ function revokeRoom(id) {
 
 function setEnded(room, ended) {
   const entry = rooms.get(room);
-  if (entry && ended) { entry.ended = true; renderRoom(room); }
+  if (entry && ended) { entry.ended = true; entry.waitingSince = null; entry.unanswered = 0; renderList(); }
   if (room === current) {
     $("reply-form").hidden = ended;
     $("end-chat").hidden = ended;
@@ -187,7 +305,11 @@ function reset() {
   current = null;
   rooms.clear();
   seen.clear();
+  listPending = false;
   $("rooms").replaceChildren();
+  $("rooms-ended").replaceChildren();
+  $("ended-heading").hidden = true;
+  document.title = TITLE;
   $("messages").replaceChildren();
   $("room-visitor").textContent = "";
   $("room-note").textContent = "";
@@ -227,12 +349,19 @@ $("end-chat").addEventListener("click", () => {
   if (current && confirm(`End this chat for the visitor too?\n\n${onEnd}`.trim())) { send({ type: "end", room: current, id: "e" + nextID++ }); touch(); }
 });
 
+$("notify-allow").addEventListener("click", () => {
+  if ("Notification" in window) Notification.requestPermission().then(notificationState, notificationState);
+});
+notificationState();
+
 // The room list refreshes by itself; that is not activity and does not keep the session alive.
 setInterval(() => { if (CareHubSession.me) send({ type: "rooms", id: "rooms" }); }, 30000);
+// "waiting N min" moves on between frames.
+setInterval(() => { if (rooms.size) renderList(); }, 20000);
 CareHubSession.start({
   mainView: "console-view",
   onSession: me => {
-    send({ type: "rooms", id: "rooms" });
+    listVisitors();
     if (me.role === "admin") send({ type: "admin", op: "users.list", id: "users" });
   },
   onFrame: receive,

@@ -58,6 +58,21 @@ public struct EncryptStage: Stage {
                 sealed, scope: .conversation(org.id, room), associatedData: Self.profileAssociatedData(org: org.id, conversation: room))
             outcome.profile = bytes.map { .plain(String(decoding: $0, as: UTF8.self)) } ?? .unreadable
         }
+        if !outcome.roomProfiles.isEmpty {
+            // A room list shows each visitor's pre-chat name and reason: opened for this reader, on the record.
+            for (room, body) in outcome.roomProfiles {
+                guard case .sealed(let sealed) = body else { continue }
+                let bytes = try? await environment.cipher.open(
+                    sealed, scope: .conversation(org.id, room), associatedData: Self.profileAssociatedData(org: org.id, conversation: room))
+                outcome.roomProfiles[room] = bytes.map { .plain(String(decoding: $0, as: UTF8.self)) } ?? .unreadable
+            }
+            if let session = request.session {
+                let rooms = outcome.roomProfiles.keys.map(\.rawValue).sorted()
+                try await environment.audit.record(AuditEvent(
+                    at: environment.clock.now, org: org.id, actor: session.principal.displayName, address: request.peer,
+                    action: "phi.read", target: "rooms", detail: "profiles=\(rooms.count) rooms=\(rooms.joined(separator: ","))"))
+            }
+        }
         if !outcome.history.isEmpty {
             var opened: [StoredMessage] = []
             opened.reserveCapacity(outcome.history.count)

@@ -77,6 +77,8 @@ public final class FanoutStage: Stage {
                 let staff = environment.liveRecipients(
                     rooms.staffConnections(of: org.id), org: org, room: conversation.id, conversation: conversation, excluding: nil)
                 rooms.deliver(.roomOpened(room: conversation.id, at: conversation.startedAt), to: staff.recipients.map(\.connection))
+                environment.activity.record(conversation.id, [])
+                await environment.announce(conversation, event: .opened, org: org)
             }
         case .subscribe(let room):
             guard let session = request.session else { break }
@@ -106,6 +108,11 @@ public final class FanoutStage: Stage {
             } else {
                 rooms.deliver(message, to: recipients.map(\.connection))
             }
+            if let conversation = request.conversation {
+                await environment.fillActivity(of: conversation)
+                environment.activity.record(room, seq: seq, from: session.principal.isStaff ? .staff : .visitor, at: request.receivedAt)
+                await environment.announce(conversation, event: .message, org: org)
+            }
             let staffWatching = recipients.contains { $0.session.principal.isStaff }
             if !staffWatching && !session.principal.isStaff {
                 await notify(room: room, from: from, text: text, at: request.receivedAt)
@@ -115,6 +122,10 @@ public final class FanoutStage: Stage {
             rooms.deliver(.ended(id: nil, room: room), to: members.recipients.map(\.connection))
             _ = rooms.close(room)
             _ = unread.withLock { $0.removeValue(forKey: room) }
+            if var conversation = request.conversation, !conversation.hasEnded {
+                conversation.endedAt = request.receivedAt
+                await environment.announce(conversation, event: .ended, org: org)
+            }
         case .typing(let room):
             guard let session = request.session else { throw PipelineError.internal }
             let recipients = readers(rooms.members(of: room), room: room, conversation: request.conversation, excluding: request.connection)
@@ -128,6 +139,7 @@ public final class FanoutStage: Stage {
             let staff = environment.liveRecipients(rooms.staffConnections(of: org.id), org: org, room: room, conversation: assigned, excluding: nil)
             let assignee = staff.recipients.filter { $0.session.principal.displayName == user && $0.connection != request.connection }
             rooms.deliver(.assigned(id: nil, room: room, user: user), to: assignee.map(\.connection))
+            await environment.announce(assigned, event: .assigned, org: org)
         case .login, .rooms, .activity, .transcript, .admin:
             break
         }

@@ -185,6 +185,7 @@ public final class PurgeStage: Stage {
     /// Ends an open conversation on the hub's initiative, tells the room, and runs the hook.
     private func end(_ conversation: Conversation, at now: Date, reason: String) async {
         guard let ended = try? await Self.close(conversation, at: now, environment: environment) else { return }
+        await environment.announce(ended, event: .ended, org: org)
         await finish(ended, actor: "system", address: "", reason: reason)
     }
 

@@ -97,15 +97,25 @@ public struct StoreStage: Stage {
             outcome.profile = try await environment.conversations.profile(of: room)
             return outcome
 
-        case .rooms:
+        case .rooms(let visitors):
             var outcome = try await next(request)
             var conversations = try await environment.conversations.list(org: org.id, limit: 200)
             if let principal = request.session?.principal {
                 conversations = conversations.filter { org.mayRead($0, as: principal) }
             }
-            outcome.rooms = conversations.map {
-                RoomSummary(room: $0.id, startedAt: $0.startedAt, ended: $0.hasEnded, assignedTo: $0.assignedTo)
+            var summaries: [RoomSummary] = []
+            summaries.reserveCapacity(conversations.count)
+            for conversation in conversations {
+                let activity = await environment.roomActivity(of: conversation, event: .message)
+                summaries.append(RoomSummary(
+                    room: conversation.id, startedAt: conversation.startedAt, ended: conversation.hasEnded,
+                    assignedTo: conversation.assignedTo, activity: activity))
+                if visitors, let profile = try await environment.conversations.profile(of: conversation.id) {
+                    outcome.roomProfiles[conversation.id] = profile
+                }
             }
+            outcome.rooms = summaries
+            outcome.orgName = org.displayName
             return outcome
 
         case .assign(let room, let user):

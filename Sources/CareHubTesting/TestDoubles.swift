@@ -399,6 +399,7 @@ public struct TestWorld: Sendable {
     public let audit = RecordingAuditLog()
     public let exporter = RecordingExporter()
     public let throttle: Throttle
+    public let activity = RoomActivityLog()
 
     public init(throttle: Throttle = Throttle()) {
         messages = MemoryMessageStore(audit: audit)
@@ -409,7 +410,7 @@ public struct TestWorld: Sendable {
         StageEnvironment(
             clock: clock, conversations: conversations, messages: messages, users: users, credentials: credentials,
             cipher: cipher, sessions: sessions, rooms: rooms, notifier: notifier, events: events, audit: audit,
-            exporter: exporter, throttle: throttle)
+            exporter: exporter, throttle: throttle, activity: activity)
     }
 
     /// A request as the hub builds it, bound to the connection's current session if any.

@@ -83,14 +83,18 @@ struct AuditCommand: AsyncParsableCommand {
 
     struct WhoRead: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "who-read", abstract: "Everyone who read or was delivered a conversation's messages, as JSON Lines.")
+            commandName: "who-read", abstract: "Everyone who read or was delivered a conversation's messages or pre-chat form, as JSON Lines.")
         @OptionGroup var options: DataOption
         @Option(help: "The conversation id (c_…).")
         var conversation: String
 
         func run() async throws {
             try await print(options) { log in
-                try log.entries(target: conversation).filter { $0.event.action.hasPrefix("phi.") }
+                // A room list that showed the visitor's name and reason is one read of several rooms.
+                let listings = try log.entries(target: "rooms", action: "phi.read").filter { entry in
+                    entry.event.detail.split(separator: " ").contains { $0.hasPrefix("rooms=") && $0.dropFirst(6).split(separator: ",").contains(Substring(conversation)) }
+                }
+                return (try log.entries(target: conversation).filter { $0.event.action.hasPrefix("phi.") } + listings).sorted { $0.id < $1.id }
             }
         }
     }

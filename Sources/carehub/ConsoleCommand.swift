@@ -12,8 +12,10 @@ struct ConsoleCommand: ParsableCommand {
         abstract: "A terminal staff console: log in (password and authenticator code are prompted), list rooms, read and answer.",
         discussion: """
             Commands: /rooms, /open ROOM, /close, /end (end the open conversation), /help, /quit. \
-            Any other line is sent to the open room. New conversations, messages and the end of a \
-            chat are printed as they arrive, with control characters shown (ESC as ^[) and a \
+            Any other line is sent to the open room. New conversations, messages (with their time) \
+            and the end of a chat are printed as they arrive; a message in a room that is not open \
+            is one line without its text ("* ROOM waiting 3 min (2 unanswered)"). Others' text is \
+            printed with control characters shown (ESC as ^[) and a \
             message's own lines indented under "    | ". A failed login asks again, three times \
             at most. The console speaks plain ws:// (reach a TLS-only hub through its loopback \
             listener or an SSH tunnel).
@@ -166,7 +168,7 @@ final class ConsoleSession {
         case "/help":
             Output.line("/rooms  list rooms · /open ROOM  read and answer a room · /close · /end  end the open chat · /quit")
         case "/rooms":
-            try send(["type": "rooms", "id": "rooms"])
+            try send(["type": "rooms", "id": "rooms", "visitors": true])
         case "/open":
             guard words.count == 2 else {
                 Output.line("usage: /open ROOM")
@@ -209,8 +211,12 @@ final class ConsoleSession {
             let rooms = frame["rooms"] as? [[String: Any]] ?? []
             if rooms.isEmpty { Output.line("no rooms") }
             for entry in rooms {
-                let ended = entry["ended"] as? Bool == true ? " (ended)" : ""
-                Output.line("  \(TerminalText.field(entry["room"] as? String ?? ""))\(ended)")
+                var words = [TerminalText.field(entry["room"] as? String ?? "")]
+                let visitor = [entry["name"], entry["reason"]].compactMap { $0 as? String }.map(TerminalText.field)
+                if !visitor.isEmpty { words.append(visitor.joined(separator: " — ")) }
+                if let started = entry["startedAt"] as? Double { words.append("started " + Self.time(started)) }
+                if entry["ended"] as? Bool == true { words.append("(ended)") } else if let waiting = Self.waiting(entry) { words.append(waiting) }
+                Output.line("  " + words.joined(separator: " · "))
             }
         case "subscribed":
             Output.line("— \(room)\(frame["ended"] as? Bool == true ? " (ended)" : "") —")
@@ -218,8 +224,16 @@ final class ConsoleSession {
                 let fields = visitor.keys.sorted().map { "\(TerminalText.field($0))=\(TerminalText.field(visitor[$0]!))" }
                 Output.line("  visitor: " + fields.joined(separator: ", "))
             }
-            for entry in frame["history"] as? [[String: Any]] ?? [] { Output.line(Self.line(entry)) }
-        case "message": Output.line("[\(room)] " + Self.line(frame))
+            for entry in frame["history"] as? [[String: Any]] ?? [] { Output.line(Self.stamp(entry) + Self.line(entry)) }
+        case "message": Output.line("\(Self.stamp(frame))[\(room)] " + Self.line(frame))
+        case "room_activity" where frame["room"] as? String != self.room:
+            // A room that is not open: one line per message or end, never its text.
+            switch frame["event"] as? String {
+            case "message" where frame["lastFrom"] as? String == "visitor": Output.line("* \(room) \(Self.waiting(frame) ?? "needs a reply")")
+            case "message": Output.line("* \(room) answered by staff")
+            case "ended": Output.line("* \(room) has ended")
+            default: break  // opened: room_opened said so; assigned: the assignee got `assigned`
+            }
         case "room_opened": Output.line("* new conversation \(room) (/open \(room))")
         case "assigned": Output.line("* \(room) was assigned to \(TerminalText.field(frame["user"] as? String ?? ""))")
         case "ended": Output.line("* \(room) has ended")
@@ -230,6 +244,30 @@ final class ConsoleSession {
         case "error": Output.line("! \(TerminalText.field(frame["message"] as? String ?? "error"))")
         default: break  // ack, typing, unsubscribed, logged_out
         }
+    }
+
+    /// `HH:MM ` (with the date when not today) for a frame's `at`, or nothing without one.
+    private static func stamp(_ entry: [String: Any]) -> String {
+        guard let at = entry["at"] as? Double else { return "" }
+        return time(at) + " "
+    }
+
+    /// A time in milliseconds since the epoch as `HH:MM`, or `YYYY-MM-DD HH:MM` when not today.
+    static func time(_ milliseconds: Double) -> String {
+        let date = Date(timeIntervalSince1970: milliseconds / 1000)
+        let calendar = Calendar.current
+        let parts = calendar.dateComponents([.year, .month, .day, .hour, .minute], from: date)
+        let clock = String(format: "%02d:%02d", parts.hour ?? 0, parts.minute ?? 0)
+        guard !calendar.isDateInToday(date) else { return clock }
+        return String(format: "%04d-%02d-%02d ", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0) + clock
+    }
+
+    /// `waiting N min (K unanswered)` for a room whose visitor waits for an answer, else nil.
+    static func waiting(_ entry: [String: Any]) -> String? {
+        guard let since = entry["waitingSince"] as? Double else { return nil }
+        let minutes = max(0, Int((Date().timeIntervalSince1970 * 1000 - since) / 60_000))
+        let count = entry["unanswered"] as? Int ?? 0
+        return "waiting \(minutes < 1 ? "<1" : String(minutes)) min (\(count) unanswered)"
     }
 
     /// `from: text`, the text's own lines indented under it.

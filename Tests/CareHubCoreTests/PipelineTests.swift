@@ -51,7 +51,7 @@ struct PipelineTests {
     @Test func stagesRunInOrderAndUnwindInReverse() async throws {
         let log = Log()
         let pipeline = Pipeline(org: org, stages: ["a", "b", "c"].map { TraceStage(label: $0, log: log) })
-        let outcome = try await pipeline.run(world.request(.rooms))
+        let outcome = try await pipeline.run(world.request(.rooms()))
         #expect(log.all == ["in:a", "in:b", "in:c", "out:c", "out:b", "out:a"])
         #expect(outcome.seq == 3)
         #expect(pipeline.stageNames == ["trace", "trace", "trace"])
@@ -66,7 +66,7 @@ struct PipelineTests {
         }
         let timings = Timings()
         let pipeline = Pipeline(org: org, stages: ["a", "stop", "c"].map { TraceStage(label: $0, log: Log()) }, timer: timings)
-        _ = try? await pipeline.run(world.request(.rooms))
+        _ = try? await pipeline.run(world.request(.rooms()))
         // The inner stage returns (by throwing) first.
         #expect(timings.seen.withLock { $0 } == ["clinic:trace:true", "clinic:trace:true"])
     }
@@ -75,7 +75,7 @@ struct PipelineTests {
         let log = Log()
         let pipeline = Pipeline(org: org, stages: ["a", "stop", "c"].map { TraceStage(label: $0, log: log) })
         await #expect(throws: PipelineError.forbidden("stopped at stop")) {
-            try await pipeline.run(world.request(.rooms))
+            try await pipeline.run(world.request(.rooms()))
         }
         #expect(log.all == ["in:a", "in:stop"])
     }

@@ -20,7 +20,8 @@ struct WireTests {
             == .login(org: OrgID("clinic"), user: "joy", password: Password("pw"), totp: nil))
         #expect(try decode(#"{"type":"login","org":"clinic","user":"joy","password":"pw","totp":" 123 456 "}"#).get().frame
             == .login(org: OrgID("clinic"), user: "joy", password: Password("pw"), totp: "123456"))
-        #expect(try decode(#"{"type":"rooms"}"#).get().frame == .rooms)
+        #expect(try decode(#"{"type":"rooms"}"#).get().frame == .rooms())
+        #expect(try decode(#"{"type":"rooms","visitors":true}"#).get().frame == .rooms(visitors: true))
         #expect(try decode(#"{"type":"hello","org":"clinic","profile":{"name":" Ada ","email":"","reason":"rash"}}"#).get().frame
             == .hello(org: OrgID("clinic"), token: nil, profile: VisitorProfile(fields: ["name": "Ada", "reason": "rash"])))
         #expect(try decode(#"{"type":"subscribe","room":"c_1"}"#).get().frame == .subscribe(room: ConversationID("c_1")))

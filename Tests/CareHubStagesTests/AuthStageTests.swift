@@ -14,7 +14,7 @@ struct SecondFactorTests {
         }
         #expect(uri.hasPrefix("otpauth://totp/Riverside Clinic:joy"))
         // Without a code nothing else works: no session was bound.
-        #expect(await hub.run(.rooms, from: 1).errorCode == .unauthenticated)
+        #expect(await hub.run(.rooms(), from: 1).errorCode == .unauthenticated)
         // The secret is stored sealed, never in the clear.
         let pending = try #require(try await hub.world.users.user(org: hub.org.id, name: "joy")?.secondFactor.pendingSecret)
         #expect(pending.keyID == "test")
@@ -129,7 +129,7 @@ struct SecondFactorTests {
         _ = await hub.login(1)
         #expect(await hub.run(.logout, from: 1, id: "o") == .loggedOut(id: "o"))
         #expect(hub.world.audit.actions.last == "logout")
-        #expect(await hub.run(.rooms, from: 1).errorCode == .unauthenticated)
+        #expect(await hub.run(.rooms(), from: 1).errorCode == .unauthenticated)
     }
 
     @Test func sessionExpiryIsAudited() async throws {

@@ -101,10 +101,10 @@ struct ActivityFrameTests {
         for _ in 0..<3 {
             hub.world.clock.advance(by: 9 * 60)
             #expect(await hub.run(.activity, from: 1) == noReply)
-            #expect(await hub.run(.rooms, from: 1).errorCode == nil)
+            #expect(await hub.run(.rooms(), from: 1).errorCode == nil)
         }
         hub.world.clock.advance(by: 10 * 60 + 1)
-        #expect(await hub.run(.rooms, from: 1).errorCode == .sessionExpired)
+        #expect(await hub.run(.rooms(), from: 1).errorCode == .sessionExpired)
     }
 
     @Test func activityIsForStaffOnly() async throws {
@@ -120,6 +120,6 @@ struct ActivityFrameTests {
         }
         #expect(envelope.frame == .activity)
         #expect(envelope.frame.isUserAction)
-        #expect(!ClientFrame.rooms.isUserAction)
+        #expect(!ClientFrame.rooms().isUserAction)
     }
 }

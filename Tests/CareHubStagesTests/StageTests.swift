@@ -27,7 +27,7 @@ struct AuthStageTests {
 
     @Test func framesBeforeAuthenticationAreRefused() async throws {
         let hub = try StageHarness()
-        #expect(await hub.run(.rooms, from: 1).errorCode == .unauthenticated)
+        #expect(await hub.run(.rooms(), from: 1).errorCode == .unauthenticated)
         #expect(await hub.run(.send(room: ConversationID("c_x"), text: "hi"), from: 1).errorCode == .unauthenticated)
     }
 
@@ -38,7 +38,7 @@ struct AuthStageTests {
         #expect(mine != theirs)
         #expect(await hub.run(.send(room: theirs, text: "peek"), from: 1).errorCode == .forbidden)
         #expect(await hub.run(.subscribe(room: mine), from: 1).errorCode == .forbidden)
-        #expect(await hub.run(.rooms, from: 1).errorCode == .forbidden)
+        #expect(await hub.run(.rooms(), from: 1).errorCode == .forbidden)
 
         guard case .welcome(_, _, let token, _, _) = await hub.run(.hello(org: hub.org.id, token: nil), from: 3) else { return }
         guard case .welcome(_, let resumed, _, _, _) = await hub.run(.hello(org: hub.org.id, token: token), from: 4) else {
@@ -92,7 +92,7 @@ struct IdleStageTests {
         #expect(hub.world.events.events.count == 1)
         // The session is gone for good: the connection stays refused until a new login, and
         // the expiry is reported once.
-        #expect(await hub.run(.rooms, from: 1).errorCode == .sessionExpired)
+        #expect(await hub.run(.rooms(), from: 1).errorCode == .sessionExpired)
         #expect(hub.world.events.events.count == 1)
         #expect(!hub.world.sessions.sessions(of: hub.org.id).contains { $0.principal.isStaff })
     }
@@ -102,9 +102,9 @@ struct IdleStageTests {
         _ = await hub.login(1)
         for _ in 0..<3 {
             hub.world.clock.advance(by: 4 * 60)
-            _ = await hub.run(.rooms, from: 1)
+            _ = await hub.run(.rooms(), from: 1)
         }
-        #expect(await hub.run(.rooms, from: 1).errorCode == .sessionExpired)
+        #expect(await hub.run(.rooms(), from: 1).errorCode == .sessionExpired)
     }
 
     @Test func theTickExpiresSessionsWithoutAnyTraffic() async throws {
@@ -558,7 +558,7 @@ struct AssignmentTests {
         // Only the admin hears of the new room.
         #expect(!hub.delivered(to: 2).contains { if case .roomOpened = $0 { true } else { false } })
         #expect(hub.delivered(to: 3).contains { if case .roomOpened = $0 { true } else { false } })
-        guard case .rooms(_, let before) = await hub.run(.rooms, from: 2) else { Issue.record("no rooms reply"); return }
+        guard case .rooms(_, let before, _) = await hub.run(.rooms(), from: 2) else { Issue.record("no rooms reply"); return }
         #expect(before.isEmpty)
         guard case .error(_, let refused) = await hub.run(.subscribe(room: room), from: 2) else { Issue.record("subscribed"); return }
         #expect(refused.code == .forbidden)
@@ -567,7 +567,7 @@ struct AssignmentTests {
 
         #expect(await hub.run(.assign(room: room, user: "joy"), from: 3) == .assigned(id: nil, room: room, user: "joy"))
         #expect(hub.delivered(to: 2).contains(.assigned(id: nil, room: room, user: "joy")))
-        guard case .rooms(_, let after) = await hub.run(.rooms, from: 2) else { Issue.record("no rooms reply"); return }
+        guard case .rooms(_, let after, _) = await hub.run(.rooms(), from: 2) else { Issue.record("no rooms reply"); return }
         #expect(after.map(\.room) == [room] && after.first?.assignedTo == "joy")
         guard case .subscribed = await hub.run(.subscribe(room: room), from: 2) else { Issue.record("not subscribed"); return }
         #expect(hub.world.audit.events.contains { $0.action == "conversation.assigned" && $0.detail == "user=joy previous=none" })

@@ -2,13 +2,14 @@
 both ways through a running hub. Headless Chromium driven by Selenium (Debian's packages)."""
 
 import asyncio
+import re
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TIMEOUT, Hub, staff, totp, visitor
+from conftest import REPO, TIMEOUT, Client, Hub, staff, totp, visitor
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="python3-selenium is installed by scripts/setup.sh")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -217,3 +218,90 @@ def test_an_admin_assigns_a_conversation_from_the_staff_console(workdir):
         driver.quit()
         loop.close()
         hub.stop()
+
+
+def notifying_browser():
+    """A browser that has allowed the hub's pages to show desktop notifications."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900"):
+        options.add_argument(flag)
+    options.add_experimental_option("prefs", {"profile.default_content_setting_values.notifications": 1})
+    return webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+
+
+# Records every Notification the page constructs, keeping the browser's permission state.
+RECORD_NOTIFICATIONS = """
+const Real = window.Notification;
+window.shown = [];
+window.Notification = function (title, options) { window.shown.push({ title, body: (options || {}).body || "" }); return { close() {} }; };
+Object.defineProperty(window.Notification, "permission", { get: () => Real.permission });
+window.Notification.requestPermission = () => Real.requestPermission();
+"""
+
+PATIENT_NAME = "CANARY-NAME Dora Bell"
+PATIENT_REASON = "CANARY-REASON knee review"
+PATIENT_WORDS = "CANARY-WORDS my knee gave way on the stairs"
+
+
+def test_a_nurse_with_another_chat_open_sees_a_new_chat_arrive_and_wait(hub):
+    loop = asyncio.new_event_loop()
+    driver = notifying_browser()
+    try:
+        # Morning: a patient is already waiting when the nurse logs in.
+        first, welcome = loop.run_until_complete(visitor(hub))
+        morning = welcome["conversation"]
+        loop.run_until_complete(first.request({"type": "send", "room": morning, "text": "Are you open today?", "id": "m0"}, "ack"))
+
+        base = f"http://127.0.0.1:{hub.port}"
+        log_in_and_enrol(driver, base, "/staff.html", "nurse.joy", "riverside-nurse-test-pass")
+        wait(driver).until(lambda d: d.title == "(1) CareHub staff")
+        assert driver.execute_script("return Notification.permission") == "granted"
+        assert not driver.find_element(By.ID, "notify-allow").is_displayed()
+        driver.execute_script(RECORD_NOTIFICATIONS)
+
+        # She opens that chat; its message shows with its time.
+        wait(driver).until(until.element_to_be_clickable((By.CSS_SELECTOR, f"#rooms button[data-room='{morning}']"))).click()
+        wait(driver).until(lambda d: "Are you open today?" in text_of(d, "#messages .text"))
+        stamp = driver.find_element(By.CSS_SELECTOR, "#messages .from time").text
+        assert re.fullmatch(r"\d{1,2}:\d\d( [AP]M)?", stamp), stamp
+
+        # A second patient starts a chat with the pre-chat form and writes twice.
+        patient = loop.run_until_complete(Client.connect(hub))
+        hello = {"type": "hello", "org": "riverside-clinic", "id": "h", "profile": {"name": PATIENT_NAME, "reason": PATIENT_REASON}}
+        room = loop.run_until_complete(patient.request(hello, "welcome"))["conversation"]
+        for index in range(2):
+            loop.run_until_complete(patient.request({"type": "send", "room": room, "text": PATIENT_WORDS, "id": f"m{index}"}, "ack"))
+
+        new = f"#rooms button[data-room='{room}']"
+        wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, new) and d.find_element(By.CSS_SELECTOR, new + " .unread").text == "2")
+        wait(driver).until(lambda d: PATIENT_NAME in d.find_element(By.CSS_SELECTOR, new).text)
+        entry = driver.find_element(By.CSS_SELECTOR, new).text
+        assert PATIENT_REASON in entry and "needs a reply" in entry and "started " in entry
+        assert PATIENT_WORDS not in entry
+        wait(driver).until(lambda d: d.title == "(2) CareHub staff")
+        # Who has waited longest comes first.
+        assert [b.get_attribute("data-room") for b in driver.find_elements(By.CSS_SELECTOR, "#rooms li button")] == [morning, room]
+        shown = driver.execute_script("return window.shown")
+        assert {"title": "New chat at Riverside Family Clinic", "body": "Open the staff console to read it."} in shown
+        assert {"title": "New message at Riverside Family Clinic", "body": "Open the staff console to read it."} in shown
+        assert "CANARY" not in repr(shown) and "CANARY" not in driver.title
+        shot(driver, "staff-waiting")
+
+        # She answers the morning patient: that chat no longer waits, the new one comes first.
+        driver.find_element(By.ID, "reply").send_keys("Yes, until six.")
+        driver.find_element(By.CSS_SELECTOR, "#reply-form button").click()
+        wait(driver).until(lambda d: d.title == "(1) CareHub staff")
+        wait(driver).until(lambda d: [b.get_attribute("data-room") for b in d.find_elements(By.CSS_SELECTOR, "#rooms li button")] == [room, morning])
+
+        # The new patient leaves: the chat moves to the Ended section and nobody waits.
+        loop.run_until_complete(patient.request({"type": "end", "room": room, "id": "e"}, "ended"))
+        wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, f"#rooms-ended button[data-room='{room}']"))
+        assert driver.find_element(By.ID, "ended-heading").is_displayed()
+        wait(driver).until(lambda d: d.title == "CareHub staff")
+        shot(driver, "staff-ended-section")
+        for client in (first, patient):
+            loop.run_until_complete(client.close())
+    finally:
+        driver.quit()
+        loop.close()

@@ -2,6 +2,7 @@
 
 import asyncio
 import queue
+import re
 import subprocess
 import threading
 import time
@@ -174,6 +175,38 @@ def test_patient_text_cannot_drive_the_terminal_or_forge_a_console_line(hub):
             assert "\x1b" not in line and "\x9b" not in line and "\u202e" not in line, repr(line)
             assert not line.startswith("admin:"), repr(line)
         assert any(line.startswith("    | admin: this visitor is verified") for line in seen), seen
+        console.type("/quit")
+        assert console.proc.wait(timeout=TIMEOUT) == 0
+        await patient.close()
+    asyncio.run(scenario())
+
+
+def test_a_message_in_a_room_not_open_is_one_line_without_its_text_and_messages_show_their_time(hub):
+    async def scenario():
+        first, _ = await staff(hub)
+        await first.close()
+        console = Console(hub, "riverside-clinic", "nurse.joy")
+        console.type(PASSWORDS[("riverside-clinic", "nurse.joy")])
+        console.type(AUTHENTICATOR.code((hub.data, "riverside-clinic", "nurse.joy")))
+        console.expect("Logged in to riverside-clinic as nurse.joy")
+        patient, welcome = await visitor(hub)
+        room = welcome["conversation"]
+        console.expect(f"* new conversation {room}")
+        await patient.request({"type": "send", "room": room, "text": "CANARY-c0n5 my knee", "id": "m1"}, "ack")
+        console.expect(f"* {room} waiting <1 min (1 unanswered)")
+        await patient.request({"type": "send", "room": room, "text": "CANARY-c0n5 still", "id": "m2"}, "ack")
+        line = console.expect(f"* {room} waiting")
+        assert line.endswith("(2 unanswered)") and "CANARY" not in line
+        console.type("/rooms")
+        listed = console.expect(room)
+        assert "waiting" in listed and "2 unanswered" in listed and "started " in listed
+        console.type(f"/open {room}")
+        console.expect(f"— {room} —")
+        opened = console.expect("visitor: CANARY-c0n5 my knee")
+        assert re.match(r"^\d\d:\d\d visitor: ", opened), opened
+        await patient.request({"type": "send", "room": room, "text": "hello?", "id": "m3"}, "ack")
+        live = console.expect(f"[{room}] visitor: hello?")
+        assert re.match(r"^\d\d:\d\d \[", live), live
         console.type("/quit")
         assert console.proc.wait(timeout=TIMEOUT) == 0
         await patient.close()

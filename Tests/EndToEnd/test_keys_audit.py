@@ -38,6 +38,17 @@ def test_no_canary_reaches_any_file_and_reads_are_audited(hub):
             assert ack["type"] == "ack"
             assert (await nurse.recv("message"))["text"] == canary
             await patient.close()
+        # The room list shows the authorised reader each visitor's name and reason (audited), never
+        # the e-mail; activity frames, to every staff console, carry none of it.
+        listed = await nurse.request({"type": "rooms", "id": "r", "visitors": True}, "rooms")
+        names = {entry["room"]: entry.get("name") for entry in listed["rooms"]}
+        assert [names[room] for room in rooms] == [f"CANARYNAME{index} Doe" for index in range(len(rooms))]
+        assert "CANARYMAIL" not in json.dumps(listed)
+        activity = [frame for frame in nurse.inbox if frame["type"] == "room_activity"]
+        assert {frame["room"] for frame in activity} == set(rooms)
+        assert {frame["event"] for frame in activity} == {"opened", "message"}
+        for frame in activity:
+            assert "CANARY" not in json.dumps(frame)
         # A second reader opens the history: decrypted for her, audited as a read.
         admin, _ = await staff(hub, user="dr.admin")
         history = await admin.request({"type": "subscribe", "room": rooms[0], "id": "h"}, "subscribed")
@@ -58,7 +69,11 @@ def test_no_canary_reaches_any_file_and_reads_are_audited(hub):
 
     readers = [json.loads(line) for line in who.splitlines()]
     assert {(entry["action"], entry["actor"]) for entry in readers} >= {("phi.delivered", "visitor"), ("phi.read", "dr.admin")}
+    assert any(entry["target"] == "rooms" and entry["actor"] == "nurse.joy" for entry in readers)
     assert any("readers=nurse.joy" in entry["detail"] for entry in readers if entry["action"] == "phi.delivered")
+    listings = [json.loads(line) for line in export.splitlines() if '"phi.read"' in line and '"rooms"' in line]
+    assert [(entry["actor"], entry["target"]) for entry in listings] == [("nurse.joy", "rooms")]
+    assert listings[0]["detail"].startswith("profiles=3 rooms=") and all(room in listings[0]["detail"] for room in rooms)
     read = [json.loads(line) for line in what.splitlines()]
     assert [entry["target"] for entry in read] == [rooms[0]]
     for line in export.splitlines():

@@ -24,6 +24,11 @@ public struct Outcome: Sendable {
     public var recoveryCodes: [String] = []
     /// The organisation's rooms (after `rooms`).
     public var rooms: [RoomSummary] = []
+    /// The stored pre-chat forms of the listed rooms that have one (after `rooms`); opened by the
+    /// encrypt stage, and only their `name` and `reason` are listed.
+    public var roomProfiles: [ConversationID: MessageBody] = [:]
+    /// The organisation's name as shown to people (after `rooms`).
+    public var orgName: String?
     /// Whether the organisation offers the visitor an e-mailed transcript (after `hello`).
     public var offersTranscript = false
     /// What ending a chat does in the organisation (after `login` and `subscribe`); the purge
@@ -51,7 +56,14 @@ public struct Outcome: Sendable {
             let idle = session.idlePolicy.map { Int($0.idleTimeout.seconds) }
             return .session(id: id, user: user, role: role, idleTimeoutSeconds: idle, recoveryCodes: recoveryCodes, onEnd: onEnd)
         case .rooms:
-            return .rooms(id: id, rooms: rooms)
+            let listed = rooms.map { summary in
+                guard case .plain(let json)? = roomProfiles[summary.room], let form = VisitorProfile(json: Array(json.utf8)) else { return summary }
+                var shown = summary
+                shown.visitorName = form.fields["name"]
+                shown.visitorReason = form.fields["reason"]
+                return shown
+            }
+            return .rooms(id: id, rooms: listed, orgName: orgName)
         case .subscribe(let room):
             var visitor: VisitorProfile?
             if case .plain(let json)? = profile { visitor = VisitorProfile(json: Array(json.utf8)) }

@@ -79,13 +79,16 @@ public struct StageEnvironment: Sendable {
     public var exporter: any TranscriptExporter
     /// Limits on what strangers may ask for, shared by every pipeline.
     public var throttle: Throttle
+    /// Each open room's recent traffic, for staff who are not reading it (one hub's view, in memory).
+    public var activity: RoomActivityLog
 
     /// Bundles the ports.
     public init(
         clock: any WallClock, conversations: any ConversationStore, messages: any MessageStore,
         users: any UserDirectory, credentials: any Credentials, cipher: any Cipher,
         sessions: any SessionStore, rooms: any RoomDirectory, notifier: any Notifier, events: any PipelineEvents,
-        audit: any AuditLog, exporter: any TranscriptExporter, throttle: Throttle = Throttle()
+        audit: any AuditLog, exporter: any TranscriptExporter, throttle: Throttle = Throttle(),
+        activity: RoomActivityLog = RoomActivityLog()
     ) {
         self.clock = clock
         self.conversations = conversations
@@ -100,5 +103,6 @@ public struct StageEnvironment: Sendable {
         self.audit = audit
         self.exporter = exporter
         self.throttle = throttle
+        self.activity = activity
     }
 }

@@ -4,8 +4,9 @@ public enum ClientFrame: Sendable, Hashable {
     case hello(org: OrgID, token: String?, profile: VisitorProfile? = nil)
     /// A staff member logs in.
     case login(org: OrgID, user: String, password: Password, totp: String?)
-    /// Staff: list the organisation's rooms.
-    case rooms
+    /// Staff: list the organisation's rooms; with `visitors`, each with its visitor's pre-chat
+    /// name and reason (ePHI: a read on the record).
+    case rooms(visitors: Bool = false)
     /// Staff: receive a room's messages, starting with its history.
     case subscribe(room: ConversationID)
     /// Staff: stop receiving a room's messages.

@@ -10,7 +10,7 @@ public enum ServerFrame: Sendable, Hashable {
     /// `login` again with a code from it.
     case enroll(id: String?, secret: String, otpauthURI: String)
     /// Reply to `rooms`.
-    case rooms(id: String?, rooms: [RoomSummary])
+    case rooms(id: String?, rooms: [RoomSummary], orgName: String? = nil)
     /// Reply to `subscribe`. `onEnd` says what ending this chat does, as configured now.
     case subscribed(id: String?, room: ConversationID, ended: Bool, history: [HistoryEntry], visitor: VisitorProfile? = nil, onEnd: EndOfChat = .kept)
     /// Reply to `unsubscribe`.
@@ -23,6 +23,9 @@ public enum ServerFrame: Sendable, Hashable {
     case ended(id: String?, room: ConversationID)
     /// A visitor started a conversation in the staff member's organisation.
     case roomOpened(room: ConversationID, at: Date)
+    /// A room of the organisation moved (started, a message, ended, assigned): to every staff
+    /// member who may read it, subscribed or not. No content.
+    case roomActivity(RoomActivity)
     /// Someone else in the room is typing.
     case typing(room: ConversationID, from: String)
     /// Reply to `logout`.
@@ -65,14 +68,18 @@ public enum ServerFrame: Sendable, Hashable {
             w.optionalField("id", id)
             w.field("secret", secret)
             w.field("otpauthURI", uri)
-        case .rooms(let id, let rooms):
+        case .rooms(let id, let rooms, let orgName):
             w.field("type", "rooms")
             w.optionalField("id", id)
+            w.optionalField("orgName", orgName)
             w.array("rooms", rooms) { element, room in
                 element.field("room", room.room.rawValue)
                 element.field("startedAt", room.startedAt.epochMilliseconds)
                 element.field("ended", room.ended)
                 element.optionalField("assignedTo", room.assignedTo)
+                if let activity = room.activity { element.writeProgress(activity) }
+                element.optionalField("name", room.visitorName)
+                element.optionalField("reason", room.visitorReason)
             }
         case .subscribed(let id, let room, let ended, let history, let visitor, let onEnd):
             w.field("type", "subscribed")
@@ -112,6 +119,14 @@ public enum ServerFrame: Sendable, Hashable {
             w.field("type", "room_opened")
             w.field("room", room.rawValue)
             w.field("at", at.epochMilliseconds)
+        case .roomActivity(let activity):
+            w.field("type", "room_activity")
+            w.field("room", activity.room.rawValue)
+            w.field("event", activity.event.rawValue)
+            w.field("startedAt", activity.startedAt.epochMilliseconds)
+            w.writeProgress(activity)
+            w.field("ended", activity.ended)
+            w.optionalField("assignedTo", activity.assignedTo)
         case .typing(let room, let from):
             w.field("type", "typing")
             w.field("room", room.rawValue)
@@ -193,6 +208,14 @@ extension JSONWriter {
         }
     }
 
+    /// `lastAt`, `lastFrom`, `waitingSince`, `unanswered`: shared by `room_activity` and the `rooms` entries.
+    fileprivate mutating func writeProgress(_ activity: RoomActivity) {
+        field("lastAt", activity.lastAt.epochMilliseconds)
+        if let from = activity.lastFrom { field("lastFrom", from.rawValue) } else { null("lastFrom") }
+        if let since = activity.waitingSince { field("waitingSince", since.epochMilliseconds) } else { null("waitingSince") }
+        field("unanswered", Int64(activity.unanswered))
+    }
+
     fileprivate mutating func write(_ entry: HistoryEntry) {
         field("seq", entry.seq)
         field("from", entry.from)
@@ -211,12 +234,19 @@ public struct RoomSummary: Sendable, Hashable {
     public let ended: Bool
     /// The staff member it is assigned to, if any.
     public let assignedTo: String?
+    /// Its traffic as the hub knows it (`lastAt`, `lastFrom`, `waitingSince`, `unanswered`).
+    public var activity: RoomActivity?
+    /// The visitor's pre-chat `name`, for the authorised reader (ePHI).
+    public var visitorName: String?
+    /// The visitor's pre-chat `reason`, for the authorised reader (ePHI).
+    public var visitorReason: String?
 
     /// Creates a summary.
-    public init(room: ConversationID, startedAt: Date, ended: Bool, assignedTo: String? = nil) {
+    public init(room: ConversationID, startedAt: Date, ended: Bool, assignedTo: String? = nil, activity: RoomActivity? = nil) {
         self.room = room
         self.startedAt = startedAt
         self.ended = ended
         self.assignedTo = assignedTo
+        self.activity = activity
     }
 }
