@@ -38,6 +38,8 @@ public final class Hub: Sendable {
     private let dispatcher = Mutex<Task<Void, Never>?>(nil)
     private let backlog = Mutex(HubMetrics.Backlog())
     let scrypt: ScryptCredentials
+    /// Audit writes and sealing started where nothing can wait for them; shutdown waits.
+    private let pending = PendingWork()
     private let throttle: Throttle
     /// Signs the audit chain's checkpoints; the admin API verifies with it.
     let auditKey: SymmetricKey
@@ -139,7 +141,7 @@ public final class Hub: Sendable {
             for org in apply(config) {
                 // Edited on the host: what the organisation stored before is sealed now, and the
                 // log says when it is done.
-                Task { [self] in
+                pending.start { [self] in
                     do {
                         _ = try await sealEarlierRecords(of: org, actor: ("system", "local"))
                     } catch {
@@ -231,7 +233,7 @@ public final class Hub: Sendable {
             events.append(AuditEvent(at: now, org: id, actor: name, address: address, action: "config.changed", detail: diff.joined(separator: "; ")))
         }
         let audit = self.audit
-        Task { for event in events { try? await audit.record(event) } }
+        pending.start { [events] in for event in events { try? await audit.record(event) } }
     }
 
     /// An organisation switched into HIPAA mode starts over under its rules: every live session of
@@ -254,7 +256,7 @@ public final class Hub: Sendable {
             let event = AuditEvent(
                 at: now, org: org.settings.id, actor: name, address: address, action: "hipaa.enabled",
                 detail: "sessions_ended=\(live.count)")
-            Task { for event in ended + [event] { try? await audit.record(event) } }
+            pending.start { [ended] in for event in ended + [event] { try? await audit.record(event) } }
             logger.notice("organisation entered HIPAA mode; its sessions were ended", metadata: ["org.id": "\(org.settings.id)", "sessions": "\(live.count)"])
         }
     }
@@ -272,6 +274,8 @@ public final class Hub: Sendable {
         let server = transport.take()
         server?.shutdown(drainTimeout: .seconds(5))
         integrations.shutdown()
+        // Audit rows of the sessions that just ended, and any sealing under way, before the close.
+        await pending.drain()
         scrypt.shutdown()
         do {
             try audit.checkpoint()
@@ -359,7 +363,7 @@ public final class Hub: Sendable {
                 at: now, org: session.org, actor: session.principal.displayName, address: peer,
                 action: expiry == nil ? "session.ended" : "session.expired", detail: "reason=\(expiry?.rawValue ?? "disconnect")")
             let audit = self.audit
-            Task { try? await audit.record(event) }
+            pending.start { try? await audit.record(event) }
         }
         logger.debug("connection closed", metadata: ["connection.id": "\(id)"])
     }

@@ -254,7 +254,7 @@ def test_a_nurse_with_another_chat_open_sees_a_new_chat_arrive_and_wait(hub):
         loop.run_until_complete(first.request({"type": "send", "room": morning, "text": "Are you open today?", "id": "m0"}, "ack"))
 
         base = f"http://127.0.0.1:{hub.port}"
-        log_in_and_enrol(driver, base, "/staff.html", "nurse.joy", "riverside-nurse-test-pass")
+        log_in_and_enrol(driver, base, "/staff.html?org=riverside-clinic", "nurse.joy", "riverside-nurse-test-pass")
         wait(driver).until(lambda d: d.title == "(1) CareHub staff")
         assert driver.execute_script("return Notification.permission") == "granted"
         assert not driver.find_element(By.ID, "notify-allow").is_displayed()
