@@ -22,8 +22,13 @@ extension Hub {
                 result = try await disableHIPAA(session.org, purge: purge, actor: actor, address: address)
             case .users:
                 result = try await usersJSON(session.org)
-            case .addUser(let name, let role, let password):
-                result = try await addUser(session.org, name: name, role: role, password: password, actor: actor, address: address)
+            case .addUser(let name, let role, let password, let displayName):
+                result = try await addUser(session.org, name: name, role: role, password: password, displayName: displayName, actor: actor, address: address)
+            case .setDisplayName(let user, let displayName):
+                try await changeUser(session.org, user, actor: actor, address: address, action: "user.display_name_changed", detail: "new=\"\(displayName)\"") { users, event in
+                    try await users.setDisplayName(org: session.org, name: user, displayName: displayName, audit: event)
+                }
+                result = try await usersJSON(session.org)
             case .setDisabled(let user, let disabled):
                 try refuseSelf(user, actor: actor, disabled ? "disable" : "enable")
                 try await changeUser(session.org, user, actor: actor, address: address, action: disabled ? "user.disabled" : "user.enabled") { users, event in
@@ -239,6 +244,7 @@ extension Hub {
         w.array("users", users) { element, user in
             element.field("user", user.name)
             element.field("role", user.role.rawValue)
+            element.optionalField("displayName", user.displayName)
             element.field("disabled", user.disabled)
             element.field("twoFactor", user.secondFactor.isEnrolled)
             element.field("locked", user.throttle.isLocked(at: now))
@@ -246,14 +252,16 @@ extension Hub {
         return w.finish()
     }
 
-    private func addUser(_ org: OrgID, name: String, role: Role, password: Password, actor: String, address: String) async throws -> String {
+    private func addUser(
+        _ org: OrgID, name: String, role: Role, password: Password, displayName: String?, actor: String, address: String
+    ) async throws -> String {
         if let problem = PasswordPolicy().problem(with: password.text, user: name, org: org.rawValue) {
             throw PipelineError(.invalidField, "password refused: \(problem)")
         }
         let hash = try await scrypt.hash(password)
         let now = Date()
         try await SQLiteUserDirectory(database: database, audit: audit).add(
-            StaffUser(org: org, name: name, role: role, passwordHash: hash), at: now,
+            StaffUser(org: org, name: name, role: role, passwordHash: hash, displayName: displayName), at: now,
             audit: AuditEvent(at: now, org: org, actor: actor, address: address, action: "user.created", target: name, detail: "role=\(role.rawValue)"))
         return try await usersJSON(org)
     }

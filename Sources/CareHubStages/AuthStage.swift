@@ -311,7 +311,8 @@ public struct AuthStage: Stage {
         try await users.recordSuccess(org: org.id, name: account.name)
         let session = Session(
             token: environment.credentials.newToken(), org: org.id,
-            principal: .staff(user: account.name, role: account.role), createdAt: now, secondFactor: needsSecondFactor)
+            principal: .staff(user: account.name, role: account.role), createdAt: now, secondFactor: needsSecondFactor,
+            staffDisplayName: account.displayName)
         environment.sessions.insert(session)
         try await audit(request, "login.success", actor: account.name, detail: needsSecondFactor ? "factors=2" : "factors=1")
         var forwarded = request

@@ -93,7 +93,7 @@ public final class FanoutStage: Stage {
             let recipients = readers(rooms.members(of: room), room: room, conversation: request.conversation, excluding: request.connection)
                 .recipients
             let from = session.principal.displayName
-            let message = ServerFrame.message(room: room, seq: seq, from: from, text: text, at: request.receivedAt)
+            let message = ServerFrame.message(room: room, seq: seq, from: from, text: text, at: request.receivedAt, fromName: session.shownName)
             if org.hipaa {
                 // The store stage committed the delivery record of the readers it saw; a reader
                 // who joined since is recorded before it receives the message. If that record
@@ -129,7 +129,7 @@ public final class FanoutStage: Stage {
         case .typing(let room):
             guard let session = request.session else { throw PipelineError.internal }
             let recipients = readers(rooms.members(of: room), room: room, conversation: request.conversation, excluding: request.connection)
-            rooms.deliver(.typing(room: room, from: session.principal.displayName), to: recipients.recipients.map(\.connection))
+            rooms.deliver(.typing(room: room, from: session.principal.displayName, fromName: session.shownName), to: recipients.recipients.map(\.connection))
         case .assign(let room, let user):
             // The record as it is now: assigned to `user`. Whoever may no longer read the room
             // (the previous assignee) leaves it at once; the new one is told.

@@ -149,7 +149,17 @@ public struct StoreStage: Stage {
         var outcome = try await next(request)
         if let room = request.conversation?.id, configuration.history > 0 {
             outcome.history = try await environment.messages.history(of: room, limit: configuration.history)
+            outcome.senderNames = try await senderNames(in: outcome.history)
         }
         return outcome
+    }
+
+    /// The display names of the staff who wrote `history`, by login (one account read per sender).
+    private func senderNames(in history: [StoredMessage]) async throws -> [String: String] {
+        var names: [String: String] = [:]
+        for sender in Set(history.map(\.sender)) where sender != Principal.visitorName {
+            if let name = try await environment.users.user(org: org.id, name: sender)?.displayName { names[sender] = name }
+        }
+        return names
     }
 }

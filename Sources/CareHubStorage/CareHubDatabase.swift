@@ -288,6 +288,10 @@ public final class CareHubDatabase: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v8-staff-display-name") { db in
+            // The name patients see on a staff member's replies; NULL shows the login name.
+            try db.execute(sql: "ALTER TABLE users ADD COLUMN display_name TEXT")
+        }
         return migrator
     }
 }

@@ -92,8 +92,8 @@ public struct SQLiteUserDirectory: UserDirectory {
                 throw StorageError.userExists(org: user.org.rawValue, user: user.name)
             }
             try db.execute(
-                sql: "INSERT INTO users (org, name, role, password_hash, disabled, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                arguments: [user.org.rawValue, user.name, user.role.rawValue, user.passwordHash, user.disabled, at.timeIntervalSince1970])
+                sql: "INSERT INTO users (org, name, role, password_hash, disabled, created_at, display_name) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                arguments: [user.org.rawValue, user.name, user.role.rawValue, user.passwordHash, user.disabled, at.timeIntervalSince1970, user.displayName])
             if let event { try appendAudit(event, db) }
         }
     }
@@ -130,6 +130,17 @@ public struct SQLiteUserDirectory: UserDirectory {
                         totp_last_counter = 0, recovery_codes = x'' WHERE org = ? AND name = ?
                     """,
                 arguments: [org.rawValue, name])
+        }
+    }
+
+    /// Sets or clears (nil) the name patients see on the account's replies, with its audit event
+    /// (`user.display_name_changed`); returns the old one. Sessions already logged in keep the
+    /// name they logged in with.
+    @discardableResult
+    public func setDisplayName(org: OrgID, name: String, displayName: String?, audit: AuditEvent) async throws -> String? {
+        try await change(org, name, audit: audit) { db, user in
+            try db.execute(sql: "UPDATE users SET display_name = ? WHERE org = ? AND name = ?", arguments: [displayName, org.rawValue, name])
+            return user.displayName
         }
     }
 
@@ -183,6 +194,7 @@ public struct SQLiteUserDirectory: UserDirectory {
             throttle: LoginThrottle(
                 failures: row["failures"],
                 lastFailureAt: lastFailure.map(Date.init(timeIntervalSince1970:)),
-                lockedUntil: lockedUntil.map(Date.init(timeIntervalSince1970:))))
+                lockedUntil: lockedUntil.map(Date.init(timeIntervalSince1970:))),
+            displayName: row["display_name"])
     }
 }

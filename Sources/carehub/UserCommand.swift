@@ -3,18 +3,19 @@ import CareHubCore
 import CareHubCrypto
 import CareHubServer
 import CareHubStorage
+import CareHubTerminal
 import Foundation
 
 struct UserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "user",
         abstract: "Manage staff accounts.",
-        subcommands: [Add.self, List.self, Disable.self, Enable.self, SetRole.self, Reset2FA.self, Unlock.self])
+        subcommands: [Add.self, List.self, Disable.self, Enable.self, SetRole.self, SetDisplayName.self, Reset2FA.self, Unlock.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add a staff account; the password is read from standard input (one line). Audited as user.created.",
-            discussion: "Example: printf '%s\\n' 'a long passphrase' | carehub user add --org riverside-clinic --user nurse.joy --role staff")
+            discussion: "Example: printf '%s\\n' 'a long passphrase' | carehub user add --org riverside-clinic --user nurse.joy --role staff --display-name 'Joy Rivera'")
 
         @Option(help: "The organisation id (must exist in --config).")
         var org: String
@@ -25,6 +26,9 @@ struct UserCommand: AsyncParsableCommand {
         @Option(help: "staff or admin.")
         var role: Role = .staff
 
+        @Option(help: "The name patients see on the account's replies (1-64 characters); without it they see the login name.")
+        var displayName: String?
+
         @Option(help: "The data directory.")
         var data = "./data"
 
@@ -33,6 +37,9 @@ struct UserCommand: AsyncParsableCommand {
 
         func validate() throws {
             guard StaffUser.isValidName(user) else { throw ValidationError("--user: expected 1-64 ASCII letters, digits, '.', '_' or '-'") }
+            if let displayName, StaffUser.displayName(from: displayName) == nil {
+                throw ValidationError("--display-name: expected 1-\(StaffUser.maxDisplayNameLength) characters")
+            }
         }
 
         func run() async throws {
@@ -54,7 +61,7 @@ struct UserCommand: AsyncParsableCommand {
                 let users = SQLiteUserDirectory(database: database, audit: try Operator.auditLog(database, dataDirectory: data))
                 let now = Date()
                 try await users.add(
-                    StaffUser(org: OrgID(org), name: user, role: role, passwordHash: hash), at: now,
+                    StaffUser(org: OrgID(org), name: user, role: role, passwordHash: hash, displayName: displayName.flatMap(StaffUser.displayName(from:))), at: now,
                     audit: AuditEvent(at: now, org: OrgID(org), actor: Operator.actor, address: "local", action: "user.created", target: user, detail: "role=\(role.rawValue)"))
             }
             Output.line("added \(role.rawValue) '\(user)' to \(org)")
@@ -79,7 +86,7 @@ struct UserCommand: AsyncParsableCommand {
                     if user.disabled { flags.append("disabled") }
                     flags.append(user.secondFactor.isEnrolled ? "2fa" : "no-2fa")
                     if user.throttle.isLocked(at: now) { flags.append("locked") }
-                    Output.line(([user.name, user.role.rawValue] + flags).joined(separator: "\t"))
+                    Output.line(([user.name, user.role.rawValue] + flags + (user.displayName.map { [TerminalText.field($0)] } ?? [])).joined(separator: "\t"))
                 }
             }
         }
@@ -145,6 +152,30 @@ extension UserCommand {
                 old = try await users.setRole(org: OrgID(account.org), name: account.user, role: role, audit: audited)
             }
             Output.line("'\(account.user)' in \(account.org): role \(old?.rawValue ?? "?") -> \(role.rawValue)")
+        }
+    }
+
+    struct SetDisplayName: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-display-name",
+            abstract: "Set the name patients see on an account's replies. Audited as user.display_name_changed; takes effect at the account's next login.",
+            discussion: "Example: carehub user set-display-name --org riverside-clinic --user nurse.joy --display-name 'Joy Rivera'")
+        @OptionGroup var account: AccountOptions
+        @Option(help: "The name patients see (1-64 characters, one line).")
+        var displayName: String
+
+        func validate() throws {
+            guard StaffUser.displayName(from: displayName) != nil else {
+                throw ValidationError("--display-name: expected 1-\(StaffUser.maxDisplayNameLength) characters")
+            }
+        }
+
+        func run() async throws {
+            let name = StaffUser.displayName(from: displayName) ?? displayName
+            try await account.apply("user.display_name_changed", detail: "new=\"\(name)\"") {
+                try await $0.setDisplayName(org: OrgID(account.org), name: account.user, displayName: name, audit: $1)
+            }
+            Output.line("'\(account.user)' in \(account.org) is shown to patients as \(TerminalText.field(name))")
         }
     }
 

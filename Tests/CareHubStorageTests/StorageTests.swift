@@ -1,4 +1,5 @@
 import CareHubCore
+import CareHubCrypto
 @testable import CareHubStorage
 import Foundation
 import Testing
@@ -35,7 +36,7 @@ struct StorageTests {
         #expect(synchronous.writer == 2 && synchronous.reader == 2)
         #expect(try database.appliedMigrations() == ["v1-conversations-messages-users-outbox", "v2-second-factor-lockout-audit", "v3-envelope-keys-audit-chain", "v4-visitor-profile",
             "v5-end-of-chat-hook-outbox-assignment", "v6-baa-attestations",
-            "v7-keyed-audit-chain-signed-heads",
+            "v7-keyed-audit-chain-signed-heads", "v8-staff-display-name",
         ])
         let mode = try FileManager.default.attributesOfItem(atPath: database.path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
@@ -43,7 +44,7 @@ struct StorageTests {
         #expect(directoryMode == 0o700)
         try database.close()
         // Reopening applies nothing twice.
-        #expect(try CareHubDatabase(directory: directory.path).appliedMigrations().count == 7)
+        #expect(try CareHubDatabase(directory: directory.path).appliedMigrations().count == 8)
     }
 
     @Test func aFileWhereTheDataDirectoryShouldBeIsAClearError() throws {
@@ -204,6 +205,49 @@ struct StorageTests {
         #expect(try await users.user(org: org, name: "joy")?.passwordHash == "h1")
         #expect(try await users.user(org: OrgID("studio"), name: "joy")?.role == .admin)
         #expect(try await users.list(org: org).map(\.name) == ["joy"])
+    }
+
+    @Test func anAccountFromBeforeDisplayNamesGainsNoneAndTheSetterAuditsItsChange() async throws {
+        let directory = try DataDirectory()
+        do {
+            // A database as v7 left it: no display_name column, one account.
+            let database = try CareHubDatabase(directory: directory.path)
+            try await SQLiteUserDirectory(database: database).add(StaffUser(org: org, name: "nurse.joy", role: .staff, passwordHash: "h1"))
+            try database.rawWrite("ALTER TABLE users DROP COLUMN display_name")
+            try database.rawWrite("DELETE FROM grdb_migrations WHERE identifier = 'v8-staff-display-name'")
+            try database.close()
+        }
+        let database = try CareHubDatabase(directory: directory.path)
+        #expect(try database.appliedMigrations().last == "v8-staff-display-name")
+        let audit = SQLiteAuditLog(database: database, checkpointKey: SymmetricKey(randomByteCount: 32))
+        let users = SQLiteUserDirectory(database: database, audit: audit)
+        let before = try #require(try await users.user(org: org, name: "nurse.joy"))
+        #expect(before.displayName == nil && before.shownName == "nurse.joy" && before.passwordHash == "h1")
+
+        let event = AuditEvent(at: at, org: org, actor: "cli:root", address: "local", action: "user.display_name_changed", target: "nurse.joy", detail: "new=\"Joy Rivera\"")
+        let old = try await users.setDisplayName(org: org, name: "nurse.joy", displayName: "Joy Rivera", audit: event)
+        #expect(old == nil)
+        #expect(try await users.user(org: org, name: "nurse.joy")?.displayName == "Joy Rivera")
+        #expect(try await users.list(org: org).map(\.shownName) == ["Joy Rivera"])
+        let audited = try audit.entries(org: org, action: "user.display_name_changed")
+        #expect(audited.map(\.event) == [event])
+
+        // A new account keeps the name it is added with; an unknown one changes nothing and audits nothing.
+        try await users.add(StaffUser(org: org, name: "dr.ade", role: .admin, passwordHash: "h2", displayName: "Dr Ade Okafor"))
+        #expect(try await users.user(org: org, name: "dr.ade")?.displayName == "Dr Ade Okafor")
+        await #expect(throws: StorageError.userNotFound(org: "clinic", user: "nobody")) {
+            try await users.setDisplayName(org: org, name: "nobody", displayName: "X", audit: event)
+        }
+        #expect(try audit.entries(org: org, action: "user.display_name_changed").count == 1)
+    }
+
+    @Test func displayNamesAreOneCleanLineOf1To64Characters() {
+        #expect(StaffUser.displayName(from: "  Joy\tRivera \u{202E} ") == "Joy Rivera")
+        #expect(StaffUser.displayName(from: "Zoë Ñúñez") == "Zoë Ñúñez")
+        #expect(StaffUser.displayName(from: "   ") == nil)
+        #expect(StaffUser.displayName(from: "\u{1B}\u{7F}") == nil)
+        #expect(StaffUser.displayName(from: String(repeating: "é", count: 64)) != nil)
+        #expect(StaffUser.displayName(from: String(repeating: "é", count: 65)) == nil)
     }
 
     @Test func notificationsAreQueuedDurably() async throws {

@@ -17,10 +17,13 @@ public enum Principal: Sendable, Hashable {
         return nil
     }
 
+    /// A visitor's `from`.
+    public static let visitorName = "visitor"
+
     /// The name shown as a message's `from`: `"visitor"`, or the staff user name.
     public var displayName: String {
         switch self {
-        case .visitor: return "visitor"
+        case .visitor: return Self.visitorName
         case .staff(let user, _): return user
         }
     }

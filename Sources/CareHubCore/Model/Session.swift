@@ -20,9 +20,12 @@ public struct Session: Sendable, Hashable {
     public var idlePolicy: IdlePolicy?
     /// Whether the login passed a second factor (TOTP or recovery code). The admin API needs it.
     public let secondFactor: Bool
+    /// A staff account's display name as it was at login (``StaffUser/displayName``).
+    public let staffDisplayName: String?
 
     /// Creates a session whose last action is its creation.
-    public init(token: String, org: OrgID, principal: Principal, createdAt: Date, secondFactor: Bool = false) {
+    public init(token: String, org: OrgID, principal: Principal, createdAt: Date, secondFactor: Bool = false, staffDisplayName: String? = nil) {
+        self.staffDisplayName = staffDisplayName
         self.token = token
         self.org = org
         self.principal = principal
@@ -30,6 +33,13 @@ public struct Session: Sendable, Hashable {
         self.lastActionAt = createdAt
         self.idlePolicy = nil
         self.secondFactor = secondFactor
+    }
+
+    /// The name patients see on this session's messages (`fromName`): the staff display name,
+    /// or the login name without one; nil for a visitor.
+    public var shownName: String? {
+        guard case .staff(let user, _) = principal else { return nil }
+        return staffDisplayName ?? user
     }
 
     /// Whether the session may still act and receive messages at `now`.

@@ -16,6 +16,8 @@ public struct StaffUser: Sendable, Hashable {
     public var secondFactor: SecondFactor
     /// Failed-login counting, back-off and lockout.
     public var throttle: LoginThrottle
+    /// The name patients see on this account's replies ("Joy Rivera"); nil shows the login name.
+    public var displayName: String?
 
     /// Whether `name` can be a login name: 1-64 ASCII letters, digits, '.', '_' or '-'.
     public static func isValidName(_ name: String) -> Bool {
@@ -26,10 +28,26 @@ public struct StaffUser: Sendable, Hashable {
             }
     }
 
+    /// Longest display name, in characters.
+    public static let maxDisplayNameLength = 64
+
+    /// `text` as a display name: cleaned as a single line of typed text (``TypedText``) and
+    /// trimmed; nil unless 1-64 characters remain.
+    public static func displayName(from text: String) -> String? {
+        let cleaned = TypedText.clean(text, as: .singleLine).trimmingCharacters(in: .whitespaces)
+        guard !cleaned.isEmpty, cleaned.count <= maxDisplayNameLength else { return nil }
+        return cleaned
+    }
+
+    /// The name shown to patients: the display name, or the login name without one.
+    public var shownName: String { displayName ?? name }
+
     public init(
         org: OrgID, name: String, role: Role, passwordHash: String, disabled: Bool = false,
-        secondFactor: SecondFactor = SecondFactor(), throttle: LoginThrottle = LoginThrottle()
+        secondFactor: SecondFactor = SecondFactor(), throttle: LoginThrottle = LoginThrottle(),
+        displayName: String? = nil
     ) {
+        self.displayName = displayName
         self.org = org
         self.name = name
         self.role = role

@@ -18,6 +18,8 @@ public struct Outcome: Sendable {
     public var profile: MessageBody?
     /// History for the reader (after `hello` or `subscribe`); opened by the encrypt stage.
     public var history: [StoredMessage] = []
+    /// Display names of the staff senders in ``history``, by login.
+    public var senderNames: [String: String] = [:]
     /// A second factor to enrol (after `login` by an account that has none yet); no session.
     public var enrollment: (secret: String, uri: String)?
     /// Recovery codes, shown once (after the `login` that completes enrolment).
@@ -48,7 +50,7 @@ public struct Outcome: Sendable {
         case .hello:
             guard let conversation, let visitorToken else { throw PipelineError.internal }
             return .welcome(
-                id: id, conversation: conversation.id, token: visitorToken, history: history.map(HistoryEntry.init),
+                id: id, conversation: conversation.id, token: visitorToken, history: history.map { HistoryEntry($0, names: senderNames) },
                 offersTranscript: offersTranscript)
         case .login:
             if let enrollment { return .enroll(id: id, secret: enrollment.secret, otpauthURI: enrollment.uri) }
@@ -67,7 +69,7 @@ public struct Outcome: Sendable {
         case .subscribe(let room):
             var visitor: VisitorProfile?
             if case .plain(let json)? = profile { visitor = VisitorProfile(json: Array(json.utf8)) }
-            return .subscribed(id: id, room: room, ended: conversation?.hasEnded ?? false, history: history.map(HistoryEntry.init), visitor: visitor, onEnd: onEnd)
+            return .subscribed(id: id, room: room, ended: conversation?.hasEnded ?? false, history: history.map { HistoryEntry($0, names: senderNames) }, visitor: visitor, onEnd: onEnd)
         case .unsubscribe(let room):
             return .unsubscribed(id: id, room: room)
         case .send(let room, _):

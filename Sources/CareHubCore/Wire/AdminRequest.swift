@@ -14,8 +14,10 @@ public enum AdminRequest: Sendable, Hashable {
     case disableHIPAA(purge: Bool)
     /// `users.list`.
     case users
-    /// `users.add`: a new account with an initial password.
-    case addUser(name: String, role: Role, password: Password)
+    /// `users.add`: a new account with an initial password and, optionally, its display name.
+    case addUser(name: String, role: Role, password: Password, displayName: String? = nil)
+    /// `users.set_display_name`: the name patients see on the account's replies.
+    case setDisplayName(user: String, displayName: String)
     /// `users.disable` / `users.enable`.
     case setDisabled(user: String, disabled: Bool)
     /// `users.set_role`.
@@ -43,6 +45,7 @@ public enum AdminRequest: Sendable, Hashable {
         case usersSetRole = "users.set_role"
         case usersReset2FA = "users.reset_2fa"
         case usersUnlock = "users.unlock"
+        case usersSetDisplayName = "users.set_display_name"
         case auditList = "audit.list"
         case auditVerify = "audit.verify"
     }
@@ -60,6 +63,7 @@ public enum AdminRequest: Sendable, Hashable {
         case .setRole: return .usersSetRole
         case .resetSecondFactor: return .usersReset2FA
         case .unlock: return .usersUnlock
+        case .setDisplayName: return .usersSetDisplayName
         case .audit: return .auditList
         case .verifyAudit: return .auditVerify
         }

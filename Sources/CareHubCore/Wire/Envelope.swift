@@ -130,7 +130,10 @@ public struct Envelope: Sendable, Hashable {
         case .hipaaDisable: return .disableHIPAA(purge: try reader.optionalBool("purge") ?? false)
         case .usersList: return .users
         case .usersAdd:
-            return .addUser(name: try reader.userName(), role: try reader.role(), password: Password(try reader.string("password", maxBytes: 1024)))
+            return .addUser(
+                name: try reader.userName(), role: try reader.role(), password: Password(try reader.string("password", maxBytes: 1024)),
+                displayName: try reader.has("displayName") ? reader.displayName() : nil)
+        case .usersSetDisplayName: return .setDisplayName(user: try reader.userName(), displayName: try reader.displayName())
         case .usersDisable: return .setDisabled(user: try reader.userName(), disabled: true)
         case .usersEnable: return .setDisabled(user: try reader.userName(), disabled: false)
         case .usersSetRole: return .setRole(user: try reader.userName(), role: try reader.role())
@@ -260,6 +263,15 @@ private struct FieldReader {
         let name = try string("user", maxBytes: 64)
         guard StaffUser.isValidName(name) else {
             throw PipelineError(.invalidField, "field 'user' must be 1-64 letters, digits, '.', '_' or '-'")
+        }
+        return name
+    }
+
+    /// `displayName`: 1-64 characters once cleaned as a single line and trimmed.
+    func displayName() throws -> String {
+        let text = try string("displayName", maxBytes: 1024)
+        guard let name = StaffUser.displayName(from: text) else {
+            throw PipelineError(.invalidField, "field 'displayName' must be 1-\(StaffUser.maxDisplayNameLength) characters")
         }
         return name
     }

@@ -17,8 +17,9 @@ public enum ServerFrame: Sendable, Hashable {
     case unsubscribed(id: String?, room: ConversationID, reason: String? = nil)
     /// Reply to `send`, only after the message is durably stored.
     case ack(id: String?, room: ConversationID, seq: UInt64, at: Date)
-    /// A message delivered to a room's members.
-    case message(room: ConversationID, seq: UInt64, from: String, text: String, at: Date)
+    /// A message delivered to a room's members. `from` is the sender's login (or `"visitor"`);
+    /// `fromName`, for a staff sender only, the name patients see.
+    case message(room: ConversationID, seq: UInt64, from: String, text: String, at: Date, fromName: String? = nil)
     /// A conversation ended; sent to everyone in the room and as the reply to `end`.
     case ended(id: String?, room: ConversationID)
     /// A visitor started a conversation in the staff member's organisation.
@@ -26,8 +27,8 @@ public enum ServerFrame: Sendable, Hashable {
     /// A room of the organisation moved (started, a message, ended, assigned): to every staff
     /// member who may read it, subscribed or not. No content.
     case roomActivity(RoomActivity)
-    /// Someone else in the room is typing.
-    case typing(room: ConversationID, from: String)
+    /// Someone else in the room is typing; `fromName` as in ``message(room:seq:from:text:at:fromName:)``.
+    case typing(room: ConversationID, from: String, fromName: String? = nil)
     /// Reply to `logout`.
     case loggedOut(id: String?)
     /// The visitor's transcript will be e-mailed when the conversation ends.
@@ -104,11 +105,12 @@ public enum ServerFrame: Sendable, Hashable {
             w.field("room", room.rawValue)
             w.field("seq", seq)
             w.field("at", at.epochMilliseconds)
-        case .message(let room, let seq, let from, let text, let at):
+        case .message(let room, let seq, let from, let text, let at, let fromName):
             w.field("type", "message")
             w.field("room", room.rawValue)
             w.field("seq", seq)
             w.field("from", from)
+            w.optionalField("fromName", fromName)
             w.field("text", text)
             w.field("at", at.epochMilliseconds)
         case .ended(let id, let room):
@@ -127,10 +129,11 @@ public enum ServerFrame: Sendable, Hashable {
             w.writeProgress(activity)
             w.field("ended", activity.ended)
             w.optionalField("assignedTo", activity.assignedTo)
-        case .typing(let room, let from):
+        case .typing(let room, let from, let fromName):
             w.field("type", "typing")
             w.field("room", room.rawValue)
             w.field("from", from)
+            w.optionalField("fromName", fromName)
         case .transcriptRequested(let id, let room):
             w.field("type", "transcript_requested")
             w.optionalField("id", id)
@@ -174,27 +177,32 @@ public enum ServerFrame: Sendable, Hashable {
 public struct HistoryEntry: Sendable, Hashable {
     /// Position in the room.
     public let seq: UInt64
-    /// Sender's display name.
+    /// Sender's login name, or `"visitor"`.
     public let from: String
+    /// For a staff sender, the name patients see (its display name, or the login without one).
+    public let fromName: String?
     /// The text, or nil when it could not be opened (see `sealed`).
     public let text: String?
     /// When the hub accepted it.
     public let at: Date
 
     /// Creates an entry.
-    public init(seq: UInt64, from: String, text: String?, at: Date) {
+    public init(seq: UInt64, from: String, text: String?, at: Date, fromName: String? = nil) {
         self.seq = seq
         self.from = from
+        self.fromName = fromName
         self.text = text
         self.at = at
     }
 
     /// The reader's view of a stored message: sealed or unreadable bodies show no text.
-    public init(_ message: StoredMessage) {
+    /// `names` gives staff senders' display names by login; a staff sender without one shows its login.
+    public init(_ message: StoredMessage, names: [String: String] = [:]) {
+        let fromName = message.sender == Principal.visitorName ? nil : names[message.sender] ?? message.sender
         if case .plain(let text) = message.body {
-            self.init(seq: message.seq, from: message.sender, text: text, at: message.at)
+            self.init(seq: message.seq, from: message.sender, text: text, at: message.at, fromName: fromName)
         } else {
-            self.init(seq: message.seq, from: message.sender, text: nil, at: message.at)
+            self.init(seq: message.seq, from: message.sender, text: nil, at: message.at, fromName: fromName)
         }
     }
 }
@@ -219,6 +227,7 @@ extension JSONWriter {
     fileprivate mutating func write(_ entry: HistoryEntry) {
         field("seq", entry.seq)
         field("from", entry.from)
+        optionalField("fromName", entry.fromName)
         if let text = entry.text { field("text", text) } else { null("text") }
         field("at", entry.at.epochMilliseconds)
     }
