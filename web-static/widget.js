@@ -424,7 +424,7 @@
         markDelivered(show("visitor", text, true, entry.at), entry.seq, entry.at);
       } else {
         staffReplied = true;
-        show(entry.from, text, false, entry.at);
+        show(entry.fromName || entry.from, text, false, entry.at);
       }
     }
     if (again) say("Reconnected.");
@@ -500,19 +500,19 @@
         }
         staffReplied = true;
         typing.textContent = "";
-        show(frame.from, frame.text, false, frame.at);
+        show(frame.fromName || frame.from, frame.text, false, frame.at);
         if (panel.hidden) {
           unread += 1;
           updateBadge();
-          announce("New reply from " + frame.from + ".");
+          announce("New reply from " + (frame.fromName || frame.from) + ".");
         } else {
-          announce("New reply from " + frame.from + ": " + frame.text);
+          announce("New reply from " + (frame.fromName || frame.from) + ": " + frame.text);
         }
         break;
       }
       case "typing":
         if (frame.from === "visitor") break;
-        typing.textContent = frame.from + " is typing…";
+        typing.textContent = (frame.fromName || frame.from) + " is typing…";
         clearTimeout(typingTimer);
         typingTimer = setTimeout(() => { typing.textContent = ""; }, 4000);
         break;
