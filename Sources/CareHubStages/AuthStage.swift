@@ -207,21 +207,15 @@ public struct AuthStage: Stage {
         if org.hipaa && !channel.secure {
             throw PipelineError(.insecureTransport, "\(org.displayName) is reached only over TLS (wss://); this connection is plain ws://")
         }
-        guard let origin = channel.origin.map(Self.normalisedOrigin) else { return }
-        if let own = channel.ownOrigin.map(Self.normalisedOrigin), origin == own { return }
-        if widget && org.widgetOrigins.map(Self.normalisedOrigin).contains(origin) { return }
+        guard let sent = channel.origin else { return }
+        // Compared as pipeline.conf's widget_origins were stored: normalised by the same rule.
+        // An Origin that is no origin at all ("null" from a sandboxed frame) matches nothing.
+        let origin = ConfigValue.origin(sent)
+        if let origin, origin == channel.ownOrigin.flatMap(ConfigValue.origin) { return }
+        if widget, let origin, org.widgetOrigins.contains(origin) { return }
         throw PipelineError(.originRefused, widget
             ? "this page's site may not start chats with \(org.displayName); its admin lists the sites that may (widget_origins)"
             : "staff consoles are used only from this hub's own pages")
-    }
-
-    /// `scheme://host[:port]` in lower case, without the scheme's default port.
-    static func normalisedOrigin(_ origin: String) -> String {
-        var text = origin.lowercased()
-        if text.hasSuffix("/") { text.removeLast() }
-        if text.hasPrefix("https://"), text.hasSuffix(":443") { text.removeLast(4) }
-        if text.hasPrefix("http://"), text.hasSuffix(":80") { text.removeLast(3) }
-        return text
     }
 
     /// Refuses with `rate_limited` when `key`'s bucket is empty.
