@@ -15,6 +15,7 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="python3-selenium i
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as until  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 SHOTS = REPO / ".build" / "screenshots"
@@ -29,7 +30,8 @@ def browser():
 
 
 def wait(driver):
-    return WebDriverWait(driver, TIMEOUT)
+    # Pages re-render lists as frames arrive; an element found a moment ago may be gone.
+    return WebDriverWait(driver, TIMEOUT, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def shot(driver, name):
@@ -38,7 +40,9 @@ def shot(driver, name):
 
 
 def text_of(driver, selector):
-    return [element.text for element in driver.find_elements(By.CSS_SELECTOR, selector)]
+    # One script call reads every match at once, so a re-render in between cannot stale it.
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText)", selector)
 
 
 def test_patient_and_nurse_chat_in_the_browser(hub):

@@ -19,6 +19,7 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as until  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from test_browser import browser, shot, text_of  # noqa: E402
@@ -89,7 +90,8 @@ class SamePortHub(Hub):
 
 
 def wait(driver, timeout=TIMEOUT):
-    return WebDriverWait(driver, timeout)
+    # Pages re-render lists as frames arrive; an element found a moment ago may be gone.
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def status(driver):
