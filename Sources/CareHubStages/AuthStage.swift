@@ -123,7 +123,8 @@ public struct AuthStage: Stage {
             return try await hello(request, token: token, next: next)
         case .login(_, let user, let password, let code):
             return try await login(request, user: user, password: password, code: code, next: next)
-        case .rooms, .subscribe, .unsubscribe, .send, .end, .typing, .activity, .logout, .transcript, .assign, .admin:
+        case .rooms, .subscribe, .unsubscribe, .send, .end, .typing, .activity, .logout, .transcript, .assign, .admin,
+             .replies:
             return try await authorise(request, next: next)
         }
     }
@@ -377,6 +378,8 @@ public struct AuthStage: Stage {
             guard session.principal.isStaff else {
                 throw PipelineError.forbidden("only staff may do '\(request.frame.kind.rawValue)'; a visitor is in its own room")
             }
+        case .replies:
+            guard session.principal.isStaff else { throw PipelineError.forbidden("only staff may list canned replies") }
         case .transcript:
             guard !session.principal.isStaff else {
                 throw PipelineError.forbidden("only the visitor may ask for a transcript copy")

@@ -140,7 +140,7 @@ public final class FanoutStage: Stage {
             let assignee = staff.recipients.filter { $0.session.principal.displayName == user && $0.connection != request.connection }
             rooms.deliver(.assigned(id: nil, room: room, user: user), to: assignee.map(\.connection))
             await environment.announce(assigned, event: .assigned, org: org)
-        case .login, .rooms, .activity, .transcript, .admin:
+        case .login, .rooms, .activity, .transcript, .admin, .replies:
             break
         }
         return try await next(request)

@@ -38,6 +38,8 @@ public struct Outcome: Sendable {
     public var onEnd: EndOfChat = .kept
     /// Whether a stage took the request (after `transcript` and `assign`, which only some chains handle).
     public var handled = false
+    /// The organisation's canned replies, by name (after `replies`).
+    public var replies: [CannedReply] = []
 
     /// An empty outcome, as the end of the chain returns.
     public init() {}
@@ -90,6 +92,8 @@ public struct Outcome: Sendable {
         case .assign(let room, let user):
             guard handled else { throw PipelineError.forbidden("this organisation does not assign conversations (staff_access = all)") }
             return .assigned(id: id, room: room, user: user)
+        case .replies:
+            return .replies(id: id, replies: replies)
         }
     }
 }

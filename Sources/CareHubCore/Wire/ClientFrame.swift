@@ -27,10 +27,13 @@ public enum ClientFrame: Sendable, Hashable {
     case assign(room: ConversationID, user: String)
     /// Admin, after a login with a second factor: an admin API operation.
     case admin(AdminRequest)
+    /// Staff: the organisation's canned replies, by name.
+    case replies
 
     /// The frame's `type` names, as on the wire.
     public enum Kind: String, Sendable, CaseIterable {
         case hello, login, rooms, subscribe, unsubscribe, send, end, typing, activity, logout, transcript, assign, admin
+        case replies
     }
 
     /// This frame's kind.
@@ -49,6 +52,7 @@ public enum ClientFrame: Sendable, Hashable {
         case .transcript: return .transcript
         case .assign: return .assign
         case .admin: return .admin
+        case .replies: return .replies
         }
     }
 
@@ -58,6 +62,7 @@ public enum ClientFrame: Sendable, Hashable {
         case .subscribe(let room), .unsubscribe(let room), .send(let room, _), .end(let room), .typing(let room),
              .transcript(let room, _), .assign(let room, _): return room
         case .hello, .login, .rooms, .activity, .logout, .admin: return nil
+        case .replies: return nil
         }
     }
 
@@ -65,12 +70,13 @@ public enum ClientFrame: Sendable, Hashable {
     ///
     /// Sending, subscribing, unsubscribing, ending, typing, `activity` (which consoles send only
     /// after a key press or click on the page) and admin operations count. Listing rooms (which
-    /// consoles do by themselves), logging in, visitor resumes, and WebSocket pings (which never
-    /// reach the pipeline) do not.
+    /// consoles do by themselves), listing canned replies, logging in, visitor resumes, and
+    /// WebSocket pings (which never reach the pipeline) do not.
     public var isUserAction: Bool {
         switch self {
         case .send, .subscribe, .unsubscribe, .end, .typing, .activity, .transcript, .assign, .admin: return true
         case .hello, .login, .rooms, .logout: return false
+        case .replies: return false
         }
     }
 }

@@ -44,6 +44,8 @@ public enum ServerFrame: Sendable, Hashable {
     /// An admin change refused by the configuration checks: an `error` with code `config_refused`
     /// and every problem, each with its line in the submitted text.
     case configRefused(id: String?, message: String, issues: [ConfigIssue])
+    /// Reply to `replies`: the organisation's canned replies, by name.
+    case replies(id: String?, replies: [CannedReply])
 
     /// The frame as a JSON text frame.
     public func json() -> String {
@@ -168,6 +170,10 @@ public enum ServerFrame: Sendable, Hashable {
                 element.field("line", Int64(issue.line))
                 element.field("message", issue.message)
             }
+        case .replies(let id, let replies):
+            w.field("type", "replies")
+            w.optionalField("id", id)
+            w.writeReplies(replies)
         }
         return w.finish()
     }
@@ -213,6 +219,14 @@ extension JSONWriter {
         object("onEnd") { object in
             object.field("kind", onEnd.kind.rawValue)
             object.field("text", onEnd.text)
+        }
+    }
+
+    /// `"replies":[{"name":…,"text":…},…]`: the staff `replies` reply and the admin API's `replies.*` results.
+    public mutating func writeReplies(_ replies: [CannedReply]) {
+        array("replies", replies) { element, reply in
+            element.field("name", reply.name)
+            element.field("text", reply.text)
         }
     }
 
