@@ -253,11 +253,20 @@ def test_a_nurse_takes_a_chat_passes_it_on_and_the_patient_sees_it_read_from_the
             console.type("/rooms")
             listed = console.expect(room)
             assert "taken by" not in listed
+            # A canned reply, sent from the terminal as the nurse's own message.
+            admin, _ = await staff(hub, user="dr.admin")
+            saved = await admin.request({"type": "admin", "op": "replies.set", "name": "hours", "text": "We are open 8 to 6.", "id": "r"}, "admin")
+            assert saved["type"] == "admin", saved
+            console.type("/reply hours")
+            sent = await patient.recv("message")
+            assert (sent["from"], sent["text"]) == ("nurse.joy", "We are open 8 to 6.")
+            console.type("/reply nonesuch")
+            console.expect("no canned reply named nonesuch")
             console.type("/away")
             assert (await kim.recv("presence"))["state"] == "away"
             console.type("/quit")
             assert console.proc.wait(timeout=TIMEOUT) == 0
-            for client in (kim, patient):
+            for client in (kim, patient, admin):
                 await client.close()
         asyncio.run(scenario())
     finally:

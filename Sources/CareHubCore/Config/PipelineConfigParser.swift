@@ -39,7 +39,7 @@ public struct PipelineConfigParser: Sendable {
         /// `hours = …`, its groups as written, with its line.
         public var hours: (value: [OpeningHours.Group], line: Int)?
         /// `timezone = …`, with its line.
-        public var timeZone: (value: TimeZone, line: Int)?
+        public var timeZone: (value: TimeZone, name: String, line: Int)?
         /// The `stage` statements in order.
         public var stages: [StageStatement] = []
         /// The `integration` statements in order.
@@ -48,7 +48,7 @@ public struct PipelineConfigParser: Sendable {
         /// The opening hours that `hours` and `timezone` describe; nil without them (always open).
         public var openingHours: OpeningHours? {
             guard let hours, let timeZone else { return nil }
-            return OpeningHours(groups: hours.value, timeZone: timeZone.value)
+            return OpeningHours(groups: hours.value, timeZone: timeZone.value, timeZoneName: timeZone.name)
         }
 
         /// The first `hours` and `timezone` lines, valid or not: each needs the other.
@@ -243,7 +243,7 @@ public struct PipelineConfigParser: Sendable {
                 }
                 if sections[current].timeZoneLine == nil { sections[current].timeZoneLine = lineNumber }
                 switch Self.timeZone(value) {
-                case .success(let zone): sections[current].timeZone = (zone, lineNumber)
+                case .success(let zone): sections[current].timeZone = (zone, value, lineNumber)
                 case .failure(let problem): fail(lineNumber, problem.message)
                 }
             default:

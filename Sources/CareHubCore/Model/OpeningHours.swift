@@ -126,13 +126,15 @@ public struct OpeningHours: Sendable, Hashable, CustomStringConvertible {
 
     /// Creates opening hours. Groups are taken as given: pipeline.conf's checks (a day in one group
     /// only, ranges that do not overlap) are the parser's; a range that is empty opens nothing.
-    public init(groups: [Group], timeZone: TimeZone) {
+    /// `timeZoneName` is the name as the file gives it (Foundation reports `UTC` as `GMT`).
+    public init(groups: [Group], timeZone: TimeZone, timeZoneName: String? = nil) {
         self.groups = groups
         self.timeZone = timeZone
+        self.timeZoneIdentifier = timeZoneName ?? timeZone.identifier
     }
 
     /// The IANA name of the time zone, such as `America/Chicago`.
-    public var timeZoneIdentifier: String { timeZone.identifier }
+    public let timeZoneIdentifier: String
 
     /// `Mon–Fri 08:00–18:00, Sat 09:00–12:00`: the groups as written, with en dashes.
     public var description: String { groups.map(\.description).joined(separator: ", ") }
