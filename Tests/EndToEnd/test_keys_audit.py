@@ -8,6 +8,7 @@ import sqlite3
 from conftest import TIMEOUT, Client, Hub, carehub, staff, visitor
 
 CANARIES = ["CANARY-alpha-4711 my husband hits me", "CANARY-bravo-0815 HIV test result", "CANARY-charlie-31337 suicidal thoughts"]
+NOTE = "CANARY-delta-2718 she asked about the biopsy"
 
 
 def run(coroutine):
@@ -53,6 +54,18 @@ def test_no_canary_reaches_any_file_and_reads_are_audited(hub):
         admin, _ = await staff(hub, user="dr.admin")
         history = await admin.request({"type": "subscribe", "room": rooms[0], "id": "h"}, "subscribed")
         assert [entry["text"] for entry in history["history"]] == [CANARIES[0]]
+        # The front desk: a claim, a hand-over note (which reaches the colleague and nothing else),
+        # availability. No frame about them but the note to its reader carries patient text.
+        await nurse.request({"type": "claim", "room": rooms[1], "id": "c"}, "claimed")
+        await nurse.request({"type": "transfer", "room": rooms[1], "to": "dr.admin", "note": NOTE, "id": "t"}, "transferred")
+        assert (await admin.recv("transferred"))["note"] == NOTE
+        assert (await admin.request({"type": "subscribe", "room": rooms[1], "id": "h2"}, "subscribed"))["handoff"]["note"] == NOTE
+        await nurse.request({"type": "presence", "state": "away", "id": "p"}, "presence")
+        await admin.request({"type": "team", "id": "team"}, "team")
+        pushed = [frame for frame in nurse.inbox + admin.inbox if frame["type"] in ("room_activity", "presence", "transferred", "queue")]
+        assert {"claimed", "transferred"} <= {frame.get("event") for frame in pushed}
+        for frame in pushed:
+            assert "CANARY" not in json.dumps(frame)
         await nurse.close()
         await admin.close()
         return rooms
@@ -63,7 +76,7 @@ def test_no_canary_reaches_any_file_and_reads_are_audited(hub):
     what = carehub("audit", "what-read", "--user", "dr.admin", "--data", str(hub.data)).stdout
     assert hub.stop() == 0
     everything = every_byte(hub, export.encode(), who.encode(), what.encode())
-    for canary in CANARIES + ["CANARYNAME", "CANARYMAIL"]:
+    for canary in CANARIES + [NOTE, "CANARYNAME", "CANARYMAIL"]:
         assert canary.encode() not in everything
         assert canary.split()[0].encode() not in everything
 
@@ -75,7 +88,7 @@ def test_no_canary_reaches_any_file_and_reads_are_audited(hub):
     assert [(entry["actor"], entry["target"]) for entry in listings] == [("nurse.joy", "rooms")]
     assert listings[0]["detail"].startswith("profiles=3 rooms=") and all(room in listings[0]["detail"] for room in rooms)
     read = [json.loads(line) for line in what.splitlines()]
-    assert [entry["target"] for entry in read] == [rooms[0]]
+    assert [entry["target"] for entry in read] == [rooms[0], rooms[1]]
     for line in export.splitlines():
         event = json.loads(line)
         assert set(event) == {"id", "at", "org", "actor", "address", "action", "target", "detail"}
