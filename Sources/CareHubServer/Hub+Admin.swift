@@ -25,7 +25,7 @@ extension Hub {
             case .addUser(let name, let role, let password, let displayName):
                 result = try await addUser(session.org, name: name, role: role, password: password, displayName: displayName, actor: actor, address: address)
             case .setDisplayName(let user, let displayName):
-                try await changeUser(session.org, user, actor: actor, address: address, action: "user.display_name_changed", detail: "new=\"\(displayName)\"") { users, event in
+                try await changeUser(session.org, user, actor: actor, address: address, action: "user.display_name_changed", detail: displayName.map { "new=\"\($0)\"" } ?? "cleared") { users, event in
                     try await users.setDisplayName(org: session.org, name: user, displayName: displayName, audit: event)
                 }
                 result = try await usersJSON(session.org)

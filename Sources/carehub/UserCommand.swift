@@ -159,23 +159,35 @@ extension UserCommand {
         static let configuration = CommandConfiguration(
             commandName: "set-display-name",
             abstract: "Set the name patients see on an account's replies. Audited as user.display_name_changed; takes effect at the account's next login.",
-            discussion: "Example: carehub user set-display-name --org riverside-clinic --user nurse.joy --display-name 'Joy Rivera'")
+            discussion: """
+                Example: carehub user set-display-name --org riverside-clinic --user nurse.joy --display-name 'Joy Rivera'
+                --clear removes it: patients see the login name again.
+                """)
         @OptionGroup var account: AccountOptions
         @Option(help: "The name patients see (1-64 characters, one line).")
-        var displayName: String
+        var displayName: String?
+        @Flag(help: "Remove the display name.")
+        var clear = false
 
         func validate() throws {
-            guard StaffUser.displayName(from: displayName) != nil else {
+            guard clear != (displayName != nil) else {
+                throw ValidationError("give either --display-name NAME or --clear")
+            }
+            if let displayName, StaffUser.displayName(from: displayName) == nil {
                 throw ValidationError("--display-name: expected 1-\(StaffUser.maxDisplayNameLength) characters")
             }
         }
 
         func run() async throws {
-            let name = StaffUser.displayName(from: displayName) ?? displayName
-            try await account.apply("user.display_name_changed", detail: "new=\"\(name)\"") {
+            let name = displayName.map { StaffUser.displayName(from: $0) ?? $0 }
+            try await account.apply("user.display_name_changed", detail: name.map { "new=\"\($0)\"" } ?? "cleared") {
                 try await $0.setDisplayName(org: OrgID(account.org), name: account.user, displayName: name, audit: $1)
             }
-            Output.line("'\(account.user)' in \(account.org) is shown to patients as \(TerminalText.field(name))")
+            if let name {
+                Output.line("'\(account.user)' in \(account.org) is shown to patients as \(TerminalText.field(name))")
+            } else {
+                Output.line("'\(account.user)' in \(account.org) is shown to patients by the login name")
+            }
         }
     }
 

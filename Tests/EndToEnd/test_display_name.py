@@ -104,6 +104,9 @@ def test_admins_set_display_names_which_are_checked_and_audited(named_hub):
         await nurse.request({"type": "subscribe", "room": room, "id": "s"}, "subscribed")
         await nurse.request({"type": "send", "room": room, "text": "Hello", "id": "m"}, "ack")
         assert (await patient.recv("message"))["fromName"] == "Joy R. Rivera"
+        # Cleared, the account is shown by its login again.
+        cleared = await admin(boss, "users.set_display_name", user="nurse.kim", displayName=None)
+        assert "displayName" not in next(user for user in cleared["result"]["users"] if user["user"] == "nurse.kim"), cleared
         for client in (boss, nurse, patient):
             await client.close()
 
@@ -111,7 +114,8 @@ def test_admins_set_display_names_which_are_checked_and_audited(named_hub):
     with sqlite3.connect(hub.data / "carehub.sqlite") as db:
         rows = db.execute(
             "SELECT actor, action, target, detail FROM audit_events WHERE action = 'user.display_name_changed' ORDER BY id").fetchall()
-    assert rows == [("dr.admin", "user.display_name_changed", "nurse.joy", 'new="Joy R. Rivera"')], rows
+    assert rows == [("dr.admin", "user.display_name_changed", "nurse.joy", 'new="Joy R. Rivera"'),
+                    ("dr.admin", "user.display_name_changed", "nurse.kim", "cleared")], rows
 
 
 def test_the_command_line_sets_a_display_name_and_audits_it(named_hub):
@@ -122,8 +126,15 @@ def test_the_command_line_sets_a_display_name_and_audits_it(named_hub):
     empty = carehub("user", "set-display-name", "--org", RIVERSIDE, "--user", "dr.admin",
                     "--display-name", " ", "--data", str(hub.data), check=False)
     assert empty.returncode != 0 and "--display-name" in empty.stderr, empty.stderr
+    neither = carehub("user", "set-display-name", "--org", RIVERSIDE, "--user", "dr.admin", "--data", str(hub.data), check=False)
+    assert neither.returncode != 0 and "--clear" in neither.stderr, neither.stderr
     with sqlite3.connect(hub.data / "carehub.sqlite") as db:
         rows = db.execute(
             "SELECT action, target, detail FROM audit_events WHERE action = 'user.display_name_changed'").fetchall()
         name = db.execute("SELECT display_name FROM users WHERE name = 'dr.admin'").fetchone()
     assert rows == [("user.display_name_changed", "dr.admin", 'new="Dr Ada Admin"')] and name == ("Dr Ada Admin",), rows
+    cleared = carehub("user", "set-display-name", "--org", RIVERSIDE, "--user", "dr.admin", "--clear", "--data", str(hub.data))
+    assert "by the login name" in cleared.stdout, cleared.stdout
+    with sqlite3.connect(hub.data / "carehub.sqlite") as db:
+        assert db.execute("SELECT display_name FROM users WHERE name = 'dr.admin'").fetchone() == (None,)
+        assert db.execute("SELECT detail FROM audit_events WHERE action = 'user.display_name_changed' ORDER BY id DESC").fetchone() == ("cleared",)

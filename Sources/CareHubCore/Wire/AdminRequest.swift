@@ -16,8 +16,9 @@ public enum AdminRequest: Sendable, Hashable {
     case users
     /// `users.add`: a new account with an initial password and, optionally, its display name.
     case addUser(name: String, role: Role, password: Password, displayName: String? = nil)
-    /// `users.set_display_name`: the name patients see on the account's replies.
-    case setDisplayName(user: String, displayName: String)
+    /// `users.set_display_name`: the name patients see on the account's replies; nil (JSON
+    /// `null`) clears it, and patients see the login name again.
+    case setDisplayName(user: String, displayName: String?)
     /// `users.disable` / `users.enable`.
     case setDisabled(user: String, disabled: Bool)
     /// `users.set_role`.

@@ -162,7 +162,8 @@ public struct Envelope: Sendable, Hashable {
             return .addUser(
                 name: try reader.userName(), role: try reader.role(), password: Password(try reader.string("password", maxBytes: 1024)),
                 displayName: try reader.has("displayName") ? reader.displayName() : nil)
-        case .usersSetDisplayName: return .setDisplayName(user: try reader.userName(), displayName: try reader.displayName())
+        case .usersSetDisplayName:
+            return .setDisplayName(user: try reader.userName(), displayName: reader.isNull("displayName") ? nil : try reader.displayName())
         case .usersDisable: return .setDisabled(user: try reader.userName(), disabled: true)
         case .usersEnable: return .setDisabled(user: try reader.userName(), disabled: false)
         case .usersSetRole: return .setRole(user: try reader.userName(), role: try reader.role())
