@@ -73,7 +73,7 @@ struct PipelineFileTests {
 
     @Test func aValidEditReturnsTheWholeNewFileAndItsConfiguration() throws {
         let edited = Self.clinic.replacingOccurrences(of: "history=100", with: "history=50")
-        let checked = try Hub.check(edited, replacing: Self.clinic, of: OrgID("clinic"), in: Self.file, file: "pipeline.conf")
+        let checked = try PipelineEdit.check(edited, replacing: Self.clinic, of: OrgID("clinic"), in: Self.file, file: "pipeline.conf")
         #expect(checked.text == Self.file.replacingOccurrences(of: "history=100", with: "history=50"))
         #expect(checked.config.orgs.map(\.settings.id.rawValue) == ["clinic", "studio"])
     }
@@ -109,21 +109,21 @@ struct PipelineFileTests {
     }
 
     @Test func theHIPAASwitchRewritesOnlyTheHIPAALine() throws {
-        let off = Hub.settingHIPAA(false, in: Self.clinic)
+        let off = PipelineEdit.settingHIPAA(false, in: Self.clinic)
         #expect(off == Self.clinic.replacingOccurrences(of: "hipaa = on", with: "hipaa = off"))
-        #expect(Hub.settingHIPAA(true, in: "[org x]\nstage auth") == "[org x]\nhipaa = on\nstage auth")
+        #expect(PipelineEdit.settingHIPAA(true, in: "[org x]\nstage auth") == "[org x]\nhipaa = on\nstage auth")
         #expect(throws: Never.self) {
-            try Hub.check(off, replacing: Self.clinic, of: OrgID("clinic"), in: Self.file, file: "pipeline.conf", hipaaSwitch: true)
+            try PipelineEdit.check(off, replacing: Self.clinic, of: OrgID("clinic"), in: Self.file, file: "pipeline.conf", hipaaSwitch: true)
         }
     }
 
     @Test func aProblemElsewhereInTheFileIsNamedByItsFileLine() throws {
         let broken = Self.file.replacingOccurrences(of: "stage store\nstage fanout", with: "stage fanout")
         #expect(throws: AdminRefusal.self) {
-            try Hub.check(Self.clinic, replacing: Self.clinic, of: OrgID("clinic"), in: broken, file: "pipeline.conf")
+            try PipelineEdit.check(Self.clinic, replacing: Self.clinic, of: OrgID("clinic"), in: broken, file: "pipeline.conf")
         }
         do {
-            _ = try Hub.check(Self.clinic, replacing: Self.clinic, of: OrgID("clinic"), in: broken, file: "pipeline.conf")
+            _ = try PipelineEdit.check(Self.clinic, replacing: Self.clinic, of: OrgID("clinic"), in: broken, file: "pipeline.conf")
         } catch let refusal as AdminRefusal {
             #expect(refusal.issues.map(\.line) == [0])
             #expect(refusal.issues.first?.message == "elsewhere in the file, which only the operator can fix: pipeline.conf:12: [org studio] must run stage 'store'")
@@ -132,7 +132,7 @@ struct PipelineFileTests {
 
     @Test func anAdminSetsOpeningHoursAndIsRefusedAsTheFileWouldBe() throws {
         let withHours = Self.clinic.replacingOccurrences(of: "hipaa = on\n", with: "hipaa = on\nhours    = mon-fri 08:00-18:00\ntimezone = America/Chicago\n")
-        let checked = try Hub.check(withHours, replacing: Self.clinic, of: OrgID("clinic"), in: Self.file, file: "pipeline.conf")
+        let checked = try PipelineEdit.check(withHours, replacing: Self.clinic, of: OrgID("clinic"), in: Self.file, file: "pipeline.conf")
         #expect(checked.config.org(OrgID("clinic"))?.settings.hours?.description == "Mon–Fri 08:00–18:00")
         #expect(checked.config.org(OrgID("clinic"))?.summaryLines.contains("timezone=America/Chicago") == true)
         let overnight = refused(withHours.replacingOccurrences(of: "08:00-18:00", with: "22:00-06:00"))
@@ -146,7 +146,7 @@ struct PipelineFileTests {
 
     private func refused(_ section: String) -> AdminRefusal? {
         do {
-            _ = try Hub.check(section, replacing: Self.clinic, of: OrgID("clinic"), in: Self.file, file: "pipeline.conf")
+            _ = try PipelineEdit.check(section, replacing: Self.clinic, of: OrgID("clinic"), in: Self.file, file: "pipeline.conf")
             return nil
         } catch let refusal as AdminRefusal {
             return refusal
