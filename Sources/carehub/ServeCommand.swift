@@ -124,7 +124,7 @@ struct ServeCommand: AsyncParsableCommand {
 
         for await signal in signals {
             if signal == SIGHUP {
-                switch hub.reload() {
+                switch await hub.reload() {
                 case .success: Output.line("configuration reloaded from \(config)")
                 case .failure(let error): Output.error("configuration refused, keeping the one in force:\n\(error)")
                 }

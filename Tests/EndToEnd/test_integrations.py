@@ -227,11 +227,15 @@ def test_retention_and_abandonment_end_and_purge_chats(workdir):
             await patient.request({"type": "send", "room": old, "text": CANARY, "id": "m"}, "ack")
             ended = await patient.recv("ended")
             assert ended["room"] == old
-            # Abandonment: the visitor leaves and does not come back.
+            # Abandonment: the visitor is answered, leaves and does not come back. (A visitor whose
+            # last message is unanswered is never abandoned.)
             leaver, welcome = await visitor(hub, "lotus-wellness")
             gone = welcome["conversation"]
             await leaver.request({"type": "send", "room": gone, "text": CANARY, "id": "m"}, "ack")
+            coach, _ = await staff(hub, org="lotus-wellness", user="coach.sam")
+            await coach.request({"type": "send", "room": gone, "text": "We will call you back", "id": "a"}, "ack")
             await leaver.close()
+            await coach.close()
             return old, gone
         old, gone = asyncio.run(scenario())
         wait_until(lambda: (exports / f"{old}.json.cms").exists() and (exports / f"{gone}.json").exists(), "both exports")

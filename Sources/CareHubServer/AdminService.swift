@@ -3,10 +3,58 @@ import CareHubCrypto
 import CareHubStages
 import CareHubStorage
 import Foundation
+import Logging
+import Synchronization
 
 /// The admin API: an admin's organisation only, after the pipeline's auth stage has checked the
 /// role and the second factor. Every change is audited in the admin's name.
-extension Hub {
+final class AdminService: Sendable {
+    private let configuration: HubConfiguration
+    private let configPath: String
+    private let database: CareHubDatabase
+    private let audit: SQLiteAuditLog
+    private let conversations: SQLiteConversationStore
+    private let environment: StageEnvironment
+    private let scrypt: ScryptCredentials
+    private let auditKey: SymmetricKey
+    private let events: any PipelineEvents
+    private let logger: Logger
+    /// Set while a change to pipeline.conf is being checked, written and applied.
+    private let changeRunning = Mutex(false)
+
+    init(
+        configuration: HubConfiguration, configPath: String, database: CareHubDatabase, audit: SQLiteAuditLog,
+        conversations: SQLiteConversationStore, environment: StageEnvironment, scrypt: ScryptCredentials, auditKey: SymmetricKey,
+        events: any PipelineEvents, logger: Logger
+    ) {
+        self.configuration = configuration
+        self.configPath = configPath
+        self.database = database
+        self.audit = audit
+        self.conversations = conversations
+        self.environment = environment
+        self.scrypt = scrypt
+        self.auditKey = auditKey
+        self.events = events
+        self.logger = logger
+    }
+
+    private var config: HubConfig { configuration.config }
+
+    /// Ends `user`'s live sessions in `org` at once, after an admin changed the account (disabled
+    /// it, changed its role, reset its second factor): each is audited as `session.revoked`
+    /// before its connections hear `session_expired` `revoked`. Changes made with `carehub user …`
+    /// in another process are found by the auth stage's check every few seconds.
+    func revokeSessions(of user: String, in org: OrgID, reason: String) async {
+        let sessions = environment.sessions
+        for session in sessions.sessions(of: org) where session.principal.isStaff && session.principal.displayName == user {
+            guard sessions.remove(session.token) != nil else { continue }
+            try? await audit.record(AuditEvent(
+                at: Date(), org: org, actor: "system", address: "", action: "session.revoked", target: user, detail: "reason=\(reason)"))
+            events.emit(.sessionExpired(session, .revoked))
+        }
+    }
+
     func administer(_ request: AdminRequest, session: Session, address: String, id: String?) async -> ServerFrame {
         let actor = session.principal.displayName
         do {
@@ -123,7 +171,7 @@ extension Hub {
         guard apply else {
             // A check writes nothing, so it need not wait for a change in progress.
             let (_, snapshot, current) = try currentSection(org)
-            let checked = try PipelineEdit.check(text, replacing: current.text, of: org, in: snapshot.text, file: options.configPath)
+            let checked = try PipelineEdit.check(text, replacing: current.text, of: org, in: snapshot.text, file: configPath)
             return Self.checkedJSON(checked.config, org: org)
         }
         return try await exclusively {
@@ -131,9 +179,9 @@ extension Hub {
             if let base, base != snapshot.version {
                 throw PipelineError(.conflict, "pipeline.conf changed since you loaded it (edited on the host or by another admin); load it again and redo your change")
             }
-            let checked = try PipelineEdit.check(text, replacing: current.text, of: org, in: snapshot.text, file: options.configPath)
+            let checked = try PipelineEdit.check(text, replacing: current.text, of: org, in: snapshot.text, file: configPath)
             try write(checked.text, to: file, replacing: snapshot, org: org, author: actor)
-            self.apply(checked.config, admin: (org, actor, address))
+            await configuration.apply(checked.config, admin: (org, actor, address))
             logger.notice("pipeline changed through the admin API", metadata: ["org.id": "\(org)", "admin": "\(actor)"])
             return try await pipelineJSON(org)
         }
@@ -145,7 +193,7 @@ extension Hub {
             let (file, snapshot, current) = try currentSection(org)
             guard config.org(org)?.settings.hipaa == false else { throw PipelineError(.conflict, "HIPAA mode is already on") }
             let section = PipelineEdit.settingHIPAA(true, in: current.text)
-            let checked = try PipelineEdit.check(section, replacing: current.text, of: org, in: snapshot.text, file: options.configPath, hipaaSwitch: true)
+            let checked = try PipelineEdit.check(section, replacing: current.text, of: org, in: snapshot.text, file: configPath, hipaaSwitch: true)
             let now = Date()
             try await SQLiteAttestations(database: database, audit: audit).record(
                 attestation, org: org, by: actor, at: now,
@@ -157,8 +205,8 @@ extension Hub {
             let before = try await EncryptStage.sealStored(org: org, environment: environment)
             try write(checked.text, to: file, replacing: snapshot, org: org, author: actor)
             // Ends the organisation's sessions (this admin's too) and audits hipaa.enabled.
-            self.apply(checked.config, admin: (org, actor, address))
-            _ = try await sealEarlierRecords(of: org, actor: (actor, address), alreadySealed: before)
+            await configuration.apply(checked.config, admin: (org, actor, address))
+            _ = try await configuration.sealEarlierRecords(of: org, actor: (actor, address), alreadySealed: before)
             return try await pipelineJSON(org)
         }
     }
@@ -168,7 +216,7 @@ extension Hub {
             let (file, snapshot, current) = try currentSection(org)
             guard config.org(org)?.settings.hipaa == true else { throw PipelineError(.conflict, "HIPAA mode is already off") }
             let section = PipelineEdit.settingHIPAA(false, in: current.text)
-            let checked = try PipelineEdit.check(section, replacing: current.text, of: org, in: snapshot.text, file: options.configPath, hipaaSwitch: true)
+            let checked = try PipelineEdit.check(section, replacing: current.text, of: org, in: snapshot.text, file: configPath, hipaaSwitch: true)
             let held = try await conversations.unpurged(org: org, startedBefore: .distantFuture, limit: 100_000)
             if !held.isEmpty && !purge {
                 throw PipelineError(.conflict, "HIPAA mode stays on: the organisation still holds \(held.count) conversation\(held.count == 1 ? "" : "s") kept under its rules. Confirm purging them first (purge: true)")
@@ -179,7 +227,7 @@ extension Hub {
                 try await PurgeStage.erase(conversation.id, org: org, environment: environment, actor: actor, address: address, detail: "reason=hipaa_off export=none")
             }
             try write(checked.text, to: file, replacing: snapshot, org: org, author: actor)
-            self.apply(checked.config, admin: (org, actor, address))
+            await configuration.apply(checked.config, admin: (org, actor, address))
             try await audit.record(AuditEvent(at: Date(), org: org, actor: actor, address: address, action: "hipaa.disabled", detail: "purged=\(held.count)"))
             return try await pipelineJSON(org)
         }
@@ -187,13 +235,13 @@ extension Hub {
 
     /// Runs one change to pipeline.conf at a time; a second admin is asked to retry.
     private func exclusively<T>(_ body: () async throws -> T) async throws -> T {
-        let acquired = adminChangeRunning.withLock { running -> Bool in
+        let acquired = changeRunning.withLock { running -> Bool in
             guard !running else { return false }
             running = true
             return true
         }
         guard acquired else { throw PipelineError(.unavailable, "another change to the pipeline is being applied; try again in a moment") }
-        defer { adminChangeRunning.withLock { $0 = false } }
+        defer { changeRunning.withLock { $0 = false } }
         return try await body()
     }
 
@@ -201,13 +249,13 @@ extension Hub {
         do {
             return try file.read()
         } catch {
-            logger.error("cannot read pipeline.conf", metadata: ["config.path": "\(options.configPath)"])
+            logger.error("cannot read pipeline.conf", metadata: ["config.path": "\(configPath)"])
             throw PipelineError(.unavailable, "the hub cannot read its pipeline.conf; ask the operator to check the file")
         }
     }
 
     private func currentSection(_ org: OrgID) throws -> (PipelineFile, PipelineFile.Snapshot, PipelineFile.Section) {
-        let file = PipelineFile(path: options.configPath)
+        let file = PipelineFile(path: configPath)
         let snapshot = try readPipeline(file)
         guard let section = PipelineFile.section(org, in: snapshot.text) else { throw PipelineEdit.missingSection(org) }
         return (file, snapshot, section)
@@ -217,7 +265,7 @@ extension Hub {
         do {
             try file.write(text, replacing: snapshot, at: Date(), org: org, author: author)
         } catch {
-            logger.error("cannot write pipeline.conf", metadata: ["config.path": "\(options.configPath)", "error": "\(error)"])
+            logger.error("cannot write pipeline.conf", metadata: ["config.path": "\(configPath)", "error": "\(error)"])
             throw PipelineError(.unavailable, "the hub could not write pipeline.conf (\(error)); nothing changed")
         }
     }
