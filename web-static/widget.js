@@ -144,7 +144,7 @@
   notice.hidden = true;
   const noticeText = el("p", "carehub-availability-text", "");
   const noticeHours = el("p", "carehub-hours", "");
-  const noticeHint = el("p", "carehub-offline-hint", "Leave a message with your details and the clinic will reply in this chat.");
+  const noticeHint = el("p", "carehub-offline-hint", "");
   notice.append(noticeText, noticeHours, noticeHint);
   pre.appendChild(notice);
   const labels = { name: "Your name", email: "E-mail", phone: "Phone", reason: "How can we help?" };
@@ -175,6 +175,10 @@
   leaveLabel.append(leaveBox, leaveError);
   leaveLabel.hidden = true;
   pre.appendChild(leaveLabel);
+  // Leaving a message is the form's first button (Enter's) when nobody can chat now; in the form
+  // only then. Open with nobody there, the patient may also wait for someone instead.
+  const leaveSend = el("button", "carehub-leave-send", "Leave a message");
+  leaveSend.type = "submit";
   const start = el("button", "carehub-start", "Start chat");
   start.type = "submit";
   pre.appendChild(start);
@@ -214,7 +218,8 @@
   const seen = new Set();    // message seqs already shown
   let typingTimer = null;
   let lastTyping = 0;
-  let offline = false;       // the pre-chat form is leaving a message: closed, or nobody available
+  let offline = false;       // the pre-chat form offers to leave a message: closed, or nobody available
+  let offlineChat = false;   // this chat was started by leaving a message
   let leaving = null;        // the message to send once welcomed (in memory only)
   let leftItem = null;       // that message in the log, until its ack
   let left = false;          // a message was left from this page and nobody has answered yet
@@ -295,7 +300,7 @@
   // The message written in the pre-chat form is stored: say what happens next.
   function messageLeft() {
     leftItem = null;
-    if (offline && !staffReplied) { left = true; say(leftText); }
+    if (offlineChat && !staffReplied) { left = true; say(leftText); }
     else setStatus(connectedText());
   }
 
@@ -434,12 +439,16 @@
     notice.hidden = !text;
     offline = closedNow || away;
     pre.dataset.availability = !frame ? "unknown" : closedNow ? "closed" : away ? "nobody" : "open";
+    noticeHint.textContent = closedNow ? "Leave a message with your details and the clinic will reply in this chat."
+      : "Leave a message and the clinic will reply in this chat, or wait here for someone to be free.";
     // The message box stays while it holds something the patient wrote, or has the focus.
     leaveLabel.hidden = !offline && !leaveBox.value.trim() && document.activeElement !== leaveBox;
     // Checked by the form itself (aria-required, not required), so that the patient reads its sentence.
-    if (offline) leaveBox.setAttribute("aria-required", "true"); else leaveBox.removeAttribute("aria-required");
+    if (closedNow) leaveBox.setAttribute("aria-required", "true"); else leaveBox.removeAttribute("aria-required");
     leaveLabel.firstChild.textContent = offline ? "Your message" : "Your message (optional)";
-    start.textContent = offline ? "Leave a message" : "Start chat";
+    if (offline) start.before(leaveSend); else leaveSend.remove();
+    start.hidden = closedNow;
+    start.textContent = away ? "Wait for someone to be free" : "Start chat";
     if (!offline) { leaveError.textContent = ""; leaveBox.removeAttribute("aria-invalid"); }
     if (changed && text) announce(text);
   }
@@ -479,6 +488,7 @@
     staffReplied = false;
     left = false;
     leftItem = null;
+    offlineChat = false;
     readSeq = 0;
     queuePosition = null;
     queueLine.hidden = true;
@@ -528,7 +538,7 @@
       const token = storage.token();
       if (token) { hello.token = token; resuming = true; } else {
         if (profile) hello.profile = profile;
-        if (leaving !== null && offline) hello.offline = true;
+        if (offlineChat) hello.offline = true;
       }
       if (!token && everJoined) { restart(helloSentences.auth_failed); return; } // ended in another tab
       ws.send(JSON.stringify(hello));
@@ -588,7 +598,7 @@
       leaving = null;
       leaveBox.value = "";
       transmit(leftItem);
-      setStatus(offline ? "Leaving your message…" : connectedText());
+      setStatus(offlineChat ? "Leaving your message…" : connectedText());
     } else if (again) say("Reconnected.");
     else setStatus(connectedText());
     // The focus was on the pre-chat form, now hidden: move it to the message box.
@@ -716,11 +726,11 @@
     return !over;
   }
 
-  function checkLeft(submitting) {
+  function checkLeft(required) {
     const text = leaveBox.value.trim();
     let problem = "";
     if (bytes(text) > messageLimit) problem = "Your message is too long. Please shorten it or send it in parts.";
-    else if (!text && offline && submitting) problem = "Please write your message.";
+    else if (!text && required) problem = "Please write your message.";
     leaveError.textContent = problem;
     if (problem) leaveBox.setAttribute("aria-invalid", "true"); else leaveBox.removeAttribute("aria-invalid");
     return !problem;
@@ -739,7 +749,9 @@
   pre.addEventListener("submit", event => {
     event.preventDefault();
     const invalid = prechat.filter(field => !checkField(field));
-    const messageOK = checkLeft(true);
+    // Leaving a message (its button, or Enter), or starting a chat that waits for someone.
+    const leavingNow = offline && event.submitter !== start;
+    const messageOK = checkLeft(leavingNow);
     if (invalid.length) {
       pre.elements[invalid[0]].focus();
       say("Please shorten the answer marked as too long.");
@@ -758,6 +770,7 @@
     profile = Object.keys(answers).length ? answers : null;
     // Kept in the box until the hub welcomes the chat, so that a refusal loses nothing.
     leaving = leaveBox.value.trim() || null;
+    offlineChat = leavingNow;
     stopAsking();
     ended = false;
     stopped = false;
