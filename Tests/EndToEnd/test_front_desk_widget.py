@@ -266,6 +266,14 @@ def test_open_with_nobody_there_offers_to_leave_a_message(open_hub):
         assert NOBODY in seen["announced"], seen
         for promise in ("shortly", "as soon as", "Start chat", "closed"):
             assert promise not in seen["text"], seen
+        low = [r for r in patient.execute_script(CONTRAST_JS) if r["ratio"] < 4.5]
+        assert low == [], low
+        # On a phone the longer form scrolls inside the panel, which stays in the viewport.
+        patient.set_window_size(390, 844)
+        fits = patient.execute_script(
+            "const r = document.querySelector('.carehub-panel').getBoundingClientRect();"
+            "return r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= innerHeight")
+        assert fits
         shot(patient, "front-desk-nobody-available")
 
         # The message's limit is checked in the form, in UTF-8 bytes: 5,462 "€" are 16,386.
