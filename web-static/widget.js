@@ -2,6 +2,9 @@
 //   <script src="https://HUB/widget.js" data-org="ORG-ID" defer></script>
 // Optional: data-title="Chat with us", data-prechat="name,email,reason" (the fields to ask for).
 //
+// Before a chat starts it asks the hub whether the clinic is open and someone is there to answer;
+// when not, it offers to leave a message instead (the pre-chat form plus the message).
+//
 // Storage: only the reconnect token (localStorage, keyed by hub and organisation, so that every
 // tab of the clinic's site continues the same chat; removed when the chat ends, when the hub
 // refuses it, or 24 hours after it was last used) and whether this tab closed the panel
@@ -47,6 +50,9 @@
   const fatalCodes = new Set(["insecure_transport", "origin_refused", "unknown_org", "forbidden"]);
   const waitingText = "A member of our team will answer as soon as they can.";
   const retryingText = "We could not reach the clinic; retrying…";
+  const leftText = "Your message was left. The clinic will reply here when they are back; you can close this page and come back from this browser within 24 hours.";
+  const nobodyText = "Nobody is available to chat right now.";
+  const availabilityEvery = 60000;
 
   const storage = {
     token() {
@@ -108,6 +114,8 @@
   close.setAttribute("aria-label", "Close chat");
   header.append(heading, close);
   const status = el("p", "carehub-status", "");
+  const queueLine = el("p", "carehub-queue", "");
+  queueLine.hidden = true;
   const log = el("ol", "carehub-log");
   log.setAttribute("aria-label", "Messages");
   const typing = el("p", "carehub-typing", "");
@@ -131,6 +139,14 @@
   announcer.setAttribute("aria-live", "polite");
 
   const pre = el("form", "carehub-prechat");
+  // Whether anyone can answer now: filled from the hub's `availability` reply.
+  const notice = el("div", "carehub-availability");
+  notice.hidden = true;
+  const noticeText = el("p", "carehub-availability-text", "");
+  const noticeHours = el("p", "carehub-hours", "");
+  const noticeHint = el("p", "carehub-offline-hint", "");
+  notice.append(noticeText, noticeHours, noticeHint);
+  pre.appendChild(notice);
   const labels = { name: "Your name", email: "E-mail", phone: "Phone", reason: "How can we help?" };
   const autocomplete = { name: "name", email: "email", phone: "tel" };
   const fieldErrors = {};
@@ -148,6 +164,21 @@
     label.append(box, error);
     pre.appendChild(label);
   }
+  // The message left when nobody can chat now; required then, and never stored.
+  const leaveLabel = el("label", "carehub-leave", "Your message");
+  const leaveBox = el("textarea", "carehub-leave-message");
+  leaveBox.name = "message";
+  leaveBox.rows = 3;
+  const leaveError = el("span", "carehub-message-error", "");
+  leaveError.id = "carehub-message-error-" + uid;
+  leaveBox.setAttribute("aria-describedby", leaveError.id);
+  leaveLabel.append(leaveBox, leaveError);
+  leaveLabel.hidden = true;
+  pre.appendChild(leaveLabel);
+  // Leaving a message is the form's first button (Enter's) when nobody can chat now; in the form
+  // only then. Open with nobody there, the patient may also wait for someone instead.
+  const leaveSend = el("button", "carehub-leave-send", "Leave a message");
+  leaveSend.type = "submit";
   const start = el("button", "carehub-start", "Start chat");
   start.type = "submit";
   pre.appendChild(start);
@@ -166,7 +197,7 @@
   mail.append(mailLabel, mailSend);
   mail.hidden = true;
 
-  panel.append(header, status, pre, log, typing, form, mail);
+  panel.append(header, status, queueLine, pre, log, typing, form, mail);
   document.body.append(bubble, panel, announcer);
 
   let socket = null;     // the WebSocket, open or opening
@@ -187,10 +218,19 @@
   const seen = new Set();    // message seqs already shown
   let typingTimer = null;
   let lastTyping = 0;
+  let offline = false;       // the pre-chat form offers to leave a message: closed, or nobody available
+  let offlineChat = false;   // this chat was started by leaving a message
+  let leaving = null;        // the message to send once welcomed (in memory only)
+  let leftItem = null;       // that message in the log, until its ack
+  let left = false;          // a message was left from this page and nobody has answered yet
+  let readSeq = 0;           // the room's highest seq read by the clinic
+  let queuePosition = null;
+  let probe = null;          // the connection asking `availability`
+  let probeTimer = null;
 
   function setStatus(text) { status.textContent = text; }
   const problems = new Set(Object.values(sentences).concat(fallback));
-  const connectedText = () => staffReplied ? "Connected." : "Connected. " + waitingText;
+  const connectedText = () => staffReplied ? "Connected." : left ? leftText : "Connected. " + waitingText;
 
   function announce(text) {
     const line = el("p", "", text);
@@ -242,6 +282,37 @@
     item.dataset.seq = String(seq);
     setTime(item, at);
     setState(item, "✓", "delivered").title = "delivered";
+    markRead();
+  }
+
+  // The clinic has read the patient's messages up to readSeq: a mark apart from the ✓ (stored).
+  function markRead() {
+    for (const item of log.querySelectorAll(".carehub-mine[data-seq]")) {
+      if (Number(item.dataset.seq) > readSeq || item.querySelector(".carehub-read")) continue;
+      const mark = el("span", "carehub-read", "✓✓ Read");
+      mark.setAttribute("role", "img");
+      mark.setAttribute("aria-label", "Read by the clinic");
+      mark.title = "Read by the clinic";
+      item.querySelector(".carehub-meta").appendChild(mark);
+    }
+  }
+
+  // The message written in the pre-chat form is stored: say what happens next.
+  function messageLeft() {
+    leftItem = null;
+    if (offlineChat && !staffReplied) { left = true; say(leftText); }
+    else setStatus(connectedText());
+  }
+
+  function showQueue(position) {
+    if (typeof position !== "number" || position === queuePosition) return;
+    queuePosition = position;
+    const text = position > 0 ? "You are number " + position + " in the queue." : "A member of the team has your chat.";
+    queueLine.textContent = text;
+    queueLine.hidden = false;
+    announce(text);
+    // Someone has the chat now: "when they are back" no longer applies.
+    if (position === 0 && left) { left = false; setStatus(connectedText()); }
   }
 
   function markFailed(item, retryable) {
@@ -296,13 +367,90 @@
     updateBadge();
     focusInside();
     if (!socket && !ended && storage.token()) resume();
+    else askAvailability();
   }
 
   function closePanel() {
     panel.hidden = true;
     bubble.setAttribute("aria-expanded", "false");
     storage.setClosedHere(true);
+    stopAsking();
     bubble.focus();
+  }
+
+  // Is the clinic open, and is someone there? Asked on its own short connection while the
+  // pre-chat form shows, again every minute.
+  const asking = () => !panel.hidden && !pre.hidden && !wanted && !ended && !stopped;
+
+  function stopAsking() {
+    clearTimeout(probeTimer);
+    probeTimer = null;
+    if (probe) { const ws = probe; probe = null; ws.onclose = null; ws.onmessage = null; try { ws.close(); } catch (e) { /* closed */ } }
+  }
+
+  function askAvailability() {
+    stopAsking();
+    if (!asking()) return;
+    probeTimer = setTimeout(askAvailability, availabilityEvery);
+    let ws;
+    try { ws = new WebSocket(wsURL); } catch (e) { return; }
+    probe = ws;
+    const done = () => { if (probe === ws) probe = null; ws.onclose = null; ws.onmessage = null; try { ws.close(); } catch (e) { /* closed */ } };
+    const gaveUp = setTimeout(done, 10000);
+    ws.onopen = () => ws.send(JSON.stringify({ type: "availability", org: org, id: "availability" }));
+    ws.onmessage = event => {
+      let frame;
+      try { frame = JSON.parse(event.data); } catch (e) { return; }
+      if (frame.type !== "availability" && !(frame.type === "error" && frame.id === "availability")) return;
+      clearTimeout(gaveUp);
+      done();
+      if (!asking()) return;
+      if (frame.type === "availability") showAvailability(frame);
+      else if (fatalCodes.has(frame.code)) { showAvailability(null); say(sentences[frame.code] || fallback); }
+      // Otherwise (a hub that does not answer it, or busy): the form stays as it is.
+    };
+    ws.onclose = () => { clearTimeout(gaveUp); if (probe === ws) probe = null; };
+  }
+
+  function opening(at) {
+    const date = new Date(at);
+    const now = new Date();
+    const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    const tomorrow = new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1);
+    let day;
+    if (date.toDateString() === now.toDateString()) day = "today";
+    else if (date.toDateString() === tomorrow.toDateString()) day = "tomorrow";
+    else if (date - now < 6 * 24 * 60 * 60 * 1000) day = date.toLocaleDateString([], { weekday: "long" });
+    else day = date.toLocaleDateString([], { weekday: "long", day: "numeric", month: "long" });
+    return day + " at " + time;
+  }
+
+  // Shows the hub's answer; null: not known, the form as it always was.
+  function showAvailability(frame) {
+    const closedNow = !!frame && frame.open === false;
+    const away = !!frame && frame.open !== false && frame.staffAvailable === false;
+    let text = "";
+    if (closedNow) text = typeof frame.opensAt === "number" ? "We're closed now. We open again " + opening(frame.opensAt) + "." : "We're closed now.";
+    else if (away) text = nobodyText;
+    const hours = frame && frame.hours ? "Opening hours: " + frame.hours + (frame.timeZone ? " (" + frame.timeZone.replace(/_/g, " ") + " time)" : "") : "";
+    const changed = text !== noticeText.textContent;
+    noticeText.textContent = text;
+    noticeHours.textContent = text ? hours : "";
+    notice.hidden = !text;
+    offline = closedNow || away;
+    pre.dataset.availability = !frame ? "unknown" : closedNow ? "closed" : away ? "nobody" : "open";
+    noticeHint.textContent = closedNow ? "Leave a message with your details and the clinic will reply in this chat."
+      : "Leave a message and the clinic will reply in this chat, or wait here for someone to be free.";
+    // The message box stays while it holds something the patient wrote, or has the focus.
+    leaveLabel.hidden = !offline && !leaveBox.value.trim() && document.activeElement !== leaveBox;
+    // Checked by the form itself (aria-required, not required), so that the patient reads its sentence.
+    if (closedNow) leaveBox.setAttribute("aria-required", "true"); else leaveBox.removeAttribute("aria-required");
+    leaveLabel.firstChild.textContent = offline ? "Your message" : "Your message (optional)";
+    if (offline) start.before(leaveSend); else leaveSend.remove();
+    start.hidden = closedNow;
+    start.textContent = away ? "Wait for someone to be free" : "Start chat";
+    if (!offline) { leaveError.textContent = ""; leaveBox.removeAttribute("aria-invalid"); }
+    if (changed && text) announce(text);
   }
 
   function drop(ws) {
@@ -338,6 +486,12 @@
     room = null;
     everJoined = false;
     staffReplied = false;
+    left = false;
+    leftItem = null;
+    offlineChat = false;
+    readSeq = 0;
+    queuePosition = null;
+    queueLine.hidden = true;
     pending.clear();
     seen.clear();
     log.replaceChildren();
@@ -345,6 +499,7 @@
     pre.hidden = false;
     updateSendable();
     say(text);
+    askAvailability();
   }
 
   function scheduleRetry(text) {
@@ -381,7 +536,10 @@
     ws.onopen = () => {
       const hello = { type: "hello", org: org, id: "hello" };
       const token = storage.token();
-      if (token) { hello.token = token; resuming = true; } else if (profile) hello.profile = profile;
+      if (token) { hello.token = token; resuming = true; } else {
+        if (profile) hello.profile = profile;
+        if (offlineChat) hello.offline = true;
+      }
       if (!token && everJoined) { restart(helloSentences.auth_failed); return; } // ended in another tab
       ws.send(JSON.stringify(hello));
     };
@@ -396,6 +554,7 @@
   function resume() {
     wanted = true;
     pre.hidden = true;
+    stopAsking();
     connect();
   }
 
@@ -410,6 +569,7 @@
     pre.hidden = true;
     form.hidden = false;
     mail.hidden = !frame.transcriptEmail;
+    if (typeof frame.readSeq === "number" && frame.readSeq > readSeq) readSeq = frame.readSeq;
     updateSendable();
     const entries = frame.history.slice().sort((a, b) => a.seq - b.seq);
     for (const entry of entries) {
@@ -420,14 +580,26 @@
         // A message whose ack was lost with the connection, committed after all: no retry needed.
         const failed = Array.from(log.querySelectorAll(".carehub-mine.carehub-failed"))
           .find(item => !item.dataset.seq && item.querySelector(".carehub-text").textContent === text);
-        if (failed) { markDelivered(failed, entry.seq, entry.at); continue; }
+        if (failed) {
+          markDelivered(failed, entry.seq, entry.at);
+          if (failed === leftItem) messageLeft();
+          continue;
+        }
         markDelivered(show("visitor", text, true, entry.at), entry.seq, entry.at);
       } else {
         staffReplied = true;
         show(entry.fromName || entry.from, text, false, entry.at);
       }
     }
-    if (again) say("Reconnected.");
+    markRead();
+    if (leaving !== null) {
+      // The message written in the pre-chat form: sent as the chat's first message.
+      leftItem = show("visitor", leaving, true);
+      leaving = null;
+      leaveBox.value = "";
+      transmit(leftItem);
+      setStatus(offlineChat ? "Leaving your message…" : connectedText());
+    } else if (again) say("Reconnected.");
     else setStatus(connectedText());
     // The focus was on the pre-chat form, now hidden: move it to the message box.
     if (focusOnWelcome && !panel.hidden && (document.activeElement === document.body || pre.contains(document.activeElement))) focusInside();
@@ -450,9 +622,11 @@
       }
       if (code === "invalid_field" && !resuming) {
         wanted = false;
+        leaving = null;
         drop(ws);
         pre.hidden = false;
         say(helloSentences.invalid_field);
+        askAvailability();
         return;
       }
       // Busy, shutting down or failed: try again later, keeping the token or the answers.
@@ -483,8 +657,9 @@
         if (item) {
           markDelivered(item, frame.seq, frame.at);
           pending.delete(frame.id);
+          if (item === leftItem) messageLeft();
           // A message got through: an earlier problem's sentence no longer applies.
-          if (problems.has(status.textContent)) setStatus(connectedText());
+          else if (problems.has(status.textContent)) setStatus(connectedText());
         }
         seen.add(frame.seq);
         const token = storage.token();
@@ -499,6 +674,7 @@
           break;
         }
         staffReplied = true;
+        if (left) { left = false; setStatus(connectedText()); }
         typing.textContent = "";
         show(frame.fromName || frame.from, frame.text, false, frame.at);
         if (panel.hidden) {
@@ -510,6 +686,15 @@
         }
         break;
       }
+      case "queue":
+        if (frame.room === room) showQueue(frame.position);
+        break;
+      case "read":
+        if (frame.room === room && typeof frame.seq === "number" && frame.seq > readSeq) {
+          readSeq = frame.seq;
+          markRead();
+        }
+        break;
       case "typing":
         if (frame.from === "visitor") break;
         typing.textContent = (frame.fromName || frame.from) + " is typing…";
@@ -541,6 +726,16 @@
     return !over;
   }
 
+  function checkLeft(required) {
+    const text = leaveBox.value.trim();
+    let problem = "";
+    if (bytes(text) > messageLimit) problem = "Your message is too long. Please shorten it or send it in parts.";
+    else if (!text && required) problem = "Please write your message.";
+    leaveError.textContent = problem;
+    if (problem) leaveBox.setAttribute("aria-invalid", "true"); else leaveBox.removeAttribute("aria-invalid");
+    return !problem;
+  }
+
   function checkMessage() {
     const over = bytes(input.value.trim()) > messageLimit;
     inputError.textContent = over ? "Your message is too long. Please shorten it or send it in parts." : "";
@@ -549,13 +744,22 @@
   }
 
   for (const field of prechat) pre.elements[field].addEventListener("input", () => checkField(field));
+  leaveBox.addEventListener("input", () => checkLeft(false));
 
   pre.addEventListener("submit", event => {
     event.preventDefault();
     const invalid = prechat.filter(field => !checkField(field));
+    // Leaving a message (its button, or Enter), or starting a chat that waits for someone.
+    const leavingNow = offline && event.submitter !== start;
+    const messageOK = checkLeft(leavingNow);
     if (invalid.length) {
       pre.elements[invalid[0]].focus();
       say("Please shorten the answer marked as too long.");
+      return;
+    }
+    if (!messageOK) {
+      leaveBox.focus();
+      say(leaveError.textContent);
       return;
     }
     const answers = {};
@@ -564,6 +768,10 @@
       if (value) answers[field] = value;
     }
     profile = Object.keys(answers).length ? answers : null;
+    // Kept in the box until the hub welcomes the chat, so that a refusal loses nothing.
+    leaving = leaveBox.value.trim() || null;
+    offlineChat = leavingNow;
+    stopAsking();
     ended = false;
     stopped = false;
     wanted = true;
