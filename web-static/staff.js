@@ -377,7 +377,7 @@ function setEnded(room, ended) {
   const entry = rooms.get(room);
   if (entry && ended) { entry.ended = true; entry.waitingSince = null; entry.unanswered = 0; renderList(); }
   if (room === current) {
-    $("reply-form").hidden = ended;
+    $("reply-row").hidden = ended;
     $("end-chat").hidden = ended;
     if (ended) closeReplies();
     renderHead();
