@@ -49,9 +49,9 @@ public final class ConversationCache: ConversationStore {
         return conversation
     }
 
-    public func create(org: OrgID, tokenDigest: [UInt8], at: Date) async throws -> Conversation {
+    public func create(org: OrgID, tokenDigest: [UInt8], at: Date, offline: Bool) async throws -> Conversation {
         let generation = state.withLock { $0.generation }
-        let conversation = try await store.create(org: org, tokenDigest: tokenDigest, at: at)
+        let conversation = try await store.create(org: org, tokenDigest: tokenDigest, at: at, offline: offline)
         remember([conversation], readSince: generation, at: clock.now)
         return conversation
     }
@@ -111,6 +111,24 @@ public final class ConversationCache: ConversationStore {
     public func assign(_ id: ConversationID, to user: String?) async throws {
         try await changing(id) { try await store.assign(id, to: user) }
     }
+
+    public func claim(_ id: ConversationID, by user: String) async throws -> String? {
+        var holder: String?
+        try await changing(id) { holder = try await store.claim(id, by: user) }
+        return holder
+    }
+
+    public func markRead(_ id: ConversationID, seq: UInt64) async throws -> Bool {
+        var grew = false
+        try await changing(id) { grew = try await store.markRead(id, seq: seq) }
+        return grew
+    }
+
+    public func setHandoff(_ id: ConversationID, _ handoff: Handoff) async throws {
+        try await store.setHandoff(id, handoff)
+    }
+
+    public func handoff(of id: ConversationID) async throws -> Handoff? { try await store.handoff(of: id) }
 
     private func changing(_ id: ConversationID, _ change: () async throws -> Void) async throws {
         // Counted before and after: a read that overlaps the change in any way does not store.

@@ -364,6 +364,7 @@ public final class Hub: Sendable {
                 action: expiry == nil ? "session.ended" : "session.expired", detail: "reason=\(expiry?.rawValue ?? "disconnect")")
             let audit = self.audit
             pending.start { try? await audit.record(event) }
+            environment.announcePresence(org: session.org)
         }
         logger.debug("connection closed", metadata: ["connection.id": "\(id)"])
     }
@@ -420,8 +421,11 @@ public final class Hub: Sendable {
             }
             let target: OrgID
             switch envelope.frame {
-            case .hello(let frameOrg, _, _), .login(let frameOrg, _, _, _):
+            case .hello(let frameOrg, _, _, _), .login(let frameOrg, _, _, _):
                 target = session?.org ?? frameOrg
+            case .availability(let frameOrg):
+                // Public, and asked before any session: the organisation named.
+                target = frameOrg
             default:
                 guard let session else { throw PipelineError.unauthenticated }
                 target = session.org
@@ -440,6 +444,7 @@ public final class Hub: Sendable {
             if let bound = outcome.bind { registry.bind(id, token: bound.token) }
             if outcome.unbind { registry.bind(id, token: nil) }
             if let frame { reply(frame, to: id) }
+            for frame in outcome.followUps { reply(frame, to: id) }
             if case .admin(let operation) = envelope.frame, let session {
                 reply(await administer(operation, session: session, address: request.peer, id: envelope.id), to: id)
             }

@@ -119,18 +119,42 @@ public struct AuthStage: Stage {
 
     public func handle(_ request: Request, next: Next) async throws -> Outcome {
         switch request.frame {
-        case .hello(_, let token, _):
-            return try await hello(request, token: token, next: next)
+        case .hello(_, let token, _, let offline):
+            return try await hello(request, token: token, offline: offline, next: next)
         case .login(_, let user, let password, let code):
             return try await login(request, user: user, password: password, code: code, next: next)
-        case .rooms, .subscribe, .unsubscribe, .send, .end, .typing, .activity, .logout, .transcript, .assign, .admin:
+        case .availability:
+            return try await availability(request, next: next)
+        case .rooms, .subscribe, .unsubscribe, .send, .end, .typing, .activity, .logout, .transcript, .assign, .admin,
+             .presence, .team, .claim, .transfer, .read:
             return try await authorise(request, next: next)
         }
     }
 
+    /// Availability checks from one address per minute (the widget asks once a minute while its form shows).
+    static let availabilityChecksPerMinute = 60
+
+    /// Whether the organisation is open and anyone can take a chat: asked before a chat starts,
+    /// with no session, by whoever may start one here.
+    private func availability(_ request: Request, next: Next) async throws -> Outcome {
+        try checkChannel(request, widget: true)
+        guard configuration.visitors else {
+            throw PipelineError.forbidden("this organisation does not take visitor chats")
+        }
+        try take(RateLimiter.Key("availability_address", "\(org.id.rawValue)|\(request.peer)"),
+                 Rate.perMinute(Self.availabilityChecksPerMinute), "too many availability checks from this address")
+        var outcome = try await next(request)
+        let now = environment.clock.now
+        let open = org.hours?.isOpen(at: now) ?? true
+        outcome.availability = Availability(
+            open: open, staffAvailable: environment.staffAvailable(in: org.id), opensAt: open ? nil : org.hours?.nextOpening(after: now),
+            hours: org.hours?.description, timeZone: org.hours?.timeZoneIdentifier)
+        return outcome
+    }
+
     // MARK: Visitors
 
-    private func hello(_ request: Request, token: String?, next: Next) async throws -> Outcome {
+    private func hello(_ request: Request, token: String?, offline: Bool, next: Next) async throws -> Outcome {
         guard request.session == nil else {
             throw PipelineError(.alreadyAuthenticated, "this connection already has a session")
         }
@@ -160,7 +184,7 @@ public struct AuthStage: Stage {
                      "too many new conversations in this organisation right now")
             reconnectToken = environment.credentials.newToken()
             conversation = try await environment.conversations.create(
-                org: org.id, tokenDigest: environment.credentials.digest(reconnectToken), at: now)
+                org: org.id, tokenDigest: environment.credentials.digest(reconnectToken), at: now, offline: offline)
         }
         let session = Session(token: environment.credentials.newToken(), org: org.id, principal: .visitor(conversation.id), createdAt: now)
         environment.sessions.insert(session)
@@ -373,7 +397,7 @@ public struct AuthStage: Stage {
         guard let session = request.session else { throw PipelineError.unauthenticated }
         var forwarded = request
         switch request.frame {
-        case .rooms, .subscribe, .unsubscribe, .activity:
+        case .rooms, .subscribe, .unsubscribe, .activity, .presence, .team, .claim, .transfer, .read:
             guard session.principal.isStaff else {
                 throw PipelineError.forbidden("only staff may do '\(request.frame.kind.rawValue)'; a visitor is in its own room")
             }
@@ -417,6 +441,7 @@ public struct AuthStage: Stage {
             environment.sessions.remove(session.token)
             outcome.unbind = true
             if session.principal.isStaff {
+                environment.announcePresence(org: org.id)
                 try await audit(request, "logout", actor: session.principal.displayName)
             }
         }

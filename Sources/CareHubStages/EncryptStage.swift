@@ -43,7 +43,7 @@ public struct EncryptStage: Stage {
             forwarded.seq = seq
             forwarded.sealed = try await environment.cipher.seal(Array(text.utf8), scope: .conversation(org.id, room), associatedData: aad)
         }
-        if case .hello(_, _, let profile) = request.frame, request.startsConversation, let room = request.conversation?.id {
+        if case .hello(_, _, let profile, _) = request.frame, request.startsConversation, let room = request.conversation?.id {
             if let profile {
                 forwarded.sealedProfile = try await environment.cipher.seal(
                     profile.json, scope: .conversation(org.id, room), associatedData: Self.profileAssociatedData(org: org.id, conversation: room))
@@ -52,7 +52,16 @@ public struct EncryptStage: Stage {
                 try await environment.cipher.prepare(.conversation(org.id, room))
             }
         }
+        if case .transfer(let room, _, let note?) = request.frame {
+            forwarded.sealedNote = try await environment.cipher.seal(
+                Array(note.utf8), scope: .conversation(org.id, room), associatedData: Self.noteAssociatedData(org: org.id, conversation: room))
+        }
         var outcome = try await next(forwarded)
+        if case .sealed(let sealed)? = outcome.handoff?.note, let room = request.frame.room {
+            let bytes = try? await environment.cipher.open(
+                sealed, scope: .conversation(org.id, room), associatedData: Self.noteAssociatedData(org: org.id, conversation: room))
+            outcome.handoff?.note = bytes.map { .plain(String(decoding: $0, as: UTF8.self)) } ?? .unreadable
+        }
         if case .sealed(let sealed)? = outcome.profile, let room = request.frame.room {
             let bytes = try? await environment.cipher.open(
                 sealed, scope: .conversation(org.id, room), associatedData: Self.profileAssociatedData(org: org.id, conversation: room))
@@ -108,6 +117,11 @@ public struct EncryptStage: Stage {
                 try await environment.conversations.setProfile(conversation.id, .sealed(sealed))
                 forms += 1
             }
+            if var handoff = try await environment.conversations.handoff(of: conversation.id), case .plain(let note)? = handoff.note {
+                handoff.note = .sealed(try await environment.cipher.seal(
+                    Array(note.utf8), scope: scope, associatedData: noteAssociatedData(org: org, conversation: conversation.id)))
+                try await environment.conversations.setHandoff(conversation.id, handoff)
+            }
             while true {
                 let plain = try await environment.messages.plainMessages(of: conversation.id, limit: 500)
                 var batch: [(seq: UInt64, body: SealedText)] = []
@@ -135,12 +149,17 @@ public struct EncryptStage: Stage {
         return opened
     }
 
-    /// The associated data of a message: each field length-prefixed, so no two field lists encode alike.
+    /// Binds a sealed hand-over note to its organisation and conversation.
+    public static func noteAssociatedData(org: OrgID, conversation: ConversationID) -> [UInt8] {
+        Array("carehub.handoff.v1|\(org.rawValue)|\(conversation.rawValue)".utf8)
+    }
+
     /// Binds a sealed pre-chat form to its organisation and conversation.
     public static func profileAssociatedData(org: OrgID, conversation: ConversationID) -> [UInt8] {
         Array("carehub.profile.v1|\(org.rawValue)|\(conversation.rawValue)".utf8)
     }
 
+    /// The associated data of a message: each field length-prefixed, so no two field lists encode alike.
     public static func associatedData(org: OrgID, conversation: ConversationID, seq: UInt64, sender: String) -> [UInt8] {
         var bytes = Array("carehub.message.v1".utf8)
         for field in [org.rawValue, conversation.rawValue, String(seq), sender] {

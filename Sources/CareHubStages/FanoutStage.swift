@@ -66,12 +66,29 @@ public final class FanoutStage: Stage {
         self.environment = environment
     }
 
+    /// Presence changes by any path (expiry, revocation, a closed connection) are announced
+    /// within a second.
+    public func tick(at now: Date) async {
+        environment.announcePresence(org: org.id)
+    }
+
     public func handle(_ request: Request, next: Next) async throws -> Outcome {
         let rooms = environment.rooms
+        var followUps: [ServerFrame] = []
+        var presence: PresenceBoard.Member?
         switch request.frame {
         case .hello:
             guard let session = request.session, let conversation = request.conversation else { break }
             rooms.join(conversation.id, member: RoomMember(connection: request.connection, sessionToken: session.token))
+            await environment.loadQueue(of: org)
+            let queue = environment.frontDesk.queue
+            if request.startsConversation { queue.enqueue(conversation.id, org: org.id, since: conversation.startedAt) }
+            // The visitor's place follows its `welcome`; moves after that come as they happen.
+            let position = queue.position(of: conversation.id, org: org.id)
+            if position > 0 {
+                followUps.append(.queue(room: conversation.id, position: position))
+                queue.told(conversation.id, org: org.id, position: position)
+            }
             if request.startsConversation {
                 // Under staff_access=assigned only admins may read a new room (nobody is assigned yet).
                 let staff = environment.liveRecipients(
@@ -113,6 +130,8 @@ public final class FanoutStage: Stage {
                 environment.activity.record(room, seq: seq, from: session.principal.isStaff ? .staff : .visitor, at: request.receivedAt)
                 await environment.announce(conversation, event: .message, org: org)
             }
+            // A staff answer takes the chat out of the queue.
+            if session.principal.isStaff { environment.leaveQueue(room, org: org.id) }
             let staffWatching = recipients.contains { $0.session.principal.isStaff }
             if !staffWatching && !session.principal.isStaff {
                 await notify(room: room, from: from, text: text, at: request.receivedAt)
@@ -122,6 +141,7 @@ public final class FanoutStage: Stage {
             rooms.deliver(.ended(id: nil, room: room), to: members.recipients.map(\.connection))
             _ = rooms.close(room)
             _ = unread.withLock { $0.removeValue(forKey: room) }
+            environment.leaveQueue(room, org: org.id)
             if var conversation = request.conversation, !conversation.hasEnded {
                 conversation.endedAt = request.receivedAt
                 await environment.announce(conversation, event: .ended, org: org)
@@ -135,15 +155,54 @@ public final class FanoutStage: Stage {
             // (the previous assignee) leaves it at once; the new one is told.
             var assigned = request.conversation ?? Conversation(id: room, org: org.id, startedAt: request.receivedAt)
             assigned.assignedTo = user
+            if let before = request.replaced { environment.dropLostReaders(of: room, before: before, after: assigned, org: org) }
             _ = readers(rooms.members(of: room), room: room, conversation: assigned, excluding: nil)
+            environment.leaveQueue(room, org: org.id)
             let staff = environment.liveRecipients(rooms.staffConnections(of: org.id), org: org, room: room, conversation: assigned, excluding: nil)
             let assignee = staff.recipients.filter { $0.session.principal.displayName == user && $0.connection != request.connection }
             rooms.deliver(.assigned(id: nil, room: room, user: user), to: assignee.map(\.connection))
             await environment.announce(assigned, event: .assigned, org: org)
-        case .login, .rooms, .activity, .transcript, .admin:
+        case .claim(let room):
+            guard let claimed = request.conversation else { throw PipelineError.internal }
+            environment.leaveQueue(room, org: org.id)
+            await environment.announce(claimed, event: .claimed, org: org)
+        case .transfer(let room, let to, let note):
+            guard let session = request.session, let after = request.conversation, let before = request.replaced else { throw PipelineError.internal }
+            environment.dropLostReaders(of: room, before: before, after: after, org: org)
+            _ = readers(rooms.members(of: room), room: room, conversation: after, excluding: nil)
+            if let to {
+                environment.leaveQueue(room, org: org.id)
+                let handoff = HandoffView(
+                    from: session.principal.displayName, fromName: session.shownName ?? session.principal.displayName, to: to, note: note,
+                    at: request.receivedAt)
+                rooms.deliver(.handedOver(room: room, handoff), to: environment.connections(ofUser: to, in: org.id, excluding: request.connection))
+            } else {
+                environment.frontDesk.queue.enqueue(room, org: org.id, since: request.receivedAt)
+                environment.announceQueue(of: org.id)
+            }
+            await environment.announce(after, event: .transferred, org: org)
+        case .read(let room, let seq):
+            // Receipts only grow; the record the request read may be a second old, so a repeat is harmless.
+            if seq > request.conversation?.readSeq ?? 0 {
+                let visitors = rooms.members(of: room).filter { environment.sessions.session($0.sessionToken)?.principal == .visitor(room) }
+                rooms.deliver(.read(room: room, seq: seq), to: visitors.map(\.connection))
+            }
+        case .presence(let state):
+            guard let session = request.session else { throw PipelineError.internal }
+            environment.sessions.update(session.token) { $0.presence = state }
+            environment.announcePresence(org: org.id, excluding: request.connection)
+            let user = session.principal.displayName
+            presence = PresenceBoard.members(of: environment.sessions.sessions(of: org.id), at: environment.clock.now)[user]
+                ?? PresenceBoard.Member(user: user, name: session.shownName ?? user, state: state)
+        case .login:
+            environment.announcePresence(org: org.id)
+        case .rooms, .activity, .transcript, .admin, .availability, .team:
             break
         }
-        return try await next(request)
+        var outcome = try await next(request)
+        outcome.followUps += followUps
+        if let presence { outcome.presence = presence }
+        return outcome
     }
 
     /// The room's readers now, among its members; members who lost the right to read it are

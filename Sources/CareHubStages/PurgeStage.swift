@@ -199,11 +199,14 @@ public final class PurgeStage: Stage {
         }
         let members = environment.rooms.close(conversation.id)
         environment.rooms.deliver(.ended(id: nil, room: conversation.id), to: members.map(\.connection))
+        environment.leaveQueue(conversation.id, org: conversation.org)
         return ended
     }
 
     /// Visitors are checked every 5 seconds; a conversation whose visitor has had no connection in
-    /// the room for `abandon` ends. After a restart the clock starts at the first check.
+    /// the room for `abandon` ends, unless the visitor's last message is unanswered (a message
+    /// left at night waits for the morning; `retain=` still applies), and then the clock starts
+    /// again when it is answered. After a restart the clock starts at the first check.
     private func endAbandoned(after abandon: Duration, at now: Date) async {
         let due = lastAbandonCheck.withLock { last -> Bool in
             if let last, now.timeIntervalSince(last) < 5 { return false }
@@ -227,7 +230,14 @@ public final class PurgeStage: Stage {
             }
             for conversation in abandoned { absent.removeValue(forKey: conversation.id) }
         }
-        for conversation in abandoned { await end(conversation, at: now, reason: "abandoned") }
+        for conversation in abandoned {
+            guard await environment.roomActivity(of: conversation, event: .message).waitingSince == nil else {
+                // Still waiting for an answer: once answered, the visitor has `abandon` from then to come back.
+                absentSince.withLock { $0[conversation.id] = now }
+                continue
+            }
+            await end(conversation, at: now, reason: "abandoned")
+        }
     }
 
     /// Export, then purge. A failed export leaves everything in place and schedules a retry.

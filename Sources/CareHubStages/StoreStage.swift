@@ -80,7 +80,7 @@ public struct StoreStage: Stage {
             }
             return try await next(request)
 
-        case .hello(_, _, let profile):
+        case .hello(_, _, let profile, _):
             if request.startsConversation, let profile, let room = request.conversation?.id {
                 if let sealed = request.sealedProfile {
                     try await environment.conversations.setProfile(room, .sealed(sealed))
@@ -95,6 +95,10 @@ public struct StoreStage: Stage {
         case .subscribe(let room):
             var outcome = try await withHistory(request, next: next)
             outcome.profile = try await environment.conversations.profile(of: room)
+            if let handoff = try await environment.conversations.handoff(of: room) {
+                outcome.handoff = handoff
+                outcome.handoffFromName = try await environment.users.user(org: org.id, name: handoff.from)?.displayName
+            }
             return outcome
 
         case .rooms(let visitors):
@@ -126,21 +130,100 @@ public struct StoreStage: Stage {
                 throw PipelineError(.notFound, "no enabled staff account '\(user)' in this organisation")
             }
             try await environment.conversations.assign(room, to: account.name)
+            var forwarded = request
+            forwarded.replaced = request.conversation
+            forwarded.conversation?.assignedTo = account.name
             if let admin = request.session?.principal.displayName {
                 try await environment.audit.record(AuditEvent(
                     at: environment.clock.now, org: org.id, actor: admin, address: request.peer, action: "conversation.assigned",
                     target: room.rawValue, detail: "user=\(account.name) previous=\(request.conversation?.assignedTo ?? "none")"))
             }
-            var outcome = try await next(request)
+            var outcome = try await next(forwarded)
             outcome.handled = true
+            return outcome
+
+        case .claim(let room):
+            return try await claim(room, request, next: next)
+
+        case .transfer(let room, let to, let note):
+            return try await transfer(room, to: to, note: note, request, next: next)
+
+        case .read(let room, let seq):
+            let last = try await environment.messages.history(of: room, limit: 1).last?.seq ?? 0
+            guard seq <= last else {
+                throw PipelineError(.invalidField, "field 'seq' is beyond the room's last message (\(last))")
+            }
+            _ = try await environment.conversations.markRead(room, seq: seq)
+            return try await next(request)
+
+        case .team:
+            var outcome = try await next(request)
+            let live = PresenceBoard.members(of: environment.sessions.sessions(of: org.id), at: environment.clock.now)
+            outcome.team = try await environment.users.list(org: org.id).filter { !$0.disabled }.map { account in
+                TeamMember(user: account.name, name: account.displayName ?? account.name, role: account.role, state: live[account.name]?.state ?? .offline)
+            }
             return outcome
 
         case .transcript:
             return try await next(request)
 
-        case .login, .unsubscribe, .typing, .activity, .logout, .admin:
+        case .login, .unsubscribe, .typing, .activity, .logout, .admin, .availability, .presence:
             return try await next(request)
         }
+    }
+
+    /// "I'll take it": the room becomes the sender's unless a colleague has it already, in one
+    /// step in the store, so two colleagues claiming at once cannot both have it.
+    private func claim(_ room: ConversationID, _ request: Request, next: Next) async throws -> Outcome {
+        guard let session = request.session, let conversation = request.conversation else { throw PipelineError.internal }
+        guard !conversation.hasEnded else { throw PipelineError(.conversationEnded, "conversation \(room) has ended") }
+        let user = session.principal.displayName
+        guard let holder = try await environment.conversations.claim(room, by: user) else { throw PipelineError.notFound(room) }
+        guard holder == user else {
+            let name = try await environment.users.user(org: org.id, name: holder)?.displayName ?? holder
+            throw PipelineError(.conflict, "this chat is already taken by \(name)")
+        }
+        if conversation.assignedTo != user {
+            try await environment.audit.record(AuditEvent(
+                at: environment.clock.now, org: org.id, actor: user, address: request.peer, action: "conversation.claimed",
+                target: room.rawValue, detail: "previous=none"))
+        }
+        var forwarded = request
+        forwarded.replaced = conversation
+        forwarded.conversation?.assignedTo = user
+        var outcome = try await next(forwarded)
+        outcome.conversation = forwarded.conversation
+        return outcome
+    }
+
+    /// A hand-over to a colleague or back to the queue, with the note stored for the colleague.
+    private func transfer(_ room: ConversationID, to: String?, note: String?, _ request: Request, next: Next) async throws -> Outcome {
+        guard let session = request.session, let conversation = request.conversation else { throw PipelineError.internal }
+        guard !conversation.hasEnded else { throw PipelineError(.conversationEnded, "conversation \(room) has ended") }
+        if let to {
+            guard let account = try await environment.users.user(org: org.id, name: to), !account.disabled else {
+                throw PipelineError(.notFound, "no enabled staff account '\(to)' in this organisation")
+            }
+        }
+        var body: MessageBody?
+        if let sealed = request.sealedNote {
+            body = .sealed(sealed)
+        } else if let note {
+            guard !org.hipaa else { throw PipelineError.internal }
+            body = .plain(note)
+        }
+        let user = session.principal.displayName
+        try await environment.conversations.assign(room, to: to)
+        try await environment.conversations.setHandoff(room, Handoff(from: user, to: to, at: request.receivedAt, note: body))
+        try await environment.audit.record(AuditEvent(
+            at: environment.clock.now, org: org.id, actor: user, address: request.peer, action: "conversation.transferred",
+            target: room.rawValue, detail: "from=\(conversation.assignedTo ?? "none") to=\(to ?? "queue") note=\(note == nil ? "no" : "yes")"))
+        var forwarded = request
+        forwarded.replaced = conversation
+        forwarded.conversation?.assignedTo = to
+        var outcome = try await next(forwarded)
+        outcome.conversation = forwarded.conversation
+        return outcome
     }
 
     /// Join first (fan-out, further down), then read: a message committed in between is both in

@@ -292,6 +292,17 @@ public final class CareHubDatabase: Sendable {
             // The name patients see on a staff member's replies; NULL shows the login name.
             try db.execute(sql: "ALTER TABLE users ADD COLUMN display_name TEXT")
         }
+        migrator.registerMigration("v10-front-desk") { db in
+            try db.execute(sql: """
+                ALTER TABLE conversations ADD COLUMN offline INTEGER NOT NULL DEFAULT 0;  -- left while closed or nobody was available
+                ALTER TABLE conversations ADD COLUMN read_seq INTEGER NOT NULL DEFAULT 0; -- read receipt: highest seq staff have seen
+                ALTER TABLE conversations ADD COLUMN handoff_from TEXT;                   -- latest hand-over between staff
+                ALTER TABLE conversations ADD COLUMN handoff_to TEXT;                     -- NULL: back to the queue
+                ALTER TABLE conversations ADD COLUMN handoff_at REAL;
+                ALTER TABLE conversations ADD COLUMN handoff_key_id TEXT;                 -- NULL: plain note; else sealed
+                ALTER TABLE conversations ADD COLUMN handoff_note BLOB;                   -- the note for the colleague (ePHI)
+                """)
+        }
         return migrator
     }
 }

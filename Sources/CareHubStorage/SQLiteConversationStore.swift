@@ -9,15 +9,15 @@ public struct SQLiteConversationStore: ConversationStore {
     /// Creates the store.
     public init(database: CareHubDatabase) { self.database = database }
 
-    public func create(org: OrgID, tokenDigest: [UInt8], at: Date) async throws -> Conversation {
+    public func create(org: OrgID, tokenDigest: [UInt8], at: Date, offline: Bool) async throws -> Conversation {
         var generator = SystemRandomNumberGenerator()
         let id = ConversationID("c_" + String(generator.next() as UInt64, radix: 16).leftPadded(to: 16))
         try await database.pool.write { db in
             try db.execute(
-                sql: "INSERT INTO conversations (id, org, token_digest, started_at) VALUES (?, ?, ?, ?)",
-                arguments: [id.rawValue, org.rawValue, Data(tokenDigest), at.timeIntervalSince1970])
+                sql: "INSERT INTO conversations (id, org, token_digest, started_at, offline) VALUES (?, ?, ?, ?, ?)",
+                arguments: [id.rawValue, org.rawValue, Data(tokenDigest), at.timeIntervalSince1970, offline])
         }
-        return Conversation(id: id, org: org, startedAt: at)
+        return Conversation(id: id, org: org, startedAt: at, offline: offline)
     }
 
     public func find(org: OrgID, tokenDigest: [UInt8]) async throws -> Conversation? {
@@ -72,7 +72,10 @@ public struct SQLiteConversationStore: ConversationStore {
 
     public func eraseProfile(_ id: ConversationID) async throws {
         try await database.pool.write { db in
-            try db.execute(sql: "UPDATE conversations SET profile_key_id = NULL, profile = NULL WHERE id = ?", arguments: [id.rawValue])
+            // The hand-over note goes with the pre-chat form: both are ePHI outside the messages.
+            try db.execute(
+                sql: "UPDATE conversations SET profile_key_id = NULL, profile = NULL, handoff_key_id = NULL, handoff_note = NULL WHERE id = ?",
+                arguments: [id.rawValue])
         }
     }
 
@@ -134,6 +137,56 @@ public struct SQLiteConversationStore: ConversationStore {
         }
     }
 
+    public func claim(_ id: ConversationID, by user: String) async throws -> String? {
+        try await database.pool.write { db in
+            try db.execute(sql: "UPDATE conversations SET assigned_to = ? WHERE id = ? AND assigned_to IS NULL", arguments: [user, id.rawValue])
+            return try Row.fetchOne(db, sql: "SELECT assigned_to FROM conversations WHERE id = ?", arguments: [id.rawValue])?["assigned_to"]
+        }
+    }
+
+    public func markRead(_ id: ConversationID, seq: UInt64) async throws -> Bool {
+        try await database.pool.write { db in
+            try db.execute(sql: "UPDATE conversations SET read_seq = ? WHERE id = ? AND read_seq < ?", arguments: [Int64(seq), id.rawValue, Int64(seq)])
+            return db.changesCount > 0
+        }
+    }
+
+    public func setHandoff(_ id: ConversationID, _ handoff: Handoff) async throws {
+        let (keyID, note): (String?, Data?)
+        switch handoff.note {
+        case .plain(let text)?: (keyID, note) = (nil, Data(text.utf8))
+        case .sealed(let sealed)?: (keyID, note) = (sealed.keyID, Data(sealed.bytes))
+        case .unreadable?, nil: (keyID, note) = (nil, nil)
+        }
+        try await database.pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE conversations SET handoff_from = ?, handoff_to = ?, handoff_at = ?, handoff_key_id = ?, handoff_note = ?
+                    WHERE id = ?
+                    """,
+                arguments: [handoff.from, handoff.to, handoff.at.timeIntervalSince1970, keyID, note, id.rawValue])
+        }
+    }
+
+    public func handoff(of id: ConversationID) async throws -> Handoff? {
+        try await database.pool.read { db in
+            guard let row = try Row.fetchOne(
+                db, sql: "SELECT handoff_from, handoff_to, handoff_at, handoff_key_id, handoff_note FROM conversations WHERE id = ?",
+                arguments: [id.rawValue]),
+                let from = row["handoff_from"] as String?, let at = row["handoff_at"] as Double?
+            else { return nil }
+            var note: MessageBody?
+            if let bytes = row["handoff_note"] as Data? {
+                if let keyID = row["handoff_key_id"] as String? {
+                    note = .sealed(SealedText(keyID: keyID, bytes: Array(bytes)))
+                } else {
+                    note = .plain(String(decoding: bytes, as: UTF8.self))
+                }
+            }
+            return Handoff(from: from, to: row["handoff_to"], at: Date(timeIntervalSince1970: at), note: note)
+        }
+    }
+
     /// A conversation whose end-of-chat hook has not completed (for `carehub conversations --pending-purge`).
     public struct PendingPurge: Sendable {
         public let conversation: Conversation
@@ -188,7 +241,8 @@ public struct SQLiteConversationStore: ConversationStore {
             id: ConversationID(row["id"]), org: OrgID(row["org"]),
             startedAt: Date(timeIntervalSince1970: row["started_at"]),
             endedAt: ended.map(Date.init(timeIntervalSince1970:)),
-            assignedTo: row["assigned_to"], purgeAttempts: row["purge_attempts"], transcriptTo: row["transcript_to"])
+            assignedTo: row["assigned_to"], purgeAttempts: row["purge_attempts"], transcriptTo: row["transcript_to"],
+            offline: row["offline"], readSeq: UInt64(row["read_seq"] as Int64))
     }
 }
 

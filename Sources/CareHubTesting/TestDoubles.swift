@@ -18,9 +18,9 @@ public final class MemoryConversationStore: ConversationStore {
     private let rows = Mutex<[Row]>([])
     public init() {}
 
-    public func create(org: OrgID, tokenDigest: [UInt8], at: Date) async throws -> Conversation {
+    public func create(org: OrgID, tokenDigest: [UInt8], at: Date, offline: Bool) async throws -> Conversation {
         rows.withLock { rows in
-            let conversation = Conversation(id: ConversationID("c_test\(rows.count + 1)"), org: org, startedAt: at)
+            let conversation = Conversation(id: ConversationID("c_test\(rows.count + 1)"), org: org, startedAt: at, offline: offline)
             rows.append(Row(conversation: conversation, digest: tokenDigest))
             return conversation
         }
@@ -50,7 +50,31 @@ public final class MemoryConversationStore: ConversationStore {
 
     public func setProfile(_ id: ConversationID, _ body: MessageBody) async throws { profiles.withLock { $0[id] = body } }
     public func profile(of id: ConversationID) async throws -> MessageBody? { profiles.withLock { $0[id] } }
-    public func eraseProfile(_ id: ConversationID) async throws { _ = profiles.withLock { $0.removeValue(forKey: id) } }
+    public func eraseProfile(_ id: ConversationID) async throws {
+        _ = profiles.withLock { $0.removeValue(forKey: id) }
+        handoffs.withLock { $0[id]?.note = nil }
+    }
+
+    private let handoffs = Mutex<[ConversationID: Handoff]>([:])
+
+    public func setHandoff(_ id: ConversationID, _ handoff: Handoff) async throws { handoffs.withLock { $0[id] = handoff } }
+    public func handoff(of id: ConversationID) async throws -> Handoff? { handoffs.withLock { $0[id] } }
+
+    public func claim(_ id: ConversationID, by user: String) async throws -> String? {
+        rows.withLock { rows in
+            guard let index = rows.firstIndex(where: { $0.conversation.id == id }) else { return nil }
+            if rows[index].conversation.assignedTo == nil { rows[index].conversation.assignedTo = user }
+            return rows[index].conversation.assignedTo
+        }
+    }
+
+    public func markRead(_ id: ConversationID, seq: UInt64) async throws -> Bool {
+        rows.withLock { rows in
+            guard let index = rows.firstIndex(where: { $0.conversation.id == id }), rows[index].conversation.readSeq < seq else { return false }
+            rows[index].conversation.readSeq = seq
+            return true
+        }
+    }
 
     private let purged = Mutex<Set<ConversationID>>([])
     private let retries = Mutex<[ConversationID: (attempts: Int, at: Date, reason: String)]>([:])
@@ -166,6 +190,10 @@ public final class MemoryUserDirectory: UserDirectory {
     public func add(_ user: StaffUser) { users.withLock { $0.append(user) } }
     public func user(org: OrgID, name: String) async throws -> StaffUser? {
         users.withLock { $0.first { $0.org == org && $0.name == name } }
+    }
+
+    public func list(org: OrgID) async throws -> [StaffUser] {
+        users.withLock { $0.filter { $0.org == org }.sorted { $0.name < $1.name } }
     }
 
     /// Changes an account as an administrator would (outside the pipeline).

@@ -307,7 +307,7 @@ struct FuzzTests {
                 if TypedText.needsCleaning(text, as: .multiLine) { return "send text not clean" }
                 if TypedText.hasControlCharacters(room.rawValue) { return "room with control characters" }
                 if text.isEmpty || text.utf8.count > Envelope.maxTextBytes { return "send text of \(text.utf8.count) bytes" }
-            case .hello(_, _, let profile?):
+            case .hello(_, _, let profile?, _):
                 for (key, value) in profile.fields
                 where TypedText.needsCleaning(value, as: VisitorProfile.multiLineFields.contains(key) ? .multiLine : .singleLine) {
                     return "profile field \(key) not clean"

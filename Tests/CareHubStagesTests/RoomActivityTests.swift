@@ -85,7 +85,7 @@ struct RoomActivityTests {
     @Test func theRoomListCarriesActivityAndOnRequestTheVisitorsNameAndReasonOnTheRecord() async throws {
         let hub = try StageHarness()
         let profile = VisitorProfile(fields: ["name": "Ada Lovelace", "email": "ada@example.org", "reason": "refill"])
-        guard case .welcome(_, let room, _, _, _) = await hub.run(.hello(org: hub.org.id, token: nil, profile: profile), from: 1) else {
+        guard case .welcome(_, let room, _, _, _, _) = await hub.run(.hello(org: hub.org.id, token: nil, profile: profile), from: 1) else {
             Issue.record("no welcome")
             throw PipelineError.internal
         }
@@ -117,6 +117,7 @@ struct RoomActivityTests {
         _ = await hub.login(2)
         let room = try await hub.visitor(1)
         _ = await hub.run(.send(room: room, text: "brb"), from: 1)
+        _ = await hub.run(.send(room: room, text: "Take your time"), from: 2)
         hub.world.rooms.leaveAll(connection: ConnectionID(1))
         await hub.pipeline.tick(at: hub.world.clock.now)
         hub.world.clock.advance(by: 6 * 60)

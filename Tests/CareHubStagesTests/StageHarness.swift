@@ -87,7 +87,7 @@ final class StageHarness: @unchecked Sendable {
 
     /// Starts a visitor conversation on `connection` and returns its room.
     func visitor(_ connection: Int) async throws -> ConversationID {
-        guard case .welcome(_, let room, _, _, _) = await run(.hello(org: org.id, token: nil), from: connection) else {
+        guard case .welcome(_, let room, _, _, _, _) = await run(.hello(org: org.id, token: nil), from: connection) else {
             throw PipelineError.internal
         }
         return room

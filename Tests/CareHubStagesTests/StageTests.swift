@@ -40,8 +40,8 @@ struct AuthStageTests {
         #expect(await hub.run(.subscribe(room: mine), from: 1).errorCode == .forbidden)
         #expect(await hub.run(.rooms(), from: 1).errorCode == .forbidden)
 
-        guard case .welcome(_, _, let token, _, _) = await hub.run(.hello(org: hub.org.id, token: nil), from: 3) else { return }
-        guard case .welcome(_, let resumed, _, _, _) = await hub.run(.hello(org: hub.org.id, token: token), from: 4) else {
+        guard case .welcome(_, _, let token, _, _, _) = await hub.run(.hello(org: hub.org.id, token: nil), from: 3) else { return }
+        guard case .welcome(_, let resumed, _, _, _, _) = await hub.run(.hello(org: hub.org.id, token: token), from: 4) else {
             Issue.record("resume refused")
             return
         }
@@ -56,10 +56,10 @@ struct AuthStageTests {
 
     @Test func visitorTokensStopWorkingAfterVisitorIdle() async throws {
         let hub = try StageHarness()
-        guard case .welcome(_, let room, let token, _, _) = await hub.run(.hello(org: hub.org.id, token: nil), from: 1) else { return }
+        guard case .welcome(_, let room, let token, _, _, _) = await hub.run(.hello(org: hub.org.id, token: nil), from: 1) else { return }
         _ = await hub.run(.send(room: room, text: "hello"), from: 1)
         hub.world.clock.advance(by: 29 * 60)
-        guard case .welcome(_, let resumed, _, _, _) = await hub.run(.hello(org: hub.org.id, token: token), from: 2) else {
+        guard case .welcome(_, let resumed, _, _, _, _) = await hub.run(.hello(org: hub.org.id, token: token), from: 2) else {
             Issue.record("resume within visitor_idle refused")
             return
         }
@@ -160,7 +160,7 @@ struct EncryptStoreTests {
         #expect(hub.world.cipher.sealCount == 1)
 
         _ = await hub.login(2)
-        guard case .subscribed(_, _, _, let history, _, _) = await hub.run(.subscribe(room: room), from: 2) else {
+        guard case .subscribed(_, _, _, let history, _, _, _) = await hub.run(.subscribe(room: room), from: 2) else {
             Issue.record("subscribe failed")
             return
         }
@@ -175,7 +175,7 @@ struct EncryptStoreTests {
         // Replay the sealed body under another sequence number, as a tampered database would.
         try await hub.world.messages.append(StoredMessage(conversation: room, seq: 99, sender: original.sender, at: original.at, body: original.body))
         _ = await hub.login(2)
-        guard case .subscribed(_, _, _, let history, _, _) = await hub.run(.subscribe(room: room), from: 2) else { return }
+        guard case .subscribed(_, _, _, let history, _, _, _) = await hub.run(.subscribe(room: room), from: 2) else { return }
         #expect(history.map(\.text) == ["secret", nil])
     }
 
@@ -186,7 +186,7 @@ struct EncryptStoreTests {
         #expect(hub.world.messages.all.map(\.body) == [.plain("one"), .plain("two"), .plain("three")])
         // history=2: a reader gets the latest two.
         _ = await hub.login(2)
-        guard case .subscribed(_, _, _, let history, _, _) = await hub.run(.subscribe(room: room), from: 2) else { return }
+        guard case .subscribed(_, _, _, let history, _, _, _) = await hub.run(.subscribe(room: room), from: 2) else { return }
         #expect(history.map(\.text) == ["two", "three"])
         #expect(history.map(\.seq) == [2, 3])
     }
@@ -367,7 +367,7 @@ struct PreChatTests {
     @Test func theFormIsSealedInHIPAAModeShownToStaffAndPurgedWithTheChat() async throws {
         let hub = try StageHarness()
         let profile = VisitorProfile(fields: ["name": "Ada Lovelace", "email": "ada@example.org"])
-        guard case .welcome(_, let room, _, _, _) = await hub.run(.hello(org: hub.org.id, token: nil, profile: profile), from: 1) else {
+        guard case .welcome(_, let room, _, _, _, _) = await hub.run(.hello(org: hub.org.id, token: nil, profile: profile), from: 1) else {
             Issue.record("hello refused")
             return
         }
@@ -377,7 +377,7 @@ struct PreChatTests {
         }
         #expect(!String(decoding: sealed.bytes, as: UTF8.self).contains("Ada"))
         _ = await hub.login(2)
-        guard case .subscribed(_, _, _, _, let visitor, _) = await hub.run(.subscribe(room: room), from: 2) else { return }
+        guard case .subscribed(_, _, _, _, let visitor, _, _) = await hub.run(.subscribe(room: room), from: 2) else { return }
         #expect(visitor == profile)
         _ = await hub.run(.end(room: room), from: 2)
         #expect(try await hub.world.conversations.profile(of: room) == nil)
@@ -387,7 +387,7 @@ struct PreChatTests {
     @Test func outsideHIPAAModeTheFormIsStoredAsIs() async throws {
         let hub = try StageHarness(StageHarness.wellnessConfig)
         let profile = VisitorProfile(fields: ["reason": "reschedule"])
-        guard case .welcome(_, let room, _, _, _) = await hub.run(.hello(org: hub.org.id, token: nil, profile: profile), from: 1) else { return }
+        guard case .welcome(_, let room, _, _, _, _) = await hub.run(.hello(org: hub.org.id, token: nil, profile: profile), from: 1) else { return }
         #expect(try await hub.world.conversations.profile(of: room) == .plain(#"{"reason":"reschedule"}"#))
     }
 }
@@ -487,7 +487,9 @@ struct EndOfChatHookTests {
         let hub = try StageHarness(StageHarness.hipaaConfig.replacingOccurrences(of: "stage purge on=end", with: "stage purge on=end abandon=10m"))
         let gone = try await hub.visitor(1)
         let staying = try await hub.visitor(2)
+        _ = await hub.login(3)
         _ = await hub.run(.send(room: gone, text: "brb"), from: 1)
+        _ = await hub.run(.send(room: gone, text: "Take your time"), from: 3)
         hub.world.rooms.leaveAll(connection: ConnectionID(1))
         await hub.pipeline.tick(at: hub.world.clock.now)
         hub.world.clock.advance(by: 9 * 60)
@@ -499,6 +501,27 @@ struct EndOfChatHookTests {
         #expect(try await hub.world.conversations.conversation(staying)?.hasEnded == false)
         #expect(hub.world.messages.all.isEmpty)
         #expect(hub.world.audit.events.last?.detail.contains("reason=abandoned") == true)
+    }
+
+    @Test func aVisitorWhoseLastMessageIsUnansweredIsNotAbandoned() async throws {
+        let hub = try StageHarness(StageHarness.hipaaConfig.replacingOccurrences(of: "stage purge on=end", with: "stage purge on=end abandon=10m"))
+        let waiting = try await hub.visitor(1)
+        _ = await hub.run(.send(room: waiting, text: "please call me back"), from: 1)
+        hub.world.rooms.leaveAll(connection: ConnectionID(1))
+        await hub.pipeline.tick(at: hub.world.clock.now)
+        hub.world.clock.advance(by: 3 * 3600)
+        await hub.pipeline.tick(at: hub.world.clock.now)
+        #expect(try await hub.world.conversations.conversation(waiting)?.hasEnded == false)
+        #expect(hub.world.messages.all.count == 1)
+        // Once answered, the patient has `abandon` from the answer to come back.
+        _ = await hub.login(2)
+        _ = await hub.run(.send(room: waiting, text: "We will call you"), from: 2)
+        hub.world.clock.advance(by: 9 * 60)
+        await hub.pipeline.tick(at: hub.world.clock.now)
+        #expect(try await hub.world.conversations.conversation(waiting)?.hasEnded == false)
+        hub.world.clock.advance(by: 2 * 60)
+        await hub.pipeline.tick(at: hub.world.clock.now)
+        #expect(try await hub.world.conversations.conversation(waiting)?.hasEnded == true)
     }
 
     @Test func aVisitorOutsideHIPAAModeMayAskForAnEmailedTranscript() async throws {

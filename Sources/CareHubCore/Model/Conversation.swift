@@ -16,11 +16,15 @@ public struct Conversation: Sendable, Hashable {
     public var purgeAttempts: Int
     /// Non-HIPAA only: the address the visitor asked a transcript copy to go to.
     public var transcriptTo: String?
+    /// Whether the visitor left it as a message while the clinic was closed or nobody was available.
+    public var offline: Bool
+    /// The highest `seq` a staff member has seen (read receipts; 0 when none).
+    public var readSeq: UInt64
 
     /// Creates a conversation record.
     public init(
         id: ConversationID, org: OrgID, startedAt: Date, endedAt: Date? = nil, assignedTo: String? = nil,
-        purgeAttempts: Int = 0, transcriptTo: String? = nil
+        purgeAttempts: Int = 0, transcriptTo: String? = nil, offline: Bool = false, readSeq: UInt64 = 0
     ) {
         self.id = id
         self.org = org
@@ -29,6 +33,8 @@ public struct Conversation: Sendable, Hashable {
         self.assignedTo = assignedTo
         self.purgeAttempts = purgeAttempts
         self.transcriptTo = transcriptTo
+        self.offline = offline
+        self.readSeq = readSeq
     }
 
     /// Whether the conversation has ended.

@@ -14,6 +14,10 @@ public struct RoomActivity: Sendable, Hashable {
         case ended
         /// An admin assigned it.
         case assigned
+        /// A staff member took it ("I'll take it").
+        case claimed
+        /// A staff member passed it to a colleague or back to the queue.
+        case transferred
     }
 
     /// Who wrote a message, as activity shows it (never a name).
@@ -40,11 +44,13 @@ public struct RoomActivity: Sendable, Hashable {
     public var ended: Bool
     /// The staff member it is assigned to, if any.
     public var assignedTo: String?
+    /// Whether the visitor left it as a message while the clinic was closed or nobody was available.
+    public var offline: Bool
 
     /// Creates an activity record.
     public init(
         room: ConversationID, event: Event, startedAt: Date, lastAt: Date, lastFrom: Sender? = nil, waitingSince: Date? = nil,
-        unanswered: Int = 0, ended: Bool = false, assignedTo: String? = nil
+        unanswered: Int = 0, ended: Bool = false, assignedTo: String? = nil, offline: Bool = false
     ) {
         self.room = room
         self.event = event
@@ -55,5 +61,6 @@ public struct RoomActivity: Sendable, Hashable {
         self.unanswered = unanswered
         self.ended = ended
         self.assignedTo = assignedTo
+        self.offline = offline
     }
 }

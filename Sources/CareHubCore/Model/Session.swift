@@ -22,6 +22,8 @@ public struct Session: Sendable, Hashable {
     public let secondFactor: Bool
     /// A staff account's display name as it was at login (``StaffUser/displayName``).
     public let staffDisplayName: String?
+    /// Staff: whether they take chats now (`presence`); every session starts available.
+    public var presence: Presence = .available
 
     /// Creates a session whose last action is its creation.
     public init(token: String, org: OrgID, principal: Principal, createdAt: Date, secondFactor: Bool = false, staffDisplayName: String? = nil) {

@@ -24,11 +24,13 @@ public struct OrgSettings: Sendable, Hashable {
     /// (`widget_origins = …`). A browser's WebSocket from any other page is refused; empty
     /// allows the hub's own origin only. Clients that send no `Origin` (not a browser) pass.
     public let widgetOrigins: [String]
+    /// Opening hours (`hours =`, `timezone =`); nil: always open.
+    public let hours: OpeningHours?
 
     /// Creates settings.
     public init(
         id: OrgID, displayName: String, hipaa: Bool, staffAccess: StaffAccess = .all, integrations: [Integration] = [],
-        limits: OrgLimits = .standard, widgetOrigins: [String] = []
+        limits: OrgLimits = .standard, widgetOrigins: [String] = [], hours: OpeningHours? = nil
     ) {
         self.id = id
         self.displayName = displayName
@@ -37,6 +39,7 @@ public struct OrgSettings: Sendable, Hashable {
         self.integrations = integrations
         self.limits = limits
         self.widgetOrigins = widgetOrigins
+        self.hours = hours
     }
 
     /// The integration named `name`.

@@ -1,3 +1,37 @@
+import Foundation
+
+/// Whether an organisation is open and anyone can take a chat, as the widget asks before a chat.
+public struct Availability: Sendable, Hashable {
+    /// Whether its opening hours include now (always without hours).
+    public let open: Bool
+    /// Whether a staff member is logged in and available.
+    public let staffAvailable: Bool
+    /// The next opening, when closed.
+    public let opensAt: Date?
+    /// The opening hours as people read them, when set.
+    public let hours: String?
+    /// Their IANA time zone, when set.
+    public let timeZone: String?
+
+    /// Creates an answer.
+    public init(open: Bool, staffAvailable: Bool, opensAt: Date?, hours: String?, timeZone: String?) {
+        self.open = open
+        self.staffAvailable = staffAvailable
+        self.opensAt = opensAt
+        self.hours = hours
+        self.timeZone = timeZone
+    }
+}
+
+extension HandoffView {
+    /// The reader's view of a stored hand-over: a sealed or unreadable note shows no text.
+    public init(_ handoff: Handoff, fromName: String?) {
+        var note: String?
+        if case .plain(let text)? = handoff.note { note = text }
+        self.init(from: handoff.from, fromName: fromName ?? handoff.from, to: handoff.to, note: note, at: handoff.at)
+    }
+}
+
 /// What a request produced, filled in by stages as the chain returns.
 ///
 /// The hub turns it into the reply frame with ``reply(to:)`` and applies ``bind`` / ``unbind``
@@ -38,6 +72,18 @@ public struct Outcome: Sendable {
     public var onEnd: EndOfChat = .kept
     /// Whether a stage took the request (after `transcript` and `assign`, which only some chains handle).
     public var handled = false
+    /// Whether the organisation is open and anyone can take a chat (after `availability`).
+    public var availability: Availability?
+    /// The sender's state after the change (after `presence`).
+    public var presence: PresenceBoard.Member?
+    /// The organisation's accounts and their states (after `team`).
+    public var team: [TeamMember] = []
+    /// The room's latest hand-over (after `subscribe`); its note opened by the encrypt stage.
+    public var handoff: Handoff?
+    /// The display name of the hand-over's sender.
+    public var handoffFromName: String?
+    /// Frames for this connection after the reply (a visitor's place in the queue after `welcome`).
+    public var followUps: [ServerFrame] = []
 
     /// An empty outcome, as the end of the chain returns.
     public init() {}
@@ -51,7 +97,7 @@ public struct Outcome: Sendable {
             guard let conversation, let visitorToken else { throw PipelineError.internal }
             return .welcome(
                 id: id, conversation: conversation.id, token: visitorToken, history: history.map { HistoryEntry($0, names: senderNames) },
-                offersTranscript: offersTranscript)
+                offersTranscript: offersTranscript, readSeq: conversation.readSeq)
         case .login:
             if let enrollment { return .enroll(id: id, secret: enrollment.secret, otpauthURI: enrollment.uri) }
             guard let session = bind, case .staff(let user, let role) = session.principal else { throw PipelineError.internal }
@@ -69,7 +115,9 @@ public struct Outcome: Sendable {
         case .subscribe(let room):
             var visitor: VisitorProfile?
             if case .plain(let json)? = profile { visitor = VisitorProfile(json: Array(json.utf8)) }
-            return .subscribed(id: id, room: room, ended: conversation?.hasEnded ?? false, history: history.map { HistoryEntry($0, names: senderNames) }, visitor: visitor, onEnd: onEnd)
+            return .subscribed(
+                id: id, room: room, ended: conversation?.hasEnded ?? false, history: history.map { HistoryEntry($0, names: senderNames) },
+                visitor: visitor, onEnd: onEnd, handoff: handoff.map { HandoffView($0, fromName: handoffFromName) })
         case .unsubscribe(let room):
             return .unsubscribed(id: id, room: room)
         case .send(let room, _):
@@ -90,6 +138,23 @@ public struct Outcome: Sendable {
         case .assign(let room, let user):
             guard handled else { throw PipelineError.forbidden("this organisation does not assign conversations (staff_access = all)") }
             return .assigned(id: id, room: room, user: user)
+        case .availability(let org):
+            guard let availability else { throw PipelineError.internal }
+            return .availability(
+                id: id, org: org, open: availability.open, staffAvailable: availability.staffAvailable, opensAt: availability.opensAt,
+                hours: availability.hours, timeZone: availability.timeZone)
+        case .presence:
+            guard let presence else { throw PipelineError.internal }
+            return .presence(id: id, presence)
+        case .team:
+            return .team(id: id, members: team)
+        case .claim(let room):
+            guard let user = conversation?.assignedTo else { throw PipelineError.internal }
+            return .claimed(id: id, room: room, user: user)
+        case .transfer(let room, let to, _):
+            return .transferred(id: id, room: room, to: to)
+        case .read:
+            return nil
         }
     }
 }

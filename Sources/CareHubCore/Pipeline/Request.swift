@@ -30,6 +30,11 @@ public struct Request: Sendable {
     public var sealed: SealedText?
     /// The pre-chat form sealed by the encrypt stage (after a `hello` that starts a conversation).
     public var sealedProfile: SealedText?
+    /// A transfer's note for the colleague, sealed by the encrypt stage.
+    public var sealedNote: SealedText?
+    /// The conversation's record before this request changed who has it (after `claim`,
+    /// `transfer` and `assign`, set by the store stage; ``conversation`` is the record after).
+    public var replaced: Conversation?
     /// In a HIPAA organisation, the connections the store stage committed a `phi.delivered`
     /// record for, together with the message; fan-out sends to them, and records any other
     /// reader before sending to it.

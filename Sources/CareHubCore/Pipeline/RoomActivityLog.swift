@@ -67,6 +67,11 @@ public final class RoomActivityLog: Sendable {
         threads.withLock { threads in threads[room, default: Thread()].add(seq: seq, from: from, at: at) }
     }
 
+    /// Whether a staff message in the room is known (live since the start, or from its history).
+    public func hasStaffMessage(_ room: ConversationID) -> Bool {
+        threads.withLock { ($0[room]?.answeredThrough ?? 0) > 0 }
+    }
+
     /// Forgets a room (it ended: nobody waits in it any more).
     public func forget(_ room: ConversationID) {
         _ = threads.withLock { $0.removeValue(forKey: room) }
@@ -80,6 +85,7 @@ public final class RoomActivityLog: Sendable {
         return RoomActivity(
             room: conversation.id, event: event, startedAt: conversation.startedAt,
             lastAt: conversation.endedAt ?? thread.lastAt ?? conversation.startedAt, lastFrom: thread.lastFrom,
-            waitingSince: waiting, unanswered: ended ? 0 : thread.waiting.count, ended: ended, assignedTo: conversation.assignedTo)
+            waitingSince: waiting, unanswered: ended ? 0 : thread.waiting.count, ended: ended, assignedTo: conversation.assignedTo,
+            offline: conversation.offline)
     }
 }

@@ -81,6 +81,8 @@ public struct StageEnvironment: Sendable {
     public var throttle: Throttle
     /// Each open room's recent traffic, for staff who are not reading it (one hub's view, in memory).
     public var activity: RoomActivityLog
+    /// Staff presence as last announced, and the queue of conversations nobody has taken (in memory).
+    public var frontDesk: FrontDesk
 
     /// Bundles the ports.
     public init(
@@ -88,7 +90,7 @@ public struct StageEnvironment: Sendable {
         users: any UserDirectory, credentials: any Credentials, cipher: any Cipher,
         sessions: any SessionStore, rooms: any RoomDirectory, notifier: any Notifier, events: any PipelineEvents,
         audit: any AuditLog, exporter: any TranscriptExporter, throttle: Throttle = Throttle(),
-        activity: RoomActivityLog = RoomActivityLog()
+        activity: RoomActivityLog = RoomActivityLog(), frontDesk: FrontDesk = FrontDesk()
     ) {
         self.clock = clock
         self.conversations = conversations
@@ -104,5 +106,6 @@ public struct StageEnvironment: Sendable {
         self.exporter = exporter
         self.throttle = throttle
         self.activity = activity
+        self.frontDesk = frontDesk
     }
 }

@@ -5,8 +5,9 @@ import Foundation
 /// Implementations must make `create` and `markEnded` durable before returning, and must store
 /// reconnect tokens only as the digests given (never the tokens themselves).
 public protocol ConversationStore: Sendable {
-    /// Creates a conversation for `org`, reachable later by `tokenDigest`.
-    func create(org: OrgID, tokenDigest: [UInt8], at: Date) async throws -> Conversation
+    /// Creates a conversation for `org`, reachable later by `tokenDigest`; `offline` when the
+    /// visitor is leaving a message while the clinic is closed or nobody is available.
+    func create(org: OrgID, tokenDigest: [UInt8], at: Date, offline: Bool) async throws -> Conversation
     /// The conversation of `org` whose reconnect token has `tokenDigest`, if any.
     func find(org: OrgID, tokenDigest: [UInt8]) async throws -> Conversation?
     /// The conversation with this id, in any organisation.
@@ -36,4 +37,20 @@ public protocol ConversationStore: Sendable {
     func requestTranscript(_ id: ConversationID, to address: String?) async throws
     /// Assigns a conversation to a staff member (nil: unassigned).
     func assign(_ id: ConversationID, to user: String?) async throws
+    /// Assigns the conversation to `user` only if nobody has it, in one step, and returns who has
+    /// it afterwards (`user`, or the colleague who had it first); nil when there is no such conversation.
+    func claim(_ id: ConversationID, by user: String) async throws -> String?
+    /// Raises the conversation's read receipt to `seq`; true when it grew.
+    func markRead(_ id: ConversationID, seq: UInt64) async throws -> Bool
+    /// Stores the latest hand-over of the conversation (its note sealed, or plain outside HIPAA mode).
+    func setHandoff(_ id: ConversationID, _ handoff: Handoff) async throws
+    /// The latest hand-over, if any.
+    func handoff(of id: ConversationID) async throws -> Handoff?
+}
+
+extension ConversationStore {
+    /// Creates a conversation started from the chat form (not a message left while closed).
+    public func create(org: OrgID, tokenDigest: [UInt8], at: Date) async throws -> Conversation {
+        try await create(org: org, tokenDigest: tokenDigest, at: at, offline: false)
+    }
 }

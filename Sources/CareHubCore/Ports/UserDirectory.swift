@@ -5,6 +5,8 @@ import Foundation
 public protocol UserDirectory: Sendable {
     /// The account, or nil.
     func user(org: OrgID, name: String) async throws -> StaffUser?
+    /// Every account of `org`, by name.
+    func list(org: OrgID) async throws -> [StaffUser]
     /// Counts a failed login; locks the account for `lockFor` once `lockAfter` failures are reached.
     func recordFailure(org: OrgID, name: String, at: Date, lockAfter: Int, lockFor: TimeInterval) async throws -> LoginThrottle
     /// Clears the failure count after a successful login.

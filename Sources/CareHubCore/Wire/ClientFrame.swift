@@ -1,7 +1,8 @@
 /// A request a client sends, decoded from a JSON text frame.
 public enum ClientFrame: Sendable, Hashable {
-    /// A visitor starts a conversation, or resumes one with its reconnect token.
-    case hello(org: OrgID, token: String?, profile: VisitorProfile? = nil)
+    /// A visitor starts a conversation, or resumes one with its reconnect token; `offline` when
+    /// the visitor is leaving a message while the clinic is closed or nobody is available.
+    case hello(org: OrgID, token: String?, profile: VisitorProfile? = nil, offline: Bool = false)
     /// A staff member logs in.
     case login(org: OrgID, user: String, password: Password, totp: String?)
     /// Staff: list the organisation's rooms; with `visitors`, each with its visitor's pre-chat
@@ -27,10 +28,23 @@ public enum ClientFrame: Sendable, Hashable {
     case assign(room: ConversationID, user: String)
     /// Admin, after a login with a second factor: an admin API operation.
     case admin(AdminRequest)
+    /// Anyone, no session needed: is the organisation open, and is anyone available to chat?
+    case availability(org: OrgID)
+    /// Staff: I am available or away.
+    case presence(Presence)
+    /// Staff: the organisation's accounts and who is available.
+    case team
+    /// Staff: I'll take this waiting chat.
+    case claim(room: ConversationID)
+    /// Staff: pass a chat to a colleague, or back to the queue (`to` nil), with a note for them.
+    case transfer(room: ConversationID, to: String?, note: String?)
+    /// Staff: the person at the console has seen the room's messages up to `seq`.
+    case read(room: ConversationID, seq: UInt64)
 
     /// The frame's `type` names, as on the wire.
     public enum Kind: String, Sendable, CaseIterable {
         case hello, login, rooms, subscribe, unsubscribe, send, end, typing, activity, logout, transcript, assign, admin
+        case availability, presence, team, claim, transfer, read
     }
 
     /// This frame's kind.
@@ -49,6 +63,12 @@ public enum ClientFrame: Sendable, Hashable {
         case .transcript: return .transcript
         case .assign: return .assign
         case .admin: return .admin
+        case .availability: return .availability
+        case .presence: return .presence
+        case .team: return .team
+        case .claim: return .claim
+        case .transfer: return .transfer
+        case .read: return .read
         }
     }
 
@@ -56,21 +76,23 @@ public enum ClientFrame: Sendable, Hashable {
     public var room: ConversationID? {
         switch self {
         case .subscribe(let room), .unsubscribe(let room), .send(let room, _), .end(let room), .typing(let room),
-             .transcript(let room, _), .assign(let room, _): return room
-        case .hello, .login, .rooms, .activity, .logout, .admin: return nil
+             .transcript(let room, _), .assign(let room, _), .claim(let room), .transfer(let room, _, _), .read(let room, _): return room
+        case .hello, .login, .rooms, .activity, .logout, .admin, .availability, .presence, .team: return nil
         }
     }
 
     /// Whether the frame is something a person did, which resets the idle timer.
     ///
     /// Sending, subscribing, unsubscribing, ending, typing, `activity` (which consoles send only
-    /// after a key press or click on the page) and admin operations count. Listing rooms (which
-    /// consoles do by themselves), logging in, visitor resumes, and WebSocket pings (which never
-    /// reach the pipeline) do not.
+    /// after a key press or click on the page), claiming, transferring, setting one's presence and
+    /// admin operations count. Listing rooms or the team and read receipts (which consoles send by
+    /// themselves), logging in, visitor resumes, availability checks, and WebSocket pings (which
+    /// never reach the pipeline) do not.
     public var isUserAction: Bool {
         switch self {
-        case .send, .subscribe, .unsubscribe, .end, .typing, .activity, .transcript, .assign, .admin: return true
-        case .hello, .login, .rooms, .logout: return false
+        case .send, .subscribe, .unsubscribe, .end, .typing, .activity, .transcript, .assign, .admin, .presence, .claim, .transfer:
+            return true
+        case .hello, .login, .rooms, .logout, .availability, .team, .read: return false
         }
     }
 }

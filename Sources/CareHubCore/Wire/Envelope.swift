@@ -75,7 +75,9 @@ public struct Envelope: Sendable, Hashable {
         }
         switch kind {
         case .hello:
-            return .hello(org: try reader.org(), token: try reader.optionalString("token", maxBytes: 128), profile: try reader.profile())
+            return .hello(
+                org: try reader.org(), token: try reader.optionalString("token", maxBytes: 128), profile: try reader.profile(),
+                offline: try reader.optionalBool("offline") ?? false)
         case .login:
             return .login(
                 org: try reader.org(),
@@ -107,6 +109,32 @@ public struct Envelope: Sendable, Hashable {
             return .assign(room: try reader.room(), user: try reader.identifier("user", maxBytes: 64))
         case .admin:
             return .admin(try adminRequest(from: reader))
+        case .availability: return .availability(org: try reader.org())
+        case .presence:
+            let state = try reader.string("state", maxBytes: 16)
+            guard let presence = Presence(rawValue: state), presence != .offline else {
+                throw PipelineError(.invalidField, "field 'state' must be 'available' or 'away'")
+            }
+            return .presence(presence)
+        case .team: return .team
+        case .claim: return .claim(room: try reader.room())
+        case .transfer:
+            let room = try reader.room()
+            let to: String?
+            if reader.isNull("to") {
+                to = nil
+            } else {
+                to = try reader.identifier("to", maxBytes: 64)
+            }
+            let note = try reader.optionalString("note", maxBytes: Handoff.maxNoteBytes)
+                .map { TypedText.clean($0, as: .multiLine).trimmingCharacters(in: .whitespacesAndNewlines) }
+            return .transfer(room: room, to: to, note: note?.isEmpty == false ? note : nil)
+        case .read:
+            let room = try reader.room()
+            guard let seq = try reader.optionalInteger("seq"), seq >= 1 else {
+                throw PipelineError(.invalidField, "field 'seq' must be a whole number of at least 1")
+            }
+            return .read(room: room, seq: UInt64(seq))
         }
     }
 
@@ -168,6 +196,11 @@ private struct FieldReader {
 
     func has(_ name: String) -> Bool {
         strings.map { $0[name] != nil } ?? (values[name] != nil)
+    }
+
+    /// Whether the field is present and JSON `null`.
+    func isNull(_ name: String) -> Bool {
+        strings == nil && values[name] is NSNull
     }
 
     /// The field's value as JSON gives it (null included), for the rarer non-string fields.

@@ -3,7 +3,8 @@ import Foundation
 /// A frame the hub sends. ``json()`` gives its wire form; docs/PROTOCOL.md documents each.
 public enum ServerFrame: Sendable, Hashable {
     /// Reply to `hello`: the visitor's conversation, its reconnect token, and its history.
-    case welcome(id: String?, conversation: ConversationID, token: String, history: [HistoryEntry], offersTranscript: Bool = false)
+    /// `readSeq` is the highest `seq` a staff member has seen (0 when none).
+    case welcome(id: String?, conversation: ConversationID, token: String, history: [HistoryEntry], offersTranscript: Bool = false, readSeq: UInt64 = 0)
     /// Reply to `login`. `onEnd` says what ending a chat does in the organisation.
     case session(id: String?, user: String, role: Role, idleTimeoutSeconds: Int?, recoveryCodes: [String], onEnd: EndOfChat = .kept)
     /// The account must enrol a second factor: add the secret to an authenticator app, then send
@@ -12,7 +13,10 @@ public enum ServerFrame: Sendable, Hashable {
     /// Reply to `rooms`.
     case rooms(id: String?, rooms: [RoomSummary], orgName: String? = nil)
     /// Reply to `subscribe`. `onEnd` says what ending this chat does, as configured now.
-    case subscribed(id: String?, room: ConversationID, ended: Bool, history: [HistoryEntry], visitor: VisitorProfile? = nil, onEnd: EndOfChat = .kept)
+    /// `handoff` is the room's latest hand-over between staff, with its note opened for the reader.
+    case subscribed(
+        id: String?, room: ConversationID, ended: Bool, history: [HistoryEntry], visitor: VisitorProfile? = nil, onEnd: EndOfChat = .kept,
+        handoff: HandoffView? = nil)
     /// Reply to `unsubscribe`.
     case unsubscribed(id: String?, room: ConversationID, reason: String? = nil)
     /// Reply to `send`, only after the message is durably stored.
@@ -44,18 +48,35 @@ public enum ServerFrame: Sendable, Hashable {
     /// An admin change refused by the configuration checks: an `error` with code `config_refused`
     /// and every problem, each with its line in the submitted text.
     case configRefused(id: String?, message: String, issues: [ConfigIssue])
+    /// Reply to `availability`: whether the organisation is open now and anyone can take a chat.
+    case availability(id: String?, org: OrgID, open: Bool, staffAvailable: Bool, opensAt: Date?, hours: String?, timeZone: String?)
+    /// A staff member's state (the reply to `presence`, and pushed to colleagues when it changes).
+    case presence(id: String?, PresenceBoard.Member)
+    /// Reply to `team`: every enabled account of the organisation with its state.
+    case team(id: String?, members: [TeamMember])
+    /// Reply to `claim`: the room is the sender's.
+    case claimed(id: String?, room: ConversationID, user: String)
+    /// Reply to `transfer`: the room went to `to`, or back to the queue (nil).
+    case transferred(id: String?, room: ConversationID, to: String?)
+    /// To the new assignee's connections: a colleague passed them the room, with a note.
+    case handedOver(room: ConversationID, HandoffView)
+    /// To a queued conversation's visitor: its place in the queue (1 is next; 0 once taken).
+    case queue(room: ConversationID, position: Int)
+    /// To a room's visitor: staff have seen its messages up to `seq`.
+    case read(room: ConversationID, seq: UInt64)
 
     /// The frame as a JSON text frame.
     public func json() -> String {
         var w = JSONWriter()
         switch self {
-        case .welcome(let id, let conversation, let token, let history, let offersTranscript):
+        case .welcome(let id, let conversation, let token, let history, let offersTranscript, let readSeq):
             w.field("type", "welcome")
             w.optionalField("id", id)
             w.field("conversation", conversation.rawValue)
             w.field("token", token)
             w.array("history", history) { $0.write($1) }
             w.field("transcriptEmail", offersTranscript)
+            w.field("readSeq", readSeq)
         case .session(let id, let user, let role, let idle, let recoveryCodes, let onEnd):
             w.field("type", "session")
             w.optionalField("id", id)
@@ -81,8 +102,9 @@ public enum ServerFrame: Sendable, Hashable {
                 if let activity = room.activity { element.writeProgress(activity) }
                 element.optionalField("name", room.visitorName)
                 element.optionalField("reason", room.visitorReason)
+                if room.activity?.offline == true { element.field("offline", true) }
             }
-        case .subscribed(let id, let room, let ended, let history, let visitor, let onEnd):
+        case .subscribed(let id, let room, let ended, let history, let visitor, let onEnd, let handoff):
             w.field("type", "subscribed")
             w.optionalField("id", id)
             w.field("room", room.rawValue)
@@ -94,6 +116,7 @@ public enum ServerFrame: Sendable, Hashable {
                 }
             }
             w.write(onEnd)
+            if let handoff { w.object("handoff") { $0.write(handoff) } }
         case .unsubscribed(let id, let room, let reason):
             w.field("type", "unsubscribed")
             w.optionalField("id", id)
@@ -129,6 +152,7 @@ public enum ServerFrame: Sendable, Hashable {
             w.writeProgress(activity)
             w.field("ended", activity.ended)
             w.optionalField("assignedTo", activity.assignedTo)
+            if activity.offline { w.field("offline", true) }
         case .typing(let room, let from, let fromName):
             w.field("type", "typing")
             w.field("room", room.rawValue)
@@ -168,6 +192,52 @@ public enum ServerFrame: Sendable, Hashable {
                 element.field("line", Int64(issue.line))
                 element.field("message", issue.message)
             }
+        case .availability(let id, let org, let open, let staffAvailable, let opensAt, let hours, let timeZone):
+            w.field("type", "availability")
+            w.optionalField("id", id)
+            w.field("org", org.rawValue)
+            w.field("open", open)
+            w.field("staffAvailable", staffAvailable)
+            if let opensAt { w.field("opensAt", opensAt.epochMilliseconds) } else { w.null("opensAt") }
+            if let hours { w.field("hours", hours) } else { w.null("hours") }
+            if let timeZone { w.field("timeZone", timeZone) } else { w.null("timeZone") }
+        case .presence(let id, let member):
+            w.field("type", "presence")
+            w.optionalField("id", id)
+            w.field("user", member.user)
+            w.field("name", member.name)
+            w.field("state", member.state.rawValue)
+        case .team(let id, let members):
+            w.field("type", "team")
+            w.optionalField("id", id)
+            w.array("members", members) { element, member in
+                element.field("user", member.user)
+                element.field("name", member.name)
+                element.field("role", member.role.rawValue)
+                element.field("state", member.state.rawValue)
+            }
+        case .claimed(let id, let room, let user):
+            w.field("type", "claimed")
+            w.optionalField("id", id)
+            w.field("room", room.rawValue)
+            w.field("user", user)
+        case .transferred(let id, let room, let to):
+            w.field("type", "transferred")
+            w.optionalField("id", id)
+            w.field("room", room.rawValue)
+            if let to { w.field("to", to) } else { w.null("to") }
+        case .handedOver(let room, let handoff):
+            w.field("type", "transferred")
+            w.field("room", room.rawValue)
+            w.write(handoff)
+        case .queue(let room, let position):
+            w.field("type", "queue")
+            w.field("room", room.rawValue)
+            w.field("position", Int64(position))
+        case .read(let room, let seq):
+            w.field("type", "read")
+            w.field("room", room.rawValue)
+            w.field("seq", seq)
         }
         return w.finish()
     }
@@ -216,6 +286,15 @@ extension JSONWriter {
         }
     }
 
+    /// `from`, `fromName`, `to`, `note`, `at` of a hand-over.
+    fileprivate mutating func write(_ handoff: HandoffView) {
+        field("from", handoff.from)
+        field("fromName", handoff.fromName)
+        if let to = handoff.to { field("to", to) } else { null("to") }
+        if let note = handoff.note { field("note", note) } else { null("note") }
+        field("at", handoff.at.epochMilliseconds)
+    }
+
     /// `lastAt`, `lastFrom`, `waitingSince`, `unanswered`: shared by `room_activity` and the `rooms` entries.
     fileprivate mutating func writeProgress(_ activity: RoomActivity) {
         field("lastAt", activity.lastAt.epochMilliseconds)
@@ -230,6 +309,50 @@ extension JSONWriter {
         optionalField("fromName", entry.fromName)
         if let text = entry.text { field("text", text) } else { null("text") }
         field("at", entry.at.epochMilliseconds)
+    }
+}
+
+/// A hand-over as a staff reader sees it: names, time, and the note opened (nil when none, or
+/// when it could not be opened).
+public struct HandoffView: Sendable, Hashable {
+    /// Who transferred the room.
+    public let from: String
+    /// Their display name.
+    public let fromName: String
+    /// The new assignee; nil: back to the queue.
+    public let to: String?
+    /// The note for the colleague.
+    public let note: String?
+    /// When.
+    public let at: Date
+
+    /// Creates a view.
+    public init(from: String, fromName: String, to: String?, note: String?, at: Date) {
+        self.from = from
+        self.fromName = fromName
+        self.to = to
+        self.note = note
+        self.at = at
+    }
+}
+
+/// A staff account as the `team` reply lists it.
+public struct TeamMember: Sendable, Hashable {
+    /// The login name.
+    public let user: String
+    /// The display name (the login name without one).
+    public let name: String
+    /// Staff or admin.
+    public let role: Role
+    /// Available, away or offline.
+    public let state: Presence
+
+    /// Creates a team entry.
+    public init(user: String, name: String, role: Role, state: Presence) {
+        self.user = user
+        self.name = name
+        self.role = role
+        self.state = state
     }
 }
 
