@@ -465,15 +465,17 @@ function claimRoom(id, prefix) {
   touch();
 }
 
-// "already taken by USER": say who, by the name people know them by.
+// "already taken by …" (a login or a display name): say who, by the name people know them by.
 function claimRefused(frame) {
   const id = (frame.id || "").split(":").slice(1).join(":");
   const room = rooms.get(id);
   let sentence = CareHubSession.explain(frame);
   if (frame.code === "conflict") {
-    const holder = (frame.message || "").match(/taken by (\S+)/)?.[1] || room?.assignedTo;
-    sentence = holder ? `Already taken by ${nameOf(holder)}.` : "Already taken by a colleague.";
-    if (room && holder) { room.assignedTo = holder; renderList(); }
+    const named = (frame.message || "").match(/taken by (.+?)\.?$/)?.[1]?.trim();
+    const login = team.has(named) ? named : [...team.entries()].find(([, member]) => member.name === named)?.[0];
+    const holder = login ? nameOf(login) : named || (room?.assignedTo && nameOf(room.assignedTo));
+    sentence = holder ? `Already taken by ${holder}.` : "Already taken by a colleague.";
+    if (room && login) { room.assignedTo = login; renderList(); }
   }
   if (id && id === current) { $("room-note").textContent = sentence; renderHead(); }
   else $("list-note").textContent = sentence;
