@@ -206,10 +206,25 @@ def test_two_nurses_claim_hand_over_and_send_back_a_chat(front_desk):
         # Kim, in the room, sees it under Joy's display name.
         wait(kim).until(lambda d: HOURS_TEXT + " Ask for Joy." in text_of(d, "#messages .text"))
         assert any(who.startswith("Joy Rivera") for who in text_of(kim, "#messages li.theirs .from"))
-        # Joy's console sent one read receipt per new seq, never the same one twice.
-        wait(joy).until(lambda d: any(f["type"] == "read" and f["seq"] == sent["seq"] for f in d.execute_script("return window.sent")))
+        # While Joy's page is hidden a new message is not reported as read; once she looks, it is.
+        joy.execute_script("Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });"
+                           "document.dispatchEvent(new Event('visibilitychange'))")
+        later = loop.run_until_complete(patient.request({"type": "send", "room": room, "text": "CANARY-WORDS thank you", "id": "m2"}, "ack"))
+        wait(joy).until(lambda d: "CANARY-WORDS thank you" in text_of(d, "#messages .text"))
+        assert [f for f in joy.execute_script("return window.sent") if f["type"] == "read" and f["seq"] >= later["seq"]] == []
+        joy.execute_script("Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'visible' });"
+                           "document.dispatchEvent(new Event('visibilitychange'))")
+        while True:
+            read = loop.run_until_complete(patient.recv("read"))
+            if read["seq"] >= later["seq"]:
+                break
+        assert read == {"type": "read", "room": room, "seq": later["seq"]}, read
+        # Opening the room again shows the same messages: no second receipt for them.
+        open_room(joy, room)
+        wait(joy).until(lambda d: len(text_of(d, "#messages .text")) == 3)
+        assert "CANARY-WORDS thank you" in text_of(joy, "#messages .text")
         reads = [f["seq"] for f in joy.execute_script("return window.sent") if f["type"] == "read"]
-        assert reads == sorted(set(reads)), reads
+        assert reads == sorted(set(reads)) and reads[-1] == later["seq"], reads
 
         # Joy hands the chat to Kim with a note; a note over 2,000 bytes is refused in the form.
         joy.find_element(By.ID, "transfer-open").click()
@@ -246,7 +261,7 @@ def test_two_nurses_claim_hand_over_and_send_back_a_chat(front_desk):
         wait(kim).until(lambda d: d.find_element(By.ID, "handoff").is_displayed())
         handoff = kim.find_element(By.ID, "handoff").text
         assert handoff.startswith("Transferred by Joy Rivera at ") and NOTE.splitlines()[0] in handoff, handoff
-        wait(kim).until(lambda d: len(text_of(d, "#messages .text")) == 2)
+        wait(kim).until(lambda d: len(text_of(d, "#messages .text")) == 3)
         assert any(who.startswith("Joy Rivera") for who in text_of(kim, "#messages .from"))
 
         # Kim sends it back to the queue: Joy's list offers "I'll take it" again.
