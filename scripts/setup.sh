@@ -16,6 +16,7 @@ packages=(
   chromium-driver
   python3-selenium
   zbar-tools          # scans the enrolment QR code in the browser test
+  tzdata              # time zones of the organisations' opening hours (timezone = in pipeline.conf)
 )
 
 missing=()

@@ -1,6 +1,6 @@
 // CareHub admin console: the organisation's pipeline (edited as text, checked as you type, with
 // the hub's errors shown on their lines), the stage chain in force, the HIPAA switch with its BAA
-// attestation, users and roles, and the audit log with its verification. Everything goes through
+// attestation, users and roles, canned replies, and the audit log with its verification. Everything goes through
 // the admin API (docs/PROTOCOL.md); login and the lock screen are CareHubSession's (session.js).
 "use strict";
 const $ = id => document.getElementById(id);
@@ -64,6 +64,14 @@ function receive(frame) {
       else if (op !== "users.list") status("users-status", "Done. Their live sessions end within seconds.", true);
       if (op !== "users.list") refreshAudit();
       break;
+    case "replies.list":
+    case "replies.set":
+    case "replies.delete":
+      showReplies(frame.result.replies);
+      if (op === "replies.set") { status("replies-status", editingReply ? `Saved the changes to “${editingReply}”.` : "Reply added.", true); editReply(null); }
+      if (op === "replies.delete") status("replies-status", "Reply deleted.", true);
+      if (op !== "replies.list") refreshAudit();
+      break;
     case "audit.list":
       showAudit(frame.result, frame.id.startsWith("audit.list#more"));
       break;
@@ -79,7 +87,7 @@ function failed(op, frame) {
   if (frame.code === "forbidden" && !pipeline && op === "pipeline.get") {
     $("not-admin").textContent = `This console is for admins. ${frame.message}`;
     $("not-admin").hidden = false;
-    for (const id of ["pipeline-section", "hipaa-section", "users-section", "audit-section"]) $(id).hidden = true;
+    for (const id of ["pipeline-section", "hipaa-section", "users-section", "replies-section", "audit-section"]) $(id).hidden = true;
     return;
   }
   if (op === "pipeline.check" || op === "pipeline.replace") {
@@ -91,6 +99,8 @@ function failed(op, frame) {
     if (frame.issues) showIssues(frame.issues);
   } else if (op.startsWith("users.")) {
     status("users-status", frame.message, false);
+  } else if (op.startsWith("replies.")) {
+    status("replies-status", replyError(frame), false);
   } else if (op.startsWith("audit.")) {
     status("audit-verdict", frame.message, false);
   } else {
@@ -231,6 +241,73 @@ $("user-add-form").addEventListener("submit", event => {
   admin("users.add", { user: form.user.value.trim(), role: form.role.value, password: form.password.value });
 });
 
+// MARK: Canned replies
+
+const MAX_REPLY_BYTES = 2000;
+let editingReply = null;  // the name of the reply being edited, or null when adding
+
+function showReplies(replies) {
+  $("replies").tBodies[0].replaceChildren(...replies.map(reply => {
+    const row = document.createElement("tr");
+    row.dataset.name = reply.name;
+    const actions = element("td");
+    const edit = element("button", "Edit", "secondary");
+    edit.type = "button";
+    edit.addEventListener("click", () => editReply(reply));
+    const remove = element("button", "Delete", "secondary danger");
+    remove.type = "button";
+    remove.addEventListener("click", () => {
+      if (!confirm(`Delete the canned reply “${reply.name}”? Staff will no longer be able to insert it.`)) return;
+      status("replies-status", "Deleting…", null);
+      admin("replies.delete", { name: reply.name });
+    });
+    actions.append(edit, remove);
+    row.append(element("td", reply.name, "name"), element("td", reply.text, "text"), actions);
+    return row;
+  }));
+  $("replies-empty").hidden = replies.length > 0;
+}
+
+// Editing keeps the name: saving under a name replaces that reply's text.
+function editReply(reply) {
+  const form = $("canned-form").elements;
+  editingReply = reply ? reply.name : null;
+  form.name.value = reply ? reply.name : "";
+  form.text.value = reply ? reply.text : "";
+  form.name.readOnly = reply !== null;
+  $("canned-save").textContent = reply ? "Save changes" : "Add reply";
+  $("canned-cancel").hidden = reply === null;
+  countReplyBytes();
+  if (reply) form.text.focus();
+}
+
+function countReplyBytes() {
+  const bytes = new TextEncoder().encode($("canned-form").elements.text.value).length;
+  $("canned-bytes").textContent = `${bytes.toLocaleString("en-US")} of 2,000 bytes`;
+  $("canned-bytes").classList.toggle("error", bytes > MAX_REPLY_BYTES);
+}
+
+function replyError(frame) {
+  const message = frame.message || "";
+  if (frame.code === "conflict") return "This organisation already has 200 canned replies, the most it can keep. Delete one before adding another.";
+  if (frame.code === "not_found") return "That reply is not there any more; another admin may have deleted it.";
+  if (frame.code === "invalid_field" && message.includes("'name'")) return "Give the reply a name of 1 to 40 characters, on one line.";
+  if (frame.code === "invalid_field" && message.includes("longer than")) return `The text is too long: at most 2,000 bytes (accented letters and emoji take more than one).`;
+  if (frame.code === "invalid_field" && message.includes("'text'")) return "Write the text of the reply.";
+  return `Not saved: ${message}`;
+}
+
+$("canned-form").elements.text.addEventListener("input", countReplyBytes);
+$("canned-cancel").addEventListener("click", () => { editReply(null); status("replies-status", "", null); });
+$("canned-form").addEventListener("submit", event => {
+  event.preventDefault();
+  const form = event.target.elements;
+  const bytes = new TextEncoder().encode(form.text.value).length;
+  if (bytes > MAX_REPLY_BYTES) return status("replies-status", replyError({ code: "invalid_field", message: "longer than" }), false);
+  status("replies-status", "Saving…", null);
+  admin("replies.set", { name: form.name.value, text: form.text.value });
+});
+
 // MARK: Audit
 
 function refreshAudit() {
@@ -268,9 +345,11 @@ function reset() {
   for (const id of ["chain", "pipeline-issues", "versions"]) $(id).replaceChildren();
   $("users").tBodies[0].replaceChildren();
   $("audit").tBodies[0].replaceChildren();
-  for (const id of ["pipeline-status", "hipaa-status", "users-status", "audit-verdict"]) status(id, "", null);
+  $("replies").tBodies[0].replaceChildren();
+  editReply(null);
+  for (const id of ["pipeline-status", "hipaa-status", "users-status", "replies-status", "audit-verdict"]) status(id, "", null);
   $("not-admin").hidden = true;
-  for (const id of ["pipeline-section", "hipaa-section", "users-section", "audit-section"]) $(id).hidden = false;
+  for (const id of ["pipeline-section", "hipaa-section", "users-section", "replies-section", "audit-section"]) $(id).hidden = false;
 }
 
 CareHubSession.start({
@@ -278,6 +357,7 @@ CareHubSession.start({
   onSession: () => {
     admin("pipeline.get");
     admin("users.list");
+    admin("replies.list");
     refreshAudit();
   },
   onFrame: receive,

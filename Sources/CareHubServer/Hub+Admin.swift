@@ -59,6 +59,12 @@ extension Hub {
                 result = try await auditJSON(session.org, limit: limit, before: before)
             case .verifyAudit:
                 result = try await verifyJSON(session.org)
+            case .replies:
+                result = try await repliesJSON(session.org)
+            case .saveReply(let reply):
+                result = try await saveReply(session.org, reply, actor: actor, address: address)
+            case .deleteReply(let name):
+                result = try await deleteReply(session.org, name: name, actor: actor, address: address)
             }
             return .admin(id: id, op: request.op, result: result)
         } catch let refusal as AdminRefusal {
@@ -280,6 +286,34 @@ extension Hub {
         } catch let error as StorageError {
             throw PipelineError(.notFound, error.description)
         }
+    }
+
+    // MARK: Canned replies
+
+    private func repliesJSON(_ org: OrgID) async throws -> String {
+        var w = JSONWriter()
+        w.writeReplies(try await environment.replies.list(org: org))
+        return w.finish()
+    }
+
+    /// The event names the reply and counts its bytes; the text itself stays out of the trail.
+    private func saveReply(_ org: OrgID, _ reply: CannedReply, actor: String, address: String) async throws -> String {
+        let event = AuditEvent(
+            at: Date(), org: org, actor: actor, address: address, action: "reply.saved",
+            detail: "name=\"\(reply.name)\" bytes=\(reply.text.utf8.count)")
+        let saved = try await environment.replies.save(reply, org: org, by: actor, at: event.at, limit: CannedReply.maxPerOrg, recording: event)
+        guard saved != .full else {
+            throw PipelineError(.conflict, "the organisation already has \(CannedReply.maxPerOrg) canned replies, the most it may have; delete one first")
+        }
+        return try await repliesJSON(org)
+    }
+
+    private func deleteReply(_ org: OrgID, name: String, actor: String, address: String) async throws -> String {
+        let event = AuditEvent(at: Date(), org: org, actor: actor, address: address, action: "reply.deleted", detail: "name=\"\(name)\"")
+        guard try await environment.replies.delete(org: org, name: name, recording: event) else {
+            throw PipelineError(.notFound, "no canned reply named '\(name)'")
+        }
+        return try await repliesJSON(org)
     }
 
     // MARK: Audit

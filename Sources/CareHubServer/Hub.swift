@@ -79,6 +79,7 @@ public final class Hub: Sendable {
             events: events,
             audit: audit,
             exporter: HubTranscriptExporter(integrations: integrations),
+            replies: SQLiteCannedReplies(database: database, audit: audit),
             throttle: throttle)
         state = Mutex(State(config: config, pipelines: [:]))
         state.withLock { $0.pipelines = Self.pipelines(for: config, environment: environment, timer: metrics) }

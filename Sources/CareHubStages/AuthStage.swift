@@ -126,7 +126,7 @@ public struct AuthStage: Stage {
         case .availability:
             return try await availability(request, next: next)
         case .rooms, .subscribe, .unsubscribe, .send, .end, .typing, .activity, .logout, .transcript, .assign, .admin,
-             .presence, .team, .claim, .transfer, .read:
+             .presence, .team, .claim, .transfer, .read, .replies:
             return try await authorise(request, next: next)
         }
     }
@@ -401,6 +401,8 @@ public struct AuthStage: Stage {
             guard session.principal.isStaff else {
                 throw PipelineError.forbidden("only staff may do '\(request.frame.kind.rawValue)'; a visitor is in its own room")
             }
+        case .replies:
+            guard session.principal.isStaff else { throw PipelineError.forbidden("only staff may list canned replies") }
         case .transcript:
             guard !session.principal.isStaff else {
                 throw PipelineError.forbidden("only the visitor may ask for a transcript copy")

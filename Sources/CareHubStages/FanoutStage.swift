@@ -196,7 +196,7 @@ public final class FanoutStage: Stage {
                 ?? PresenceBoard.Member(user: user, name: session.shownName ?? user, state: state)
         case .login:
             environment.announcePresence(org: org.id)
-        case .rooms, .activity, .transcript, .admin, .availability, .team:
+        case .rooms, .activity, .transcript, .admin, .availability, .team, .replies:
             break
         }
         var outcome = try await next(request)

@@ -1,7 +1,7 @@
 import CareHubCore
 import Foundation
 
-/// Commits messages and conversation state durably, and reads history and room lists.
+/// Commits messages and conversation state durably, and reads history, room lists and canned replies.
 ///
 /// A `send` is committed before the chain continues, so fan-out and the `ack` happen only for
 /// stored messages. In a HIPAA organisation the stage refuses to store text that is not sealed,
@@ -166,6 +166,11 @@ public struct StoreStage: Stage {
 
         case .transcript:
             return try await next(request)
+
+        case .replies:
+            var outcome = try await next(request)
+            outcome.replies = try await environment.replies.list(org: org.id)
+            return outcome
 
         case .login, .unsubscribe, .typing, .activity, .logout, .admin, .availability, .presence:
             return try await next(request)

@@ -292,6 +292,20 @@ public final class CareHubDatabase: Sendable {
             // The name patients see on a staff member's replies; NULL shows the login name.
             try db.execute(sql: "ALTER TABLE users ADD COLUMN display_name TEXT")
         }
+        migrator.registerMigration("v9-canned-replies") { db in
+            try db.execute(sql: """
+                -- Organisation-wide answers staff insert before sending. Written by admins, not
+                -- patients: no PHI, stored plain.
+                CREATE TABLE canned_replies (
+                    org TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    text TEXT NOT NULL,
+                    updated_at REAL NOT NULL,
+                    updated_by TEXT NOT NULL,           -- the admin's login
+                    PRIMARY KEY (org, name)
+                );
+                """)
+        }
         migrator.registerMigration("v10-front-desk") { db in
             try db.execute(sql: """
                 ALTER TABLE conversations ADD COLUMN offline INTEGER NOT NULL DEFAULT 0;  -- left while closed or nobody was available

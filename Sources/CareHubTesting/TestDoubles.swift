@@ -413,6 +413,46 @@ public final class RecordingEvents: PipelineEvents {
 }
 
 /// One of each double, wired into a ``StageEnvironment``.
+/// Canned replies in memory; events go to `audit` with each change, as the SQLite adapter commits them.
+public final class MemoryCannedReplies: CannedReplyStore {
+    private let rows = Mutex<[OrgID: [CannedReply]]>([:])
+    private let audit: RecordingAuditLog?
+    public init(audit: RecordingAuditLog? = nil) { self.audit = audit }
+
+    public func list(org: OrgID) async throws -> [CannedReply] {
+        // By the bytes of the name, as SQLite orders text.
+        rows.withLock { ($0[org] ?? []).sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) } }
+    }
+
+    public func save(_ reply: CannedReply, org: OrgID, by actor: String, at date: Date, limit: Int, recording event: AuditEvent) async throws -> CannedReplySave {
+        let result = rows.withLock { rows -> CannedReplySave in
+            var replies = rows[org] ?? []
+            if let index = replies.firstIndex(where: { $0.name.utf8.elementsEqual(reply.name.utf8) }) {
+                replies[index] = reply
+                rows[org] = replies
+                return .replaced
+            }
+            guard replies.count < limit else { return .full }
+            rows[org] = replies + [reply]
+            return .created
+        }
+        if result != .full { try await audit?.record(event) }
+        return result
+    }
+
+    public func delete(org: OrgID, name: String, recording event: AuditEvent) async throws -> Bool {
+        let removed = rows.withLock { rows -> Bool in
+            guard let index = rows[org]?.firstIndex(where: { $0.name.utf8.elementsEqual(name.utf8) }) else { return false }
+            rows[org]?.remove(at: index)
+            return true
+        }
+        if removed { try await audit?.record(event) }
+        return removed
+    }
+
+    public func count(org: OrgID) async throws -> Int { rows.withLock { $0[org]?.count ?? 0 } }
+}
+
 public struct TestWorld: Sendable {
     public let clock = ManualClock()
     public let conversations = MemoryConversationStore()
@@ -426,11 +466,13 @@ public struct TestWorld: Sendable {
     public let events = RecordingEvents()
     public let audit = RecordingAuditLog()
     public let exporter = RecordingExporter()
+    public let replies: MemoryCannedReplies
     public let throttle: Throttle
     public let activity = RoomActivityLog()
 
     public init(throttle: Throttle = Throttle()) {
         messages = MemoryMessageStore(audit: audit)
+        replies = MemoryCannedReplies(audit: audit)
         self.throttle = throttle
     }
 
@@ -438,7 +480,7 @@ public struct TestWorld: Sendable {
         StageEnvironment(
             clock: clock, conversations: conversations, messages: messages, users: users, credentials: credentials,
             cipher: cipher, sessions: sessions, rooms: rooms, notifier: notifier, events: events, audit: audit,
-            exporter: exporter, throttle: throttle, activity: activity)
+            exporter: exporter, replies: replies, throttle: throttle, activity: activity)
     }
 
     /// A request as the hub builds it, bound to the connection's current session if any.

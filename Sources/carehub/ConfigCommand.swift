@@ -16,7 +16,7 @@ struct ConfigCommand: AsyncParsableCommand {
         @Argument(help: "The configuration file, e.g. pipeline.conf.")
         var file: String
 
-        @Flag(name: .long, help: "Print the summary as JSON: {\"orgs\":[{\"id\":…,\"name\":…,\"hipaa\":…,\"stages\":[…]}]}.")
+        @Flag(name: .long, help: "Print the summary as JSON: {\"orgs\":[{\"id\":…,\"name\":…,\"hipaa\":…,\"hours\":…,\"timeZone\":…,\"stages\":[…]}]}.")
         var json = false
 
         func run() async throws {

@@ -11,10 +11,15 @@ struct ConsoleCommand: ParsableCommand {
         commandName: "console",
         abstract: "A terminal staff console: log in (password and authenticator code are prompted), list rooms, read and answer.",
         discussion: """
-            Commands: /rooms, /open ROOM, /close, /end (end the open conversation), /help, /quit. \
-            Any other line is sent to the open room. New conversations, messages (with their time) \
-            and the end of a chat are printed as they arrive; a message in a room that is not open \
-            is one line without its text ("* ROOM waiting 3 min (2 unanswered)"). Others' text is \
+            Commands: /rooms, /open ROOM, /close, /end (end the open conversation), /claim [ROOM] \
+            (take a waiting chat), /transfer USER [NOTE] and /queue [NOTE] (pass the open chat to a \
+            colleague or back to the queue), /team, /away, /available, /replies, /reply NAME (send \
+            the organisation's canned reply NAME to the open room), /help, /quit. \
+            Any other line is sent to the open room. New conversations, messages (with their time), \
+            colleagues' availability, hand-overs and the end of a chat are printed as they arrive; a \
+            message in a room that is not open is one line without its text ("* ROOM waiting 3 min \
+            (2 unanswered)"). Messages shown in the open room are reported read, so the patient sees \
+            a read mark. Others' text is \
             printed with control characters shown (ESC as ^[) and a \
             message's own lines indented under "    | ". A failed login asks again, three times \
             at most. The console speaks plain ws:// (reach a TLS-only hub through its loopback \
@@ -86,6 +91,12 @@ final class ConsoleSession {
     private let client: WebSocketClient
     private var room: String?
     private var nextID = 1
+    /// The highest `seq` reported read in the open room.
+    private var readThrough: Double = 0
+    /// The organisation's canned replies by name, once listed.
+    private var replies: [String: String]?
+    /// A `/reply NAME` waiting for the list of replies.
+    private var pendingReply: String?
 
     init(client: WebSocketClient) { self.client = client }
 
@@ -166,7 +177,52 @@ final class ConsoleSession {
             try send(["type": "logout"])
             return false
         case "/help":
-            Output.line("/rooms  list rooms · /open ROOM  read and answer a room · /close · /end  end the open chat · /quit")
+            Output.line("/rooms  list rooms · /open ROOM  read and answer a room · /close · /end  end the open chat")
+            Output.line("/claim [ROOM]  take a waiting chat · /transfer USER [NOTE] · /queue [NOTE]  pass the open chat on")
+            Output.line("/team · /away · /available · /replies · /reply NAME  send a canned reply · /quit")
+        case "/away", "/available":
+            try send(["type": "presence", "state": String(words[0].dropFirst()), "id": "presence"])
+        case "/team":
+            try send(["type": "team", "id": "team"])
+        case "/replies":
+            try send(["type": "replies", "id": "replies"])
+        case "/reply":
+            guard words.count == 2, let current = room else {
+                Output.line(room == nil ? "no room is open; /open ROOM first" : "usage: /reply NAME (/replies lists them)")
+                return true
+            }
+            if let replies {
+                try sendReply(named: words[1], in: current, from: replies)
+            } else {
+                pendingReply = words[1]
+                try send(["type": "replies", "id": "replies"])
+            }
+        case "/claim":
+            guard let target = words.count == 2 ? words[1] : room else {
+                Output.line("usage: /claim ROOM (or open the room first)")
+                return true
+            }
+            try send(["type": "claim", "room": target, "id": "claim"])
+        case "/transfer", "/queue":
+            guard let current = room else {
+                Output.line("no room is open; /open ROOM first")
+                return true
+            }
+            var frame: [String: Any] = ["type": "transfer", "room": current, "id": "transfer"]
+            var note = words.count == 2 ? words[1] : ""
+            if words[0] == "/transfer" {
+                let parts = note.split(separator: " ", maxSplits: 1).map(String.init)
+                guard let colleague = parts.first else {
+                    Output.line("usage: /transfer USER [NOTE] (/team lists colleagues)")
+                    return true
+                }
+                frame["to"] = colleague
+                note = parts.count == 2 ? parts[1] : ""
+            } else {
+                frame["to"] = NSNull()
+            }
+            if !note.isEmpty { frame["note"] = note }
+            try send(frame)
         case "/rooms":
             try send(["type": "rooms", "id": "rooms", "visitors": true])
         case "/open":
@@ -176,6 +232,7 @@ final class ConsoleSession {
             }
             if let current = room { try send(["type": "unsubscribe", "room": current]) }
             room = words[1]
+            readThrough = 0
             try send(["type": "subscribe", "room": words[1], "id": "open"])
         case "/close":
             guard let current = room else { return true }
@@ -202,6 +259,23 @@ final class ConsoleSession {
         return true
     }
 
+    /// Sends the canned reply `name` as the staff member's own message.
+    private func sendReply(named name: String, in current: String, from replies: [String: String]) throws {
+        guard let text = replies[name] else {
+            Output.line("no canned reply named \(TerminalText.field(name)); /replies lists them")
+            return
+        }
+        nextID += 1
+        try send(["type": "send", "room": current, "text": text, "id": "m\(nextID)"])
+    }
+
+    /// Reports the open room read up to `seq`: the patient sees a read mark.
+    private func markRead(_ seq: Double?) {
+        guard let seq, let current = room, seq > readThrough else { return }
+        readThrough = seq
+        try? send(["type": "read", "room": current, "seq": Int(seq)])
+    }
+
     /// Prints a frame from the hub. Every value in it may come from a patient or another user,
     /// so each goes through ``TerminalText`` before it reaches the terminal.
     private func show(_ frame: [String: Any]) {
@@ -216,6 +290,8 @@ final class ConsoleSession {
                 if !visitor.isEmpty { words.append(visitor.joined(separator: " — ")) }
                 if let started = entry["startedAt"] as? Double { words.append("started " + Self.time(started)) }
                 if entry["ended"] as? Bool == true { words.append("(ended)") } else if let waiting = Self.waiting(entry) { words.append(waiting) }
+                if let taken = entry["assignedTo"] as? String { words.append("taken by " + TerminalText.field(taken)) }
+                if entry["offline"] as? Bool == true { words.append("left while closed") }
                 Output.line("  " + words.joined(separator: " · "))
             }
         case "subscribed":
@@ -224,14 +300,56 @@ final class ConsoleSession {
                 let fields = visitor.keys.sorted().map { "\(TerminalText.field($0))=\(TerminalText.field(visitor[$0]!))" }
                 Output.line("  visitor: " + fields.joined(separator: ", "))
             }
-            for entry in frame["history"] as? [[String: Any]] ?? [] { Output.line(Self.stamp(entry) + Self.line(entry)) }
-        case "message": Output.line("\(Self.stamp(frame))[\(room)] " + Self.line(frame))
-        case "room_activity" where frame["room"] as? String != self.room:
-            // A room that is not open: one line per message or end, never its text.
+            if let handoff = frame["handoff"] as? [String: Any] { Output.line("  " + Self.handoff(handoff)) }
+            let history = frame["history"] as? [[String: Any]] ?? []
+            for entry in history { Output.line(Self.stamp(entry) + Self.line(entry)) }
+            markRead(history.last?["seq"] as? Double)
+        case "message":
+            Output.line("\(Self.stamp(frame))[\(room)] " + Self.line(frame))
+            if frame["room"] as? String == self.room { markRead(frame["seq"] as? Double) }
+        case "presence":
+            let name = TerminalText.field(frame["name"] as? String ?? frame["user"] as? String ?? "")
+            Output.line("* \(name) is \(TerminalText.field(frame["state"] as? String ?? ""))")
+        case "team":
+            for member in frame["members"] as? [[String: Any]] ?? [] {
+                let user = TerminalText.field(member["user"] as? String ?? "")
+                let name = TerminalText.field(member["name"] as? String ?? "")
+                Output.line("  \(user)\(name == user ? "" : " (\(name))") · \(TerminalText.field(member["state"] as? String ?? ""))")
+            }
+        case "replies":
+            let list = frame["replies"] as? [[String: Any]] ?? []
+            replies = Dictionary(list.compactMap { entry in
+                (entry["name"] as? String).map { ($0, entry["text"] as? String ?? "") }
+            }, uniquingKeysWith: { first, _ in first })
+            if let name = pendingReply, let current = self.room {
+                pendingReply = nil
+                try? sendReply(named: name, in: current, from: replies ?? [:])
+            } else if list.isEmpty {
+                Output.line("no canned replies; an admin adds them in the admin console")
+            } else {
+                for entry in list {
+                    Output.line("  \(TerminalText.field(entry["name"] as? String ?? "")): \(TerminalText.message(entry["text"] as? String ?? ""))")
+                }
+            }
+        case "claimed": Output.line("* \(room) is yours")
+        case "transferred" where frame["from"] != nil:
+            Output.line("* \(room): " + Self.handoff(frame) + " (/open \(room))")
+        case "transferred":
+            let to = frame["to"] as? String
+            Output.line("* \(room) \(to.map { "passed to " + TerminalText.field($0) } ?? "is back in the queue")")
+        case "room_activity":
+            // One line per message or end in a room that is not open, never its text; who has
+            // a room, for every room.
+            let isOpen = frame["room"] as? String == self.room
             switch frame["event"] as? String {
+            case "message" where isOpen, "ended" where isOpen: break
             case "message" where frame["lastFrom"] as? String == "visitor": Output.line("* \(room) \(Self.waiting(frame) ?? "needs a reply")")
             case "message": Output.line("* \(room) answered by staff")
             case "ended": Output.line("* \(room) has ended")
+            case "claimed": Output.line("* \(room) taken by \(TerminalText.field(frame["assignedTo"] as? String ?? ""))")
+            case "transferred":
+                let to = frame["assignedTo"] as? String
+                Output.line("* \(room) \(to.map { "transferred to " + TerminalText.field($0) } ?? "is back in the queue")")
             default: break  // opened: room_opened said so; assigned: the assignee got `assigned`
             }
         case "room_opened": Output.line("* new conversation \(room) (/open \(room))")
@@ -268,6 +386,15 @@ final class ConsoleSession {
         let minutes = max(0, Int((Date().timeIntervalSince1970 * 1000 - since) / 60_000))
         let count = entry["unanswered"] as? Int ?? 0
         return "waiting \(minutes < 1 ? "<1" : String(minutes)) min (\(count) unanswered)"
+    }
+
+    /// `transferred by NAME at HH:MM: note`, the note's own lines indented under it.
+    private static func handoff(_ entry: [String: Any]) -> String {
+        let from = TerminalText.field(entry["fromName"] as? String ?? entry["from"] as? String ?? "?")
+        var words = "transferred by \(from)"
+        if let at = entry["at"] as? Double { words += " at " + time(at) }
+        if let note = entry["note"] as? String { words += ": " + TerminalText.message(note) }
+        return words
     }
 
     /// `from: text`, the text's own lines indented under it.

@@ -46,13 +46,27 @@ struct FuzzTests {
         "timeout", "lifetime", "lockout", "lockout_time", "visitor_idle", "history", "retain", "abandon", "preview_chars",
         "notify", "via", "allow", "twofactor", "visitors", "cipher", "on", "export_dir", "export_key", "export_to",
         "transcript_email", "type", "url", "baa", "to", "from", "command", "ca", "conversations_per_minute",
-        "conversations_per_address_per_minute", "messages_per_second", "message_burst", "x", "",
+        "conversations_per_address_per_minute", "messages_per_second", "message_burst", "hours", "timezone", "x", "",
     ]
     static let oddText = [
         "\u{1B}[2K", "\u{9B}", "\u{202E}", "\u{0}", "\t", "\r", "\r\n", "\"", "#", "=", "[", "]", ",", "é", "👩🏽‍⚕️", "\u{FFFD}",
         "\u{10FFFF}", "\u{E000}", " ", "[org a]", "hipaa = on", "stage", "integration", "limits", "widget_origins = ",
-        "https://a.example", "http://[::1]:0", "10.0.0.0/", "::ffff:1.2.3.4/129",
+        "https://a.example", "http://[::1]:0", "10.0.0.0/", "::ffff:1.2.3.4/129", "hours = ", "timezone = ", "24:00", "-",
     ]
+    static let dayWords = ["mon", "sun", "Sat", "mon-fri", "sat-mon", "fri-tue", "mon-mon", "MON-SUN", "monday", "mon-", "-fri", "x", ""]
+    static let clockWords = ["00:00", "08:00", "12:30", "23:59", "24:00", "24:01", "25:00", "08:60", "8:00", "99:99", "", "٠٨:٠٠", "１２:00"]
+    static let zoneNames = [
+        "America/Chicago", "America/New_York", "Europe/Paris", "UTC", "GMT", "Etc/GMT+14", "GMT+25:00", "America/New York", "../etc/passwd",
+        "/etc/localtime", "Mars/Olympus", "", "Australia/Lord_Howe", "Asia/Kathmandu", "🕒", String(repeating: "A/", count: 40),
+    ]
+
+    /// A value for `hours =`: groups of days and ranges, well formed or not.
+    static func hoursValue(_ random: inout SeededGenerator) -> String {
+        (0..<(1 + random.below(4))).map { _ in
+            let ranges = (0..<random.below(4)).map { _ in "\(random.pick(clockWords))-\(random.pick(clockWords))" }
+            return ([random.pick(dayWords)] + ranges).joined(separator: random.chance(90) ? " " : "  ")
+        }.joined(separator: random.pick([", ", ",", " , ", ",,"]))
+    }
 
     // MARK: pipeline.conf
 
@@ -117,6 +131,9 @@ struct FuzzTests {
                     "stage \(random.pick(["auth", "idle", "encrypt", "store", "purge", "fanout", "nope"])) \(random.pick(keys))=\(value(&random))",
                     "integration \(randomUTF8(&random, count: 3)) type=\(random.pick(["webhook", "email"])) url=https://h:\(random.pick(numbers))/ baa=yes",
                     "\(random.pick(keys)) = \(value(&random))",
+                    "hours = \(hoursValue(&random))",
+                    "timezone = \(random.pick(zoneNames))",
+                    "hours = \(hoursValue(&random))\ntimezone = \(random.pick(zoneNames))",
                 ]), at: random.below(lines.count + 1))
             case 7: lines.swapAt(index, random.below(lines.count))
             case 8: lines[index] = String(lines[index].prefix(random.below(lines[index].count + 1)))
@@ -181,6 +198,48 @@ struct FuzzTests {
         #expect(!Self.shipped.isEmpty)
         var random = SeededGenerator(seed: 0x5EED_0002)
         Self.run(10_000, { Self.mutatedConfig(&random) }, Self.configProblem)
+    }
+
+    @Test func generatedHoursGiveHoursOrLineNumberedIssues() {
+        var random = SeededGenerator(seed: 0x0408_2400)
+        Self.run(5_000, {
+            var extra = ["hours = \(Self.hoursValue(&random))", "timezone = \(random.pick(Self.zoneNames))"]
+            if random.chance(20) { extra.remove(at: random.below(extra.count)) }
+            if random.chance(10) { extra.append(random.pick(extra)) }
+            if random.chance(50) { extra.reverse() }
+            return Array(("[org a]\nhipaa = off\nstage auth\nstage store\nstage fanout\n" + extra.joined(separator: "\n")).utf8)
+        }, Self.configProblem)
+    }
+
+    /// Any groups, overlapping or empty ones included, in any zone: never a trap, and a next
+    /// opening is the first moment after the date at which it is open, never while open, and
+    /// hours with a range always have one when closed.
+    @Test func openingHoursAnswerForAnyGroupsAndDates() {
+        var random = SeededGenerator(seed: 0x0FE0_1100)
+        let zones = ["America/New_York", "Europe/Paris", "Australia/Lord_Howe", "Asia/Kathmandu", "Pacific/Apia", "UTC", "America/Santiago"]
+            .compactMap(TimeZone.init(identifier:))
+        Self.run(1_500, {
+            let groups = (0..<random.below(4)).map { _ in
+                OpeningHours.Group(
+                    first: random.pick(OpeningHours.Weekday.allCases), last: random.pick(OpeningHours.Weekday.allCases),
+                    ranges: (0..<random.below(3)).map { _ in OpeningHours.TimeRange(start: random.below(1_441), end: random.below(1_441)) })
+            }
+            // 2020 to 2030, to the second.
+            let date = Date(timeIntervalSince1970: 1_577_836_800 + Double(random.below(315_576_000)))
+            return (OpeningHours(groups: groups, timeZone: random.pick(zones)), date)
+        }, { hours, date in
+            _ = hours.description
+            let open = hours.isOpen(at: date)
+            let opens = hours.groups.contains { $0.ranges.contains { $0.start < $0.end } }
+            guard let next = hours.nextOpening(after: date) else {
+                return !open && opens ? "no next opening of \(hours) after \(date)" : nil
+            }
+            if open { return "a next opening while open: \(hours) at \(date)" }
+            if next <= date || !hours.isOpen(at: next) { return "next opening \(next) of \(hours) after \(date) is not an opening" }
+            if next.timeIntervalSince(date) > 8 * 86_400 { return "next opening \(next) of \(hours) after \(date) is over a week away" }
+            if hours.isOpen(at: next.addingTimeInterval(-1)) { return "\(hours) already open a second before \(next)" }
+            return nil
+        })
     }
 
     // MARK: frames

@@ -130,6 +130,20 @@ struct PipelineFileTests {
         }
     }
 
+    @Test func anAdminSetsOpeningHoursAndIsRefusedAsTheFileWouldBe() throws {
+        let withHours = Self.clinic.replacingOccurrences(of: "hipaa = on\n", with: "hipaa = on\nhours    = mon-fri 08:00-18:00\ntimezone = America/Chicago\n")
+        let checked = try Hub.check(withHours, replacing: Self.clinic, of: OrgID("clinic"), in: Self.file, file: "pipeline.conf")
+        #expect(checked.config.org(OrgID("clinic"))?.settings.hours?.description == "Mon–Fri 08:00–18:00")
+        #expect(checked.config.org(OrgID("clinic"))?.summaryLines.contains("timezone=America/Chicago") == true)
+        let overnight = refused(withHours.replacingOccurrences(of: "08:00-18:00", with: "22:00-06:00"))
+        #expect(overnight?.issues.map(\.description) == [
+            "[org clinic]:4: '22:00-06:00' crosses midnight; write it as two groups, e.g. 'mon-fri 22:00-24:00, tue-sat 00:00-06:00'",
+        ])
+        let noZone = refused(withHours.replacingOccurrences(of: "timezone = America/Chicago\n", with: ""))
+        #expect(noZone?.issues.map(\.line) == [4])
+        #expect(noZone?.issues.first?.message.hasPrefix("'hours' needs 'timezone = …'") == true)
+    }
+
     private func refused(_ section: String) -> AdminRefusal? {
         do {
             _ = try Hub.check(section, replacing: Self.clinic, of: OrgID("clinic"), in: Self.file, file: "pipeline.conf")

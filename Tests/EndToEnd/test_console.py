@@ -211,3 +211,63 @@ def test_a_message_in_a_room_not_open_is_one_line_without_its_text_and_messages_
         assert console.proc.wait(timeout=TIMEOUT) == 0
         await patient.close()
     asyncio.run(scenario())
+
+
+def test_a_nurse_takes_a_chat_passes_it_on_and_the_patient_sees_it_read_from_the_terminal(workdir):
+    from conftest import Hub, carehub
+    carehub("user", "add", "--org", "riverside-clinic", "--user", "nurse.kim", "--role", "staff", "--display-name", "Kim Lee",
+            "--data", str(workdir / "data"), "--config", str(workdir / "pipeline.conf"), stdin="riverside-kim-test-pass\n")
+    PASSWORDS[("riverside-clinic", "nurse.kim")] = "riverside-kim-test-pass"
+    hub = Hub(workdir, workdir / "pipeline.conf").start()
+    try:
+        async def scenario():
+            first, _ = await staff(hub)
+            await first.close()
+            kim, _ = await staff(hub, user="nurse.kim")
+            console = Console(hub, "riverside-clinic", "nurse.joy")
+            console.type(PASSWORDS[("riverside-clinic", "nurse.joy")])
+            console.type(AUTHENTICATOR.code((hub.data, "riverside-clinic", "nurse.joy")))
+            console.expect("Logged in to riverside-clinic as nurse.joy")
+            # Colleagues' availability, as it changes.
+            await kim.request({"type": "presence", "state": "away", "id": "p"}, "presence")
+            console.expect("* Kim Lee is away")
+            console.type("/team")
+            console.expect("nurse.kim (Kim Lee) · away")
+            patient, welcome = await visitor(hub)
+            room = welcome["conversation"]
+            await patient.request({"type": "send", "room": room, "text": "CANARY-t3rm my results", "id": "m1"}, "ack")
+            console.expect(f"* {room} waiting")
+            # She takes it, reads it (the patient sees the read mark), and passes it on with a note.
+            console.type(f"/claim {room}")
+            console.expect(f"* {room} is yours")
+            console.type(f"/open {room}")
+            console.expect("visitor: CANARY-t3rm my results")
+            assert (await patient.recv("read"))["seq"] == 1
+            console.type("/transfer nurse.kim Needs the lab results, call back after 3")
+            console.expect(f"* {room} passed to nurse.kim")
+            notice = await kim.recv("transferred")
+            assert notice["note"] == "Needs the lab results, call back after 3" and notice["from"] == "nurse.joy"
+            # Kim puts it back in the queue; the console says so in one line.
+            await kim.request({"type": "transfer", "room": room, "to": None, "id": "q"}, "transferred")
+            console.expect(f"* {room} is back in the queue")
+            console.type("/rooms")
+            listed = console.expect(room)
+            assert "taken by" not in listed
+            # A canned reply, sent from the terminal as the nurse's own message.
+            admin, _ = await staff(hub, user="dr.admin")
+            saved = await admin.request({"type": "admin", "op": "replies.set", "name": "hours", "text": "We are open 8 to 6.", "id": "r"}, "admin")
+            assert saved["type"] == "admin", saved
+            console.type("/reply hours")
+            sent = await patient.recv("message")
+            assert (sent["from"], sent["text"]) == ("nurse.joy", "We are open 8 to 6.")
+            console.type("/reply nonesuch")
+            console.expect("no canned reply named nonesuch")
+            console.type("/away")
+            assert (await kim.recv("presence"))["state"] == "away"
+            console.type("/quit")
+            assert console.proc.wait(timeout=TIMEOUT) == 0
+            for client in (kim, patient, admin):
+                await client.close()
+        asyncio.run(scenario())
+    finally:
+        hub.stop()

@@ -240,3 +240,32 @@ def test_a_message_left_while_nobody_is_there_waits_for_the_morning(workdir):
         run(scenario())
     finally:
         hub.stop()
+
+
+def test_outside_opening_hours_the_widget_is_told_when_the_clinic_opens(workdir):
+    import datetime
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    day = today + datetime.timedelta(days=2)
+    name = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][day.weekday()]
+    config = workdir / "pipeline.conf"
+    config.write_text(config.read_text().replace(
+        "hipaa = on\n", f"hipaa = on\nhours = {name} 09:00-17:00\ntimezone = UTC\n", 1))
+    hub = Hub(workdir, config).start()
+    try:
+        async def scenario():
+            nurse, _ = await staff(hub)
+            widget = await Client.connect(hub)
+            closed = await ask(widget)
+            opens = datetime.datetime.combine(day, datetime.time(9, 0), tzinfo=datetime.timezone.utc)
+            assert closed["open"] is False and closed["staffAvailable"] is True
+            assert closed["opensAt"] == int(opens.timestamp() * 1000)
+            assert closed["hours"] == f"{name.capitalize()} 09:00–17:00" and closed["timeZone"] == "UTC"
+            # Closed is information, not a refusal: a message can still be left.
+            welcome = await widget.request({"type": "hello", "org": "riverside-clinic", "offline": True, "id": "h"}, "welcome")
+            assert welcome["type"] == "welcome"
+            for client in (nurse, widget):
+                await client.close()
+
+        run(scenario())
+    finally:
+        hub.stop()

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Reads the text of pipeline.conf into sections and statements, checking only its syntax.
 ///
 /// The format, line by line (see docs/CONFIGURATION.md):
@@ -9,6 +11,8 @@
 /// hipaa = on
 /// staff_access = assigned
 /// widget_origins = https://www.riverside.example, https://riverside.example
+/// hours    = mon-fri 08:00-18:00, sat 09:00-12:00
+/// timezone = America/Chicago
 /// limits conversations_per_minute=120 messages_per_second=5 message_burst=20
 /// stage idle  timeout=15m lifetime=12h
 /// integration pager type=webhook url=https://hooks.example.org/x baa=yes
@@ -32,10 +36,24 @@ public struct PipelineConfigParser: Sendable {
         public var widgetOrigins: (value: [String], line: Int)?
         /// The `limits …` line, with its line.
         public var limits: (value: OrgLimits, line: Int)?
+        /// `hours = …`, its groups as written, with its line.
+        public var hours: (value: [OpeningHours.Group], line: Int)?
+        /// `timezone = …`, with its line.
+        public var timeZone: (value: TimeZone, name: String, line: Int)?
         /// The `stage` statements in order.
         public var stages: [StageStatement] = []
         /// The `integration` statements in order.
         public var integrations: [StageStatement] = []
+
+        /// The opening hours that `hours` and `timezone` describe; nil without them (always open).
+        public var openingHours: OpeningHours? {
+            guard let hours, let timeZone else { return nil }
+            return OpeningHours(groups: hours.value, timeZone: timeZone.value, timeZoneName: timeZone.name)
+        }
+
+        /// The first `hours` and `timezone` lines, valid or not: each needs the other.
+        var hoursLine: Int?
+        var timeZoneLine: Int?
     }
 
     /// One `stage NAME key=value …` or `integration NAME key=value …` statement.
@@ -166,10 +184,12 @@ public struct PipelineConfigParser: Sendable {
 
             // `key = value` settings of the organisation.
             guard tokens.count >= 3, tokens[1] == "=" else {
-                if let equals = first.firstIndex(of: "="), tokens.count == 1 {
+                if tokens.count == 2, tokens[1] == "=" {
+                    fail(lineNumber, "expected a value after '\(first) ='")
+                } else if let equals = first.firstIndex(of: "="), tokens.count == 1 {
                     fail(lineNumber, "expected 'key = value' with spaces around '=', found '\(first[..<equals]) ='")
                 } else {
-                    fail(lineNumber, "expected 'name = …', 'hipaa = on|off', 'staff_access = all|assigned', 'widget_origins = …', 'limits …', 'stage NAME …' or 'integration NAME …', found '\(first)'")
+                    fail(lineNumber, "expected 'name = …', 'hipaa = on|off', 'staff_access = all|assigned', 'widget_origins = …', 'hours = …', 'timezone = …', 'limits …', 'stage NAME …' or 'integration NAME …', found '\(first)'")
                 }
                 continue
             }
@@ -206,8 +226,36 @@ public struct PipelineConfigParser: Sendable {
                 case .success(let origins): sections[current].widgetOrigins = (origins, lineNumber)
                 case .failure(let problem): fail(lineNumber, problem.message)
                 }
+            case "hours":
+                if let earlier = sections[current].hours {
+                    fail(lineNumber, "'hours' is already set on line \(earlier.line)")
+                    continue
+                }
+                if sections[current].hoursLine == nil { sections[current].hoursLine = lineNumber }
+                switch Self.hours(value) {
+                case .success(let groups): sections[current].hours = (groups, lineNumber)
+                case .failure(let problem): fail(lineNumber, problem.message)
+                }
+            case "timezone":
+                if let earlier = sections[current].timeZone {
+                    fail(lineNumber, "'timezone' is already set on line \(earlier.line)")
+                    continue
+                }
+                if sections[current].timeZoneLine == nil { sections[current].timeZoneLine = lineNumber }
+                switch Self.timeZone(value) {
+                case .success(let zone): sections[current].timeZone = (zone, value, lineNumber)
+                case .failure(let problem): fail(lineNumber, problem.message)
+                }
             default:
-                fail(lineNumber, "expected 'name', 'hipaa', 'staff_access', 'widget_origins', 'limits', 'stage' or 'integration', found '\(first)'")
+                fail(lineNumber, "expected 'name', 'hipaa', 'staff_access', 'widget_origins', 'hours', 'timezone', 'limits', 'stage' or 'integration', found '\(first)'")
+            }
+        }
+        for section in sections {
+            if let line = section.hoursLine, section.timeZoneLine == nil {
+                fail(line, "'hours' needs 'timezone = …' in [org \(section.id)] to say whose clock they follow, such as 'timezone = America/Chicago'")
+            }
+            if let line = section.timeZoneLine, section.hoursLine == nil {
+                fail(line, "'timezone' is set but [org \(section.id)] has no 'hours'; add 'hours = …' (such as 'hours = mon-fri 08:00-18:00') or remove 'timezone'")
             }
         }
         return (sections, issues)

@@ -86,7 +86,8 @@ public struct StageRegistry: Sendable {
             let settings = OrgSettings(
                 id: section.id, displayName: section.name?.value ?? section.id.rawValue,
                 hipaa: hipaa, staffAccess: section.staffAccess?.value ?? .all, integrations: integrations,
-                limits: section.limits?.value ?? .standard, widgetOrigins: section.widgetOrigins?.value ?? [])
+                limits: section.limits?.value ?? .standard, widgetOrigins: section.widgetOrigins?.value ?? [],
+                hours: section.openingHours)
             if section.hipaa == nil {
                 issues.append(ConfigIssue(file: file, line: section.line, message: "expected 'hipaa = on' or 'hipaa = off' in [org \(section.id)]"))
             }
@@ -148,7 +149,8 @@ public struct HubConfig: Sendable {
     public func org(_ id: OrgID) -> ConfiguredOrg? { orgs.first { $0.settings.id == id } }
 
     /// The `config check --json` summary:
-    /// `{"orgs":[{"id":…,"name":…,"hipaa":…,"staffAccess":…,"widgetOrigins":[…],"limits":{…},"stages":[…]}]}`.
+    /// `{"orgs":[{"id":…,"name":…,"hipaa":…,"staffAccess":…,"widgetOrigins":[…],"limits":{…},"hours":TEXT|null,"timeZone":TZ|null,"stages":[…]}]}`,
+    /// where `hours` reads as ``OpeningHours/description`` (`"Mon–Fri 08:00–18:00"`).
     public func summaryJSON() -> String {
         var writer = JSONWriter()
         writer.array("orgs", orgs) { element, org in
@@ -163,6 +165,13 @@ public struct HubConfig: Sendable {
                 limits.field("conversationsPerAddressPerMinute", Int64(values.conversationsPerAddressPerMinute))
                 limits.field("messagesPerSecond", Int64(values.messagesPerSecond))
                 limits.field("messageBurst", Int64(values.messageBurst))
+            }
+            if let hours = org.settings.hours {
+                element.field("hours", hours.description)
+                element.field("timeZone", hours.timeZoneIdentifier)
+            } else {
+                element.null("hours")
+                element.null("timeZone")
             }
             element.strings("stages", org.stages.map(\.name))
         }
@@ -193,6 +202,10 @@ public struct ConfiguredOrg: Sendable {
         var lines = ["hipaa=\(settings.hipaa ? "on" : "off")"]
         if settings.staffAccess != .all { lines.append("staff_access=\(settings.staffAccess.rawValue)") }
         if !settings.widgetOrigins.isEmpty { lines.append("widget_origins=\(settings.widgetOrigins.joined(separator: ","))") }
+        if let hours = settings.hours {
+            lines.append("hours=\(hours.configText)")
+            lines.append("timezone=\(hours.timeZoneIdentifier)")
+        }
         if settings.limits != .standard {
             let limits = settings.limits
             lines.append("limits conversations_per_minute=\(limits.conversationsPerMinute) conversations_per_address_per_minute=\(limits.conversationsPerAddressPerMinute) messages_per_second=\(limits.messagesPerSecond) message_burst=\(limits.messageBurst)")

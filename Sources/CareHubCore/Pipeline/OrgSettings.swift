@@ -24,7 +24,8 @@ public struct OrgSettings: Sendable, Hashable {
     /// (`widget_origins = …`). A browser's WebSocket from any other page is refused; empty
     /// allows the hub's own origin only. Clients that send no `Origin` (not a browser) pass.
     public let widgetOrigins: [String]
-    /// Opening hours (`hours =`, `timezone =`); nil: always open.
+    /// When it is open (`hours = …` and `timezone = …`); nil is always open. The widget's
+    /// `availability` frame reports it; nothing is refused outside these hours.
     public let hours: OpeningHours?
 
     /// Creates settings.

@@ -84,6 +84,8 @@ public struct Outcome: Sendable {
     public var handoffFromName: String?
     /// Frames for this connection after the reply (a visitor's place in the queue after `welcome`).
     public var followUps: [ServerFrame] = []
+    /// The organisation's canned replies, by name (after `replies`).
+    public var replies: [CannedReply] = []
 
     /// An empty outcome, as the end of the chain returns.
     public init() {}
@@ -155,6 +157,8 @@ public struct Outcome: Sendable {
             return .transferred(id: id, room: room, to: to)
         case .read:
             return nil
+        case .replies:
+            return .replies(id: id, replies: replies)
         }
     }
 }

@@ -77,6 +77,8 @@ public struct StageEnvironment: Sendable {
     public var audit: any AuditLog
     /// Transcript sinks, for the end-of-chat hook.
     public var exporter: any TranscriptExporter
+    /// The organisations' canned replies.
+    public var replies: any CannedReplyStore
     /// Limits on what strangers may ask for, shared by every pipeline.
     public var throttle: Throttle
     /// Each open room's recent traffic, for staff who are not reading it (one hub's view, in memory).
@@ -89,7 +91,7 @@ public struct StageEnvironment: Sendable {
         clock: any WallClock, conversations: any ConversationStore, messages: any MessageStore,
         users: any UserDirectory, credentials: any Credentials, cipher: any Cipher,
         sessions: any SessionStore, rooms: any RoomDirectory, notifier: any Notifier, events: any PipelineEvents,
-        audit: any AuditLog, exporter: any TranscriptExporter, throttle: Throttle = Throttle(),
+        audit: any AuditLog, exporter: any TranscriptExporter, replies: any CannedReplyStore, throttle: Throttle = Throttle(),
         activity: RoomActivityLog = RoomActivityLog(), frontDesk: FrontDesk = FrontDesk()
     ) {
         self.clock = clock
@@ -104,6 +106,7 @@ public struct StageEnvironment: Sendable {
         self.events = events
         self.audit = audit
         self.exporter = exporter
+        self.replies = replies
         self.throttle = throttle
         self.activity = activity
         self.frontDesk = frontDesk

@@ -30,6 +30,12 @@ public enum AdminRequest: Sendable, Hashable {
     case audit(limit: Int, before: Int64?)
     /// `audit.verify`: check the hash chain and its signed checkpoints.
     case verifyAudit
+    /// `replies.list`: the organisation's canned replies, by name.
+    case replies
+    /// `replies.set`: create a canned reply, or replace the text of the one with its name.
+    case saveReply(CannedReply)
+    /// `replies.delete`: remove the canned reply of that name.
+    case deleteReply(name: String)
 
     /// The operation names, as on the wire.
     public enum Op: String, Sendable, CaseIterable {
@@ -48,6 +54,9 @@ public enum AdminRequest: Sendable, Hashable {
         case usersSetDisplayName = "users.set_display_name"
         case auditList = "audit.list"
         case auditVerify = "audit.verify"
+        case repliesList = "replies.list"
+        case repliesSet = "replies.set"
+        case repliesDelete = "replies.delete"
     }
 
     /// This request's operation.
@@ -66,6 +75,9 @@ public enum AdminRequest: Sendable, Hashable {
         case .setDisplayName: return .usersSetDisplayName
         case .audit: return .auditList
         case .verifyAudit: return .auditVerify
+        case .replies: return .repliesList
+        case .saveReply: return .repliesSet
+        case .deleteReply: return .repliesDelete
         }
     }
 

@@ -40,11 +40,13 @@ public enum ClientFrame: Sendable, Hashable {
     case transfer(room: ConversationID, to: String?, note: String?)
     /// Staff: the person at the console has seen the room's messages up to `seq`.
     case read(room: ConversationID, seq: UInt64)
+    /// Staff: the organisation's canned replies, by name.
+    case replies
 
     /// The frame's `type` names, as on the wire.
     public enum Kind: String, Sendable, CaseIterable {
         case hello, login, rooms, subscribe, unsubscribe, send, end, typing, activity, logout, transcript, assign, admin
-        case availability, presence, team, claim, transfer, read
+        case availability, presence, team, claim, transfer, read, replies
     }
 
     /// This frame's kind.
@@ -69,6 +71,7 @@ public enum ClientFrame: Sendable, Hashable {
         case .claim: return .claim
         case .transfer: return .transfer
         case .read: return .read
+        case .replies: return .replies
         }
     }
 
@@ -77,7 +80,7 @@ public enum ClientFrame: Sendable, Hashable {
         switch self {
         case .subscribe(let room), .unsubscribe(let room), .send(let room, _), .end(let room), .typing(let room),
              .transcript(let room, _), .assign(let room, _), .claim(let room), .transfer(let room, _, _), .read(let room, _): return room
-        case .hello, .login, .rooms, .activity, .logout, .admin, .availability, .presence, .team: return nil
+        case .hello, .login, .rooms, .activity, .logout, .admin, .availability, .presence, .team, .replies: return nil
         }
     }
 
@@ -85,14 +88,14 @@ public enum ClientFrame: Sendable, Hashable {
     ///
     /// Sending, subscribing, unsubscribing, ending, typing, `activity` (which consoles send only
     /// after a key press or click on the page), claiming, transferring, setting one's presence and
-    /// admin operations count. Listing rooms or the team and read receipts (which consoles send by
-    /// themselves), logging in, visitor resumes, availability checks, and WebSocket pings (which
-    /// never reach the pipeline) do not.
+    /// admin operations count. Listing rooms, the team or canned replies and read receipts (which
+    /// consoles send by themselves), logging in, visitor resumes, availability checks, and
+    /// WebSocket pings (which never reach the pipeline) do not.
     public var isUserAction: Bool {
         switch self {
         case .send, .subscribe, .unsubscribe, .end, .typing, .activity, .transcript, .assign, .admin, .presence, .claim, .transfer:
             return true
-        case .hello, .login, .rooms, .logout, .availability, .team, .read: return false
+        case .hello, .login, .rooms, .logout, .availability, .team, .read, .replies: return false
         }
     }
 }

@@ -135,6 +135,7 @@ public struct Envelope: Sendable, Hashable {
                 throw PipelineError(.invalidField, "field 'seq' must be a whole number of at least 1")
             }
             return .read(room: room, seq: UInt64(seq))
+        case .replies: return .replies
         }
     }
 
@@ -174,6 +175,9 @@ public struct Envelope: Sendable, Hashable {
             }
             return .audit(limit: Int(limit), before: try reader.optionalInteger("before"))
         case .auditVerify: return .verifyAudit
+        case .repliesList: return .replies
+        case .repliesSet: return .saveReply(CannedReply(name: try reader.replyName(), text: try reader.replyText()))
+        case .repliesDelete: return .deleteReply(name: try reader.replyName())
         }
     }
 }
@@ -307,6 +311,24 @@ private struct FieldReader {
             throw PipelineError(.invalidField, "field 'displayName' must be 1-\(StaffUser.maxDisplayNameLength) characters")
         }
         return name
+    }
+
+    /// A canned reply's `name`: 1-40 characters once cleaned as a single line and trimmed.
+    func replyName() throws -> String {
+        let text = try string("name", maxBytes: 1024)
+        guard let name = CannedReply.name(from: text) else {
+            throw PipelineError(.invalidField, "field 'name' must be 1-\(CannedReply.maxNameLength) characters on one line")
+        }
+        return name
+    }
+
+    /// A canned reply's `text`: 1-2,000 bytes, cleaned as multi-line typed text, not blank.
+    func replyText() throws -> String {
+        let raw = try string("text", maxBytes: CannedReply.maxTextBytes)
+        guard let text = CannedReply.text(from: raw) else {
+            throw PipelineError(.invalidField, "field 'text' must not be empty")
+        }
+        return text
     }
 
     func role() throws -> Role {

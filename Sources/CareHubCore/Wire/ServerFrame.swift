@@ -64,6 +64,8 @@ public enum ServerFrame: Sendable, Hashable {
     case queue(room: ConversationID, position: Int)
     /// To a room's visitor: staff have seen its messages up to `seq`.
     case read(room: ConversationID, seq: UInt64)
+    /// Reply to `replies`: the organisation's canned replies, by name.
+    case replies(id: String?, replies: [CannedReply])
 
     /// The frame as a JSON text frame.
     public func json() -> String {
@@ -238,6 +240,10 @@ public enum ServerFrame: Sendable, Hashable {
             w.field("type", "read")
             w.field("room", room.rawValue)
             w.field("seq", seq)
+        case .replies(let id, let replies):
+            w.field("type", "replies")
+            w.optionalField("id", id)
+            w.writeReplies(replies)
         }
         return w.finish()
     }
@@ -293,6 +299,14 @@ extension JSONWriter {
         if let to = handoff.to { field("to", to) } else { null("to") }
         if let note = handoff.note { field("note", note) } else { null("note") }
         field("at", handoff.at.epochMilliseconds)
+    }
+
+    /// `"replies":[{"name":…,"text":…},…]`: the staff `replies` reply and the admin API's `replies.*` results.
+    public mutating func writeReplies(_ replies: [CannedReply]) {
+        array("replies", replies) { element, reply in
+            element.field("name", reply.name)
+            element.field("text", reply.text)
+        }
     }
 
     /// `lastAt`, `lastFrom`, `waitingSince`, `unanswered`: shared by `room_activity` and the `rooms` entries.
