@@ -506,7 +506,7 @@ function transferred(frame) {
   room.assignedTo = frame.to;
   room.handedToMe = Boolean(me && frame.to === me.user);
   renderList();
-  if (frame.room === current) { showHandoff(frame.room); renderHead(); }
+  if (frame.room === current) { $("room-note").textContent = ""; showHandoff(frame.room); renderHead(); }
   if (room.handedToMe) alertStaff("A chat was transferred to you");
 }
 

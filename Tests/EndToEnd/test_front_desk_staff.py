@@ -246,6 +246,7 @@ def test_two_nurses_claim_hand_over_and_send_back_a_chat(front_desk):
         handoff = kim.find_element(By.ID, "handoff").text
         assert handoff.startswith("Transferred by Joy Rivera at ") and NOTE in handoff, handoff
         wait(kim).until(lambda d: (room_entry(d, room) or {}).get("taken") == "Taken by you")
+        assert kim.find_element(By.ID, "room-note").text == ""  # "Already taken" no longer holds
         shot(kim, "front-desk-handoff")
 
         # Kim goes away, closes the page; back later, her console says she is away again, and the
