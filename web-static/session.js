@@ -156,9 +156,10 @@ const CareHubSession = (() => {
   }
 
   // Errors the pages show in their own place (a chat that ended, the admin console's sections,
-  // the assignment form); every other one appears in the notice line under the header.
+  // the assignment form, the staff console's claims, transfers, availability, canned replies and
+  // read receipts); every other one appears in the notice line under the header.
   function shownByPage(frame) {
-    return frame.code === "conversation_ended" || /^(assign|pipeline\.|hipaa\.|users\.|audit\.)/.test(frame.id || "");
+    return frame.code === "conversation_ended" || /^(assign|pipeline\.|hipaa\.|users\.|audit\.|claim|transfer|presence|team|replies|read)/.test(frame.id || "");
   }
 
   function notice(text) {

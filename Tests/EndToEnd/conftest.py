@@ -271,3 +271,11 @@ async def staff(hub, org="riverside-clinic", user="nurse.joy"):
         AUTHENTICATOR.recovery_codes[key] = reply.get("recoveryCodes")
     assert reply["type"] == "session", reply
     return client, reply
+
+
+def add_account(workdir, org, user, role, password, display_name=None):
+    """Adds one more account to a test hub's data (before the hub starts), as `carehub user add`."""
+    PASSWORDS[(org, user)] = password  # so that staff() can log it in
+    named = ["--display-name", display_name] if display_name else []
+    carehub("user", "add", "--org", org, "--user", user, "--role", role, *named,
+            "--data", str(workdir / "data"), "--config", str(workdir / "pipeline.conf"), stdin=password + "\n")
