@@ -89,7 +89,7 @@ public final class Hub: Sendable {
             events: events,
             audit: audit,
             exporter: HubTranscriptExporter(integrations: integrations),
-            replies: SQLiteCannedReplies(database: database),
+            replies: SQLiteCannedReplies(database: database, audit: audit),
             throttle: throttle)
         configuration = HubConfiguration(
             config: config, path: options.configPath, environment: environment, events: events, database: database, timer: metrics,
