@@ -17,11 +17,11 @@ public final class EnvelopeCipher: Cipher {
     public static let keyID = "d1"
 
     private let master: SymmetricKey
-    private let store: SQLiteKeyStore
+    private let store: any KeyStore
     private let dataKeys = Mutex<[String: SymmetricKey]>([:])
     private let keks = Mutex<[String: SymmetricKey]>([:])
 
-    public init(master: SymmetricKey, store: SQLiteKeyStore) {
+    public init(master: SymmetricKey, store: any KeyStore) {
         self.master = master
         self.store = store
     }
@@ -51,7 +51,7 @@ public final class EnvelopeCipher: Cipher {
     private func dataKey(for scope: KeyScope, create: Bool) async throws -> SymmetricKey? {
         let name = scope.description
         if let key = dataKeys.withLock({ $0[name] }) { return key }
-        let record: SQLiteKeyStore.DataKeyRecord
+        let record: DataKeyRecord
         if let stored = try await store.dataKey(scope: name) {
             record = stored
         } else if create {
@@ -69,7 +69,7 @@ public final class EnvelopeCipher: Cipher {
         return key
     }
 
-    private func unwrapDataKey(_ record: SQLiteKeyStore.DataKeyRecord) async throws -> [UInt8] {
+    private func unwrapDataKey(_ record: DataKeyRecord) async throws -> [UInt8] {
         try AES256GCM.open(
             AES256GCM.SealedBox(combined: record.wrapped), using: try await kekKey(org: record.org, version: record.kekVersion),
             authenticating: Self.dataKeyAD(scope: record.scope, org: record.org, version: record.kekVersion))

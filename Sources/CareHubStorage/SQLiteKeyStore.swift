@@ -4,31 +4,9 @@ import GRDB
 
 /// Wrapped keys in SQLite: organisations' key-encryption keys (wrapped under the master key) and
 /// data keys (wrapped under a KEK version). No key is ever stored unwrapped.
-public struct SQLiteKeyStore: Sendable {
-    /// One organisation KEK version.
-    public struct KEKRecord: Sendable, Hashable {
-        public enum State: String, Sendable { case active, rotating, retired }
-        public let org: OrgID
-        public let version: Int
-        public let state: State
-        /// The wrapped key; nil once the version is retired and erased.
-        public let wrapped: [UInt8]?
-    }
-
-    /// One wrapped data key.
-    public struct DataKeyRecord: Sendable, Hashable {
-        public let scope: String
-        public let org: OrgID
-        public let kekVersion: Int
-        public let wrapped: [UInt8]
-
-        public init(scope: String, org: OrgID, kekVersion: Int, wrapped: [UInt8]) {
-            self.scope = scope
-            self.org = org
-            self.kekVersion = kekVersion
-            self.wrapped = wrapped
-        }
-    }
+public struct SQLiteKeyStore: KeyStore {
+    public typealias KEKRecord = CareHubCore.KEKRecord
+    public typealias DataKeyRecord = CareHubCore.DataKeyRecord
 
     private let database: CareHubDatabase
 
