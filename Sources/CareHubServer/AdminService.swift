@@ -18,6 +18,8 @@ final class AdminService: Sendable {
     private let scrypt: ScryptCredentials
     private let auditKey: SymmetricKey
     private let events: any PipelineEvents
+    /// Where pipeline.conf is read and written (fsync), off the cooperative pool.
+    private let io: BlockingPool
     private let logger: Logger
     /// Set while a change to pipeline.conf is being checked, written and applied.
     private let changeRunning = Mutex(false)
@@ -25,7 +27,7 @@ final class AdminService: Sendable {
     init(
         configuration: HubConfiguration, configPath: String, database: CareHubDatabase, audit: SQLiteAuditLog,
         conversations: SQLiteConversationStore, environment: StageEnvironment, scrypt: ScryptCredentials, auditKey: SymmetricKey,
-        events: any PipelineEvents, logger: Logger
+        events: any PipelineEvents, io: BlockingPool, logger: Logger
     ) {
         self.configuration = configuration
         self.configPath = configPath
@@ -36,6 +38,7 @@ final class AdminService: Sendable {
         self.scrypt = scrypt
         self.auditKey = auditKey
         self.events = events
+        self.io = io
         self.logger = logger
     }
 
@@ -130,7 +133,7 @@ final class AdminService: Sendable {
     // MARK: Pipeline
 
     private func pipelineJSON(_ org: OrgID) async throws -> String {
-        let (file, snapshot, section) = try currentSection(org)
+        let (file, snapshot, section) = try await currentSection(org)
         let inForce = config.org(org)
         let held = try await conversations.unpurged(org: org, startedBefore: .distantFuture, limit: 100_000).count
         let attestation = try await SQLiteAttestations(database: database).latest(org: org)
@@ -156,7 +159,8 @@ final class AdminService: Sendable {
         } else {
             w.null("attestation")
         }
-        w.strings("versions", Array(file.versions(of: org).prefix(20)))
+        let versions = try await io.run { Array(file.versions(of: org).prefix(20)) }
+        w.strings("versions", versions)
         return w.finish()
     }
 
@@ -170,17 +174,17 @@ final class AdminService: Sendable {
     private func replacePipeline(_ org: OrgID, with text: String, base: String?, apply: Bool, actor: String, address: String) async throws -> String {
         guard apply else {
             // A check writes nothing, so it need not wait for a change in progress.
-            let (_, snapshot, current) = try currentSection(org)
+            let (_, snapshot, current) = try await currentSection(org)
             let checked = try PipelineEdit.check(text, replacing: current.text, of: org, in: snapshot.text, file: configPath)
             return Self.checkedJSON(checked.config, org: org)
         }
         return try await exclusively {
-            let (file, snapshot, current) = try currentSection(org)
+            let (file, snapshot, current) = try await currentSection(org)
             if let base, base != snapshot.version {
                 throw PipelineError(.conflict, "pipeline.conf changed since you loaded it (edited on the host or by another admin); load it again and redo your change")
             }
             let checked = try PipelineEdit.check(text, replacing: current.text, of: org, in: snapshot.text, file: configPath)
-            try write(checked.text, to: file, replacing: snapshot, org: org, author: actor)
+            try await write(checked.text, to: file, replacing: snapshot, org: org, author: actor)
             await configuration.apply(checked.config, admin: (org, actor, address))
             logger.notice("pipeline changed through the admin API", metadata: ["org.id": "\(org)", "admin": "\(actor)"])
             return try await pipelineJSON(org)
@@ -190,7 +194,7 @@ final class AdminService: Sendable {
     private func enableHIPAA(_ org: OrgID, attestation: BAAAttestation, actor: String, address: String) async throws -> String {
         if let problem = attestation.problem(today: Date()) { throw PipelineError(.invalidField, problem) }
         return try await exclusively {
-            let (file, snapshot, current) = try currentSection(org)
+            let (file, snapshot, current) = try await currentSection(org)
             guard config.org(org)?.settings.hipaa == false else { throw PipelineError(.conflict, "HIPAA mode is already on") }
             let section = PipelineEdit.settingHIPAA(true, in: current.text)
             let checked = try PipelineEdit.check(section, replacing: current.text, of: org, in: snapshot.text, file: configPath, hipaaSwitch: true)
@@ -203,7 +207,7 @@ final class AdminService: Sendable {
             // What the organisation stored so far is sealed before the switch and once more after
             // it (for messages committed while it was being made), and only then reported done.
             let before = try await EncryptStage.sealStored(org: org, environment: environment)
-            try write(checked.text, to: file, replacing: snapshot, org: org, author: actor)
+            try await write(checked.text, to: file, replacing: snapshot, org: org, author: actor)
             // Ends the organisation's sessions (this admin's too) and audits hipaa.enabled.
             await configuration.apply(checked.config, admin: (org, actor, address))
             _ = try await configuration.sealEarlierRecords(of: org, actor: (actor, address), alreadySealed: before)
@@ -213,7 +217,7 @@ final class AdminService: Sendable {
 
     private func disableHIPAA(_ org: OrgID, purge: Bool, actor: String, address: String) async throws -> String {
         try await exclusively {
-            let (file, snapshot, current) = try currentSection(org)
+            let (file, snapshot, current) = try await currentSection(org)
             guard config.org(org)?.settings.hipaa == true else { throw PipelineError(.conflict, "HIPAA mode is already off") }
             let section = PipelineEdit.settingHIPAA(false, in: current.text)
             let checked = try PipelineEdit.check(section, replacing: current.text, of: org, in: snapshot.text, file: configPath, hipaaSwitch: true)
@@ -226,7 +230,7 @@ final class AdminService: Sendable {
                 _ = try await PurgeStage.close(conversation, at: Date(), environment: environment)
                 try await PurgeStage.erase(conversation.id, org: org, environment: environment, actor: actor, address: address, detail: "reason=hipaa_off export=none")
             }
-            try write(checked.text, to: file, replacing: snapshot, org: org, author: actor)
+            try await write(checked.text, to: file, replacing: snapshot, org: org, author: actor)
             await configuration.apply(checked.config, admin: (org, actor, address))
             try await audit.record(AuditEvent(at: Date(), org: org, actor: actor, address: address, action: "hipaa.disabled", detail: "purged=\(held.count)"))
             return try await pipelineJSON(org)
@@ -245,25 +249,26 @@ final class AdminService: Sendable {
         return try await body()
     }
 
-    private func readPipeline(_ file: PipelineFile) throws -> PipelineFile.Snapshot {
+    private func readPipeline(_ file: PipelineFile) async throws -> PipelineFile.Snapshot {
         do {
-            return try file.read()
+            return try await io.run { try file.read() }
         } catch {
             logger.error("cannot read pipeline.conf", metadata: ["config.path": "\(configPath)"])
             throw PipelineError(.unavailable, "the hub cannot read its pipeline.conf; ask the operator to check the file")
         }
     }
 
-    private func currentSection(_ org: OrgID) throws -> (PipelineFile, PipelineFile.Snapshot, PipelineFile.Section) {
+    private func currentSection(_ org: OrgID) async throws -> (PipelineFile, PipelineFile.Snapshot, PipelineFile.Section) {
         let file = PipelineFile(path: configPath)
-        let snapshot = try readPipeline(file)
+        let snapshot = try await readPipeline(file)
         guard let section = PipelineFile.section(org, in: snapshot.text) else { throw PipelineEdit.missingSection(org) }
         return (file, snapshot, section)
     }
 
-    private func write(_ text: String, to file: PipelineFile, replacing snapshot: PipelineFile.Snapshot, org: OrgID, author: String) throws {
+    /// Writes the new file (temporary file, fsync, rename, directory fsync) on the I/O thread.
+    private func write(_ text: String, to file: PipelineFile, replacing snapshot: PipelineFile.Snapshot, org: OrgID, author: String) async throws {
         do {
-            try file.write(text, replacing: snapshot, at: Date(), org: org, author: author)
+            _ = try await io.run { try file.write(text, replacing: snapshot, at: Date(), org: org, author: author) }
         } catch {
             logger.error("cannot write pipeline.conf", metadata: ["config.path": "\(configPath)", "error": "\(error)"])
             throw PipelineError(.unavailable, "the hub could not write pipeline.conf (\(error)); nothing changed")

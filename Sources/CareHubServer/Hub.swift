@@ -43,6 +43,9 @@ public final class Hub: Sendable {
     private let integrations = Integrations()
     private let backlog = Mutex(HubMetrics.Backlog())
     let scrypt: ScryptCredentials
+    /// File work that blocks (pipeline.conf's write and fsync, the database's last checkpoint and
+    /// close), off Swift's cooperative pool.
+    private let io = BlockingPool(name: "carehub-io", threads: 1, queueLimit: 64)
     /// Audit writes and sealing started where nothing can wait for them; shutdown waits.
     private let pending = PendingWork()
     private let throttle: Throttle
@@ -96,7 +99,7 @@ public final class Hub: Sendable {
             pending: pending, logger: logger)
         admin = AdminService(
             configuration: configuration, configPath: options.configPath, database: database, audit: audit, conversations: conversations,
-            environment: environment, scrypt: scrypt, auditKey: auditKey, events: events, logger: logger)
+            environment: environment, scrypt: scrypt, auditKey: auditKey, events: events, io: io, logger: logger)
         router = FrameRouter(
             registry: registry, sessions: sessions, configuration: configuration, admin: admin, metrics: metrics, outbound: outbound,
             maxFrameBytes: options.maxFrameBytes, logger: logger)
@@ -186,11 +189,14 @@ public final class Hub: Sendable {
         await pending.drain()
         scrypt.shutdown()
         do {
-            try audit.checkpoint()
-            try database.close()
+            try await io.run { [audit, database] in
+                try audit.checkpoint()
+                try database.close()
+            }
         } catch {
             logger.error("closing the database failed", metadata: ["error": "\(error)"])
         }
+        io.shutdown()
         logger.info("stopped", metadata: ["messages.committed": "\(messages.statistics.messages)", "commits": "\(messages.statistics.commits)"])
     }
 
