@@ -8,8 +8,9 @@ import Synchronization
 /// organisation's settings in force then, to integrations that may receive them then.
 ///
 /// It runs in a task it owns (``start()``/``stop()``): once a second it takes up to
-/// ``batchSize`` due items and sends them, at most ``concurrency`` at a time, so one dead
-/// integration holds a few slots for its timeout, not the whole round. A failed send is retried on
+/// ``batchSize`` due items and sends them, in order for each integration and at most
+/// ``concurrency`` integrations at a time, so one dead integration holds one slot for its
+/// timeouts, not the whole round. A failed send is retried on
 /// ``retryDelay(afterAttempts:)`` and given up after ``attempts`` tries.
 final class NotificationDispatcher: Sendable {
     /// Sends one rendered notification through an integration.
@@ -65,17 +66,32 @@ final class NotificationDispatcher: Sendable {
         await running?.value
     }
 
-    /// One round: every due item, at most ``concurrency`` at a time.
+    /// One round: every due item. Each organisation's integration gets its items one after the
+    /// other, in the order they were queued (a pager sees "1 unread" before "2 unread"); up to
+    /// ``concurrency`` integrations are served at once.
     func dispatch(at now: Date) async {
         guard let due = try? await outbox.due(at: now, limit: Self.batchSize) else { return }
+        var lanes: [[SQLiteOutbox.Item]] = []
+        var lane: [String: Int] = [:]
+        for item in due {
+            let key = "\(item.notification.org.rawValue)|\(item.integration)"
+            if let index = lane[key] {
+                lanes[index].append(item)
+            } else {
+                lane[key] = lanes.count
+                lanes.append([item])
+            }
+        }
         await withTaskGroup(of: Void.self) { group in
             var running = 0
-            for item in due {
+            for items in lanes {
                 if running == Self.concurrency {
                     await group.next()
                     running -= 1
                 }
-                group.addTask { [self] in await deliver(item, at: now) }
+                group.addTask { [self] in
+                    for item in items { await deliver(item, at: now) }
+                }
                 running += 1
             }
         }
