@@ -72,14 +72,14 @@ let package = Package(
             name: "carehub-bench",
             dependencies: [
                 "CareHubCore", "CareHubCrypto", "CareHubStorage", "CareHubTransport",
-                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
         ),
         .executableTarget(name: "carehub-relay", dependencies: ["CareHubCore", "CareHubTransport"], swiftSettings: strict),
 
-        // Test doubles for the pipeline core's ports (unit tests of the core only).
+        // Test doubles of the ports, for unit tests; held to the adapters' contract tests.
         .target(name: "CareHubTesting", dependencies: ["CareHubCore"], swiftSettings: strict),
 
         .testTarget(name: "CareHubCoreTests", dependencies: ["CareHubCore", "CareHubStages", "CareHubTesting"], swiftSettings: strict),
@@ -88,6 +88,12 @@ let package = Package(
         .testTarget(name: "CareHubStorageTests", dependencies: ["CareHubStorage", "CareHubCore", "CareHubCrypto", "CareHubTesting"], swiftSettings: strict),
         .testTarget(name: "CareHubTransportTests", dependencies: ["CareHubTransport"], swiftSettings: strict),
         .testTarget(name: "CareHubTerminalTests", dependencies: ["CareHubTerminal"], swiftSettings: strict),
-        .testTarget(name: "CareHubServerTests", dependencies: ["CareHubServer", "CareHubStorage", "CareHubCrypto", "CareHubCore", "CareHubTesting", "CareHubTransport"], swiftSettings: strict),
+        .testTarget(
+            name: "CareHubServerTests",
+            dependencies: [
+                "CareHubServer", "CareHubStorage", "CareHubCrypto", "CareHubCore", "CareHubTesting", "CareHubTransport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
     ]
 )
