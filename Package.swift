@@ -39,9 +39,11 @@ let package = Package(
 
         // Adapters over the C libraries.
         .target(name: "CareHubCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
+        // The audit trail's chain, heads and their verification: domain code any store uses.
+        .target(name: "CareHubAudit", dependencies: ["CareHubCore", "CareHubCrypto"], swiftSettings: strict),
         .target(
             name: "CareHubStorage",
-            dependencies: ["CareHubCore", "CareHubCrypto", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")],
+            dependencies: ["CareHubCore", "CareHubCrypto", "CareHubAudit", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")],
             swiftSettings: strict
         ),
         .target(name: "CareHubTransport", dependencies: ["CLibWebSockets"], swiftSettings: strict),
@@ -52,7 +54,7 @@ let package = Package(
         .target(
             name: "CareHubServer",
             dependencies: [
-                "CareHubCore", "CareHubStages", "CareHubCrypto", "CareHubStorage", "CareHubTransport",
+                "CareHubCore", "CareHubStages", "CareHubCrypto", "CareHubAudit", "CareHubStorage", "CareHubTransport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -60,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "carehub",
             dependencies: [
-                "CareHubServer", "CareHubCore", "CareHubCrypto", "CareHubStorage", "CareHubTerminal", "CareHubTransport",
+                "CareHubServer", "CareHubCore", "CareHubCrypto", "CareHubAudit", "CareHubStorage", "CareHubTerminal", "CareHubTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -85,13 +87,13 @@ let package = Package(
         .testTarget(name: "CareHubCoreTests", dependencies: ["CareHubCore", "CareHubStages", "CareHubTesting"], swiftSettings: strict),
         .testTarget(name: "CareHubStagesTests", dependencies: ["CareHubCore", "CareHubStages", "CareHubTesting"], swiftSettings: strict),
         .testTarget(name: "CareHubCryptoTests", dependencies: ["CareHubCrypto"], swiftSettings: strict),
-        .testTarget(name: "CareHubStorageTests", dependencies: ["CareHubStorage", "CareHubCore", "CareHubCrypto", "CareHubTesting"], swiftSettings: strict),
+        .testTarget(name: "CareHubStorageTests", dependencies: ["CareHubStorage", "CareHubCore", "CareHubCrypto", "CareHubAudit", "CareHubTesting"], swiftSettings: strict),
         .testTarget(name: "CareHubTransportTests", dependencies: ["CareHubTransport"], swiftSettings: strict),
         .testTarget(name: "CareHubTerminalTests", dependencies: ["CareHubTerminal"], swiftSettings: strict),
         .testTarget(
             name: "CareHubServerTests",
             dependencies: [
-                "CareHubServer", "CareHubStorage", "CareHubCrypto", "CareHubCore", "CareHubTesting", "CareHubTransport",
+                "CareHubServer", "CareHubStorage", "CareHubCrypto", "CareHubAudit", "CareHubCore", "CareHubTesting", "CareHubTransport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

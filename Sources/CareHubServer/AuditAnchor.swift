@@ -1,3 +1,4 @@
+import CareHubAudit
 import CareHubStorage
 import Dispatch
 import Foundation

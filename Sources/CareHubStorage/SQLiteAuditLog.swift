@@ -1,3 +1,4 @@
+import CareHubAudit
 import CareHubCore
 import CareHubCrypto
 import Foundation
@@ -21,19 +22,7 @@ import Synchronization
 /// deletes audit rows; retention is therefore unlimited (at least the six years HIPAA asks).
 public final class SQLiteAuditLog: AuditLog {
     /// A verdict on the chain.
-    public enum Verdict: Sendable, Equatable, CustomStringConvertible {
-        /// Every row, signed head and checkpoint holds; `checkpoints` counts signed heads and
-        /// checkpoints.
-        case holds(events: Int, checkpoints: Int)
-        case broken(eventID: Int64, reason: String)
-
-        public var description: String {
-            switch self {
-            case .holds(let events, let checkpoints): "the audit chain holds: \(events) events, \(checkpoints) signed heads"
-            case .broken(let id, let reason): "the audit chain is broken at event \(id): \(reason)"
-            }
-        }
-    }
+    public typealias Verdict = AuditVerdict
 
     /// A verdict for one organisation's admin: the whole chain is checked, but only that
     /// organisation's events are counted or named.
@@ -127,7 +116,7 @@ public final class SQLiteAuditLog: AuditLog {
             previous = hash
         }
         let at = Date().epochMilliseconds
-        let signature = keys.head.mac(Self.headMessage(seq: id, keyedFrom: boundary, at: at, hash: previous))
+        let signature = keys.head.mac(AuditChain.headMessage(seq: id, keyedFrom: boundary, at: at, hash: previous))
         let insertHead = try db.cachedStatement(sql: "INSERT INTO audit_heads (seq, hash, keyed_from, at, mac) VALUES (?, ?, ?, ?, ?)")
         try HotInsert.run(insertHead) { row in
             row.integer(id)
@@ -150,7 +139,7 @@ public final class SQLiteAuditLog: AuditLog {
         if let stored = try Int64.fetchOne(db, sql: "SELECT keyed_from FROM audit_heads ORDER BY seq DESC LIMIT 1") { return stored }
         for checkpoint in try Row.fetchAll(db, sql: "SELECT last_event_id, hash, mac FROM audit_checkpoints ORDER BY last_event_id DESC") {
             let last: Int64 = checkpoint["last_event_id"]
-            let expected = keys.head.mac(Self.checkpointMessage(id: last, hash: Array(checkpoint["hash"] as Data)))
+            let expected = keys.head.mac(AuditChain.checkpointMessage(id: last, hash: Array(checkpoint["hash"] as Data)))
             if constantTimeEquals(expected, Array(checkpoint["mac"] as Data)) { return last + 1 }
         }
         return 1
@@ -185,16 +174,8 @@ public final class SQLiteAuditLog: AuditLog {
 
         /// The signature of a head stored in `audit_heads`.
         public func headSignature(seq: Int64, keyedFrom: Int64, at: Int64, hash: [UInt8]) -> [UInt8] {
-            keys.head.mac(SQLiteAuditLog.headMessage(seq: seq, keyedFrom: keyedFrom, at: at, hash: hash))
+            keys.head.mac(AuditChain.headMessage(seq: seq, keyedFrom: keyedFrom, at: at, hash: hash))
         }
-    }
-
-    static func checkpointMessage(id: Int64, hash: [UInt8]) -> [UInt8] {
-        Array("carehub.audit.checkpoint.v1|\(id)|".utf8) + hash
-    }
-
-    static func headMessage(seq: Int64, keyedFrom: Int64, at: Int64, hash: [UInt8]) -> [UInt8] {
-        Array("carehub.audit.head.v2|\(seq)|\(keyedFrom)|\(at)|".utf8) + hash
     }
 
     /// The chain head, the last event's id and hash (nil before the first event), read with the
@@ -292,175 +273,30 @@ public final class SQLiteAuditLog: AuditLog {
         }
     }
 
-    private struct StoredHead {
-        let seq: Int64
-        let hash: [UInt8]
-        let mac: [UInt8]
-        let legacy: Bool
-    }
-
     private func walk(checkpointKey: SymmetricKey, anchor: AuditHead?) async throws -> (verdict: Verdict, brokenOrg: String?) {
-        let keys = try AuditKeys(checkpointKey)
         return try await database.pool.read { db in
+            var verifier = try AuditChainVerifier(auditKey: checkpointKey)
             // Signed heads, then legacy checkpoints: every signature first.
-            var heads: [StoredHead] = []
-            var boundary: Int64?
             for row in try Row.fetchAll(db, sql: "SELECT seq, hash, keyed_from, at, mac FROM audit_heads ORDER BY seq") {
-                let head = StoredHead(seq: row["seq"], hash: Array(row["hash"] as Data), mac: Array(row["mac"] as Data), legacy: false)
-                let from: Int64 = row["keyed_from"]
-                let expected = keys.head.mac(Self.headMessage(seq: head.seq, keyedFrom: from, at: row["at"], hash: head.hash))
-                guard constantTimeEquals(expected, head.mac) else {
-                    return (.broken(eventID: head.seq, reason: "the signed head at event \(head.seq) has an invalid signature"), nil)
-                }
-                guard boundary == nil || boundary == from else {
-                    return (.broken(eventID: head.seq, reason: "the signed head at event \(head.seq) names another start of the keyed chain"), nil)
-                }
-                boundary = from
-                heads.append(head)
+                guard verifier.head(seq: row["seq"], hash: Array(row["hash"] as Data), keyedFrom: row["keyed_from"], at: row["at"], mac: Array(row["mac"] as Data))
+                else { return verifier.finish(anchor: anchor) }
             }
             for row in try Row.fetchAll(db, sql: "SELECT * FROM audit_checkpoints ORDER BY last_event_id, id") {
-                let head = StoredHead(seq: row["last_event_id"], hash: Array(row["hash"] as Data), mac: Array(row["mac"] as Data), legacy: true)
-                let expected = keys.head.mac(Self.checkpointMessage(id: head.seq, hash: head.hash))
-                guard constantTimeEquals(expected, head.mac) else {
-                    return (.broken(eventID: head.seq, reason: "checkpoint \(row["id"] as Int64) has an invalid signature"), nil)
-                }
-                heads.append(head)
+                guard verifier.checkpoint(id: row["id"], lastEventID: row["last_event_id"], hash: Array(row["hash"] as Data), mac: Array(row["mac"] as Data))
+                else { return verifier.finish(anchor: anchor) }
             }
-            heads.sort { $0.seq < $1.seq }
-
-            var previous = AuditChain.genesis
-            var expectedID: Int64 = 1
-            var next = 0
             let rows = try Row.fetchCursor(db, sql: "SELECT * FROM audit_events ORDER BY id")
             while let row = try rows.next() {
-                let id: Int64 = row["id"]
-                let org: String = row["org"]
-                if id != expectedID {
-                    return (.broken(eventID: expectedID, reason: id > expectedID ? "event \(expectedID) is missing (deleted)" : "events are out of order"), nil)
-                }
-                let event = AuditChain.event(row)
-                let stored = (row["hash"] as Data?).map(Array.init) ?? []
-                let keyed = boundary.map { id >= $0 } ?? false
-                let recomputed = keyed
-                    ? AuditChain.hash(key: keys.chain, previous: previous, id: id, event: event)
-                    : AuditChain.hash(previous: previous, id: id, event: event)
-                if stored != recomputed {
-                    return (.broken(eventID: id, reason: Self.mismatch(stored: stored, previous: previous, id: id, event: event, keyed: keyed, keys: keys)), org)
-                }
-                while next < heads.count && heads[next].seq == id {
-                    guard heads[next].hash == stored else {
-                        let what = heads[next].legacy ? "a signed checkpoint" : "the signed head"
-                        return (.broken(eventID: id, reason: "the chain no longer matches \(what) at event \(id)"), org)
-                    }
-                    next += 1
-                }
-                previous = stored
-                expectedID += 1
+                guard verifier.row(id: row["id"], event: AuditChain.event(row), stored: (row["hash"] as Data?).map(Array.init) ?? [])
+                else { break }
             }
-            let count = expectedID - 1
-            if next < heads.count {
-                let seq = heads[next].seq
-                return (.broken(eventID: seq, reason: "a signed head covers event \(seq), which is gone (events were deleted from the end)"), nil)
-            }
-            let covered = heads.last?.seq ?? 0
-            if count > 0 && heads.isEmpty {
-                return (.broken(eventID: 1, reason: "the trail has \(count) events but no signed head (the heads were deleted)"), nil)
-            }
-            if count > covered {
-                return (.broken(eventID: covered + 1, reason: "event \(covered + 1) and later are not covered by a signed head (appended or rewritten after the last one)"), nil)
-            }
-            if let anchor {
-                guard anchor.seq <= count else {
-                    return (.broken(eventID: count + 1, reason: "the trail ends at event \(count), before the anchored head at event \(anchor.seq) (events were removed)"), nil)
-                }
-                guard let held = heads.first(where: { !$0.legacy && $0.seq == anchor.seq }) else {
-                    return (.broken(eventID: anchor.seq, reason: "the anchored head at event \(anchor.seq) is not in the trail (its signed heads were replaced)"), nil)
-                }
-                guard held.hash == anchor.hash, constantTimeEquals(held.mac, anchor.signature) else {
-                    return (.broken(eventID: anchor.seq, reason: "the trail's head at event \(anchor.seq) differs from the anchored one (the trail was rewritten)"), nil)
-                }
-            }
-            return (.holds(events: Int(count), checkpoints: heads.count), nil)
+            return verifier.finish(anchor: anchor)
         }
-    }
-
-    /// Why a row's stored value is not the one recomputed.
-    private static func mismatch(stored: [UInt8], previous: [UInt8], id: Int64, event: AuditEvent, keyed: Bool, keys: AuditKeys) -> String {
-        if keyed && stored == AuditChain.hash(previous: previous, id: id, event: event) {
-            return "it carries an unkeyed hash where the chain is keyed (rewritten, or written after the last signed checkpoint of an older version)"
-        }
-        if !keyed && stored == AuditChain.hash(key: keys.chain, previous: previous, id: id, event: event) {
-            return "it is chained under the audit key, but no signed head says so (the heads were deleted)"
-        }
-        return "its contents or position were altered (edited, swapped or reordered)"
     }
 }
 
-/// The audit chain's keys, both from the audit key: the chain's MAC key (derived for that use
-/// only) and the key that signs heads and, in older trails, checkpoints.
-struct AuditKeys: Sendable {
-    let chain: HMACSHA256Key
-    let head: HMACSHA256Key
-
-    init(_ auditKey: SymmetricKey) throws {
-        let bytes = auditKey.withUnsafeBytes { Array($0) }
-        var derived = try HKDF.sha256(key: bytes, salt: Array("carehub.audit".utf8), info: Array("chain-hmac.v2".utf8), outputByteCount: 32)
-        chain = HMACSHA256Key(derived)
-        head = HMACSHA256Key(bytes)
-        for index in derived.indices { derived[index] = 0 }
-    }
-}
-
-/// A signed head as published outside the database: `seq=N hash=HEX sig=HEX`.
-public struct AuditHead: Sendable, Hashable, CustomStringConvertible {
-    /// The last event it covers.
-    public let seq: Int64
-    /// That event's chain value.
-    public let hash: [UInt8]
-    /// The head's HMAC under the audit key.
-    public let signature: [UInt8]
-
-    /// A head with these fields.
-    public init(seq: Int64, hash: [UInt8], signature: [UInt8]) {
-        self.seq = seq
-        self.hash = hash
-        self.signature = signature
-    }
-
-    /// Parses `seq=N hash=HEX sig=HEX`, alone or at the end of a log line (`audit head seq=…`).
-    public init?(parsing text: String) {
-        var fields: [Substring: Substring] = [:]
-        for word in text.split(whereSeparator: { $0 == " " || $0 == "\t" }) {
-            guard let equals = word.firstIndex(of: "=") else { continue }
-            fields[word[..<equals]] = word[word.index(after: equals)...]
-        }
-        guard let seqText = fields["seq"], let seq = Int64(seqText), seq > 0,
-              let hash = fields["hash"].flatMap(Hex.decode(_:)), hash.count == 32,
-              let signature = fields["sig"].flatMap(Hex.decode(_:)), signature.count == 32 else { return nil }
-        self.init(seq: seq, hash: hash, signature: signature)
-    }
-
-    public var description: String {
-        "seq=\(seq) hash=\(Hex.encode(hash)) sig=\(Hex.encode(signature))"
-    }
-}
-
-/// Where committed signed heads go to be kept outside the database (the hub logs them and
-/// appends them to the anchor file). An implementation must not block: `publish` is called on the
-/// committing writer's thread, right after the commit.
-public protocol AuditHeadSink: Sendable {
-    /// A head was committed; it covers every event up to `head.seq`.
-    func publish(_ head: AuditHead)
-    /// Returns once the newest published head is kept.
-    func flush()
-}
-
-/// The canonical encoding and hash of audit rows.
-enum AuditChain {
-    static let genesis = [UInt8](repeating: 0, count: 32)
-
-    static func milliseconds(_ date: Date) -> Int64 { date.epochMilliseconds }
-
+extension AuditChain {
+    /// The event a stored row holds.
     static func event(_ row: Row) -> AuditEvent {
         let at: Int64 = row["at"]
         return AuditEvent(
@@ -468,41 +304,8 @@ enum AuditChain {
             address: row["address"], action: row["action"], target: row["target"], detail: row["detail"])
     }
 
+    /// The unkeyed value of a stored row after `previous`.
     static func hash(previous: [UInt8], row: Row) -> [UInt8] {
         hash(previous: previous, id: row["id"], event: event(row))
-    }
-
-    /// The unkeyed chain of older trails: SHA-256 over the previous hash and the length-prefixed
-    /// fields, id and time included.
-    static func hash(previous: [UInt8], id: Int64, event: AuditEvent) -> [UInt8] {
-        SHA256.hash(encoding(prefix: [], previous: previous, id: id, event: event))
-    }
-
-    /// The keyed chain: HMAC-SHA256 under the chain key over the same bytes.
-    static func hash(key: HMACSHA256Key, previous: [UInt8], id: Int64, event: AuditEvent) -> [UInt8] {
-        key.mac(ofPrefixed: encoding(prefix: key.messagePrefix, previous: previous, id: id, event: event))
-    }
-
-    private static func encoding(prefix: [UInt8], previous: [UInt8], id: Int64, event: AuditEvent) -> [UInt8] {
-        // Built in one buffer of the right size: every delivery of a HIPAA message hashes a row.
-        let (id, at) = (String(id), String(milliseconds(event.at)))
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(prefix.count + previous.count + 8 * 4 + id.utf8.count + at.utf8.count + event.org.rawValue.utf8.count
-            + event.actor.utf8.count + event.address.utf8.count + event.action.utf8.count + event.target.utf8.count + event.detail.utf8.count)
-        bytes.append(contentsOf: prefix)
-        bytes.append(contentsOf: previous)
-        func add(_ field: String) {
-            withUnsafeBytes(of: UInt32(field.utf8.count).bigEndian) { bytes.append(contentsOf: $0) }
-            bytes.append(contentsOf: field.utf8)
-        }
-        add(id)
-        add(at)
-        add(event.org.rawValue)
-        add(event.actor)
-        add(event.address)
-        add(event.action)
-        add(event.target)
-        add(event.detail)
-        return bytes
     }
 }

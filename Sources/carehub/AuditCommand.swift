@@ -1,3 +1,4 @@
+import CareHubAudit
 import ArgumentParser
 import CareHubCore
 import CareHubServer

@@ -1,3 +1,4 @@
+import CareHubAudit
 import CareHubCore
 import CareHubCrypto
 import CareHubServer
