@@ -200,10 +200,10 @@ struct HTTPClientTests {
     @Test func aRedirectIsReturnedNotFollowed() async throws {
         // A webhook's URL is the one its agreement covers; a redirect must not carry the post
         // anywhere else.
-        let elsewhere = try RawHTTPPeer(.respond(response("200 OK", body: "moved")))
-        let peer = try RawHTTPPeer(.respond(response("307 Temporary Redirect", headers: ["Location: http://127.0.0.1:\(elsewhere.port)/elsewhere"])))
+        let elsewhere = try RawHTTPPeer.closedPort()
+        let peer = try RawHTTPPeer(.respond(response("307 Temporary Redirect", headers: ["Location: http://127.0.0.1:\(elsewhere)/elsewhere"])))
         let client = try HTTPClient(caFile: nil, timeoutSeconds: 3)
-        await withKnownIssue("lws follows redirects unless LCCSCF_HTTP_NO_FOLLOW_REDIRECT is set, and re-sends the headers without the body") {
+        await withKnownIssue("lws follows redirects unless LCCSCF_HTTP_NO_FOLLOW_REDIRECT is set (and re-sends the headers without the body)") {
             let code = try await client.post(host: "127.0.0.1", port: peer.port, path: "/", tls: false, body: json, contentType: "application/json")
             #expect(code == 307)
         }
@@ -243,7 +243,7 @@ struct HTTPClientTests {
         // The request was sent in full before the client gave up.
         #expect(await peer.request()?.body == json)
         try await waitUntil("the connection is closed") { peer.clientClosedFirst != nil }
-        withKnownIssue("timeoutSeconds does not bound the wait for a response once the body is sent") {
+        withKnownIssue("timeoutSeconds does not always bound the wait for a response once the body is sent", isIntermittent: true) {
             #expect(peer.clientClosedFirst == true, "the server gave up first: the client did not time out")
         }
     }
