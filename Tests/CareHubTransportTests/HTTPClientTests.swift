@@ -100,7 +100,10 @@ final class RawHTTPPeer: Sendable {
 
     private func serve(_ behaviour: Behaviour) {
         let fd = accept(listener, nil, nil)
-        guard fd >= 0 else { return }
+        guard fd >= 0 else {
+            Issue.record("test server: accept() failed: \(errno)")
+            return
+        }
         defer { close(fd) }
         // A hang guard for every read: the client under test may never send.
         var time = timeval(tv_sec: 10, tv_usec: 0)
@@ -122,6 +125,7 @@ final class RawHTTPPeer: Sendable {
             return
         }
         let separator = Array("\r\n\r\n".utf8)
+        // A request that never completes leaves `request()` nil, which the tests require.
         while buffer.firstRange(of: separator) == nil { guard fill() else { return } }
         let end = buffer.firstRange(of: separator)!.upperBound
         let head = String(decoding: buffer[..<(end - separator.count)], as: UTF8.self)
