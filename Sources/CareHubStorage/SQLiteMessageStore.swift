@@ -19,6 +19,7 @@ public final class SQLiteMessageStore: MessageStore {
     private struct WriterState {
         var queue: [Pending] = []
         var draining = false
+        var accepted = 0
     }
 
     /// Counters of committed work, for metrics.
@@ -55,6 +56,10 @@ public final class SQLiteMessageStore: MessageStore {
     /// What the writer has committed so far.
     public var statistics: Statistics { counters.withLock { $0 } }
 
+    /// Appends taken so far, and those among them not yet picked up by the writer: tests wait on
+    /// these instead of on time.
+    var queueDepth: (accepted: Int, waiting: Int) { writer.withLock { ($0.accepted, $0.queue.count) } }
+
     public func reserveSequence(in conversation: ConversationID) async throws -> UInt64 {
         if let next = sequences.withLock({ table -> UInt64? in
             guard let last = table[conversation] else { return nil }
@@ -82,6 +87,7 @@ public final class SQLiteMessageStore: MessageStore {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let startDrain = writer.withLock { state -> Bool in
                 state.queue.append(Pending(message: message, events: events, continuation: continuation))
+                state.accepted += 1
                 guard !state.draining else { return false }
                 state.draining = true
                 return true

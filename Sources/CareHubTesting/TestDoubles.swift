@@ -126,6 +126,14 @@ public final class MemoryConversationStore: ConversationStore {
     }
 }
 
+/// Why a double refused a write that its adapter would refuse too.
+public struct Refused: Error, Hashable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Messages in memory, held to the SQLite store's contract: a message and the audit events given
+/// with it are stored both or neither, one message per (conversation, seq), history by seq.
 public final class MemoryMessageStore: MessageStore {
     private struct State { var messages: [StoredMessage] = []; var sequences: [ConversationID: UInt64] = [:] }
     private let state = Mutex(State())
@@ -145,12 +153,24 @@ public final class MemoryMessageStore: MessageStore {
     }
 
     public func append(_ message: StoredMessage, recording events: [AuditEvent]) async throws {
-        state.withLock { $0.messages.append(message) }
-        for event in events { try await audit?.record(event) }
+        try state.withLock { state in
+            if case .unreadable = message.body { throw Refused("an unreadable body cannot be stored") }
+            if state.messages.contains(where: { $0.conversation == message.conversation && $0.seq == message.seq }) {
+                throw Refused("\(message.conversation) already has a message \(message.seq)")
+            }
+            // The events first: if the trail refuses them, the message is not stored either.
+            try audit?.recordAll(events)
+            state.messages.append(message)
+        }
     }
 
     public func history(of conversation: ConversationID, limit: Int) async throws -> [StoredMessage] {
-        state.withLock { Array($0.messages.filter { $0.conversation == conversation }.suffix(limit)) }
+        state.withLock { Array(Self.inOrder($0.messages, of: conversation).suffix(limit)) }
+    }
+
+    /// `conversation`'s messages by seq: appends may finish in another order than they reserved.
+    private static func inOrder(_ messages: [StoredMessage], of conversation: ConversationID) -> [StoredMessage] {
+        messages.filter { $0.conversation == conversation }.sorted { $0.seq < $1.seq }
     }
 
     public func purge(_ conversation: ConversationID) async throws -> Int {
@@ -163,8 +183,8 @@ public final class MemoryMessageStore: MessageStore {
 
     public func plainMessages(of conversation: ConversationID, limit: Int) async throws -> [StoredMessage] {
         state.withLock { state in
-            Array(state.messages.filter { message in
-                guard message.conversation == conversation, case .plain = message.body else { return false }
+            Array(Self.inOrder(state.messages, of: conversation).filter { message in
+                guard case .plain = message.body else { return false }
                 return true
             }.prefix(limit))
         }
@@ -380,12 +400,27 @@ public final class RecordingNotifier: Notifier {
     }
 }
 
+/// Keeps audit events in memory; `failing` makes it refuse every event, as a trail that cannot
+/// be written does.
 public final class RecordingAuditLog: AuditLog {
-    private let log = Mutex<[AuditEvent]>([])
+    private let log = Mutex<(events: [AuditEvent], failing: Bool)>(([], false))
     public init() {}
-    public var events: [AuditEvent] { log.withLock { $0 } }
+    public var events: [AuditEvent] { log.withLock { $0.events } }
     public var actions: [String] { events.map(\.action) }
-    public func record(_ event: AuditEvent) async throws { log.withLock { $0.append(event) } }
+    public var failing: Bool {
+        get { log.withLock { $0.failing } }
+        set { log.withLock { $0.failing = newValue } }
+    }
+    public func record(_ event: AuditEvent) async throws { try recordAll([event]) }
+
+    /// Records all of `events` or, failing, none of them.
+    public func recordAll(_ events: [AuditEvent]) throws {
+        try log.withLock { log in
+            guard !events.isEmpty else { return }
+            if log.failing { throw Refused("the audit trail refused the events") }
+            log.events += events
+        }
+    }
 }
 
 /// Keeps exported transcripts in memory; `failing` makes every export throw.

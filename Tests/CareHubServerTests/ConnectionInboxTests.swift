@@ -19,7 +19,10 @@ struct ConnectionInboxTests {
     func inbox(_ log: Log) -> ConnectionInbox {
         ConnectionInbox(
             handler: { item in
-                guard case .oversized(let number) = item else { return }
+                guard case .oversized(let number) = item else {
+                    Issue.record("the test pushes only numbered items, got \(item)")
+                    return
+                }
                 log.state.withLock { state in
                     state.running += 1
                     state.mostAtOnce = max(state.mostAtOnce, state.running)

@@ -85,10 +85,7 @@ struct RoomActivityTests {
     @Test func theRoomListCarriesActivityAndOnRequestTheVisitorsNameAndReasonOnTheRecord() async throws {
         let hub = try StageHarness()
         let profile = VisitorProfile(fields: ["name": "Ada Lovelace", "email": "ada@example.org", "reason": "refill"])
-        guard case .welcome(_, let room, _, _, _, _) = await hub.run(.hello(org: hub.org.id, token: nil, profile: profile), from: 1) else {
-            Issue.record("no welcome")
-            throw PipelineError.internal
-        }
+        let room = try expectWelcome(await hub.run(.hello(org: hub.org.id, token: nil, profile: profile), from: 1)).room
         _ = await hub.run(.send(room: room, text: "hello"), from: 1)
         _ = await hub.login(2)
         guard case .rooms(_, let unnamed, _) = await hub.run(.rooms(), from: 2) else {

@@ -2,6 +2,7 @@ import CareHubCore
 import CareHubStages
 import CareHubTesting
 import Foundation
+import Testing
 
 /// One organisation's pipeline over the in-memory doubles, with connections bound to sessions
 /// the way the hub binds them.
@@ -87,10 +88,7 @@ final class StageHarness: @unchecked Sendable {
 
     /// Starts a visitor conversation on `connection` and returns its room.
     func visitor(_ connection: Int) async throws -> ConversationID {
-        guard case .welcome(_, let room, _, _, _, _) = await run(.hello(org: org.id, token: nil), from: connection) else {
-            throw PipelineError.internal
-        }
-        return room
+        try expectWelcome(await run(.hello(org: org.id, token: nil), from: connection)).room
     }
 
     /// Second-factor secrets handed out by enrolment, and the last time step used, per user.

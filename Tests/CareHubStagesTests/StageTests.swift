@@ -40,11 +40,8 @@ struct AuthStageTests {
         #expect(await hub.run(.subscribe(room: mine), from: 1).errorCode == .forbidden)
         #expect(await hub.run(.rooms(), from: 1).errorCode == .forbidden)
 
-        guard case .welcome(_, _, let token, _, _, _) = await hub.run(.hello(org: hub.org.id, token: nil), from: 3) else { return }
-        guard case .welcome(_, let resumed, _, _, _, _) = await hub.run(.hello(org: hub.org.id, token: token), from: 4) else {
-            Issue.record("resume refused")
-            return
-        }
+        let token = try expectWelcome(await hub.run(.hello(org: hub.org.id, token: nil), from: 3)).token
+        let resumed = try expectWelcome(await hub.run(.hello(org: hub.org.id, token: token), from: 4)).room
         #expect(resumed.rawValue.hasPrefix("c_"))
         #expect(await hub.run(.hello(org: hub.org.id, token: "forged"), from: 5).errorCode == .authFailed)
     }
@@ -56,13 +53,10 @@ struct AuthStageTests {
 
     @Test func visitorTokensStopWorkingAfterVisitorIdle() async throws {
         let hub = try StageHarness()
-        guard case .welcome(_, let room, let token, _, _, _) = await hub.run(.hello(org: hub.org.id, token: nil), from: 1) else { return }
+        let (room, token) = try expectWelcome(await hub.run(.hello(org: hub.org.id, token: nil), from: 1))
         _ = await hub.run(.send(room: room, text: "hello"), from: 1)
         hub.world.clock.advance(by: 29 * 60)
-        guard case .welcome(_, let resumed, _, _, _, _) = await hub.run(.hello(org: hub.org.id, token: token), from: 2) else {
-            Issue.record("resume within visitor_idle refused")
-            return
-        }
+        let resumed = try expectWelcome(await hub.run(.hello(org: hub.org.id, token: token), from: 2)).room
         #expect(resumed == room)
         hub.world.clock.advance(by: 31 * 60)
         #expect(await hub.run(.hello(org: hub.org.id, token: token), from: 3).errorCode == .authFailed)
@@ -160,10 +154,7 @@ struct EncryptStoreTests {
         #expect(hub.world.cipher.sealCount == 1)
 
         _ = await hub.login(2)
-        guard case .subscribed(_, _, _, let history, _, _, _) = await hub.run(.subscribe(room: room), from: 2) else {
-            Issue.record("subscribe failed")
-            return
-        }
+        let history = try expectSubscribed(await hub.run(.subscribe(room: room), from: 2)).history
         #expect(history.map(\.text) == ["my chest hurts"])
     }
 
@@ -175,7 +166,7 @@ struct EncryptStoreTests {
         // Replay the sealed body under another sequence number, as a tampered database would.
         try await hub.world.messages.append(StoredMessage(conversation: room, seq: 99, sender: original.sender, at: original.at, body: original.body))
         _ = await hub.login(2)
-        guard case .subscribed(_, _, _, let history, _, _, _) = await hub.run(.subscribe(room: room), from: 2) else { return }
+        let history = try expectSubscribed(await hub.run(.subscribe(room: room), from: 2)).history
         #expect(history.map(\.text) == ["secret", nil])
     }
 
@@ -186,7 +177,7 @@ struct EncryptStoreTests {
         #expect(hub.world.messages.all.map(\.body) == [.plain("one"), .plain("two"), .plain("three")])
         // history=2: a reader gets the latest two.
         _ = await hub.login(2)
-        guard case .subscribed(_, _, _, let history, _, _, _) = await hub.run(.subscribe(room: room), from: 2) else { return }
+        let history = try expectSubscribed(await hub.run(.subscribe(room: room), from: 2)).history
         #expect(history.map(\.text) == ["two", "three"])
         #expect(history.map(\.seq) == [2, 3])
     }
@@ -367,17 +358,14 @@ struct PreChatTests {
     @Test func theFormIsSealedInHIPAAModeShownToStaffAndPurgedWithTheChat() async throws {
         let hub = try StageHarness()
         let profile = VisitorProfile(fields: ["name": "Ada Lovelace", "email": "ada@example.org"])
-        guard case .welcome(_, let room, _, _, _, _) = await hub.run(.hello(org: hub.org.id, token: nil, profile: profile), from: 1) else {
-            Issue.record("hello refused")
-            return
-        }
+        let room = try expectWelcome(await hub.run(.hello(org: hub.org.id, token: nil, profile: profile), from: 1)).room
         guard case .sealed(let sealed)? = try await hub.world.conversations.profile(of: room) else {
             Issue.record("profile not stored sealed")
             return
         }
         #expect(!String(decoding: sealed.bytes, as: UTF8.self).contains("Ada"))
         _ = await hub.login(2)
-        guard case .subscribed(_, _, _, _, let visitor, _, _) = await hub.run(.subscribe(room: room), from: 2) else { return }
+        let visitor = try expectSubscribed(await hub.run(.subscribe(room: room), from: 2)).visitor
         #expect(visitor == profile)
         _ = await hub.run(.end(room: room), from: 2)
         #expect(try await hub.world.conversations.profile(of: room) == nil)
@@ -387,7 +375,7 @@ struct PreChatTests {
     @Test func outsideHIPAAModeTheFormIsStoredAsIs() async throws {
         let hub = try StageHarness(StageHarness.wellnessConfig)
         let profile = VisitorProfile(fields: ["reason": "reschedule"])
-        guard case .welcome(_, let room, _, _, _, _) = await hub.run(.hello(org: hub.org.id, token: nil, profile: profile), from: 1) else { return }
+        let room = try expectWelcome(await hub.run(.hello(org: hub.org.id, token: nil, profile: profile), from: 1)).room
         #expect(try await hub.world.conversations.profile(of: room) == .plain(#"{"reason":"reschedule"}"#))
     }
 }
@@ -592,7 +580,7 @@ struct AssignmentTests {
         #expect(hub.delivered(to: 2).contains(.assigned(id: nil, room: room, user: "joy")))
         guard case .rooms(_, let after, _) = await hub.run(.rooms(), from: 2) else { Issue.record("no rooms reply"); return }
         #expect(after.map(\.room) == [room] && after.first?.assignedTo == "joy")
-        guard case .subscribed = await hub.run(.subscribe(room: room), from: 2) else { Issue.record("not subscribed"); return }
+        _ = try expectSubscribed(await hub.run(.subscribe(room: room), from: 2))
         #expect(hub.world.audit.events.contains { $0.action == "conversation.assigned" && $0.detail == "user=joy previous=none" })
     }
 

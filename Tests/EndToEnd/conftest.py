@@ -30,6 +30,24 @@ USERS = [
 ]
 PASSWORDS = {(org, user): password for org, user, _, password in USERS}
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+def require_browser():
+    """Selenium's webdriver module for the browser tests, which fail rather than skip without
+    Chromium, its driver or Selenium: a run that tested no page must not pass."""
+    missing = [f"{package} ({path})" for package, path in (("chromium", CHROMIUM), ("chromium-driver", CHROMEDRIVER))
+               if not os.access(path, os.X_OK)]
+    try:
+        from selenium import webdriver
+    except ImportError as error:
+        missing.append(f"python3-selenium ({error})")
+        webdriver = None
+    if missing:
+        pytest.fail("browser tests need " + ", ".join(missing) + ": run scripts/setup.sh", pytrace=False)
+    return webdriver
+
 
 def carehub(*args, stdin=None, check=True, cwd=None):
     """Runs a carehub command to completion and returns the CompletedProcess."""

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TIMEOUT, Client, Hub, staff, totp, visitor
+from conftest import CHROMEDRIVER, CHROMIUM, REPO, TIMEOUT, Client, Hub, require_browser, staff, totp, visitor
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="python3-selenium is installed by scripts/setup.sh")
+webdriver = require_browser()
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as until  # noqa: E402
@@ -23,10 +23,10 @@ SHOTS = REPO / ".build" / "screenshots"
 
 def browser():
     options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
+    options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900"):
         options.add_argument(flag)
-    return webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
 
 
 def wait(driver):
@@ -227,11 +227,11 @@ def test_an_admin_assigns_a_conversation_from_the_staff_console(workdir):
 def notifying_browser():
     """A browser that has allowed the hub's pages to show desktop notifications."""
     options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
+    options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900"):
         options.add_argument(flag)
     options.add_experimental_option("prefs", {"profile.default_content_setting_values.notifications": 1})
-    return webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
 
 
 # Records every Notification the page constructs, keeping the browser's permission state.

@@ -7,12 +7,12 @@ import asyncio
 import re
 
 import pytest
-from selenium.common.exceptions import ElementNotInteractableException
 
-from conftest import TIMEOUT, Hub, visitor
-from test_browser import browser, log_in_and_enrol, shot, text_of, wait
+from conftest import TIMEOUT, Hub, require_browser, visitor
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="python3-selenium is installed by scripts/setup.sh")
+require_browser()
+from selenium.common.exceptions import ElementNotInteractableException  # noqa: E402
+from test_browser import browser, log_in_and_enrol, shot, text_of, wait  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402

@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import BIN, REPO, TIMEOUT, Hub, staff
+from conftest import BIN, REPO, TIMEOUT, Hub, require_browser, staff
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="python3-selenium is installed by scripts/setup.sh")
+webdriver = require_browser()
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
