@@ -153,7 +153,8 @@ final class HTTPClientLoop: @unchecked Sendable {
             connect.method = keep("POST")
             connect.alpn = keep("http/1.1")
             connect.protocol = UnsafePointer(protocols[0].name)
-            connect.ssl_connection = request.tls ? Int32(LCCSCF_USE_SSL.rawValue) : 0
+            // A webhook's URL is the one its agreement covers: a redirect is an answer, never followed.
+            connect.ssl_connection = Int32(LCCSCF_HTTP_NO_FOLLOW_REDIRECT.rawValue) | (request.tls ? Int32(LCCSCF_USE_SSL.rawValue) : 0)
             connect.opaque_user_data = UnsafeMutableRawPointer(bitPattern: id)
             // A failure here may already have been reported through CLIENT_CONNECTION_ERROR.
             if lws_client_connect_via_info(&connect) == nil {

@@ -207,10 +207,8 @@ struct HTTPClientTests {
         let elsewhere = try RawHTTPPeer.closedPort()
         let peer = try RawHTTPPeer(.respond(response("307 Temporary Redirect", headers: ["Location: http://127.0.0.1:\(elsewhere)/elsewhere"])))
         let client = try HTTPClient(caFile: nil, timeoutSeconds: 3)
-        await withKnownIssue("lws follows redirects unless LCCSCF_HTTP_NO_FOLLOW_REDIRECT is set (and re-sends the headers without the body)") {
-            let code = try await client.post(host: "127.0.0.1", port: peer.port, path: "/", tls: false, body: json, contentType: "application/json")
-            #expect(code == 307)
-        }
+        let code = try await client.post(host: "127.0.0.1", port: peer.port, path: "/", tls: false, body: json, contentType: "application/json")
+        #expect(code == 307)
         #expect(await peer.request()?.body == json)
     }
 
