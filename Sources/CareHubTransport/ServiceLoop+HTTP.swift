@@ -9,8 +9,9 @@ import Foundation
 /// and goes out one piece per `LWS_CALLBACK_HTTP_WRITEABLE`: the head, then body chunks of
 /// ``httpChunkBytes`` (a file is read chunk by chunk, never whole).
 extension ServiceLoop {
-    /// The most body bytes written in one WRITEABLE callback (an HTTP/2 frame's default size).
-    static let httpChunkBytes = 16 * 1024
+    /// The most body bytes written in one WRITEABLE callback: libwebsockets' service buffer
+    /// (`pt_serv_buf_size`, 4 KiB). Larger writes lost the end of files over HTTP/2 with TLS.
+    static let httpChunkBytes = 4 * 1024
 
     // MARK: Headers
 
@@ -76,6 +77,7 @@ extension ServiceLoop {
         if counted {
             requestCount += 1
             requestsByPeer[request.peer, default: 0] += 1
+            httpRequestsInProgress.store(requestCount, ordering: .relaxed)
         }
         return exchange
     }
@@ -83,12 +85,23 @@ extension ServiceLoop {
     /// Answers at once, from the service thread (errors the transport decides itself).
     private func answerNow(_ wsi: OpaquePointer, http2: Bool, request: HTTPRequest, route: HTTPRoute?, counted: Bool,
                            _ response: HTTPResponse, closing: Bool) -> Int32 {
-        let exchange = admit(wsi, http2: http2, request: request, route: route, counted: counted, state: .writing(response))
-        exchange.closesConnection = closing
-        // What the client still sends is not read (a body over the limit, a refused request).
-        if closing { _ = lws_rx_flow_control(wsi, 0) }
+        if closing {
+            // An HTTP/2 stream refused this way is reset: answering it while its body was still
+            // arriving closed the whole connection without a reply.
+            return http2 ? -1 : answerAndClose(wsi, response)
+        }
+        _ = admit(wsi, http2: http2, request: request, route: route, counted: counted, state: .writing(response))
         lws_callback_on_writable(wsi)
         return 0
+    }
+
+    /// Writes a short answer, head and body in one write, and closes the HTTP/1 connection:
+    /// libwebsockets sends what the socket did not take, and reads nothing more (a body over
+    /// the limit, a refused request).
+    private func answerAndClose(_ wsi: OpaquePointer, _ response: HTTPResponse) -> Int32 {
+        guard case .bytes(let body) = response.body else { return -1 }
+        _ = writeHead(wsi, response, closing: true, http2: false, endsStream: true, then: body)
+        return -1
     }
 
     // MARK: Body
@@ -96,12 +109,8 @@ extension ServiceLoop {
     func httpBodyArrived(_ wsi: OpaquePointer, _ input: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
         guard let exchange = exchange(for: wsi), case .readingBody = exchange.state, let route = exchange.route else { return 0 }
         if exchange.body.count + length > route.maxBodyBytes {
-            exchange.body = []
-            exchange.state = .writing(bodyTooLarge(route))
-            exchange.closesConnection = true
-            _ = lws_rx_flow_control(wsi, 0)
-            lws_callback_on_writable(wsi)
-            return 0
+            forget(exchange)
+            return exchange.http2 ? -1 : answerAndClose(wsi, bodyTooLarge(route))
         }
         if let input, length > 0 { exchange.body.append(contentsOf: UnsafeRawBufferPointer(start: input, count: length)) }
         lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, Int32(configuration.httpLimits.idleSeconds))
@@ -144,7 +153,8 @@ extension ServiceLoop {
         guard let exchange = exchange(for: wsi), case .writing(let response) = exchange.state else { return 0 }
         let withBody = HTTPExchange.hasBody(response, method: exchange.request.method) && response.body.count > 0
         if !exchange.headSent {
-            guard writeHead(exchange, response, endsStream: !withBody) else { return -1 }
+            guard writeHead(wsi, response, closing: false, http2: exchange.http2, endsStream: !withBody)
+            else { return -1 }
             exchange.headSent = true
             guard withBody else { return finish(exchange) }
             lws_callback_on_writable(wsi)
@@ -181,9 +191,10 @@ extension ServiceLoop {
         return 0
     }
 
-    /// Writes the status line and headers; false if the socket failed or they did not fit.
-    private func writeHead(_ exchange: HTTPExchange, _ response: HTTPResponse, endsStream: Bool) -> Bool {
-        let wsi = exchange.wsi
+    /// Writes the status line and headers, and `then` after them in the same write (HTTP/1
+    /// only); false if the socket failed or they did not fit.
+    private func writeHead(_ wsi: OpaquePointer, _ response: HTTPResponse, closing: Bool, http2: Bool,
+                           endsStream: Bool, then trailer: [UInt8] = []) -> Bool {
         var fields: [(String, String)] = response.headers.compactMap { field in
             let name = field.name.lowercased()
             return ["content-length", "connection", "transfer-encoding", "keep-alive"].contains(name) ? nil : (name + ":", field.value)
@@ -192,13 +203,13 @@ extension ServiceLoop {
         if status != 304 && status != 204 && !(100..<200).contains(status) {
             fields.append(("content-length:", String(response.body.count)))
         }
-        if exchange.closesConnection && !exchange.http2 { fields.append(("connection:", "close")) }
+        if closing && !http2 { fields.append(("connection:", "close")) }
         let capacity = 2048 + fields.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count + 4 }
             + WebSocketServer.responseHeaders(tls: true).reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
-        var head = [UInt8](repeating: 0, count: Self.pre + capacity)
+        var head = [UInt8](repeating: 0, count: Self.pre + capacity + trailer.count)
         return head.withUnsafeMutableBufferPointer { buffer in
             let start = buffer.baseAddress! + Self.pre
-            let end = buffer.baseAddress! + buffer.count - 1
+            let end = buffer.baseAddress! + buffer.count - 1 - trailer.count
             var cursor: UnsafeMutablePointer<UInt8>? = start
             guard lws_add_http_header_status(wsi, UInt32(status), &cursor, end) == 0 else { return false }
             for (name, value) in fields {
@@ -208,7 +219,11 @@ extension ServiceLoop {
                 }
                 guard added == 0 else { return false }
             }
-            guard lws_finalize_http_header(wsi, &cursor, end) == 0, let cursor else { return false }
+            guard lws_finalize_http_header(wsi, &cursor, end) == 0, var cursor else { return false }
+            for byte in trailer {
+                cursor.pointee = byte
+                cursor += 1
+            }
             var kind = LWS_WRITE_HTTP_HEADERS.rawValue
             if endsStream { kind |= LWS_WRITE_H2_STREAM_END.rawValue }
             let length = cursor - start
@@ -219,7 +234,9 @@ extension ServiceLoop {
     /// The answer is out: forget the exchange, then close or go back for the next request.
     private func finish(_ exchange: HTTPExchange) -> Int32 {
         forget(exchange)
-        if exchange.closesConnection { return -1 }
+        // An HTTP/2 stream ends with the END_STREAM of its last write, and libwebsockets closes
+        // it once that is sent.
+        if exchange.http2 { return 0 }
         return lws_http_transaction_completed(exchange.wsi) != 0 ? -1 : 0
     }
 
@@ -234,6 +251,7 @@ extension ServiceLoop {
         if httpExchangeByConnection[exchange.wsi] == exchange.id { httpExchangeByConnection[exchange.wsi] = nil }
         guard exchange.counted else { return }
         requestCount -= 1
+        httpRequestsInProgress.store(requestCount, ordering: .relaxed)
         let left = requestsByPeer[exchange.peer, default: 1] - 1
         requestsByPeer[exchange.peer] = left > 0 ? left : nil
     }

@@ -37,6 +37,8 @@ final class ServiceLoop: @unchecked Sendable {
     let onEvent: @Sendable (ConnectionHandle, WebSocketEvent) -> Void
     let openConnections = Atomic<Int>(0)
     let pendingMessages = Atomic<Int>(0)
+    /// HTTP requests being read, handled or answered (a copy of ``requestCount`` for other threads).
+    let httpRequestsInProgress = Atomic<Int>(0)
     private let thread = ServiceThread<Command>()
 
     // Service thread only.

@@ -178,6 +178,9 @@ public final class WebSocketServer: Sendable {
         loop.enqueue(.close(handle.rawValue, code))
     }
 
+    /// HTTP requests being read, handled or answered.
+    public var httpRequestsInProgress: Int { loop.httpRequestsInProgress.load(ordering: .relaxed) }
+
     /// Open WebSocket connections.
     public var connectionCount: Int { loop.openConnections.load(ordering: .relaxed) }
 

@@ -2,7 +2,8 @@
 ///
 /// ```
 /// readingBody ──(body complete)──▶ handling ──(handler returned)──▶ writing ──▶ (finished)
-///      └──────────(error: 413, 429, 503, 404, 405)───────────────────────▲
+/// (404 and 405 start at writing; 411, 413, 429 and 503 are written at once and the
+/// connection closed, with no exchange.)
 /// ```
 /// Only the service thread touches it; the handler's task knows it by ``id`` alone.
 final class HTTPExchange {
@@ -22,11 +23,8 @@ final class HTTPExchange {
     var request: HTTPRequest
     let route: HTTPRoute?
     var body: [UInt8] = []
-    /// False for an answer the transport made itself without admitting the request (429, 503).
+    /// Whether it counts against ``HTTPLimits``.
     let counted: Bool
-    /// Close the connection once the answer is out (after 413, 429, 503): the rest of what the
-    /// client sends is not read.
-    var closesConnection = false
     /// An HTTP/2 stream rather than an HTTP/1 connection.
     var http2 = false
     var headSent = false
