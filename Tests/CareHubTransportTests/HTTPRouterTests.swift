@@ -72,7 +72,7 @@ struct HTTPRouterTests {
             }
             router.get("/api/v1/conversations/latest") { _ in .text("the latest") }
             router.get("/api/v1/rooms/:room/notes/:note") { request in
-                .text("\(request.parameters["room"]!)/\(request.parameters["note"]!)")
+                .text("\(request.parameters["room"] ?? "-")/\(request.parameters["note"] ?? "-")")
             }
         }
         defer { server.stop() }
@@ -202,10 +202,15 @@ struct HTTPRouterTests {
             }
         }
         defer { server.stop() }
+        var clients: [RawHTTPClient] = []
         for _ in 0..<20 {
             let client = try RawHTTPClient(port: server.port)
             try client.send("POST", "/upload", headers: ["Content-Length: 50000"], body: Array(repeating: 0x62, count: 1000))
+            clients.append(client)
         }
+        // Every body is under way, then every client goes.
+        #expect(eventually { server.transport.httpRequestsInProgress == 20 })
+        clients = []
         #expect(eventually { server.transport.httpRequestsInProgress == 0 })
         #expect(handled.load(ordering: .relaxed) == 0)
         let body = Array(repeating: UInt8(0x63), count: 50_000)
@@ -370,7 +375,7 @@ struct HTTP2Tests {
         let content = Array((String(repeating: "0123456789abcdef", count: 20_000) + "end").utf8)
         try Data(content).write(to: URL(fileURLWithPath: root + "/big.txt"))
         var router = HTTPRouter()
-        router.get("/api/v1/conversations/:id") { .text("id \($0.parameters["id"]!) q=\($0.queryValue("q") ?? "-")") }
+        router.get("/api/v1/conversations/:id") { .text("id \($0.parameters["id"] ?? "-") q=\($0.queryValue("q") ?? "-")") }
         router.post("/echo", maxBodyBytes: 1000) { HTTPResponse(body: .bytes($0.body)) }
         let harness = Harness {
             $0.tlsCertificatePath = tls.certificate
