@@ -16,7 +16,8 @@ extension StageEnvironment {
     /// `sender`, whose own `presence` request is answered directly, is not told.
     public func announcePresence(org: OrgID, excluding sender: ConnectionID? = nil) {
         let now = clock.now
-        let changed = frontDesk.presence.changes(in: org, current: PresenceBoard.members(of: sessions.sessions(of: org), at: now))
+        let sessions = self.sessions
+        let changed = frontDesk.presence.changes(in: org) { PresenceBoard.members(of: sessions.sessions(of: org), at: now) }
         guard !changed.isEmpty else { return }
         let staff = liveStaff(of: org, at: now).map(\.connection).filter { $0 != sender }
         for member in changed { rooms.deliver(.presence(id: nil, member), to: staff) }

@@ -59,7 +59,14 @@ public final class PresenceBoard: Sendable {
     /// Records `current` (the members with a live session) as announced and returns what changed
     /// since the last call: new or changed members, and members gone offline.
     public func changes(in org: OrgID, current: [String: Member]) -> [Member] {
+        changes(in: org) { current }
+    }
+
+    /// As ``changes(in:current:)``, reading the members inside the board's lock, so that two
+    /// callers (a closed connection and the tick) cannot record an older view over a newer one.
+    public func changes(in org: OrgID, reading current: () -> [String: Member]) -> [Member] {
         announced.withLock { announced in
+            let current = current()
             let before = announced[org] ?? [:]
             var changed: [Member] = []
             for (user, member) in current where before[user] != member { changed.append(member) }
