@@ -184,8 +184,7 @@ public final class FanoutStage: Stage {
         case .read(let room, let seq):
             // Receipts only grow; the record the request read may be a second old, so a repeat is harmless.
             if seq > request.conversation?.readSeq ?? 0 {
-                let visitors = rooms.members(of: room).filter { environment.sessions.session($0.sessionToken)?.principal == .visitor(room) }
-                rooms.deliver(.read(room: room, seq: seq), to: visitors.map(\.connection))
+                rooms.deliver(.read(room: room, seq: seq), to: environment.visitorConnections(of: room))
             }
         case .presence(let state):
             guard let session = request.session else { throw PipelineError.internal }

@@ -215,11 +215,7 @@ public final class PurgeStage: Stage {
         }
         guard due, let open = try? await environment.conversations.openConversations(org: org.id, limit: 5000) else { return }
         var abandoned: [Conversation] = []
-        let present = Set(open.filter { conversation in
-            environment.rooms.members(of: conversation.id).contains { member in
-                environment.sessions.session(member.sessionToken)?.principal == .visitor(conversation.id)
-            }
-        }.map(\.id))
+        let present = Set(open.filter { !environment.visitorConnections(of: $0.id).isEmpty }.map(\.id))
         absentSince.withLock { absent in
             let openIDs = Set(open.map(\.id))
             absent = absent.filter { openIDs.contains($0.key) && !present.contains($0.key) }

@@ -45,8 +45,7 @@ extension StageEnvironment {
     /// Tells each queued room's visitor connections their new place, after the queue changed.
     func announceQueue(of org: OrgID) {
         for (room, position) in frontDesk.queue.changes(in: org) {
-            let visitors = rooms.members(of: room).filter { sessions.session($0.sessionToken)?.principal == .visitor(room) }
-            rooms.deliver(.queue(room: room, position: position), to: visitors.map(\.connection))
+            rooms.deliver(.queue(room: room, position: position), to: visitorConnections(of: room))
         }
     }
 
@@ -62,6 +61,11 @@ extension StageEnvironment {
             org.mayRead(before, as: staff.session.principal) && !org.mayRead(after, as: staff.session.principal)
         }
         evict(lost.map(\.connection), from: room)
+    }
+
+    /// The connections in the room of its own visitor (one per tab of the clinic's site).
+    func visitorConnections(of room: ConversationID) -> [ConnectionID] {
+        rooms.members(of: room).filter { sessions.session($0.sessionToken)?.principal == .visitor(room) }.map(\.connection)
     }
 
     /// Live staff connections of the account `user` in `org`, except `sender`.

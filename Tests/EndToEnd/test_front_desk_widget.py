@@ -12,7 +12,6 @@ import pytest
 from conftest import TIMEOUT, Client, Hub, staff
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="python3-selenium is installed by scripts/setup.sh")
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as until  # noqa: E402
@@ -20,7 +19,7 @@ from selenium.common.exceptions import StaleElementReferenceException  # noqa: E
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from test_browser import browser, shot, text_of  # noqa: E402
-from test_widget import CONTRAST_JS  # noqa: E402
+from test_widget import CONTRAST_JS, press, set_value  # noqa: E402
 
 ORG = "riverside-clinic"
 CLINIC_ZONE = "America/Chicago"
@@ -43,17 +42,6 @@ QUICK_MINUTE = """
 def wait(driver, timeout=TIMEOUT):
     # Pages re-render lists as frames arrive; an element found a moment ago may be gone.
     return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,))
-
-
-def press(driver, *keys):
-    ActionChains(driver).send_keys(*keys).perform()
-
-
-def set_value(driver, selector, value):
-    """Fills a field as typing would (send_keys is slow for thousands of characters)."""
-    driver.execute_script(
-        "const box = document.querySelector(arguments[0]); box.value = arguments[1];"
-        "box.dispatchEvent(new Event('input', { bubbles: true }));", selector, value)
 
 
 def focused(driver):
