@@ -15,7 +15,7 @@ final class AdminService: Sendable {
     private let audit: SQLiteAuditLog
     private let conversations: SQLiteConversationStore
     private let environment: StageEnvironment
-    private let scrypt: ScryptCredentials
+    private let accounts: StaffAccounts
     private let auditKey: SymmetricKey
     private let events: any PipelineEvents
     /// Where pipeline.conf is read and written (fsync), off the cooperative pool.
@@ -26,7 +26,7 @@ final class AdminService: Sendable {
 
     init(
         configuration: HubConfiguration, configPath: String, database: CareHubDatabase, audit: SQLiteAuditLog,
-        conversations: SQLiteConversationStore, environment: StageEnvironment, scrypt: ScryptCredentials, auditKey: SymmetricKey,
+        conversations: SQLiteConversationStore, environment: StageEnvironment, accounts: StaffAccounts, auditKey: SymmetricKey,
         events: any PipelineEvents, io: BlockingPool, logger: Logger
     ) {
         self.configuration = configuration
@@ -35,7 +35,7 @@ final class AdminService: Sendable {
         self.audit = audit
         self.conversations = conversations
         self.environment = environment
-        self.scrypt = scrypt
+        self.accounts = accounts
         self.auditKey = auditKey
         self.events = events
         self.io = io
@@ -44,22 +44,9 @@ final class AdminService: Sendable {
 
     private var config: HubConfig { configuration.config }
 
-    /// Ends `user`'s live sessions in `org` at once, after an admin changed the account (disabled
-    /// it, changed its role, reset its second factor): each is audited as `session.revoked`
-    /// before its connections hear `session_expired` `revoked`. Changes made with `carehub user …`
-    /// in another process are found by the auth stage's check every few seconds.
-    func revokeSessions(of user: String, in org: OrgID, reason: String) async {
-        let sessions = environment.sessions
-        for session in sessions.sessions(of: org) where session.principal.isStaff && session.principal.displayName == user {
-            guard sessions.remove(session.token) != nil else { continue }
-            try? await audit.record(AuditEvent(
-                at: Date(), org: org, actor: "system", address: "", action: "session.revoked", target: user, detail: "reason=\(reason)"))
-            events.emit(.sessionExpired(session, .revoked))
-        }
-    }
-
     func administer(_ request: AdminRequest, session: Session, address: String, id: String?) async -> ServerFrame {
         let actor = session.principal.displayName
+        let author = StaffAccounts.Author(actor: actor, address: address, account: actor)
         do {
             let result: String
             switch request {
@@ -74,37 +61,23 @@ final class AdminService: Sendable {
             case .users:
                 result = try await usersJSON(session.org)
             case .addUser(let name, let role, let password, let displayName):
-                result = try await addUser(session.org, name: name, role: role, password: password, displayName: displayName, actor: actor, address: address)
+                // A name that is taken is a storage error: `conflict`, below.
+                try await accounts.add(org: session.org, name: name, role: role, password: password, displayName: displayName, by: author)
+                result = try await usersJSON(session.org)
             case .setDisplayName(let user, let displayName):
-                try await changeUser(session.org, user, actor: actor, address: address, action: "user.display_name_changed", detail: displayName.map { "new=\"\($0)\"" } ?? "cleared") { users, event in
-                    try await users.setDisplayName(org: session.org, name: user, displayName: displayName, audit: event)
-                }
+                try await changeUser { try await accounts.setDisplayName(org: session.org, name: user, displayName: displayName, by: author) }
                 result = try await usersJSON(session.org)
             case .setDisabled(let user, let disabled):
-                try refuseSelf(user, actor: actor, disabled ? "disable" : "enable")
-                try await changeUser(session.org, user, actor: actor, address: address, action: disabled ? "user.disabled" : "user.enabled") { users, event in
-                    try await users.setDisabled(org: session.org, name: user, disabled: disabled, audit: event)
-                }
-                if disabled { await revokeSessions(of: user, in: session.org, reason: "disabled") }
+                try await changeUser { try await accounts.setDisabled(org: session.org, name: user, disabled: disabled, by: author) }
                 result = try await usersJSON(session.org)
             case .setRole(let user, let role):
-                try refuseSelf(user, actor: actor, "change the role of")
-                let old = try await SQLiteUserDirectory(database: database).user(org: session.org, name: user)?.role
-                try await changeUser(session.org, user, actor: actor, address: address, action: "user.role_changed", detail: "old=\(old?.rawValue ?? "?") new=\(role.rawValue)") { users, event in
-                    _ = try await users.setRole(org: session.org, name: user, role: role, audit: event)
-                }
-                if old != role { await revokeSessions(of: user, in: session.org, reason: "role_changed") }
+                try await changeUser { try await accounts.setRole(org: session.org, name: user, role: role, by: author) }
                 result = try await usersJSON(session.org)
             case .resetSecondFactor(let user):
-                try await changeUser(session.org, user, actor: actor, address: address, action: "user.2fa_reset") { users, event in
-                    try await users.resetSecondFactor(org: session.org, name: user, audit: event)
-                }
-                await revokeSessions(of: user, in: session.org, reason: "2fa_reset")
+                try await changeUser { try await accounts.resetSecondFactor(org: session.org, name: user, by: author) }
                 result = try await usersJSON(session.org)
             case .unlock(let user):
-                try await changeUser(session.org, user, actor: actor, address: address, action: "user.unlocked") { users, event in
-                    try await users.unlock(org: session.org, name: user, audit: event)
-                }
+                try await changeUser { try await accounts.unlock(org: session.org, name: user, by: author) }
                 result = try await usersJSON(session.org)
             case .audit(let limit, let before):
                 result = try await auditJSON(session.org, limit: limit, before: before)
@@ -307,31 +280,10 @@ final class AdminService: Sendable {
         return w.finish()
     }
 
-    private func addUser(
-        _ org: OrgID, name: String, role: Role, password: Password, displayName: String?, actor: String, address: String
-    ) async throws -> String {
-        if let problem = PasswordPolicy().problem(with: password.text, user: name, org: org.rawValue) {
-            throw PipelineError(.invalidField, "password refused: \(problem)")
-        }
-        let hash = try await scrypt.hash(password)
-        let now = Date()
-        try await SQLiteUserDirectory(database: database, audit: audit).add(
-            StaffUser(org: org, name: name, role: role, passwordHash: hash, displayName: displayName), at: now,
-            audit: AuditEvent(at: now, org: org, actor: actor, address: address, action: "user.created", target: name, detail: "role=\(role.rawValue)"))
-        return try await usersJSON(org)
-    }
-
-    private func refuseSelf(_ user: String, actor: String, _ verb: String) throws {
-        guard user != actor else { throw PipelineError.forbidden("you cannot \(verb) your own account; ask another admin") }
-    }
-
-    private func changeUser(
-        _ org: OrgID, _ user: String, actor: String, address: String, action: String, detail: String = "",
-        _ change: (SQLiteUserDirectory, AuditEvent) async throws -> Void
-    ) async throws {
-        let event = AuditEvent(at: Date(), org: org, actor: actor, address: address, action: action, target: user, detail: detail)
+    /// Runs a change to an existing account: one that is not there is `not_found`.
+    private func changeUser(_ change: () async throws -> Void) async throws {
         do {
-            try await change(SQLiteUserDirectory(database: database, audit: audit), event)
+            try await change()
         } catch let error as StorageError {
             throw PipelineError(.notFound, error.description)
         }

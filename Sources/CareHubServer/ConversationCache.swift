@@ -137,7 +137,8 @@ public final class ConversationCache: ConversationStore {
         try await change()
     }
 
-    private func forget(_ id: ConversationID) {
+    /// Drops the record of `id`: it changed elsewhere (read from the ``ChangeJournal``).
+    public func forget(_ id: ConversationID) {
         state.withLock { state in
             state.generation &+= 1
             state.entries.removeValue(forKey: id)

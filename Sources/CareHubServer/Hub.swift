@@ -31,6 +31,7 @@ public final class Hub: Sendable {
     let admin: AdminService
     private let router: FrameRouter
     private let ticker: OrgTicker
+    let follower: ChangeFollower
     private let dispatcher: NotificationDispatcher
     private let transport = TransportSlot()
     private let outbound: any HubOutbound
@@ -79,9 +80,13 @@ public final class Hub: Sendable {
         outbox = SQLiteOutbox(database: database)
         scrypt = try ScryptCredentials()
         throttle = Throttle(hub: options.limits)
+        // This process's name in the change journal, so that it skips the changes it made itself.
+        let origin = "hub-" + Hex.encode(SecureRandom.bytes(8))
+        let journal = SQLiteChangeJournal(database: database)
+        let cache = ConversationCache(conversations)
         environment = StageEnvironment(
             clock: SystemClock(),
-            conversations: ConversationCache(conversations),
+            conversations: cache,
             messages: messages,
             users: SQLiteUserDirectory(database: database, audit: audit),
             credentials: scrypt,
@@ -93,18 +98,27 @@ public final class Hub: Sendable {
             audit: audit,
             exporter: HubTranscriptExporter(integrations: integrations),
             replies: SQLiteCannedReplies(database: database, audit: audit),
-            throttle: throttle)
+            throttle: throttle,
+            journal: journal,
+            origin: origin)
         configuration = HubConfiguration(
             config: config, path: options.configPath, environment: environment, events: events, database: database, timer: metrics,
             pending: pending, logger: logger)
+        let revoker = SessionRevoker(sessions: sessions, audit: audit, events: events)
+        let accounts = StaffAccounts(
+            database: database, audit: audit, credentials: scrypt, journal: journal, origin: origin
+        ) { user, org, reason in await revoker.revoke(user, in: org, reason: reason) }
         admin = AdminService(
             configuration: configuration, configPath: options.configPath, database: database, audit: audit, conversations: conversations,
-            environment: environment, scrypt: scrypt, auditKey: auditKey, events: events, io: io, logger: logger)
+            environment: environment, accounts: accounts, auditKey: auditKey, events: events, io: io, logger: logger)
         router = FrameRouter(
             registry: registry, sessions: sessions, configuration: configuration, admin: admin, metrics: metrics, outbound: outbound,
             maxFrameBytes: options.maxFrameBytes, logger: logger)
         let configuration = self.configuration
         ticker = OrgTicker(pipelines: { configuration.pipelines }, logger: logger)
+        follower = ChangeFollower(
+            journal: journal, origin: origin, revoker: revoker, cache: cache, environment: environment, config: { configuration.config },
+            logger: logger)
         let integrations = self.integrations
         dispatcher = NotificationDispatcher(
             outbox: outbox, config: { configuration.config }, publicURL: options.publicURL, logger: logger
@@ -155,6 +169,7 @@ public final class Hub: Sendable {
     /// The ticks, the notification dispatcher and the metrics' backlog refresh.
     func startBackgroundWork() {
         ticker.start()
+        follower.start()
         dispatcher.start()
         let refresh = Task { [self] in
             while !Task.isCancelled {
@@ -177,6 +192,7 @@ public final class Hub: Sendable {
         server?.shutdown(drainTimeout: .seconds(5))
         // Background work stops before what it uses closes.
         await ticker.stop()
+        await follower.stop()
         await dispatcher.stop()
         let refresh = backlogTask.withLock { task -> Task<Void, Never>? in
             defer { task = nil }

@@ -155,13 +155,7 @@ public final class FanoutStage: Stage {
             // (the previous assignee) leaves it at once; the new one is told.
             var assigned = request.conversation ?? Conversation(id: room, org: org.id, startedAt: request.receivedAt)
             assigned.assignedTo = user
-            if let before = request.replaced { environment.dropLostReaders(of: room, before: before, after: assigned, org: org) }
-            _ = readers(rooms.members(of: room), room: room, conversation: assigned, excluding: nil)
-            environment.leaveQueue(room, org: org.id)
-            let staff = environment.liveRecipients(rooms.staffConnections(of: org.id), org: org, room: room, conversation: assigned, excluding: nil)
-            let assignee = staff.recipients.filter { $0.session.principal.displayName == user && $0.connection != request.connection }
-            rooms.deliver(.assigned(id: nil, room: room, user: user), to: assignee.map(\.connection))
-            await environment.announce(assigned, event: .assigned, org: org)
+            await environment.assignmentChanged(room, before: request.replaced, after: assigned, org: org, excluding: request.connection)
         case .claim(let room):
             guard let claimed = request.conversation else { throw PipelineError.internal }
             environment.leaveQueue(room, org: org.id)

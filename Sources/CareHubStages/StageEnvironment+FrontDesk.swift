@@ -63,6 +63,24 @@ extension StageEnvironment {
         evict(lost.map(\.connection), from: room)
     }
 
+    /// What follows a new assignment of `room`, made here or elsewhere (`carehub conversations
+    /// assign`, read from the ``ChangeJournal``): staff who may no longer read it leave it and are
+    /// told, it leaves the queue, the new assignee's consoles (except `sender`'s) hear `assigned`,
+    /// and staff not reading it see its activity change.
+    public func assignmentChanged(
+        _ room: ConversationID, before: Conversation?, after: Conversation, org: OrgSettings, excluding sender: ConnectionID?
+    ) async {
+        if let before { dropLostReaders(of: room, before: before, after: after, org: org) }
+        evict(liveRecipients(rooms.members(of: room), org: org, room: room, conversation: after, excluding: nil).revoked, from: room)
+        leaveQueue(room, org: org.id)
+        if let user = after.assignedTo {
+            let staff = liveRecipients(rooms.staffConnections(of: org.id), org: org, room: room, conversation: after, excluding: nil)
+            let assignee = staff.recipients.filter { $0.session.principal.displayName == user && $0.connection != sender }
+            rooms.deliver(.assigned(id: nil, room: room, user: user), to: assignee.map(\.connection))
+        }
+        await announce(after, event: .assigned, org: org)
+    }
+
     /// The connections in the room of its own visitor (one per tab of the clinic's site).
     func visitorConnections(of room: ConversationID) -> [ConnectionID] {
         rooms.members(of: room).filter { sessions.session($0.sessionToken)?.principal == .visitor(room) }.map(\.connection)

@@ -126,18 +126,12 @@ public struct StoreStage: Stage {
             guard org.staffAccess == .assigned else {
                 throw PipelineError.forbidden("this organisation does not assign conversations (staff_access = all)")
             }
-            guard let account = try await environment.users.user(org: org.id, name: user), !account.disabled else {
-                throw PipelineError(.notFound, "no enabled staff account '\(user)' in this organisation")
-            }
-            try await environment.conversations.assign(room, to: account.name)
+            guard let session = request.session else { throw PipelineError.internal }
+            let (before, after) = try await environment.assignments.assign(
+                room, in: org.id, to: user, by: session.principal.displayName, address: request.peer, at: environment.clock.now)
             var forwarded = request
-            forwarded.replaced = request.conversation
-            forwarded.conversation?.assignedTo = account.name
-            if let admin = request.session?.principal.displayName {
-                try await environment.audit.record(AuditEvent(
-                    at: environment.clock.now, org: org.id, actor: admin, address: request.peer, action: "conversation.assigned",
-                    target: room.rawValue, detail: "user=\(account.name) previous=\(request.conversation?.assignedTo ?? "none")"))
-            }
+            forwarded.replaced = before
+            forwarded.conversation = after
             var outcome = try await next(forwarded)
             outcome.handled = true
             return outcome

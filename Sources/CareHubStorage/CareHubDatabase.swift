@@ -318,6 +318,24 @@ public final class CareHubDatabase: Sendable {
                 ALTER TABLE conversations ADD COLUMN handoff_note BLOB;                   -- the note for the colleague (ePHI)
                 """)
         }
+        migrator.registerMigration("v11-change-journal") { db in
+            try db.execute(sql: """
+                -- Changes other hub processes must act on (ChangeJournal): names and ids only.
+                -- AUTOINCREMENT: ids never go back after old rows are forgotten.
+                CREATE TABLE changes (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    at REAL NOT NULL,
+                    org TEXT NOT NULL,
+                    origin TEXT NOT NULL,               -- the process that made the change
+                    kind TEXT NOT NULL,                 -- sessions_revoked | assigned
+                    user TEXT,                          -- the account revoked, or the new assignee
+                    room TEXT,
+                    previous TEXT,                      -- the previous assignee
+                    reason TEXT                         -- why the sessions end
+                );
+                CREATE INDEX changes_at ON changes (at);
+                """)
+        }
         return migrator
     }
 }

@@ -77,7 +77,10 @@ struct ConversationsCommand: AsyncParsableCommand {
     struct Assign: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Assign a conversation to a staff member (for staff_access = assigned); audited.",
-            discussion: "A running hub applies the assignment within a second, and at once at the staff member's next room list.")
+            discussion: """
+                A running hub applies the assignment within a second: staff who may no longer read the room leave it, \
+                and the new assignee's consoles are told.
+                """)
         @Option(help: "The data directory.")
         var data = "./data"
         @Option(help: "The organisation.")
@@ -89,21 +92,15 @@ struct ConversationsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await Output.withDatabase(data) { database in
-                let store = SQLiteConversationStore(database: database)
-                let id = ConversationID(conversation)
-                guard let found = try await store.conversation(id), found.org == OrgID(org) else {
-                    Output.error("carehub: no conversation \(conversation) in \(org)")
-                    throw ExitCode(1)
-                }
-                guard let account = try await SQLiteUserDirectory(database: database).user(org: OrgID(org), name: user), !account.disabled else {
-                    Output.error("carehub: no enabled account '\(user)' in \(org)")
-                    throw ExitCode(1)
-                }
-                try await store.assign(id, to: account.name)
-                try await Operator.auditLog(database, dataDirectory: data).record(Operator.event(
-                    org: org, action: "conversation.assigned", target: id.rawValue,
-                    detail: "user=\(account.name) previous=\(found.assignedTo ?? "none")"))
-                Output.line("\(conversation) assigned to \(account.name)")
+                // The `assign` frame's checks, audit event and journal entry, from which a running
+                // hub drops the readers who lost the room and tells the new assignee.
+                let assignments = Assignments(
+                    conversations: SQLiteConversationStore(database: database), users: SQLiteUserDirectory(database: database),
+                    audit: try Operator.auditLog(database, dataDirectory: data), journal: SQLiteChangeJournal(database: database),
+                    origin: Operator.origin)
+                let (_, after) = try await assignments.assign(
+                    ConversationID(conversation), in: OrgID(org), to: user, by: Operator.actor, address: "local", at: Date())
+                Output.line("\(conversation) assigned to \(after.assignedTo ?? user)")
             }
         }
     }

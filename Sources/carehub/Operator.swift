@@ -25,6 +25,23 @@ enum Operator {
         SQLiteAuditLog(database: database, checkpointKey: try MasterKey.auditKey(from: try MasterKey.load(dataDirectory: dataDirectory)))
     }
 
+    /// The author of this command's changes: the operator, from `local`.
+    static var author: StaffAccounts.Author { StaffAccounts.Author(actor: actor, address: "local", account: nil) }
+
+    /// This process's name in the change journal.
+    static let origin = "cli"
+
+    /// Runs `body` with the account changes of a running hub: the same checks, audit events and
+    /// journal entries, so that a running hub ends the sessions a change revokes within a second.
+    static func withAccounts<T>(_ database: CareHubDatabase, dataDirectory: String, _ body: (StaffAccounts) async throws -> T) async throws -> T {
+        let credentials = try ScryptCredentials()
+        defer { credentials.shutdown() }
+        let accounts = StaffAccounts(
+            database: database, audit: try auditLog(database, dataDirectory: dataDirectory), credentials: credentials,
+            journal: SQLiteChangeJournal(database: database), origin: origin)
+        return try await body(accounts)
+    }
+
     /// An event of this command, from `local`, in the operator's name.
     static func event(org: String, action: String, target: String, detail: String = "") -> AuditEvent {
         AuditEvent(at: Date(), org: OrgID(org), actor: actor, address: "local", action: action, target: target, detail: detail)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CareHubCore
 import CareHubStorage
 import Foundation
 
@@ -19,6 +20,10 @@ enum Output {
             return try await body()
         } catch let exit as ExitCode {
             throw exit
+        } catch let refusal as PipelineError {
+            // The same refusal the admin API gives, without its wire code.
+            Output.error("carehub: \(refusal.message)")
+            throw ExitCode(1)
         } catch {
             Output.error("carehub: \(error)")
             throw ExitCode(1)

@@ -52,17 +52,12 @@ struct UserCommand: AsyncParsableCommand {
                 Output.error("carehub: expected the password on standard input")
                 throw ExitCode(1)
             }
-            if let problem = PasswordPolicy().problem(with: line, user: user, org: org) {
-                Output.error("carehub: password refused: \(problem)")
-                throw ExitCode(1)
-            }
             try await Output.withDatabase(data) { database in
-                let hash = try PasswordHasher().hash(line)
-                let users = SQLiteUserDirectory(database: database, audit: try Operator.auditLog(database, dataDirectory: data))
-                let now = Date()
-                try await users.add(
-                    StaffUser(org: OrgID(org), name: user, role: role, passwordHash: hash, displayName: displayName.flatMap(StaffUser.displayName(from:))), at: now,
-                    audit: AuditEvent(at: now, org: OrgID(org), actor: Operator.actor, address: "local", action: "user.created", target: user, detail: "role=\(role.rawValue)"))
+                try await Operator.withAccounts(database, dataDirectory: data) { accounts in
+                    try await accounts.add(
+                        org: OrgID(org), name: user, role: role, password: Password(line),
+                        displayName: displayName.flatMap(StaffUser.displayName(from:)), by: Operator.author)
+                }
             }
             Output.line("added \(role.rawValue) '\(user)' to \(org)")
         }
@@ -104,23 +99,22 @@ struct AccountOptions: ParsableArguments {
     @Option(help: "The data directory.")
     var data = "./data"
 
-    /// Runs `change` on the user directory with an audit event naming the operator at the console
-    /// (``Operator/actor``), committed with the change.
-    func apply(_ action: String, detail: String = "", _ change: (SQLiteUserDirectory, AuditEvent) async throws -> Void) async throws {
-        let event = Operator.event(org: org, action: action, target: user, detail: detail)
+    /// Runs `change` through the hub's account changes, in the name of the operator at the
+    /// console (``Operator/actor``): audited with the change, and journaled for a running hub.
+    func apply(_ change: (StaffAccounts, OrgID, StaffAccounts.Author) async throws -> Void) async throws {
         try await Output.withDatabase(data) { database in
-            try await change(SQLiteUserDirectory(database: database, audit: try Operator.auditLog(database, dataDirectory: data)), event)
+            try await Operator.withAccounts(database, dataDirectory: data) { try await change($0, OrgID(org), Operator.author) }
         }
     }
 }
 
 extension UserCommand {
     struct Disable: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Disable an account: it can no longer log in, and a running hub ends its live sessions within seconds.")
+        static let configuration = CommandConfiguration(abstract: "Disable an account: it can no longer log in, and a running hub ends its live sessions within a second.")
         @OptionGroup var account: AccountOptions
 
         func run() async throws {
-            try await account.apply("user.disabled") { try await $0.setDisabled(org: OrgID(account.org), name: account.user, disabled: true, audit: $1) }
+            try await account.apply { try await $0.setDisabled(org: $1, name: account.user, disabled: true, by: $2) }
             Output.line("disabled '\(account.user)' in \(account.org)")
         }
     }
@@ -130,7 +124,7 @@ extension UserCommand {
         @OptionGroup var account: AccountOptions
 
         func run() async throws {
-            try await account.apply("user.enabled") { try await $0.setDisabled(org: OrgID(account.org), name: account.user, disabled: false, audit: $1) }
+            try await account.apply { try await $0.setDisabled(org: $1, name: account.user, disabled: false, by: $2) }
             Output.line("enabled '\(account.user)' in \(account.org)")
         }
     }
@@ -144,13 +138,7 @@ extension UserCommand {
 
         func run() async throws {
             var old: Role?
-            try await account.apply("user.role_changed") { users, event in
-                let current = try await users.user(org: OrgID(account.org), name: account.user).map(\.role)
-                let audited = AuditEvent(
-                    at: event.at, org: event.org, actor: event.actor, address: event.address, action: event.action,
-                    target: event.target, detail: "old=\(current?.rawValue ?? "?") new=\(role.rawValue)")
-                old = try await users.setRole(org: OrgID(account.org), name: account.user, role: role, audit: audited)
-            }
+            try await account.apply { old = try await $0.setRole(org: $1, name: account.user, role: role, by: $2) }
             Output.line("'\(account.user)' in \(account.org): role \(old?.rawValue ?? "?") -> \(role.rawValue)")
         }
     }
@@ -180,9 +168,7 @@ extension UserCommand {
 
         func run() async throws {
             let name = displayName.map { StaffUser.displayName(from: $0) ?? $0 }
-            try await account.apply("user.display_name_changed", detail: name.map { "new=\"\($0)\"" } ?? "cleared") {
-                try await $0.setDisplayName(org: OrgID(account.org), name: account.user, displayName: name, audit: $1)
-            }
+            try await account.apply { try await $0.setDisplayName(org: $1, name: account.user, displayName: name, by: $2) }
             if let name {
                 Output.line("'\(account.user)' in \(account.org) is shown to patients as \(TerminalText.field(name))")
             } else {
@@ -197,7 +183,7 @@ extension UserCommand {
         @OptionGroup var account: AccountOptions
 
         func run() async throws {
-            try await account.apply("user.2fa_reset") { try await $0.resetSecondFactor(org: OrgID(account.org), name: account.user, audit: $1) }
+            try await account.apply { try await $0.resetSecondFactor(org: $1, name: account.user, by: $2) }
             Output.line("reset the second factor of '\(account.user)' in \(account.org); it enrols at its next login")
         }
     }
@@ -207,7 +193,7 @@ extension UserCommand {
         @OptionGroup var account: AccountOptions
 
         func run() async throws {
-            try await account.apply("user.unlocked") { try await $0.unlock(org: OrgID(account.org), name: account.user, audit: $1) }
+            try await account.apply { try await $0.unlock(org: $1, name: account.user, by: $2) }
             Output.line("unlocked '\(account.user)' in \(account.org)")
         }
     }

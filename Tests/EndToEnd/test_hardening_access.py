@@ -38,16 +38,22 @@ async def quiet(client):
     return frames
 
 
+async def nurse_in_her_room(hub):
+    """A visitor's new room, assigned by the admin to nurse.joy, who has it open."""
+    patient, welcome = await visitor(hub)
+    room = welcome["conversation"]
+    nurse, _ = await staff(hub)
+    admin, _ = await staff(hub, user="dr.admin")
+    await admin.request({"type": "assign", "room": room, "user": "nurse.joy", "id": "a"}, "assigned")
+    assert (await nurse.request({"type": "subscribe", "room": room, "id": "s"}, "subscribed"))["type"] == "subscribed"
+    return patient, room, nurse, admin
+
+
 def test_a_room_reassigned_from_the_command_line_stops_reaching_the_old_assignee(workdir):
     hub = Hub(workdir, restrict(workdir)).start()
     try:
         async def scenario():
-            patient, welcome = await visitor(hub)
-            room = welcome["conversation"]
-            nurse, _ = await staff(hub)
-            admin, _ = await staff(hub, user="dr.admin")
-            await admin.request({"type": "assign", "room": room, "user": "nurse.joy", "id": "a"}, "assigned")
-            assert (await nurse.request({"type": "subscribe", "room": room, "id": "s"}, "subscribed"))["type"] == "subscribed"
+            patient, room, nurse, admin = await nurse_in_her_room(hub)
             assert (await admin.request({"type": "subscribe", "room": room, "id": "s"}, "subscribed"))["type"] == "subscribed"
             await patient.request({"type": "send", "room": room, "text": "first", "id": "m1"}, "ack")
             assert (await nurse.recv("message"))["seq"] == 1
@@ -73,6 +79,29 @@ def test_a_room_reassigned_from_the_command_line_stops_reaching_the_old_assignee
         assert delivered_to(hub, room, 1) == {"nurse.joy", "dr.admin"}
         assert delivered_to(hub, room, 2) == {"dr.admin"}
         assert delivered_to(hub, room, 3) == {"dr.admin"}
+    finally:
+        hub.stop()
+
+
+def test_an_assignment_from_the_command_line_reaches_the_consoles_without_waiting_for_a_message(workdir):
+    """The running hub reads the command's change from the journal: the nurse who lost the room is
+    told at once, and the new assignee hears `assigned`, with no frame from anyone to prompt it."""
+    hub = Hub(workdir, restrict(workdir)).start()
+    try:
+        async def scenario():
+            patient, room, nurse, admin = await nurse_in_her_room(hub)
+
+            done = carehub("conversations", "assign", "--org", "riverside-clinic", "--data", str(hub.data), room, "dr.admin")
+            assert done.stdout.strip() == f"{room} assigned to dr.admin"
+            assert await nurse.recv("unsubscribed") == {"type": "unsubscribed", "room": room, "reason": "access_changed"}
+            told = await admin.recv("assigned")
+            assert told["room"] == room and told["user"] == "dr.admin", told
+            for client in (patient, nurse, admin):
+                await client.close()
+        run(scenario())
+        events = [json.loads(line) for line in carehub("audit", "export", "--data", str(hub.data)).stdout.splitlines()]
+        assigned = [e for e in events if e["action"] == "conversation.assigned"]
+        assert [(e["actor"], e["detail"]) for e in assigned][-1] == ("cli:root", "user=dr.admin previous=nurse.joy"), assigned
     finally:
         hub.stop()
 

@@ -85,6 +85,10 @@ public struct StageEnvironment: Sendable {
     public var activity: RoomActivityLog
     /// Staff presence as last announced, and the queue of conversations nobody has taken (in memory).
     public var frontDesk: FrontDesk
+    /// Where changes other hub processes must apply are recorded (nil: one process, nothing recorded).
+    public var journal: (any ChangeJournal)?
+    /// This process's name in the journal.
+    public var origin: String
 
     /// Bundles the ports.
     public init(
@@ -92,7 +96,8 @@ public struct StageEnvironment: Sendable {
         users: any UserDirectory, credentials: any Credentials, cipher: any Cipher,
         sessions: any SessionStore, rooms: any RoomDirectory, notifier: any Notifier, events: any PipelineEvents,
         audit: any AuditLog, exporter: any TranscriptExporter, replies: any CannedReplyStore, throttle: Throttle = Throttle(),
-        activity: RoomActivityLog = RoomActivityLog(), frontDesk: FrontDesk = FrontDesk()
+        activity: RoomActivityLog = RoomActivityLog(), frontDesk: FrontDesk = FrontDesk(),
+        journal: (any ChangeJournal)? = nil, origin: String = "hub"
     ) {
         self.clock = clock
         self.conversations = conversations
@@ -110,5 +115,12 @@ public struct StageEnvironment: Sendable {
         self.throttle = throttle
         self.activity = activity
         self.frontDesk = frontDesk
+        self.journal = journal
+        self.origin = origin
+    }
+
+    /// Assignments through these ports.
+    public var assignments: Assignments {
+        Assignments(conversations: conversations, users: users, audit: audit, journal: journal, origin: origin)
     }
 }
