@@ -24,7 +24,9 @@ public final class Hub: Sendable {
     let logger: Logger
     let database: CareHubDatabase
     private let messages: SQLiteMessageStore
-    private let sessions = InMemorySessionStore()
+    /// What only this process knows: the multi-node work replaces it.
+    private let local: NodeLocalState
+    private var sessions: InMemorySessionStore { local.sessions }
     let registry: ConnectionRegistry
     let environment: StageEnvironment
     let configuration: HubConfiguration
@@ -49,7 +51,7 @@ public final class Hub: Sendable {
     private let io = BlockingPool(name: "carehub-io", threads: 1, queueLimit: 64)
     /// Audit writes and sealing started where nothing can wait for them; shutdown waits.
     private let pending = PendingWork()
-    private let throttle: Throttle
+    private var throttle: Throttle { local.throttle }
     /// Signs the audit chain's checkpoints; the admin API verifies with it.
     let auditKey: SymmetricKey
 
@@ -68,6 +70,9 @@ public final class Hub: Sendable {
         database = try CareHubDatabase(directory: options.dataDirectory, backgroundCheckpoints: true)
         let outbound = outbound ?? transport
         self.outbound = outbound
+        let local = NodeLocalState(throttle: Throttle(hub: options.limits))
+        self.local = local
+        let sessions = local.sessions
         registry = ConnectionRegistry(sessions: sessions) { handle, json in
             if OutgoingBatch.current?.add(json, to: handle) != true { outbound.send(json, to: handle) }
         }
@@ -79,7 +84,6 @@ public final class Hub: Sendable {
         conversations = SQLiteConversationStore(database: database)
         outbox = SQLiteOutbox(database: database)
         scrypt = try ScryptCredentials()
-        throttle = Throttle(hub: options.limits)
         // This process's name in the change journal, so that it skips the changes it made itself.
         let origin = "hub-" + Hex.encode(SecureRandom.bytes(8))
         let journal = SQLiteChangeJournal(database: database)
@@ -98,7 +102,7 @@ public final class Hub: Sendable {
             audit: audit,
             exporter: HubTranscriptExporter(integrations: integrations),
             replies: SQLiteCannedReplies(database: database, audit: audit),
-            throttle: throttle,
+            local: local,
             journal: journal,
             origin: origin)
         configuration = HubConfiguration(

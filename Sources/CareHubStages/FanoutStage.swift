@@ -58,7 +58,6 @@ public final class FanoutStage: Stage {
     private let configuration: Configuration
     private let org: OrgSettings
     private let environment: StageEnvironment
-    private let unread = Mutex<[ConversationID: Int]>([:])
 
     public required init(configuration: Configuration, org: OrgSettings, environment: StageEnvironment) {
         self.configuration = configuration
@@ -100,7 +99,7 @@ public final class FanoutStage: Stage {
         case .subscribe(let room):
             guard let session = request.session else { break }
             rooms.join(room, member: RoomMember(connection: request.connection, sessionToken: session.token))
-            _ = unread.withLock { $0.removeValue(forKey: room) }
+            environment.local.unread.clear(room)
         case .unsubscribe(let room):
             rooms.leave(room, connection: request.connection)
         case .logout:
@@ -140,7 +139,7 @@ public final class FanoutStage: Stage {
             let members = readers(rooms.members(of: room), room: room, conversation: request.conversation, excluding: request.connection)
             rooms.deliver(.ended(id: nil, room: room), to: members.recipients.map(\.connection))
             _ = rooms.close(room)
-            _ = unread.withLock { $0.removeValue(forKey: room) }
+            environment.local.unread.clear(room)
             environment.leaveQueue(room, org: org.id)
             if var conversation = request.conversation, !conversation.hasEnded {
                 conversation.endedAt = request.receivedAt
@@ -208,10 +207,7 @@ public final class FanoutStage: Stage {
 
     private func notify(room: ConversationID, from: String, text: String, at: Date) async {
         guard configuration.notify != "none" else { return }
-        let count = unread.withLock { counts in
-            counts[room, default: 0] += 1
-            return counts[room]!
-        }
+        let count = environment.local.unread.add(room)
         var preview: String?
         if configuration.notify == "preview" && !org.hipaa {
             preview = text.count > configuration.previewCharacters ? text.prefix(configuration.previewCharacters) + "…" : text

@@ -125,10 +125,6 @@ public final class PurgeStage: Stage {
     private let configuration: Configuration
     private let org: OrgSettings
     private let environment: StageEnvironment
-    /// Conversations whose hook is running now, so the inline run and the sweep never overlap.
-    private let running = Mutex<Set<ConversationID>>([])
-    /// Open conversations whose visitor was not connected, since when.
-    private let absentSince = Mutex<[ConversationID: Date]>([:])
     private let lastAbandonCheck = Mutex<Date?>(nil)
 
     public init(configuration: Configuration, org: OrgSettings, environment: StageEnvironment) {
@@ -214,22 +210,14 @@ public final class PurgeStage: Stage {
             return true
         }
         guard due, let open = try? await environment.conversations.openConversations(org: org.id, limit: 5000) else { return }
-        var abandoned: [Conversation] = []
         let present = Set(open.filter { !environment.visitorConnections(of: $0.id).isEmpty }.map(\.id))
-        absentSince.withLock { absent in
-            let openIDs = Set(open.map(\.id))
-            absent = absent.filter { openIDs.contains($0.key) && !present.contains($0.key) }
-            for conversation in open where !present.contains(conversation.id) {
-                let since = absent[conversation.id] ?? now
-                absent[conversation.id] = since
-                if now.timeIntervalSince(since) >= abandon.seconds { abandoned.append(conversation) }
-            }
-            for conversation in abandoned { absent.removeValue(forKey: conversation.id) }
-        }
+        let gone = Set(environment.local.endOfChat.abandoned(
+            org: org.id, open: open.map(\.id), present: present, after: abandon.seconds, at: now))
+        let abandoned = open.filter { gone.contains($0.id) }
         for conversation in abandoned {
             guard await environment.roomActivity(of: conversation, event: .message).waitingSince == nil else {
                 // Still waiting for an answer: once answered, the visitor has `abandon` from then to come back.
-                absentSince.withLock { $0[conversation.id] = now }
+                environment.local.endOfChat.restartAbsence(of: conversation.id, org: org.id, at: now)
                 continue
             }
             await end(conversation, at: now, reason: "abandoned")
@@ -239,8 +227,8 @@ public final class PurgeStage: Stage {
     /// Export, then purge. A failed export leaves everything in place and schedules a retry.
     private func finish(_ conversation: Conversation, actor: String, address: String, reason: String) async {
         let room = conversation.id
-        guard running.withLock({ $0.insert(room).inserted }) else { return }
-        defer { _ = running.withLock { $0.remove(room) } }
+        guard environment.local.endOfChat.beginExport(room) else { return }
+        defer { environment.local.endOfChat.endExport(room) }
         var targets: [ExportTarget] = configuration.export.map { [$0] } ?? []
         if let mail = configuration.transcriptEmail, !org.hipaa, let to = conversation.transcriptTo {
             targets.append(.email(mail, to: to))

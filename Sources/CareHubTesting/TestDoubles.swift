@@ -495,27 +495,28 @@ public struct TestWorld: Sendable {
     public let users = MemoryUserDirectory()
     public let credentials = PlainCredentials()
     public let cipher = XORCipher()
-    public let sessions = InMemorySessionStore()
+    public let local: NodeLocalState
+    public var sessions: InMemorySessionStore { local.sessions }
     public let rooms = RecordingRoomDirectory()
     public let notifier = RecordingNotifier()
     public let events = RecordingEvents()
     public let audit = RecordingAuditLog()
     public let exporter = RecordingExporter()
     public let replies: MemoryCannedReplies
-    public let throttle: Throttle
-    public let activity = RoomActivityLog()
+    public var throttle: Throttle { local.throttle }
+    public var activity: RoomActivityLog { local.activity }
 
     public init(throttle: Throttle = Throttle()) {
         messages = MemoryMessageStore(audit: audit)
         replies = MemoryCannedReplies(audit: audit)
-        self.throttle = throttle
+        local = NodeLocalState(throttle: throttle)
     }
 
     public var environment: StageEnvironment {
         StageEnvironment(
             clock: clock, conversations: conversations, messages: messages, users: users, credentials: credentials,
             cipher: cipher, sessions: sessions, rooms: rooms, notifier: notifier, events: events, audit: audit,
-            exporter: exporter, replies: replies, throttle: throttle, activity: activity)
+            exporter: exporter, replies: replies, local: local)
     }
 
     /// A request as the hub builds it, bound to the connection's current session if any.

@@ -8,7 +8,8 @@ import Testing
 /// the way the hub binds them.
 final class StageHarness: @unchecked Sendable {
     let world: TestWorld
-    let pipeline: Pipeline
+    private(set) var pipeline: Pipeline
+    private let configured: ConfiguredOrg
     let org: OrgSettings
     private var bound: [ConnectionID: Session] = [:]
 
@@ -38,11 +39,16 @@ final class StageHarness: @unchecked Sendable {
     init(_ text: String = hipaaConfig, staff: [(String, Role, String)] = [("joy", .staff, "joy-password")], throttle: Throttle = Throttle()) throws {
         world = TestWorld(throttle: throttle)
         let config = try StageRegistry.standard.load(text, file: "test.conf")
-        let configured = config.orgs[0]
+        configured = config.orgs[0]
         org = configured.settings
         for (name, role, password) in staff {
             world.users.add(StaffUser(org: org.id, name: name, role: role, passwordHash: PlainCredentials.hash(password)))
         }
+        pipeline = configured.makePipeline(environment: world.environment)
+    }
+
+    /// Builds the organisation's pipeline again from the same configuration, as a reload does.
+    func reload() {
         pipeline = configured.makePipeline(environment: world.environment)
     }
 

@@ -307,6 +307,16 @@ struct FanoutStageTests {
         #expect(texts.last?.contains("/staff.html#room=\(room.rawValue)") == true)
     }
 
+    @Test func theUnreadCountOfNotificationsCarriesOnAcrossAReload() async throws {
+        let hub = try StageHarness()
+        let room = try await hub.visitor(1)
+        _ = await hub.run(.send(room: room, text: "one"), from: 1)
+        _ = await hub.run(.send(room: room, text: "two"), from: 1)
+        hub.reload()
+        _ = await hub.run(.send(room: room, text: "three"), from: 1)
+        #expect(hub.world.notifier.notifications.map(\.unread) == [1, 2, 3])
+    }
+
     @Test func noNotificationWhileStaffAreWatching() async throws {
         let hub = try StageHarness()
         let room = try await hub.visitor(1)

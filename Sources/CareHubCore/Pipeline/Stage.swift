@@ -79,12 +79,9 @@ public struct StageEnvironment: Sendable {
     public var exporter: any TranscriptExporter
     /// The organisations' canned replies.
     public var replies: any CannedReplyStore
-    /// Limits on what strangers may ask for, shared by every pipeline.
-    public var throttle: Throttle
-    /// Each open room's recent traffic, for staff who are not reading it (one hub's view, in memory).
-    public var activity: RoomActivityLog
-    /// Staff presence as last announced, and the queue of conversations nobody has taken (in memory).
-    public var frontDesk: FrontDesk
+    /// What only this process knows (``NodeLocalState``), shared by every pipeline and kept
+    /// across reloads.
+    public var local: NodeLocalState
     /// Where changes other hub processes must apply are recorded (nil: one process, nothing recorded).
     public var journal: (any ChangeJournal)?
     /// This process's name in the journal.
@@ -95,8 +92,7 @@ public struct StageEnvironment: Sendable {
         clock: any WallClock, conversations: any ConversationStore, messages: any MessageStore,
         users: any UserDirectory, credentials: any Credentials, cipher: any Cipher,
         sessions: any SessionStore, rooms: any RoomDirectory, notifier: any Notifier, events: any PipelineEvents,
-        audit: any AuditLog, exporter: any TranscriptExporter, replies: any CannedReplyStore, throttle: Throttle = Throttle(),
-        activity: RoomActivityLog = RoomActivityLog(), frontDesk: FrontDesk = FrontDesk(),
+        audit: any AuditLog, exporter: any TranscriptExporter, replies: any CannedReplyStore, local: NodeLocalState = NodeLocalState(),
         journal: (any ChangeJournal)? = nil, origin: String = "hub"
     ) {
         self.clock = clock
@@ -112,12 +108,17 @@ public struct StageEnvironment: Sendable {
         self.audit = audit
         self.exporter = exporter
         self.replies = replies
-        self.throttle = throttle
-        self.activity = activity
-        self.frontDesk = frontDesk
+        self.local = local
         self.journal = journal
         self.origin = origin
     }
+
+    /// Limits on what strangers may ask for, shared by every pipeline.
+    public var throttle: Throttle { local.throttle }
+    /// Each open room's recent traffic, for staff who are not reading it.
+    public var activity: RoomActivityLog { local.activity }
+    /// Staff presence as last announced, and the queue of conversations nobody has taken.
+    public var frontDesk: FrontDesk { local.frontDesk }
 
     /// Assignments through these ports.
     public var assignments: Assignments {
