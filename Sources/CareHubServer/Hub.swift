@@ -46,8 +46,8 @@ public final class Hub: Sendable {
     private let integrations = Integrations()
     private let backlog = Mutex(HubMetrics.Backlog())
     let scrypt: ScryptCredentials
-    /// File work that blocks (pipeline.conf's write and fsync, the database's last checkpoint and
-    /// close), off Swift's cooperative pool.
+    /// Work that blocks (pipeline.conf's write and fsync, the transport's drain at shutdown, the
+    /// database's last checkpoint and close), off Swift's cooperative pool.
     private let io = BlockingPool(name: "carehub-io", threads: 1, queueLimit: 64)
     /// Audit writes and sealing started where nothing can wait for them; shutdown waits.
     private let pending = PendingWork()
@@ -192,8 +192,14 @@ public final class Hub: Sendable {
         let inboxes = registry.allInboxes()
         for inbox in inboxes { inbox.close() }
         for inbox in inboxes { await inbox.finished() }
-        let server = transport.take()
-        server?.shutdown(drainTimeout: .seconds(5))
+        // The transport's shutdown waits for its queues to drain (up to 5 s): off the cooperative pool.
+        if let server = transport.take() {
+            do {
+                try await io.run { server.shutdown(drainTimeout: .seconds(5)) }
+            } catch {
+                server.shutdown(drainTimeout: .seconds(5))
+            }
+        }
         // Background work stops before what it uses closes.
         await ticker.stop()
         await follower.stop()
