@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(name: "CareHubStagesTests", dependencies: ["CareHubCore", "CareHubStages", "CareHubTesting"], swiftSettings: strict),
         .testTarget(name: "CareHubCryptoTests", dependencies: ["CareHubCrypto"], swiftSettings: strict),
         .testTarget(name: "CareHubStorageTests", dependencies: ["CareHubStorage", "CareHubCore", "CareHubCrypto", "CareHubAudit", "CareHubTesting"], swiftSettings: strict),
-        .testTarget(name: "CareHubTransportTests", dependencies: ["CareHubTransport"], swiftSettings: strict),
+        .testTarget(name: "CareHubTransportTests", dependencies: ["CareHubTransport", "CareHubTesting"], swiftSettings: strict),
         .testTarget(name: "CareHubTerminalTests", dependencies: ["CareHubTerminal"], swiftSettings: strict),
         .testTarget(
             name: "CareHubServerTests",

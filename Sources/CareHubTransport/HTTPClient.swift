@@ -69,6 +69,8 @@ final class HTTPClientLoop: @unchecked Sendable {
     private var cStrings: [UnsafeMutablePointer<CChar>] = []
 
     // Service thread only.
+    /// The context's one vhost, which holds the client TLS context.
+    private var vhost: OpaquePointer?
     private var inFlight: [UInt: InFlight] = [:]
     private var nextID: UInt = 1
 
@@ -109,7 +111,16 @@ final class HTTPClientLoop: @unchecked Sendable {
 
     func stop() { thread.stop() }
 
+    /// Creates the client's context with TLS on its one vhost, trusting `caFile` (or the system's
+    /// store).
+    ///
+    /// libwebsockets' global TLS set-up (``globalTLS``) numbers afresh, each time it runs, the
+    /// OpenSSL ex-data slot through which its certificate check finds a connection; a handshake
+    /// begun before a renumbering then finds nothing and fails ("can't get wsi from ssl
+    /// privdata"). So it runs once per process, and a client's context is created without it:
+    /// client TLS is switched on for the context's vhost alone, which leaves the slots as they are.
     private func createContext(on eventLoop: ServiceThread<Request>.EventLoop) -> OpaquePointer? {
+        guard Self.globalTLS else { return nil }
         carehub_ignore_sigpipe()
         protocols.initialize(repeating: lws_protocols(), count: 2)
         protocols[0].name = UnsafePointer(cString("carehub-http-client"))
@@ -124,11 +135,33 @@ final class HTTPClientLoop: @unchecked Sendable {
         info.timeout_secs = UInt32(timeoutSeconds)
         info.connect_timeout_secs = UInt32(timeoutSeconds)
         info.user = Unmanaged.passUnretained(self).toOpaque()
-        info.options = UInt64(LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT)
+        info.options = UInt64(LWS_SERVER_OPTION_EXPLICIT_VHOSTS)
         eventLoop.configure(&info)
+        guard let context = lws_create_context(&info) else { return nil }
+        // The vhost's own options ask for its client TLS context; the context's did not.
+        info.options |= UInt64(LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT)
+        info.vhost_name = UnsafePointer(cString("carehub-http-client"))
         if let caFile { info.client_ssl_ca_filepath = UnsafePointer(cString(caFile)) }
-        return lws_create_context(&info)
+        guard let vhost = lws_create_vhost(context, &info) else {
+            lws_context_destroy(context)
+            return nil
+        }
+        self.vhost = vhost
+        return context
     }
+
+    /// Runs libwebsockets' global TLS set-up once for the process, on a context made for that and
+    /// destroyed again; false if it could not be made.
+    private static let globalTLS: Bool = {
+        var info = lws_context_creation_info()
+        info.port = CONTEXT_PORT_NO_LISTEN
+        info.gid = -1
+        info.uid = -1
+        info.options = UInt64(LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT) | UInt64(LWS_SERVER_OPTION_EXPLICIT_VHOSTS)
+        guard let context = lws_create_context(&info) else { return false }
+        lws_context_destroy(context)
+        return true
+    }()
 
     // MARK: Service thread
 
@@ -145,6 +178,7 @@ final class HTTPClientLoop: @unchecked Sendable {
             }
             var connect = lws_client_connect_info()
             connect.context = context
+            connect.vhost = vhost
             connect.address = keep(request.host)
             connect.port = Int32(request.port)
             connect.path = keep(request.path)
