@@ -7,9 +7,14 @@ import Synchronization
 /// Sends due notifications from the durable outbox, each rendered when it goes out under the
 /// organisation's settings in force then, to integrations that may receive them then.
 ///
-/// It runs in a task it owns (``start()``/``stop()``): once a second it takes up to
-/// ``batchSize`` due items and sends them, in order for each integration and at most
-/// ``concurrency`` integrations at a time. A failed send is retried on
+/// Notifications travel in lanes, one per organisation's integration: a lane sends one
+/// notification at a time, in the order they were queued (a pager sees "1 unread" before
+/// "2 unread"), and up to ``concurrency`` lanes send at once, each in a child task of the task the
+/// dispatcher owns (``start()``/``stop()``). Once a second it takes up to ``batchSize`` due items
+/// of the lanes that are not sending and starts those lanes, as many as there is room for; a lane
+/// still busy from an earlier round keeps its items and goes on. So an endpoint that accepts and
+/// never answers holds only its own lane, for at most the HTTP client's timeout per attempt,
+/// while the other organisations' notifications go out. A failed send is retried on
 /// ``retryDelay(afterAttempts:)`` and given up after ``attempts`` tries.
 final class NotificationDispatcher: Sendable {
     /// Sends one rendered notification through an integration.
@@ -19,11 +24,9 @@ final class NotificationDispatcher: Sendable {
     static let attempts = 20
     /// Items taken from the outbox per round.
     static let batchSize = 50
-    /// Integrations served at once. One for now: two webhook clients with different CA files
-    /// opening their first TLS connections at the same moment make the first one fail (a
-    /// libwebsockets client or OpenSSL problem not found yet), which reorders an integration's
-    /// notices through its retry. Raise it once that is fixed.
-    static let concurrency = 1
+    /// Lanes sending at once. A lane over the bound waits for a free one in a later round; its
+    /// items stay in the outbox, due.
+    static let concurrency = 4
 
     private let outbox: SQLiteOutbox
     private let config: @Sendable () -> HubConfig
@@ -31,6 +34,17 @@ final class NotificationDispatcher: Sendable {
     private let send: Send
     private let logger: Logger
     private let task = Mutex<Task<Void, Never>?>(nil)
+    /// Set by ``stop()``: no round starts after it.
+    private let stopping = Mutex(false)
+    /// The lanes sending now.
+    private let sending = Mutex<Set<SQLiteOutbox.Lane>>([])
+
+    /// A lane's due items, in queue order, as a round found them at `at`.
+    private struct LaneWork: Sendable {
+        let lane: SQLiteOutbox.Lane
+        var items: [SQLiteOutbox.Item]
+        let at: Date
+    }
 
     init(outbox: SQLiteOutbox, config: @escaping @Sendable () -> HubConfig, publicURL: String?, logger: Logger, send: @escaping Send) {
         self.outbox = outbox
@@ -47,56 +61,70 @@ final class NotificationDispatcher: Sendable {
 
     /// Starts the once-a-second rounds.
     func start() {
+        stopping.withLock { $0 = false }
         task.withLock { task in
             task = Task { [self] in
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(1))
-                    guard !Task.isCancelled else { break }
-                    await dispatch(at: Date())
+                await withDiscardingTaskGroup { group in
+                    while true {
+                        try? await Task.sleep(for: .seconds(1))
+                        guard !stopping.withLock({ $0 }) else { break }
+                        for lane in await lanesToStart(at: Date()) {
+                            group.addTask { [self] in await run(lane) }
+                        }
+                    }
                 }
             }
         }
     }
 
-    /// Stops the rounds and waits for the one under way: nothing is sent after it returns.
+    /// Stops the rounds (within a second) and waits for the lanes sending, whose outcomes are
+    /// recorded: nothing is sent after it returns. The tasks are not cancelled, so that a send
+    /// that went out is marked sent rather than sent again after a restart.
     func stop() async {
+        stopping.withLock { $0 = true }
         let running = task.withLock { task -> Task<Void, Never>? in
             defer { task = nil }
-            task?.cancel()
             return task
         }
         await running?.value
     }
 
-    /// One round: every due item. Each organisation's integration gets its items one after the
-    /// other, in the order they were queued (a pager sees "1 unread" before "2 unread"); up to
-    /// ``concurrency`` integrations are served at once.
+    /// One round on its own: starts every lane there is room for and waits for them to finish.
     func dispatch(at now: Date) async {
-        guard let due = try? await outbox.due(at: now, limit: Self.batchSize) else { return }
-        var lanes: [[SQLiteOutbox.Item]] = []
-        var lane: [String: Int] = [:]
+        let lanes = await lanesToStart(at: now)
+        await withDiscardingTaskGroup { group in
+            for lane in lanes { group.addTask { [self] in await run(lane) } }
+        }
+    }
+
+    /// The due items of lanes that are not sending, grouped by lane in queue order, for as many
+    /// lanes as may start now; those lanes are marked as sending.
+    private func lanesToStart(at now: Date) async -> [LaneWork] {
+        let busy = sending.withLock { $0 }
+        guard busy.count < Self.concurrency,
+              let due = try? await outbox.due(at: now, limit: Self.batchSize, excluding: busy) else { return [] }
+        var lanes: [LaneWork] = []
+        var index: [SQLiteOutbox.Lane: Int] = [:]
         for item in due {
-            let key = "\(item.notification.org.rawValue)|\(item.integration)"
-            if let index = lane[key] {
-                lanes[index].append(item)
+            if let position = index[item.lane] {
+                lanes[position].items.append(item)
             } else {
-                lane[key] = lanes.count
-                lanes.append([item])
+                index[item.lane] = lanes.count
+                lanes.append(LaneWork(lane: item.lane, items: [item], at: now))
             }
         }
-        await withTaskGroup(of: Void.self) { group in
-            var running = 0
-            for items in lanes {
-                if running == Self.concurrency {
-                    await group.next()
-                    running -= 1
-                }
-                group.addTask { [self] in
-                    for item in items { await deliver(item, at: now) }
-                }
-                running += 1
-            }
+        return sending.withLock { sending in
+            let room = max(Self.concurrency - sending.count, 0)
+            let starting = Array(lanes.prefix(room))
+            for lane in starting { sending.insert(lane.lane) }
+            return starting
         }
+    }
+
+    /// Sends a lane's items one after the other, then frees the lane.
+    private func run(_ lane: LaneWork) async {
+        for item in lane.items { await deliver(item, at: lane.at) }
+        _ = sending.withLock { $0.remove(lane.lane) }
     }
 
     private func deliver(_ item: SQLiteOutbox.Item, at now: Date) async {

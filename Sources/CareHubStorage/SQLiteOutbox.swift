@@ -15,6 +15,23 @@ public struct SQLiteOutbox: Notifier {
         public let attempts: Int
         /// The notification.
         public let notification: StaffNotification
+
+        /// The organisation's integration it goes through.
+        public var lane: Lane { Lane(org: notification.org, integration: integration) }
+    }
+
+    /// An organisation's integration: its notifications go out one after the other, in order.
+    public struct Lane: Sendable, Hashable {
+        /// The organisation.
+        public let org: OrgID
+        /// The integration's name.
+        public let integration: String
+
+        /// Names a lane.
+        public init(org: OrgID, integration: String) {
+            self.org = org
+            self.integration = integration
+        }
     }
 
     private let database: CareHubDatabase
@@ -39,13 +56,18 @@ public struct SQLiteOutbox: Notifier {
         }
     }
 
-    /// Pending notifications due at `date`, oldest first.
-    public func due(at date: Date, limit: Int) async throws -> [Item] {
+    /// Pending notifications due at `date`, oldest first, leaving out those of the
+    /// (organisation, integration) pairs in `excluding` (ones being sent to now).
+    public func due(at date: Date, limit: Int, excluding lanes: Set<Lane> = []) async throws -> [Item] {
         try await database.pool.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT * FROM outbox WHERE state = 'pending' AND next_at <= ? ORDER BY id LIMIT ?",
-                arguments: [date.timeIntervalSince1970, limit]
-            ).map(Self.item)
+            var sql = "SELECT * FROM outbox WHERE state = 'pending' AND next_at <= ?"
+            var arguments: StatementArguments = [date.timeIntervalSince1970]
+            for lane in lanes.sorted(by: { ($0.org.rawValue, $0.integration) < ($1.org.rawValue, $1.integration) }) {
+                sql += " AND NOT (org = ? AND integration = ?)"
+                arguments += [lane.org.rawValue, lane.integration]
+            }
+            arguments += [limit]
+            return try Row.fetchAll(db, sql: sql + " ORDER BY id LIMIT ?", arguments: arguments).map(Self.item)
         }
     }
 
