@@ -235,7 +235,7 @@ public final class PurgeStage: Stage {
         }
         do {
             if !targets.isEmpty {
-                let transcript = try await transcript(of: conversation)
+                let transcript = try await SealedHistory(org: org.id, environment: environment).transcript(of: conversation)
                 for target in targets {
                     try await environment.exporter.export(transcript, to: target, org: org)
                 }
@@ -273,34 +273,5 @@ public final class PurgeStage: Stage {
         try await environment.audit.record(AuditEvent(
             at: environment.clock.now, org: org, actor: actor, address: address, action: "conversation.purged",
             target: room.rawValue, detail: "messages=\(deleted) key=shredded \(detail)"))
-    }
-
-    /// The conversation's messages and pre-chat form, opened.
-    private func transcript(of conversation: Conversation) async throws -> Transcript {
-        let room = conversation.id
-        var lines: [Transcript.Line] = []
-        for message in try await environment.messages.history(of: room, limit: Int.max) {
-            let text: String?
-            switch message.body {
-            case .plain(let plain): text = plain
-            case .unreadable: text = nil
-            case .sealed(let sealed):
-                let aad = EncryptStage.associatedData(org: org.id, conversation: room, seq: message.seq, sender: message.sender)
-                text = try? await String(decoding: environment.cipher.open(sealed, scope: .conversation(org.id, room), associatedData: aad), as: UTF8.self)
-            }
-            lines.append(Transcript.Line(seq: message.seq, from: message.sender, at: message.at, text: text))
-        }
-        var profile: String?
-        switch try await environment.conversations.profile(of: room) {
-        case .plain(let json)?: profile = json
-        case .sealed(let sealed)?:
-            let bytes = try? await environment.cipher.open(
-                sealed, scope: .conversation(org.id, room), associatedData: EncryptStage.profileAssociatedData(org: org.id, conversation: room))
-            profile = bytes.map { String(decoding: $0, as: UTF8.self) }
-        case .unreadable?, nil: profile = nil
-        }
-        return Transcript(
-            org: org.id, conversation: room, startedAt: conversation.startedAt, endedAt: conversation.endedAt,
-            profileJSON: profile, lines: lines)
     }
 }

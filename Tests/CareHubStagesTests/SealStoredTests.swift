@@ -26,7 +26,7 @@ struct SealStoredTests {
         // Sealed with the associated data a reader opens them with.
         for message in world.messages.all {
             guard case .sealed(let box) = message.body else { throw PipelineError.internal }
-            let aad = EncryptStage.associatedData(org: org, conversation: room, seq: message.seq, sender: message.sender)
+            let aad = SealedHistory.messageAssociatedData(org: org, conversation: room, seq: message.seq, sender: message.sender)
             let text = try await world.cipher.open(box, scope: .conversation(org, room), associatedData: aad)
             #expect(String(decoding: text, as: UTF8.self) == "hello \(message.seq)")
         }
