@@ -199,9 +199,10 @@ final class AdminService: Sendable {
                 throw PipelineError(.conflict, "HIPAA mode stays on: the organisation still holds \(held.count) conversation\(held.count == 1 ? "" : "s") kept under its rules. Confirm purging them first (purge: true)")
             }
             // Purged under HIPAA rules first, so nothing recorded under them outlives the switch.
+            let lifecycle = environment.conversationLifecycle
             for conversation in held {
-                _ = try await PurgeStage.close(conversation, at: Date(), environment: environment)
-                try await PurgeStage.erase(conversation.id, org: org, environment: environment, actor: actor, address: address, detail: "reason=hipaa_off export=none")
+                _ = try await lifecycle.end(conversation, at: Date())
+                try await lifecycle.erase(conversation.id, org: org, actor: actor, address: address, detail: "reason=hipaa_off export=none")
             }
             try await write(checked.text, to: file, replacing: snapshot, org: org, author: actor)
             await configuration.apply(checked.config, admin: (org, actor, address))

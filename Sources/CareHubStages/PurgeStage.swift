@@ -125,12 +125,15 @@ public final class PurgeStage: Stage {
     private let configuration: Configuration
     private let org: OrgSettings
     private let environment: StageEnvironment
+    /// Ends and erases conversations (``StandardConversationLifecycle``).
+    private let lifecycle: any ConversationLifecycle
     private let lastAbandonCheck = Mutex<Date?>(nil)
 
     public init(configuration: Configuration, org: OrgSettings, environment: StageEnvironment) {
         self.configuration = configuration
         self.org = org
         self.environment = environment
+        lifecycle = environment.conversationLifecycle
     }
 
     public func handle(_ request: Request, next: Next) async throws -> Outcome {
@@ -180,23 +183,9 @@ public final class PurgeStage: Stage {
 
     /// Ends an open conversation on the hub's initiative, tells the room, and runs the hook.
     private func end(_ conversation: Conversation, at now: Date, reason: String) async {
-        guard let ended = try? await Self.close(conversation, at: now, environment: environment) else { return }
+        guard let ended = try? await lifecycle.end(conversation, at: now) else { return }
         await environment.announce(ended, event: .ended, org: org)
         await finish(ended, actor: "system", address: "", reason: reason)
-    }
-
-    /// Ends a conversation on the hub's initiative (if it is still open) and tells its room, which
-    /// is then closed. Also used by the admin API before a confirmed purge.
-    public static func close(_ conversation: Conversation, at now: Date, environment: StageEnvironment) async throws -> Conversation {
-        var ended = conversation
-        if conversation.endedAt == nil {
-            try await environment.conversations.markEnded(conversation.id, at: now)
-            ended.endedAt = now
-        }
-        let members = environment.rooms.close(conversation.id)
-        environment.rooms.deliver(.ended(id: nil, room: conversation.id), to: members.map(\.connection))
-        environment.leaveQueue(conversation.id, org: conversation.org)
-        return ended
     }
 
     /// Visitors are checked every 5 seconds; a conversation whose visitor has had no connection in
@@ -250,28 +239,12 @@ public final class PurgeStage: Stage {
         }
         do {
             let exported = targets.isEmpty ? "none" : targets.map(\.description).joined(separator: ",")
-            try await Self.erase(room, org: org.id, environment: environment, actor: actor, address: address, detail: "reason=\(reason) export=\(exported)")
+            try await lifecycle.erase(room, org: org.id, actor: actor, address: address, detail: "reason=\(reason) export=\(exported)")
         } catch {
             // Storage trouble: the conversation stays unpurged and the sweep tries again.
             try? await environment.conversations.deferPurge(
                 room, attempts: conversation.purgeAttempts + 1, retryAt: environment.clock.now.addingTimeInterval(Self.firstRetryDelay),
                 reason: "purge failed (\(type(of: error)))")
         }
-    }
-
-    /// Deletes a conversation's messages and pre-chat form, shreds its data key, marks it purged
-    /// and audits `conversation.purged` with `messages=N key=shredded` and `detail`. Also used by
-    /// the admin API when HIPAA mode is switched off after a confirmed purge.
-    public static func erase(
-        _ room: ConversationID, org: OrgID, environment: StageEnvironment, actor: String, address: String, detail: String
-    ) async throws {
-        let deleted = try await environment.messages.purge(room)
-        try await environment.conversations.eraseProfile(room)
-        // Crypto-shred: with the data key gone, copies of the rows in old backups are noise.
-        try await environment.cipher.shred(.conversation(org, room))
-        try await environment.conversations.markPurged(room, at: environment.clock.now)
-        try await environment.audit.record(AuditEvent(
-            at: environment.clock.now, org: org, actor: actor, address: address, action: "conversation.purged",
-            target: room.rawValue, detail: "messages=\(deleted) key=shredded \(detail)"))
     }
 }
