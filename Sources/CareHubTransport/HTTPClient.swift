@@ -95,7 +95,9 @@ final class HTTPClientLoop: @unchecked Sendable {
     }
 
     func start() throws {
-        try thread.start(name: "carehub-http", create: { [self] eventLoop in
+        // Woken every second: lws's timeouts (connect, handshake, response) are run when due,
+        // also when the peer has gone silent and no socket event comes.
+        try thread.start(name: "carehub-http", wakeEvery: 1, create: { [self] eventLoop in
             guard let context = createContext(on: eventLoop) else {
                 throw HTTPClient.Failure(description: "cannot create the HTTP client (CA file unreadable?)")
             }

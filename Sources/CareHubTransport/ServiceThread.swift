@@ -49,9 +49,11 @@ final class ServiceThread<Command: Sendable>: @unchecked Sendable {
     /// Starts a thread named `name` that creates the context with `create` and services it until
     /// ``stop()``; waits until the context exists and returns what `create` returned with it, or
     /// throws what it threw. After the context is destroyed, `teardown` runs on that thread with
-    /// the commands that were never drained.
+    /// the commands that were never drained. With `wakeEvery`, the thread is also woken that often
+    /// (`lws_cancel_service`), so that lws runs the connection timeouts that have fallen due even
+    /// while no socket is ready (see `carehub_wake_every` in the C shim).
     func start<Value: Sendable>(
-        name: String, create: @escaping @Sendable (EventLoop) throws -> (OpaquePointer, Value),
+        name: String, wakeEvery: Double? = nil, create: @escaping @Sendable (EventLoop) throws -> (OpaquePointer, Value),
         teardown: @escaping @Sendable ([Command]) -> Void
     ) throws -> Value {
         let result = Mutex<Result<Value, any Error>?>(nil)
@@ -88,10 +90,12 @@ final class ServiceThread<Command: Sendable>: @unchecked Sendable {
                 finished.signal()
                 return
             }
+            let waker = wakeEvery.flatMap { carehub_wake_every(loop, $0, context) }
             // On an event loop, `lws_service` runs until ``drain()`` breaks the loop for a stop.
             while !shared.withLock({ $0.stopping }) {
                 if lws_service(context, 0) < 0 { break }
             }
+            carehub_wake_stop(loop, waker)
             let leftover = shared.withLock { shared -> [Command] in
                 shared.context = nil
                 defer { shared.queue = [] }
