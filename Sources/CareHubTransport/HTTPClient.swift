@@ -121,6 +121,9 @@ final class HTTPClientLoop: @unchecked Sendable {
     /// begun before a renumbering then finds nothing and fails ("can't get wsi from ssl
     /// privdata"). So it runs once per process, and a client's context is created without it:
     /// client TLS is switched on for the context's vhost alone, which leaves the slots as they are.
+    /// lws frees a vhost's client TLS context only when the context itself carries the option, so
+    /// each client keeps its one OpenSSL context until the process ends (the hub holds one client
+    /// per CA file for its whole life).
     private func createContext(on eventLoop: ServiceThread<Request>.EventLoop) -> OpaquePointer? {
         guard Self.globalTLS else { return nil }
         carehub_ignore_sigpipe()
