@@ -13,6 +13,8 @@ final class ServiceLoop: @unchecked Sendable {
         case close(UInt64, UInt16)
         case closeAll(UInt16)
         case stopAccepting
+        /// A handler's answer to the HTTP request with this exchange id.
+        case respond(UInt64, HTTPResponse)
     }
 
     /// One open WebSocket (service thread only).
@@ -35,22 +37,32 @@ final class ServiceLoop: @unchecked Sendable {
     let onEvent: @Sendable (ConnectionHandle, WebSocketEvent) -> Void
     let openConnections = Atomic<Int>(0)
     let pendingMessages = Atomic<Int>(0)
+    /// HTTP requests being read, handled or answered (a copy of ``requestCount`` for other threads).
+    let httpRequestsInProgress = Atomic<Int>(0)
     private let thread = ServiceThread<Command>()
 
     // Service thread only.
     private var connections: [UInt64: Connection] = [:]
-    private var nextID: UInt64 = 1
+    var nextID: UInt64 = 1
     private var accepting = true
-    /// The static root with every symbolic link resolved; files are served only from inside it.
-    private var resolvedStaticRoot: String?
+    /// The routes, text routes and static files, built when the context is created.
+    var router = HTTPRouter()
+    /// HTTP requests in progress by exchange id, and the exchange of each connection (or HTTP/2 stream).
+    var httpExchanges: [UInt64: HTTPExchange] = [:]
+    var httpExchangeByConnection: [OpaquePointer: UInt64] = [:]
+    /// Requests counted against ``HTTPLimits``, in all and per peer address.
+    var requestCount = 0
+    var requestsByPeer: [String: Int] = [:]
+    /// Where a body chunk is put together before `lws_write` (with `LWS_PRE` bytes in front).
+    var httpScratch = [UInt8](repeating: 0, count: ServiceLoop.pre + ServiceLoop.httpChunkBytes)
 
     // C strings and structs handed to lws; they must outlive the context.
     private var cStrings: [UnsafeMutablePointer<CChar>] = []
     private let protocols = UnsafeMutablePointer<lws_protocols>.allocate(capacity: 2)
     private let mount = UnsafeMutablePointer<lws_http_mount>.allocate(capacity: 1)
+    private var mountInitialized = false
     private let defaultOption = UnsafeMutablePointer<lws_protocol_vhost_options>.allocate(capacity: 1)
     private let protocolOption = UnsafeMutablePointer<lws_protocol_vhost_options>.allocate(capacity: 1)
-    private var routeMounts: [UnsafeMutablePointer<lws_http_mount>] = []
     /// The headers lws adds to every HTTP response (`info.headers`), a linked list.
     private var responseHeaders: UnsafeMutablePointer<lws_protocol_vhost_options>?
     private var responseHeaderCount = 0
@@ -63,10 +75,10 @@ final class ServiceLoop: @unchecked Sendable {
     deinit {
         for string in cStrings { free(string) }
         protocols.deallocate()
+        if mountInitialized { mount.deinitialize(count: 1) }
         mount.deallocate()
         defaultOption.deallocate()
         protocolOption.deallocate()
-        for mount in routeMounts { mount.deallocate() }
         responseHeaders?.deinitialize(count: responseHeaderCount)
         responseHeaders?.deallocate()
     }
@@ -151,39 +163,24 @@ final class ServiceLoop: @unchecked Sendable {
         info.options = 0
         if !host.contains(":") { info.options |= UInt64(LWS_SERVER_OPTION_DISABLE_IPV6) }
         eventLoop.configure(&info)
-        // Dynamic text routes first, each its own mount handled by this protocol's callback.
-        var firstMount: UnsafePointer<lws_http_mount>?
-        for path in configuration.textRoutes.keys.sorted() {
-            let route = UnsafeMutablePointer<lws_http_mount>.allocate(capacity: 1)
-            route.initialize(to: lws_http_mount())
-            route.pointee.mountpoint = UnsafePointer(cString(path))
-            route.pointee.mountpoint_len = UInt8(path.utf8.count)
-            route.pointee.origin = UnsafePointer(cString("carehub"))
-            route.pointee.origin_protocol = UInt8(LWSMPRO_CALLBACK.rawValue)
-            route.pointee.mount_next = firstMount
-            routeMounts.append(route)
-            firstMount = UnsafePointer(route)
-        }
-        info.mounts = firstMount
+        // Every HTTP request goes to this protocol's callback, which routes it (the static files
+        // included: lws' own file mount follows symbolic links out of the root).
+        var resolvedRoot: String?
         if let root = configuration.staticRoot {
-            mount.initialize(to: lws_http_mount())
-            mount.pointee.mountpoint = UnsafePointer(cString("/"))
-            mount.pointee.mountpoint_len = 1
-            // lws' own file mount follows symbolic links out of the root; files go through this
-            // protocol's callback instead, which serves only what resolves inside it.
             guard let resolved = WebRoot.resolve(root) else {
                 return .failure(.invalidConfiguration("static directory \(root) cannot be resolved"))
             }
-            resolvedStaticRoot = resolved
-            mount.pointee.origin = UnsafePointer(cString("carehub"))
-            mount.pointee.origin_protocol = UInt8(LWSMPRO_CALLBACK.rawValue)
-            // The root mount goes last: lws picks the longest matching mountpoint anyway.
-            if let last = routeMounts.first {
-                last.pointee.mount_next = UnsafePointer(mount)
-            } else {
-                info.mounts = UnsafePointer(mount)
-            }
+            resolvedRoot = resolved
         }
+        router = configuration.router(resolvedStaticRoot: resolvedRoot)
+        mount.initialize(to: lws_http_mount())
+        mountInitialized = true
+        mount.pointee.mountpoint = UnsafePointer(cString("/"))
+        mount.pointee.mountpoint_len = 1
+        mount.pointee.origin = UnsafePointer(cString("carehub"))
+        mount.pointee.origin_protocol = UInt8(LWSMPRO_CALLBACK.rawValue)
+        info.mounts = UnsafePointer(mount)
+        info.max_http_header_data = UInt16(configuration.httpLimits.maxHeaderBytes)
         if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsPrivateKeyPath {
             info.options |= UInt64(LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT)
             info.ssl_cert_filepath = UnsafePointer(cString(certificate))
@@ -254,9 +251,23 @@ final class ServiceLoop: @unchecked Sendable {
 
         case LWS_CALLBACK_HTTP:
             guard let wsi else { return -1 }
-            let path = requestPath(wsi)
-            guard let route = configuration.textRoutes[path] else { return serveStatic(wsi, user: user) }
-            return respond(wsi, body: Array(route().utf8))
+            return httpRequestArrived(wsi)
+
+        case LWS_CALLBACK_HTTP_BODY:
+            guard let wsi else { return -1 }
+            return httpBodyArrived(wsi, input, length)
+
+        case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+            guard let wsi else { return -1 }
+            return httpBodyCompleted(wsi)
+
+        case LWS_CALLBACK_HTTP_WRITEABLE:
+            guard let wsi else { return -1 }
+            return httpWriteable(wsi)
+
+        case LWS_CALLBACK_CLOSED_HTTP, LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+            if let wsi { httpConnectionGone(wsi) }
+            return lws_callback_http_dummy(wsi, reason, user, input, length)
 
         case LWS_CALLBACK_CLOSED:
             guard let id = user?.load(as: UInt64.self), let connection = connections.removeValue(forKey: id) else { return 0 }
@@ -333,27 +344,6 @@ final class ServiceLoop: @unchecked Sendable {
         return written >= payloadLength
     }
 
-    /// Writes a complete `200 text/plain` response and finishes the HTTP transaction.
-    private func respond(_ wsi: OpaquePointer, body: [UInt8]) -> Int32 {
-        var headers = [UInt8](repeating: 0, count: Self.pre + 1024)
-        let written: Bool = headers.withUnsafeMutableBufferPointer { buffer in
-            let start = buffer.baseAddress! + Self.pre
-            let end = buffer.baseAddress! + buffer.count - 1
-            var cursor: UnsafeMutablePointer<UInt8>? = start
-            guard lws_add_http_common_headers(wsi, UInt32(HTTP_STATUS_OK.rawValue), "text/plain; version=0.0.4; charset=utf-8", lws_filepos_t(body.count), &cursor, end) == 0,
-                  lws_finalize_write_http_header(wsi, start, &cursor, end) == 0
-            else { return false }
-            return true
-        }
-        guard written else { return -1 }
-        var frame = Self.frame(body)
-        let sent = frame.withUnsafeMutableBufferPointer { buffer in
-            lws_write(wsi, buffer.baseAddress! + Self.pre, body.count, LWS_WRITE_HTTP_FINAL)
-        }
-        guard sent >= body.count else { return -1 }
-        return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
-    }
-
     private func drainCommands() {
         for command in thread.drain() {
             switch command {
@@ -375,6 +365,8 @@ final class ServiceLoop: @unchecked Sendable {
                 }
             case .stopAccepting:
                 accepting = false
+            case .respond(let id, let response):
+                httpResponseReady(id, response)
             }
         }
     }
@@ -385,7 +377,7 @@ final class ServiceLoop: @unchecked Sendable {
     }
 
     /// The request's method (an `LWSHUMETH_` value, -1 if none) and path.
-    private func requestTarget(_ wsi: OpaquePointer) -> (method: Int32, path: String) {
+    func requestTarget(_ wsi: OpaquePointer) -> (method: Int32, path: String) {
         var uri: UnsafeMutablePointer<CChar>?
         var length: Int32 = 0
         let method = lws_http_get_uri_and_method(wsi, &uri, &length)
@@ -393,23 +385,6 @@ final class ServiceLoop: @unchecked Sendable {
         return (method, String(decoding: UnsafeRawBufferPointer(start: uri, count: Int(length)), as: UTF8.self))
     }
 
-    /// Serves a file of the web root, or answers 404 when the path names none inside it.
-    private func serveStatic(_ wsi: OpaquePointer, user: UnsafeMutableRawPointer?) -> Int32 {
-        let (method, path) = requestTarget(wsi)
-        let readable = [LWSHUMETH_GET, LWSHUMETH_HEAD, LWSHUMETH_COLON_PATH].map { Int32($0) }
-        guard readable.contains(method), let root = resolvedStaticRoot, let file = WebRoot.file(for: path, in: root) else {
-            return lws_callback_http_dummy(wsi, LWS_CALLBACK_HTTP, user, nil, 0)
-        }
-        guard let mimeType = lws_get_mimetype(file, nil) else {
-            guard lws_return_http_status(wsi, UInt32(HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE.rawValue), nil) == 0 else { return -1 }
-            return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
-        }
-        let sent = lws_serve_http_file(wsi, file, mimeType, nil, 0)
-        if sent < 0 || (sent > 0 && lws_http_transaction_completed(wsi) != 0) { return -1 }
-        return 0
-    }
-
-    /// Answers a WebSocket upgrade `403 Forbidden`; the non-zero return makes lws close it.
     /// Answers the upgrade request with `status` (403 for a header over the cap, 429 for a
     /// connection the admission hook refused) and drops it.
     private func refuse(_ wsi: OpaquePointer, status: UInt32) -> Int32 {
@@ -432,12 +407,12 @@ final class ServiceLoop: @unchecked Sendable {
     }
 
     /// A request header: `.value(nil)` when absent or empty, `.tooLong` past the cap.
-    private enum HeaderValue {
+    enum HeaderValue {
         case value(String?)
         case tooLong
     }
 
-    private func header(_ wsi: OpaquePointer, _ token: lws_token_indexes) -> HeaderValue {
+    func header(_ wsi: OpaquePointer, _ token: lws_token_indexes) -> HeaderValue {
         let length = Int(lws_hdr_total_length(wsi, token))
         guard length > 0 else { return .value(nil) }
         guard length <= ConnectionInfo.maxHeaderBytes else { return .tooLong }
@@ -448,21 +423,21 @@ final class ServiceLoop: @unchecked Sendable {
     }
 
     /// A header lws has no token for; `name` is lower case with its colon (`x-forwarded-proto:`).
-    private func customHeader(_ wsi: OpaquePointer, _ name: String) -> HeaderValue {
+    func customHeader(_ wsi: OpaquePointer, _ name: String, limit: Int = ConnectionInfo.maxHeaderBytes) -> HeaderValue {
         let length = Int(lws_hdr_custom_length(wsi, name, Int32(name.utf8.count)))
         guard length > 0 else { return .value(nil) }
-        guard length <= ConnectionInfo.maxHeaderBytes else { return .tooLong }
+        guard length <= limit else { return .tooLong }
         var buffer = [CChar](repeating: 0, count: length + 1)
         let copied = lws_hdr_custom_copy(wsi, &buffer, Int32(buffer.count), name, Int32(name.utf8.count))
         guard copied >= 0 else { return .tooLong }
         return .value(Self.string(buffer[..<Int(copied)]))
     }
 
-    private static func string(_ bytes: ArraySlice<CChar>) -> String {
+    static func string(_ bytes: ArraySlice<CChar>) -> String {
         String(decoding: bytes.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    private func peerAddress(_ wsi: OpaquePointer) -> String {
+    func peerAddress(_ wsi: OpaquePointer) -> String {
         var buffer = [CChar](repeating: 0, count: 128)
         guard lws_get_peer_simple(wsi, &buffer, buffer.count) != nil else { return "unknown" }
         let address = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

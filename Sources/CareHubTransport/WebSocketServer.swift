@@ -61,9 +61,13 @@ public final class WebSocketServer: Sendable {
         /// PEM certificate (chain) and private key; both set turns on TLS (https and wss).
         public var tlsCertificatePath: String?
         public var tlsPrivateKeyPath: String?
-        /// Paths answered by a closure with a `text/plain` body (e.g. `/metrics`), on the service
-        /// thread: the closure must be quick and must not block.
+        /// Paths answered by a closure with a `text/plain` body (e.g. `/metrics`) to GET and HEAD.
+        /// The closure runs in a task (not on the service thread); it must not block.
         public var textRoutes: [String: @Sendable () -> String]
+        /// The HTTP routes, tried before ``textRoutes`` and the static files.
+        public var routes: HTTPRouter
+        /// What HTTP clients may hold of the server (header bytes, requests in progress, idle time).
+        public var httpLimits: HTTPLimits
         /// Decides whether a WebSocket upgrade on the configured path goes ahead, before the
         /// handshake completes; nil admits every one. Called on the service thread, so it must be
         /// quick and must not block. A refused upgrade is answered `429 Too Many Requests` and closed, and
@@ -73,9 +77,12 @@ public final class WebSocketServer: Sendable {
         public init(
             host: String = "127.0.0.1", port: Int = 0, webSocketPath: String = "/ws", staticRoot: String? = nil,
             maxMessageBytes: Int = 64 * 1024, tlsCertificatePath: String? = nil, tlsPrivateKeyPath: String? = nil,
-            textRoutes: [String: @Sendable () -> String] = [:], admit: (@Sendable (ConnectionInfo) -> Bool)? = nil
+            textRoutes: [String: @Sendable () -> String] = [:], admit: (@Sendable (ConnectionInfo) -> Bool)? = nil,
+            routes: HTTPRouter = HTTPRouter(), httpLimits: HTTPLimits = HTTPLimits()
         ) {
             self.textRoutes = textRoutes
+            self.routes = routes
+            self.httpLimits = httpLimits
             self.admit = admit
             self.host = host
             self.port = port
@@ -90,6 +97,10 @@ public final class WebSocketServer: Sendable {
             guard (0...65535).contains(port) else { throw TransportError.invalidConfiguration("port \(port) is out of range 0-65535") }
             guard webSocketPath.hasPrefix("/") else { throw TransportError.invalidConfiguration("WebSocket path must start with /") }
             guard maxMessageBytes > 0 else { throw TransportError.invalidConfiguration("message limit must be positive") }
+            try httpLimits.validate()
+            for route in routes.routes where !route.pattern.hasPrefix("/") {
+                throw TransportError.invalidConfiguration("route \(route.pattern) must start with /")
+            }
             var isDirectory: ObjCBool = false
             if let staticRoot, !(FileManager.default.fileExists(atPath: staticRoot, isDirectory: &isDirectory) && isDirectory.boolValue) {
                 throw TransportError.invalidConfiguration("static directory \(staticRoot) does not exist")
@@ -166,6 +177,9 @@ public final class WebSocketServer: Sendable {
     public func close(_ handle: ConnectionHandle, code: UInt16 = 1000) {
         loop.enqueue(.close(handle.rawValue, code))
     }
+
+    /// HTTP requests being read, handled or answered.
+    public var httpRequestsInProgress: Int { loop.httpRequestsInProgress.load(ordering: .relaxed) }
 
     /// Open WebSocket connections.
     public var connectionCount: Int { loop.openConnections.load(ordering: .relaxed) }
