@@ -16,6 +16,7 @@ packages=(
   chromium-driver
   python3-selenium
   zbar-tools          # scans the enrolment QR code in the browser test
+  curl                # HTTP/2 client of the transport's HTTP tests
   tzdata              # time zones of the organisations' opening hours (timezone = in pipeline.conf)
 )
 
