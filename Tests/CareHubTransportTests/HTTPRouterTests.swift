@@ -270,6 +270,37 @@ struct HTTPRouterTests {
 
     // MARK: Redirects and async handlers
 
+    /// A page a browser may store can go into its back/forward cache when the user leaves it, and
+    /// Chromium keeps such a page's WebSocket open: the hub would never see the user go.
+    @Test func htmlPagesAreNeverStoredOtherFilesAreRevalidated() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try "<p>console</p>".write(toFile: root + "/index.html", atomically: true, encoding: .utf8)
+        try "<p>old</p>".write(toFile: root + "/old.htm", atomically: true, encoding: .utf8)
+        try "body{}".write(toFile: root + "/site.css", atomically: true, encoding: .utf8)
+        try "let x = 1".write(toFile: root + "/page.js", atomically: true, encoding: .utf8)
+        let server = try Server(staticRoot: root) { _ in }
+        defer { server.stop() }
+        let client = try RawHTTPClient(port: server.port)
+        for path in ["/", "/index.html", "/old.htm"] {
+            let page = try client.request("GET", path)
+            #expect(page.status == 200, "\(path)")
+            #expect(page.header("content-type") == "text/html", "\(path)")
+            #expect(page.header("cache-control") == "no-store", "\(path)")
+            let head = try client.request("HEAD", path)
+            #expect(head.header("cache-control") == "no-store", "\(path)")
+        }
+        let page = try client.request("GET", "/index.html")
+        let tag = try #require(page.header("etag"))
+        let current = try client.request("GET", "/index.html", headers: ["If-None-Match: \(tag)"])
+        #expect(current.status == 304 && current.header("cache-control") == "no-store")
+        for path in ["/site.css", "/page.js"] {
+            let file = try client.request("GET", path)
+            #expect(file.status == 200, "\(path)")
+            #expect(file.header("cache-control") == "no-cache", "\(path)")
+        }
+    }
+
     @Test func redirectsCarryTheirLocation() throws {
         let server = try Server { router in
             router.get("/old") { _ in .redirect(to: "/new?from=old") }

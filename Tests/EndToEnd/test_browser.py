@@ -309,3 +309,23 @@ def test_a_nurse_with_another_chat_open_sees_a_new_chat_arrive_and_wait(hub):
     finally:
         driver.quit()
         loop.close()
+
+
+@pytest.mark.parametrize("page", ["/", "/staff.html", "/admin.html", "/widget-demo.html"])
+def test_leaving_a_page_closes_its_websocket_at_the_hub(hub, page):
+    """A page the browser keeps in its back/forward cache keeps its WebSocket open, silent: the
+    hub would never learn that the user left (a nurse would stay online to her colleagues)."""
+    driver = browser()
+    try:
+        driver.get(f"http://127.0.0.1:{hub.port}{page}")
+        driver.execute_script("window.probe = new WebSocket(`ws://${location.host}/ws`)")
+        wait(driver).until(lambda d: d.execute_script("return window.probe.readyState") == 1)
+        driver.get("about:blank")
+        counts = lambda: (hub.log_text().count("connection opened"), hub.log_text().count("connection closed"))
+        deadline = time.monotonic() + TIMEOUT  # a hang guard, not a timing assertion
+        while counts()[1] < counts()[0] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        opened, closed = counts()
+        assert opened >= 1 and closed == opened, f"{page}: {opened} opened, {closed} closed: {hub.log_text()}"
+    finally:
+        driver.quit()

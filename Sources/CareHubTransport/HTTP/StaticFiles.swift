@@ -2,6 +2,11 @@ import Foundation
 
 /// Serves the files of a web root with `GET`/`HEAD`, confined to it by ``WebRoot``, with
 /// `ETag`/`Last-Modified` validators and `304 Not Modified` for a client whose copy is current.
+///
+/// HTML pages are `Cache-Control: no-store`, everything else `no-cache` (kept, but revalidated).
+/// A page that may be stored is one a browser may keep in its back/forward cache when the user
+/// navigates away: Chromium then keeps the page's WebSocket open, silent, so the hub never learns
+/// that the user left (a nurse stays online to her colleagues), and Back shows the page as it was.
 struct StaticFiles: Sendable {
     /// The root with every symbolic link resolved.
     let root: String
@@ -22,11 +27,17 @@ struct StaticFiles: Sendable {
         guard let contentType = Self.contentTypes[suffix] else { return .error(415, "Unsupported media type") }
         guard let file = HTTPFile(path: path) else { return .error(404, "Not found") }
         var headers: HTTPHeaders = [
-            "ETag": file.entityTag, "Last-Modified": HTTPDate.format(file.modified), "Cache-Control": "no-cache",
+            "ETag": file.entityTag, "Last-Modified": HTTPDate.format(file.modified),
+            "Cache-Control": Self.cacheControl(contentType: contentType),
         ]
         if Self.isCurrent(file, request.headers) { return HTTPResponse(status: 304, headers: headers) }
         headers["Content-Type"] = contentType
         return HTTPResponse(status: 200, headers: headers, body: .file(file))
+    }
+
+    /// `no-store` for an HTML page, `no-cache` for anything else.
+    static func cacheControl(contentType: String) -> String {
+        contentType == "text/html" ? "no-store" : "no-cache"
     }
 
     /// True when the client's cached copy is `file` as it is: by `If-None-Match` when it sends
