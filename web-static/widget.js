@@ -837,6 +837,21 @@
   const retryNow = () => { if (retryTimer && !socket) { attempt = Math.max(0, attempt - 1); connect(); } };
   window.addEventListener("online", retryNow);
   document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") retryNow(); });
+  // A browser may keep a page the patient left, to show it again on Back, with its sockets open
+  // and silent: the clinic would see the patient as still there. Close them on leaving; on coming
+  // back, continue the chat (or ask again whether anyone is there).
+  window.addEventListener("pagehide", event => {
+    if (!event.persisted) return;
+    stopAsking();
+    if (socket) lost(socket);
+    clearTimeout(retryTimer);
+    retryTimer = null;
+  });
+  window.addEventListener("pageshow", event => {
+    if (!event.persisted) return;
+    attempt = 0;
+    if (wanted) connect(); else askAvailability();
+  });
   // A chat started in another tab of this site: continue it here too.
   window.addEventListener("storage", event => {
     if (event.key === tokenKey && event.newValue && !socket && !wanted && !ended) resume();

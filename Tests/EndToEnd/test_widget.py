@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -475,17 +476,20 @@ document.addEventListener('securitypolicyviolation', e => window.violations.push
 """
 
 
-def test_the_widget_on_a_clinic_site_under_its_own_strict_csp(workdir):
+def clinic_site(workdir, page):
+    """A clinic's own site on another origin, listed in Riverside's `widget_origins`: `page(path)`
+    gives each path's organisation and HTML (with {hub} and {org} to fill in); `site.headers`
+    go on every answer. Returns the site, its origin and the configuration to start the hub with."""
     import http.server
 
     class ClinicSite(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            org = "lotus-wellness" if self.path.startswith("/lotus") else ORG
-            page = "<!doctype html><title>No chat here</title>" if self.path == "/blank" else CLINIC_PAGE
-            body = page.format(hub=self.server.hub, org=org).encode()
+            org, html = page(self.path)
+            body = html.format(hub=self.server.hub, org=org).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Security-Policy", self.server.csp)
+            for name, value in self.server.headers:
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
 
@@ -493,26 +497,42 @@ def test_the_widget_on_a_clinic_site_under_its_own_strict_csp(workdir):
             pass
 
     site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ClinicSite)
+    site.headers = []
     threading.Thread(target=site.serve_forever, daemon=True).start()
     origin = f"http://127.0.0.1:{site.server_address[1]}"
     config = workdir / "pipeline.conf"
     config.write_text(config.read_text().replace("hipaa = on\n", f"hipaa = on\nwidget_origins = {origin}\n", 1))
+    return site, origin, config
+
+
+def chat_on_clinic_page(driver, url, first):
+    """Starts a chat from the widget on a clinic's page (its pre-chat form asks only the name) and
+    sends `first`, until it is delivered."""
+    driver.get(url)
+    wait(driver).until(until.element_to_be_clickable((By.CSS_SELECTOR, ".carehub-bubble"))).click()
+    driver.find_element(By.NAME, "name").send_keys("Pat Example")
+    driver.find_element(By.CSS_SELECTOR, ".carehub-start").click()
+    wait(driver).until(until.visibility_of_element_located((By.CSS_SELECTOR, ".carehub-input")))
+    send_message(driver, first)
+    wait(driver).until(lambda d: delivered(d, first))
+
+
+def test_the_widget_on_a_clinic_site_under_its_own_strict_csp(workdir):
+    def page(path):
+        org = "lotus-wellness" if path.startswith("/lotus") else ORG
+        return org, "<!doctype html><title>No chat here</title>" if path == "/blank" else CLINIC_PAGE
+
+    site, origin, config = clinic_site(workdir, page)
     hub = Hub(workdir, config).start()
     hub_origin = f"http://127.0.0.1:{hub.port}"
     site.hub = hub_origin
-    site.csp = (f"default-src 'none'; script-src {hub_origin}; style-src {hub_origin}; "
-                f"connect-src ws://127.0.0.1:{hub.port}")
+    site.headers = [("Content-Security-Policy", f"default-src 'none'; script-src {hub_origin}; style-src {hub_origin}; "
+                                                f"connect-src ws://127.0.0.1:{hub.port}")]
     patient = browser()
     try:
         patient.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_VIOLATIONS})
         # Riverside lists the clinic's site: the widget works there, styled, with nothing blocked.
-        patient.get(origin + "/riverside")
-        wait(patient).until(until.element_to_be_clickable((By.CSS_SELECTOR, ".carehub-bubble"))).click()
-        patient.find_element(By.NAME, "name").send_keys("Pat Example")
-        patient.find_element(By.CSS_SELECTOR, ".carehub-start").click()
-        wait(patient).until(until.visibility_of_element_located((By.CSS_SELECTOR, ".carehub-input")))
-        send_message(patient, "Hello from the clinic's site")
-        wait(patient).until(lambda d: delivered(d, "Hello from the clinic's site"))
+        chat_on_clinic_page(patient, origin + "/riverside", "Hello from the clinic's site")
         assert patient.execute_script(
             "return getComputedStyle(document.querySelector('.carehub-bubble')).position") == "fixed"
         assert patient.execute_script("return window.violations") == []
@@ -538,6 +558,42 @@ def test_the_widget_on_a_clinic_site_under_its_own_strict_csp(workdir):
         assert patient.find_element(By.CSS_SELECTOR, ".carehub-prechat").is_displayed()
         assert storage_dump(patient)["local"] == {}
         assert_no_protocol_text(patient)
+    finally:
+        patient.quit()
+        hub.stop()
+        site.shutdown()
+
+
+def test_leaving_the_clinic_site_closes_the_chat_and_coming_back_continues_it(workdir):
+    """The clinic's own pages are the clinic's to cache: a browser may keep the page the patient
+    left for Back, with the widget's socket open and silent. The widget closes it on leaving, so the
+    hub sees the patient gone, and continues the chat when the patient comes back."""
+    # No Cache-Control at all: the browser may keep the pages for Back.
+    site, origin, config = clinic_site(
+        workdir, lambda path: (ORG, "<!doctype html><title>Opening times</title>" if path == "/times" else CLINIC_PAGE))
+    hub = Hub(workdir, config).start()
+    site.hub = f"http://127.0.0.1:{hub.port}"
+    counts = lambda: (hub.log_text().count("connection opened"), hub.log_text().count("connection closed"))
+    patient = browser()
+    try:
+        patient.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {
+            "source": "addEventListener('pageshow', e => { if (e.persisted) window.restoredFromCache = true; });"})
+        chat_on_clinic_page(patient, origin + "/", "Before I look at your opening times")
+
+        patient.get(origin + "/times")
+        deadline = time.monotonic() + TIMEOUT  # a hang guard, not a timing assertion
+        while counts()[1] < counts()[0] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        opened, closed = counts()
+        assert opened >= 1 and closed == opened, f"{opened} opened, {closed} closed"
+
+        patient.back()
+        # The page came back from the browser's cache, sockets and all, not loaded anew.
+        wait(patient).until(lambda d: d.execute_script("return window.restoredFromCache === true"))
+        wait(patient).until(lambda d: counts()[0] > opened)
+        send_message(patient, "Back again")
+        wait(patient).until(lambda d: delivered(d, "Back again"))
+        assert [text for text, _ in mine(patient)] == ["Before I look at your opening times", "Back again"], mine(patient)
     finally:
         patient.quit()
         hub.stop()
