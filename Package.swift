@@ -94,7 +94,7 @@ let package = Package(
             name: "CareHubServerTests",
             dependencies: [
                 "CareHubServer", "CareHubStorage", "CareHubCrypto", "CareHubAudit", "CareHubCore", "CareHubTesting", "CareHubTransport",
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),
     ]

@@ -136,4 +136,8 @@ protocol HubOutbound: Sendable {
     func send(_ frames: [(text: String, handle: ConnectionHandle)])
     /// Closes a connection after its queued frames, with a WebSocket close code.
     func close(_ handle: ConnectionHandle, code: UInt16)
+    /// Stops reading a connection until ``resumeReceiving(_:)`` (its inbox is full).
+    func pauseReceiving(_ handle: ConnectionHandle)
+    /// Reads a paused connection again.
+    func resumeReceiving(_ handle: ConnectionHandle)
 }

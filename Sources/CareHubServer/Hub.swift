@@ -147,14 +147,14 @@ public final class Hub: Sendable {
 
     /// Starts listening and returns the bound port.
     public func start() throws -> Int {
-        let server = WebSocketServer(
-            configuration: WebSocketServer.Configuration(
-                host: options.host, port: options.port, webSocketPath: "/ws", staticRoot: options.staticRoot,
-                maxMessageBytes: options.maxFrameBytes, tlsCertificatePath: options.tlsCertificatePath,
-                tlsPrivateKeyPath: options.tlsPrivateKeyPath,
-                textRoutes: ["/metrics": { [self] in self.renderMetrics() }],
-                admit: { [self] info in self.admit(info) })
-        ) { [self] handle, event in
+        var transportConfiguration = WebSocketServer.Configuration(
+            host: options.host, port: options.port, webSocketPath: "/ws", staticRoot: options.staticRoot,
+            maxMessageBytes: options.maxFrameBytes, tlsCertificatePath: options.tlsCertificatePath,
+            tlsPrivateKeyPath: options.tlsPrivateKeyPath,
+            textRoutes: ["/metrics": { [self] in self.renderMetrics() }],
+            admit: { [self] info in self.admit(info) })
+        transportConfiguration.maxSendQueueBytes = options.maxSendQueueBytes
+        let server = WebSocketServer(configuration: transportConfiguration) { [self] handle, event in
             self.receive(event, from: handle)
         }
         transport.server = server
@@ -231,9 +231,11 @@ public final class Hub: Sendable {
 
     /// `GET /metrics`, in the Prometheus text format.
     func renderMetrics() -> String {
-        metrics.render(
+        let server = transport.server
+        return metrics.render(
             backlog: backlog.withLock { $0 }, connections: registry.count, sessions: sessions.all, storage: messages.statistics,
-            refusals: throttle.limiter.refusals)
+            refusals: throttle.limiter.refusals,
+            queues: HubMetrics.Queues(sendQueueBytes: server?.sendQueueBytes ?? 0, slowReaderCloses: server?.slowReaderCloses ?? 0))
     }
 
     /// Re-reads the purge and outbox backlogs for /metrics.
@@ -250,8 +252,19 @@ public final class Hub: Sendable {
         case .opened(let info):
             let client = resolve(info)
             let inbox = ConnectionInbox(
+                limits: options.inboxLimits,
                 handler: { [router] item in await router.process(item, from: id) },
-                finisher: { [self] in disconnect(id) })
+                finisher: { [self] in disconnect(id) },
+                flow: { [metrics, outbound] receiving in
+                    // A full inbox pauses reading the socket; the client waits in TCP, nothing is dropped.
+                    if receiving {
+                        metrics.receivingResumed()
+                        outbound.resumeReceiving(handle)
+                    } else {
+                        metrics.receivingPaused()
+                        outbound.pauseReceiving(handle)
+                    }
+                })
             let entry = ConnectionRegistry.Entry(handle: handle, peer: client.address, channel: client.channel, inbox: inbox)
             // The transport refused most connections over the limit before the upgrade; this
             // catches the ones that were being upgraded together.
@@ -367,4 +380,6 @@ private final class TransportSlot: HubOutbound {
     func send(_ text: String, to handle: ConnectionHandle) { server?.send(text, to: handle) }
     func send(_ frames: [(text: String, handle: ConnectionHandle)]) { server?.send(frames) }
     func close(_ handle: ConnectionHandle, code: UInt16) { server?.close(handle, code: code) }
+    func pauseReceiving(_ handle: ConnectionHandle) { server?.pauseReceiving(handle) }
+    func resumeReceiving(_ handle: ConnectionHandle) { server?.resumeReceiving(handle) }
 }

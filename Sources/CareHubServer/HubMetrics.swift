@@ -30,6 +30,24 @@ final class HubMetrics: StageTimer {
         }
     }
     private let state = Mutex(State())
+    /// Connections whose reading is paused now (their inbox is full), and pauses since start.
+    private let receivePaused = Atomic<Int>(0)
+    private let receivePauses = Atomic<Int>(0)
+
+    /// A connection's inbox filled up and its reading paused.
+    func receivingPaused() {
+        receivePaused.add(1, ordering: .relaxed)
+        receivePauses.add(1, ordering: .relaxed)
+    }
+
+    /// A paused connection's inbox drained and its reading resumed.
+    func receivingResumed() { receivePaused.subtract(1, ordering: .relaxed) }
+
+    /// The transport's queue figures.
+    struct Queues: Sendable {
+        var sendQueueBytes = 0
+        var slowReaderCloses = 0
+    }
 
     func recorder(org: OrgID, stage: String) -> @Sendable (Double) -> Void {
         // A pipeline rebuilt (a reload) finds its stages' histograms again and keeps counting.
@@ -60,7 +78,8 @@ final class HubMetrics: StageTimer {
     }
 
     func render(
-        backlog: Backlog, connections: Int, sessions: [Session], storage: SQLiteMessageStore.Statistics, refusals: [String: UInt64] = [:]
+        backlog: Backlog, connections: Int, sessions: [Session], storage: SQLiteMessageStore.Statistics, refusals: [String: UInt64] = [:],
+        queues: Queues = Queues()
     ) -> String {
         var out = ""
         func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {
@@ -69,6 +88,14 @@ final class HubMetrics: StageTimer {
         }
         let snapshot = state.withLock { $0 }
         metric("carehub_connections", "gauge", "Open WebSocket connections.", [("", "\(connections)")])
+        metric("carehub_connections_receive_paused", "gauge", "Connections whose reading is paused because their inbox is full.",
+               [("", "\(receivePaused.load(ordering: .relaxed))")])
+        metric("carehub_receive_pauses_total", "counter", "Times a connection's reading paused because its inbox was full.",
+               [("", "\(receivePauses.load(ordering: .relaxed))")])
+        metric("carehub_send_queue_bytes", "gauge", "Bytes queued for connections and not yet written, over all connections.",
+               [("", "\(queues.sendQueueBytes)")])
+        metric("carehub_slow_reader_closes_total", "counter", "Connections closed (4001) because they did not read what was sent to them fast enough.",
+               [("", "\(queues.slowReaderCloses)")])
         var bySession: [String: Int] = [:]
         for session in sessions { bySession["{org=\"\(session.org.rawValue)\",kind=\"\(session.principal.isStaff ? "staff" : "visitor")\"}", default: 0] += 1 }
         metric("carehub_sessions", "gauge", "Live sessions by organisation and kind.", bySession.keys.sorted().map { ($0, "\(bySession[$0]!)") })

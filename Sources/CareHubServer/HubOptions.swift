@@ -14,6 +14,11 @@ public struct HubOptions: Sendable {
     public var staticRoot: String?
     /// Largest accepted WebSocket message, in bytes.
     public var maxFrameBytes: Int
+    /// Most bytes that may wait to be written to one connection behind the frame being written;
+    /// a connection that does not read fast enough is closed past it (4001).
+    public var maxSendQueueBytes: Int
+    /// How many received frames may wait for the hub per connection before its reading pauses.
+    public var inboxLimits: InboxLimits
     /// PEM certificate and key; when both are set the hub serves https/wss.
     public var tlsCertificatePath: String?
     /// PEM private key for ``tlsCertificatePath``.
@@ -35,8 +40,11 @@ public struct HubOptions: Sendable {
     public init(
         configPath: String = "pipeline.conf", dataDirectory: String = "./data", host: String = "127.0.0.1", port: Int = 8080,
         staticRoot: String? = "web-static", maxFrameBytes: Int = 65_536, tlsCertificatePath: String? = nil, tlsPrivateKeyPath: String? = nil,
-        publicURL: String? = nil, trustedProxies: [CIDRBlock] = [], limits: HubLimits = .standard, auditAnchorPath: String? = nil
+        publicURL: String? = nil, trustedProxies: [CIDRBlock] = [], limits: HubLimits = .standard, auditAnchorPath: String? = nil,
+        maxSendQueueBytes: Int = 4 * 1024 * 1024, inboxLimits: InboxLimits = .standard
     ) {
+        self.maxSendQueueBytes = maxSendQueueBytes
+        self.inboxLimits = inboxLimits
         self.configPath = configPath
         self.dataDirectory = dataDirectory
         self.host = host

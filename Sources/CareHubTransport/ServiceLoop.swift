@@ -10,6 +10,8 @@ import Synchronization
 final class ServiceLoop: @unchecked Sendable {
     enum Command {
         case send(UInt64, [UInt8])
+        /// Reading the connection's socket resumes (true) or pauses (false).
+        case receiving(UInt64, Bool)
         case close(UInt64, UInt16)
         case closeAll(UInt16)
         case stopAccepting
@@ -23,17 +25,27 @@ final class ServiceLoop: @unchecked Sendable {
         /// Frames with `LWS_PRE` bytes of headroom; `head` is the next one to write.
         var outbox: [[UInt8]] = []
         var head = 0
+        /// Payload bytes of the frames in the outbox.
+        var outboxBytes = 0
         var message: [UInt8] = []
         var messageByteCount = 0
         var closeCode: UInt16?
+        /// The close frame's reason, if any.
+        var closeReason: [UInt8] = []
 
         init(wsi: OpaquePointer) { self.wsi = wsi }
         var hasOutput: Bool { head < outbox.count }
+        /// Payload bytes waiting behind the frame to be written next.
+        var bytesBehindHead: Int { hasOutput ? outboxBytes - (outbox[head].count - ServiceLoop.pre) : 0 }
     }
 
     static let pre = Int(carehub_lws_pre())
 
     let configuration: WebSocketServer.Configuration
+    /// Payload bytes in every connection's outbox.
+    let outboxBytes = Atomic<Int>(0)
+    /// Connections closed because their outbox passed ``WebSocketServer/Configuration/maxSendQueueBytes``.
+    let slowReaderCloses = Atomic<Int>(0)
     let onEvent: @Sendable (ConnectionHandle, WebSocketEvent) -> Void
     let openConnections = Atomic<Int>(0)
     let pendingMessages = Atomic<Int>(0)
@@ -107,6 +119,17 @@ final class ServiceLoop: @unchecked Sendable {
     func enqueue(sends: [Command]) {
         pendingMessages.add(sends.count, ordering: .relaxed)
         if !thread.enqueue(contentsOf: sends) { pendingMessages.subtract(sends.count, ordering: .relaxed) }
+    }
+
+    /// Pauses or resumes reading a connection. On the service thread (from an event handler) it
+    /// applies at once, so no further message of the connection is reported after the one being
+    /// handled; from another thread it goes through the command queue.
+    func setReceiving(_ id: UInt64, _ enabled: Bool) {
+        if thread.isCurrent {
+            applyReceiving(id, enabled)
+        } else {
+            enqueue(.receiving(id, enabled))
+        }
     }
 
     /// Creates the context on a new service thread and waits until it listens (or failed).
@@ -271,8 +294,7 @@ final class ServiceLoop: @unchecked Sendable {
 
         case LWS_CALLBACK_CLOSED:
             guard let id = user?.load(as: UInt64.self), let connection = connections.removeValue(forKey: id) else { return 0 }
-            let unsent = connection.outbox.count - connection.head
-            if unsent > 0 { pendingMessages.subtract(unsent, ordering: .relaxed) }
+            dropOutbox(connection)
             openConnections.subtract(1, ordering: .relaxed)
             onEvent(ConnectionHandle(rawValue: id), .closed)
             return 0
@@ -312,7 +334,9 @@ final class ServiceLoop: @unchecked Sendable {
     private func write(_ connection: Connection) -> Int32 {
         guard connection.hasOutput else {
             if let code = connection.closeCode {
-                lws_close_reason(connection.wsi, lws_close_status(rawValue: UInt32(code)), nil, 0)
+                connection.closeReason.withUnsafeMutableBufferPointer { reason in
+                    lws_close_reason(connection.wsi, lws_close_status(rawValue: UInt32(code)), reason.baseAddress, reason.count)
+                }
                 return -1
             }
             return 0
@@ -338,6 +362,8 @@ final class ServiceLoop: @unchecked Sendable {
         }
         pendingMessages.subtract(1, ordering: .relaxed)
         let payloadLength = frame.count - Self.pre
+        connection.outboxBytes -= payloadLength
+        outboxBytes.subtract(payloadLength, ordering: .relaxed)
         let written = frame.withUnsafeMutableBufferPointer { buffer in
             lws_write(connection.wsi, buffer.baseAddress! + Self.pre, payloadLength, LWS_WRITE_TEXT)
         }
@@ -353,7 +379,14 @@ final class ServiceLoop: @unchecked Sendable {
                     continue
                 }
                 connection.outbox.append(frame)
+                connection.outboxBytes += frame.count - Self.pre
+                outboxBytes.add(frame.count - Self.pre, ordering: .relaxed)
+                if connection.bytesBehindHead > configuration.maxSendQueueBytes {
+                    closeSlowReader(connection)
+                }
                 lws_callback_on_writable(connection.wsi)
+            case .receiving(let id, let enabled):
+                applyReceiving(id, enabled)
             case .close(let id, let code):
                 guard let connection = connections[id] else { continue }
                 connection.closeCode = connection.closeCode ?? code
@@ -369,6 +402,37 @@ final class ServiceLoop: @unchecked Sendable {
                 httpResponseReady(id, response)
             }
         }
+    }
+
+    private func applyReceiving(_ id: UInt64, _ enabled: Bool) {
+        guard let connection = connections[id] else { return }
+        // Inside the connection's own receive callback lws applies this once the callback returns
+        // and keeps the rest of what it read for later; elsewhere at once.
+        _ = lws_rx_flow_control(connection.wsi, enabled ? 1 : 0)
+    }
+
+    /// The close of a connection whose outbox passed the limit: what it had not taken is dropped
+    /// and the close frame goes out once the socket takes it, or the socket is dropped after
+    /// ``slowReaderGraceSeconds``.
+    private func closeSlowReader(_ connection: Connection) {
+        dropOutbox(connection)
+        connection.closeCode = WebSocketServer.slowReaderCloseCode
+        connection.closeReason = Array(WebSocketServer.slowReaderCloseReason.utf8)
+        slowReaderCloses.add(1, ordering: .relaxed)
+        lws_set_timeout(connection.wsi, PENDING_TIMEOUT_CLOSE_SEND, Self.slowReaderGraceSeconds)
+    }
+
+    /// How long a slow reader's close frame may wait for its socket before the socket is dropped.
+    static let slowReaderGraceSeconds: Int32 = 10
+
+    /// Empties a connection's outbox, keeping the counts true.
+    private func dropOutbox(_ connection: Connection) {
+        let unsent = connection.outbox.count - connection.head
+        if unsent > 0 { pendingMessages.subtract(unsent, ordering: .relaxed) }
+        outboxBytes.subtract(connection.outboxBytes, ordering: .relaxed)
+        connection.outbox = []
+        connection.head = 0
+        connection.outboxBytes = 0
     }
 
     /// The request's path (without its query), as lws decoded it; "" if there is none.

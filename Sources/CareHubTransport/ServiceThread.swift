@@ -41,6 +41,8 @@ final class ServiceThread<Command: Sendable>: @unchecked Sendable {
     private var eventLoop: EventLoop?
 
     private let shared = Mutex(Shared())
+    /// The service thread's `pthread_t` once it runs (0 before), for ``isCurrent``.
+    private let threadID = Atomic<UInt>(0)
     /// Enqueuers that took the context under the lock and are calling `lws_cancel_service` on it
     /// outside it; the thread destroys the context only once none is left.
     private let signalling = Atomic<Int>(0)
@@ -62,6 +64,7 @@ final class ServiceThread<Command: Sendable>: @unchecked Sendable {
             // Foundation keeps the name to itself on Linux; the kernel's copy is what `top -H`,
             // `ps -L` and profilers show.
             carehub_name_thread(name)
+            threadID.store(UInt(pthread_self()), ordering: .releasing)
             guard let loop = carehub_event_loop_new() else {
                 result.withLock { $0 = .failure(TransportError.cannotListen("cannot create an epoll event loop")) }
                 ready.signal()
@@ -110,6 +113,12 @@ final class ServiceThread<Command: Sendable>: @unchecked Sendable {
         thread.start()
         ready.wait()
         return try result.withLock { $0! }.get()
+    }
+
+    /// True when called on the service thread (from one of the context's callbacks).
+    var isCurrent: Bool {
+        let id = threadID.load(ordering: .acquiring)
+        return id != 0 && pthread_equal(pthread_self(), pthread_t(id)) != 0
     }
 
     /// Queues a command for the service thread; false if the context is not running. Only the

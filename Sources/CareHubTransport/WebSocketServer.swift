@@ -58,6 +58,11 @@ public final class WebSocketServer: Sendable {
         public var staticRoot: String?
         /// Largest accepted message; longer ones are reported as `.oversized` and discarded.
         public var maxMessageBytes: Int
+        /// Most bytes of messages that may wait for one connection behind the one being written
+        /// (a reader that does not keep up); past it the connection's queue is dropped and it is
+        /// closed with ``WebSocketServer/slowReaderCloseCode``. One message of any size is always
+        /// written. Default 4 MiB.
+        public var maxSendQueueBytes: Int = WebSocketServer.defaultMaxSendQueueBytes
         /// PEM certificate (chain) and private key; both set turns on TLS (https and wss).
         public var tlsCertificatePath: String?
         public var tlsPrivateKeyPath: String?
@@ -114,6 +119,7 @@ public final class WebSocketServer: Sendable {
             default:
                 throw TransportError.invalidConfiguration("TLS needs both a certificate and a private key")
             }
+            guard maxSendQueueBytes > 0 else { throw TransportError.invalidConfiguration("send queue limit must be positive") }
         }
     }
 
@@ -138,6 +144,16 @@ public final class WebSocketServer: Sendable {
         if tls { headers.append(("Strict-Transport-Security", strictTransportSecurity)) }
         return headers
     }
+
+    /// The default of ``Configuration/maxSendQueueBytes``: 4 MiB.
+    public static let defaultMaxSendQueueBytes = 4 * 1024 * 1024
+
+    /// The close code of a connection whose send queue passed ``Configuration/maxSendQueueBytes``
+    /// (a private-use code, docs/PROTOCOL.md).
+    public static let slowReaderCloseCode: UInt16 = 4001
+
+    /// The reason in that close frame.
+    public static let slowReaderCloseReason = "reading too slowly: send queue full"
 
     public let configuration: Configuration
     private let loop: ServiceLoop
@@ -173,6 +189,20 @@ public final class WebSocketServer: Sendable {
         loop.enqueue(sends: messages.map { .send($0.handle.rawValue, ServiceLoop.frame(Array($0.text.utf8))) })
     }
 
+    /// Stops reading a connection's socket: no message of it is reported until
+    /// ``resumeReceiving(_:)``, and what the client sends waits in its socket (TCP holds the
+    /// client back). Called from the event handler, no further message is reported after the one
+    /// being handled; from another thread, the messages already read may still follow.
+    public func pauseReceiving(_ handle: ConnectionHandle) {
+        loop.setReceiving(handle.rawValue, false)
+    }
+
+    /// Reads a paused connection again; its messages follow in order, none lost. Ignored for a
+    /// connection that is not paused or has closed.
+    public func resumeReceiving(_ handle: ConnectionHandle) {
+        loop.setReceiving(handle.rawValue, true)
+    }
+
     /// Closes a connection after the messages already queued for it have been written.
     public func close(_ handle: ConnectionHandle, code: UInt16 = 1000) {
         loop.enqueue(.close(handle.rawValue, code))
@@ -183,6 +213,13 @@ public final class WebSocketServer: Sendable {
 
     /// Open WebSocket connections.
     public var connectionCount: Int { loop.openConnections.load(ordering: .relaxed) }
+
+    /// Bytes of messages queued for connections and not yet written, over all connections.
+    public var sendQueueBytes: Int { loop.outboxBytes.load(ordering: .relaxed) }
+
+    /// Connections closed since start because they did not read fast enough
+    /// (``Configuration/maxSendQueueBytes``).
+    public var slowReaderCloses: Int { loop.slowReaderCloses.load(ordering: .relaxed) }
 
     /// Graceful stop: refuse new connections, write what is queued (waiting at most
     /// `drainTimeout`), close every connection with 1001 "going away", and stop the thread.

@@ -32,6 +32,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Largest accepted WebSocket message, in bytes.")
     var maxFrameBytes = 65_536
 
+    @Option(name: .long, help: "Most bytes that may wait to be written to one connection; a client that reads slower than the hub sends is closed past it (close code 4001).")
+    var maxSendQueueBytes = 4 * 1024 * 1024
+
     @Option(name: .long, help: "PEM certificate; with --tls-key, serve https and wss (every response then carries HSTS, one year).")
     var tlsCert: String?
 
@@ -63,6 +66,9 @@ struct ServeCommand: AsyncParsableCommand {
         _ = try ListenAddress(listen)
         guard (1024...16 * 1024 * 1024).contains(maxFrameBytes) else {
             throw ValidationError("--max-frame-bytes must be between 1024 and 16777216")
+        }
+        guard (64 * 1024...1024 * 1024 * 1024).contains(maxSendQueueBytes) else {
+            throw ValidationError("--max-send-queue-bytes must be between 65536 and 1073741824")
         }
         if let publicURL, !(publicURL.hasPrefix("https://") || publicURL.hasPrefix("http://")) {
             throw ValidationError("--public-url: expected https://host[:port], found '\(publicURL)'")
@@ -102,7 +108,7 @@ struct ServeCommand: AsyncParsableCommand {
             limits: HubLimits(
                 loginsPerAddressPerMinute: maxLoginsPerAddress, loginsPerMinute: maxLogins,
                 connectionsPerAddress: maxConnectionsPerAddress),
-            auditAnchorPath: auditAnchor)
+            auditAnchorPath: auditAnchor, maxSendQueueBytes: maxSendQueueBytes)
 
         // Watch signals before listening, so a SIGTERM right after start-up is not lost.
         let signals = SignalStream.watch([SIGTERM, SIGINT, SIGHUP])

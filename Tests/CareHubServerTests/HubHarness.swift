@@ -12,10 +12,16 @@ import Testing
 final class CapturedOutbound: HubOutbound {
     private let sent = Mutex<[(handle: ConnectionHandle, text: String)]>([])
     private let closed = Mutex<[(handle: ConnectionHandle, code: UInt16)]>([])
+    private let flow = Mutex<[(handle: ConnectionHandle, receiving: Bool)]>([])
 
     func send(_ text: String, to handle: ConnectionHandle) { sent.withLock { $0.append((handle, text)) } }
     func send(_ frames: [(text: String, handle: ConnectionHandle)]) { sent.withLock { $0 += frames.map { ($0.handle, $0.text) } } }
     func close(_ handle: ConnectionHandle, code: UInt16) { closed.withLock { $0.append((handle, code)) } }
+    func pauseReceiving(_ handle: ConnectionHandle) { flow.withLock { $0.append((handle, false)) } }
+    func resumeReceiving(_ handle: ConnectionHandle) { flow.withLock { $0.append((handle, true)) } }
+
+    /// The pauses (false) and resumes (true) asked for `handle`, in order.
+    func flowChanges(of handle: ConnectionHandle) -> [Bool] { flow.withLock { $0.filter { $0.handle == handle }.map(\.receiving) } }
 
     /// Every frame sent to `handle`, decoded, in order.
     func frames(to handle: ConnectionHandle) -> [[String: Any]] {
@@ -30,7 +36,8 @@ final class CapturedOutbound: HubOutbound {
 
 /// A real hub (real pipelines, SQLite in a temporary directory, real scrypt) driven without
 /// sockets: connections are opened, fed frames and closed as the transport would, and what the
-/// hub sends each of them is read back.
+/// hub sends each of them is read back. With `sockets`, the hub has its real transport instead
+/// (`hub.start()` listens on a free loopback port) and ``out`` sees nothing.
 final class HubHarness {
     static let config = """
         [org clinic]
@@ -55,14 +62,15 @@ final class HubHarness {
     private var seen: [UInt64: Int] = [:]
     private var secrets: [String: [UInt8]] = [:]
 
-    init(config: String = HubHarness.config) throws {
+    init(config: String = HubHarness.config, sockets: Bool = false, configure: (inout HubOptions) -> Void = { _ in }) throws {
         directory = NSTemporaryDirectory() + "carehub-harness-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = directory + "/pipeline.conf"
         try config.write(toFile: path, atomically: true, encoding: .utf8)
-        let options = HubOptions(configPath: path, dataDirectory: directory + "/data", staticRoot: nil)
+        var options = HubOptions(configPath: path, dataDirectory: directory + "/data", port: 0, staticRoot: nil)
+        configure(&options)
         try FileManager.default.createDirectory(atPath: options.dataDirectory, withIntermediateDirectories: true)
-        hub = try Hub(options: options, logger: Logger(label: "test"), outbound: out)
+        hub = try Hub(options: options, logger: Logger(label: "test"), outbound: sockets ? nil : out)
     }
 
     deinit { try? FileManager.default.removeItem(atPath: directory) }

@@ -15,7 +15,7 @@ final class RawWebSocketClient {
     enum Frame: Equatable {
         case text(String)
         case binary([UInt8])
-        case close(code: UInt16)
+        case close(code: UInt16, reason: String = "")
     }
 
     private let fd: Int32
@@ -105,7 +105,10 @@ final class RawWebSocketClient {
         switch opcode {
         case 0x1: return .text(String(decoding: payload, as: UTF8.self))
         case 0x2: return .binary(payload)
-        case 0x8: return .close(code: payload.count >= 2 ? UInt16(payload[0]) << 8 | UInt16(payload[1]) : 1005)
+        case 0x8:
+            return .close(
+                code: payload.count >= 2 ? UInt16(payload[0]) << 8 | UInt16(payload[1]) : 1005,
+                reason: String(decoding: payload.dropFirst(2), as: UTF8.self))
         default: throw Failure(description: "unexpected opcode \(opcode)")
         }
     }

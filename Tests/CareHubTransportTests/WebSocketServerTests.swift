@@ -11,10 +11,16 @@ final class Harness: Sendable {
     /// With `recordsThreadNames`, the kernel's name of each thread an event arrived on.
     let threadNames = Mutex<Set<String>>([])
     private let recordsThreadNames: Bool
+    /// Runs for every event after it is recorded, on the service thread.
+    private let react: @Sendable (WebSocketServer, ConnectionHandle, WebSocketEvent) -> Void
 
-    init(echo: Bool = true, recordsThreadNames: Bool = false, configure: (inout WebSocketServer.Configuration) -> Void = { _ in }) {
+    init(
+        echo: Bool = true, recordsThreadNames: Bool = false, configure: (inout WebSocketServer.Configuration) -> Void = { _ in },
+        react: @escaping @Sendable (WebSocketServer, ConnectionHandle, WebSocketEvent) -> Void = { _, _, _ in }
+    ) {
         self.echo = echo
         self.recordsThreadNames = recordsThreadNames
+        self.react = react
         var configuration = WebSocketServer.Configuration(host: "127.0.0.1", port: 0, maxMessageBytes: 1024)
         configure(&configuration)
         let server = WebSocketServer(configuration: configuration) { [weak self] handle, event in
@@ -31,6 +37,7 @@ final class Harness: Sendable {
             threadNames.withLock { _ = $0.insert(name.trimmingCharacters(in: .newlines)) }
         }
         events.withLock { $0.append((handle, event)) }
+        react(transport, handle, event)
         if echo, case .text(let bytes) = event {
             transport.send("echo:" + String(decoding: bytes, as: UTF8.self), to: handle)
         }
