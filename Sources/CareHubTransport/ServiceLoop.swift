@@ -32,6 +32,10 @@ final class ServiceLoop: @unchecked Sendable {
         var closeCode: UInt16?
         /// The close frame's reason, if any.
         var closeReason: [UInt8] = []
+        /// Closed as a slow reader: what the client still sends is read and dropped, so that the
+        /// socket closes with nothing unread (an unread byte turns the close into a reset, which
+        /// discards the close frame on the client's side).
+        var discardsInput = false
 
         init(wsi: OpaquePointer) { self.wsi = wsi }
         var hasOutput: Bool { head < outbox.count }
@@ -305,6 +309,7 @@ final class ServiceLoop: @unchecked Sendable {
     }
 
     private func receive(_ wsi: OpaquePointer, id: UInt64, connection: Connection, input: UnsafeMutableRawPointer?, length: Int) {
+        guard !connection.discardsInput else { return }
         connection.messageByteCount += length
         if connection.messageByteCount <= configuration.maxMessageBytes, let input, length > 0 {
             connection.message.append(contentsOf: UnsafeRawBufferPointer(start: input, count: length))
@@ -405,21 +410,24 @@ final class ServiceLoop: @unchecked Sendable {
     }
 
     private func applyReceiving(_ id: UInt64, _ enabled: Bool) {
-        guard let connection = connections[id] else { return }
+        guard let connection = connections[id], !connection.discardsInput else { return }
         // Inside the connection's own receive callback lws applies this once the callback returns
         // and keeps the rest of what it read for later; elsewhere at once.
         _ = lws_rx_flow_control(connection.wsi, enabled ? 1 : 0)
     }
 
-    /// The close of a connection whose outbox passed the limit: what it had not taken is dropped
-    /// and the close frame goes out once the socket takes it, or the socket is dropped after
+    /// The close of a connection whose outbox passed the limit: what it had not taken is dropped,
+    /// what it still sends is read and dropped (it is closing: nothing of it is acknowledged), and
+    /// the close frame goes out once the socket takes it, or the socket is dropped after
     /// ``slowReaderGraceSeconds``.
     private func closeSlowReader(_ connection: Connection) {
         dropOutbox(connection)
         connection.closeCode = WebSocketServer.slowReaderCloseCode
         connection.closeReason = Array(WebSocketServer.slowReaderCloseReason.utf8)
+        connection.discardsInput = true
+        _ = lws_rx_flow_control(connection.wsi, 1)
         slowReaderCloses.add(1, ordering: .relaxed)
-        lws_set_timeout(connection.wsi, PENDING_TIMEOUT_CLOSE_SEND, Self.slowReaderGraceSeconds)
+        lws_set_timeout(connection.wsi, PENDING_TIMEOUT_USER_OK, Self.slowReaderGraceSeconds)
     }
 
     /// How long a slow reader's close frame may wait for its socket before the socket is dropped.

@@ -277,9 +277,10 @@ async def login(client, org, user, password=None, code=None, id_="l"):
     return await client.request(frame, ("session", "enroll"))
 
 
-async def staff(hub, org="riverside-clinic", user="nurse.joy"):
-    """A logged-in staff client; enrols the account's second factor when the hub asks for it."""
-    client = await Client.connect(hub)
+async def staff(hub, org="riverside-clinic", user="nurse.joy", **connect):
+    """A logged-in staff client; enrols the account's second factor when the hub asks for it.
+    `connect` goes to websockets.connect (e.g. max_queue=1 for a client that soon stops reading)."""
+    client = await Client.connect(hub, **connect)
     key = (hub.data, org, user)
     code = AUTHENTICATOR.code(key) if key in AUTHENTICATOR.secrets else None
     reply = await login(client, org, user, code=code)
