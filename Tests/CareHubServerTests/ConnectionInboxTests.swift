@@ -54,6 +54,25 @@ struct ConnectionInboxTests {
         #expect(state.finishedAfter == 1000)
     }
 
+    @Test func theBoundPausesAtEitherLimitAndResumesOnlyUnderBothMarks() {
+        var bound = ConnectionInbox.Bound(limits: InboxLimits(maxFrames: 3, maxBytes: 100, resumeFrames: 1, resumeBytes: 10))
+        // The third frame fills it; one more (possible only when pushed off the service thread) asks nothing again.
+        let filling = (0..<4).map { _ in bound.added(.binary) }
+        #expect(filling == [false, false, true, false])
+        let draining = (0..<3).map { _ in bound.removed(.binary) }
+        #expect(draining == [false, false, true])
+        // 100 bytes fill it too, and it resumes only once the bytes are under their mark as well.
+        let large = ConnectionInbox.Item.text([UInt8](repeating: 0x41, count: 100))
+        let pausedByBytes = bound.added(large)
+        #expect(pausedByBytes)
+        let resumedWithBytesWaiting = bound.removed(.binary)
+        #expect(!resumedWithBytesWaiting)
+        #expect(bound.paused)
+        let resumed = bound.removed(large)
+        #expect(resumed)
+        #expect((bound.frames, bound.bytes, bound.highWaterFrames, bound.highWaterBytes) == (0, 0, 4, 100))
+    }
+
     @Test func closingAnIdleInboxFinishesIt() async {
         let log = Log()
         let inbox = inbox(log)

@@ -165,6 +165,31 @@ struct ReceiveFlowTests {
         await harness.stop()
     }
 
+    /// Without sockets: a burst that fills a connection's inbox asks the transport to pause
+    /// reading it, the drained inbox asks it to resume, /metrics counts both, and every message is
+    /// acknowledged in order.
+    @Test func aFullInboxAsksTheTransportToPauseAndThenToResume() async throws {
+        let harness = try HubHarness(config: Self.floodConfig) {
+            $0.inboxLimits = InboxLimits(maxFrames: 4, maxBytes: 1 << 20, resumeFrames: 1, resumeBytes: 1 << 18)
+        }
+        harness.open(1)
+        let welcome = try await harness.request(1, ["type": "hello", "org": "clinic", "id": "h"], ["welcome"])
+        let room = try #require(welcome["conversation"] as? String, "\(welcome)")
+        let count = 100
+        for index in 0..<count { try harness.send(1, ["type": "send", "room": room, "text": "message \(index)", "id": "m\(index)"]) }
+        var ids: [String] = []
+        while ids.count < count { ids.append(try await harness.next(1, ["ack"])["id"] as? String ?? "") }
+        #expect(ids == (0..<count).map { "m\($0)" })
+        let handle = ConnectionHandle(rawValue: 1)
+        #expect(await eventually { harness.out.flowChanges(of: handle).last == true })
+        let changes = harness.out.flowChanges(of: handle)
+        #expect(!changes.isEmpty && changes == (0..<changes.count).map { $0 % 2 == 1 })
+        let metrics = harness.hub.renderMetrics()
+        #expect(metrics.contains("carehub_connections_receive_paused 0\n"))
+        #expect(metrics.contains("carehub_receive_pauses_total \(changes.count / 2)\n"))
+        await harness.stop()
+    }
+
     /// The next JSON frame from `client`, waiting for it up to a hang guard.
     private func next(_ client: WebSocketClient) async throws -> [String: Any] {
         let deadline = ContinuousClock.now + .seconds(30)
