@@ -16,8 +16,9 @@ import Synchronization
 /// - ``NotificationDispatcher``: the outbox's sends and retries.
 /// - ``OrgTicker``: each organisation's time-driven work.
 ///
-/// Frames from one connection are handled in order (``ConnectionInbox``); different connections
-/// run concurrently. The hub never logs message text, passwords or tokens.
+/// Frames from one connection are handled in order (``ConnectionInbox``, bounded: a full inbox
+/// pauses reading the connection); different connections run concurrently. The hub never logs
+/// message text, passwords or tokens.
 public final class Hub: Sendable {
     /// The options the hub was started with.
     public let options: HubOptions

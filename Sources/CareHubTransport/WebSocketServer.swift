@@ -178,7 +178,8 @@ public final class WebSocketServer: Sendable {
     public var listeningAddress: ListeningAddress? { bound.withLock { $0 } }
 
     /// Queues a text message for a connection. Messages to one connection go out in order;
-    /// a message for a connection that has closed is dropped.
+    /// a message for a connection that has closed is dropped. A connection with more than
+    /// ``Configuration/maxSendQueueBytes`` waiting is closed (``slowReaderCloseCode``).
     public func send(_ text: String, to handle: ConnectionHandle) {
         loop.enqueue(.send(handle.rawValue, ServiceLoop.frame(Array(text.utf8))))
     }
