@@ -92,3 +92,26 @@ extension WebSocketServerTests {
         #expect(texts() == (0..<count).map { "m\($0)" })
     }
 }
+
+extension WebSocketServerTests {
+    /// A client that never reads at all is not held open: once over the limit its connection is
+    /// closed and reported closed, without it reading a byte.
+    @Test func aReaderThatNeverReadsAtAllIsClosedAndReportedClosed() throws {
+        let harness = Harness(echo: false) { $0.maxSendQueueBytes = 64 * 1024 }
+        let port = try harness.transport.start()
+        defer { harness.transport.shutdown(drainTimeout: .seconds(1)) }
+        let (client, handle) = try oneConnection(harness, port: port)
+        let padding = String(repeating: "z", count: 16 * 1024)
+        var sent = 0
+        while harness.transport.slowReaderCloses == 0 && sent < 4096 {
+            harness.transport.send([("\(sent):\(padding)", handle), ("\(sent + 1):\(padding)", handle)])
+            sent += 2
+            Thread.sleep(forTimeInterval: 0.002)
+        }
+        #expect(eventually { harness.transport.slowReaderCloses == 1 })
+        #expect(eventually { harness.eventKinds().last == .closed })
+        #expect(harness.transport.connectionCount == 0)
+        #expect(eventually { harness.transport.sendQueueBytes == 0 })
+        withExtendedLifetime(client) {}
+    }
+}
