@@ -11,6 +11,7 @@ import Synchronization
 /// the parts that serve, and the lifecycle of connections.
 ///
 /// - ``HubConfiguration``: pipeline.conf in force, reloads, the HIPAA switch's session ends.
+/// - ``ConnectionHandler``: each connection's life (``ConnectionLifecycle`` decides, it acts).
 /// - ``FrameRouter``: every frame from a connection, to its pipeline or the admin API.
 /// - ``AdminService``: the admin API.
 /// - ``NotificationDispatcher``: the outbox's sends and retries.
@@ -33,6 +34,7 @@ public final class Hub: Sendable {
     let configuration: HubConfiguration
     let admin: AdminService
     private let router: FrameRouter
+    private let connections: ConnectionHandler
     private let ticker: OrgTicker
     let follower: ChangeFollower
     private let dispatcher: NotificationDispatcher
@@ -119,6 +121,9 @@ public final class Hub: Sendable {
         router = FrameRouter(
             registry: registry, sessions: sessions, configuration: configuration, admin: admin, metrics: metrics, outbound: outbound,
             maxFrameBytes: options.maxFrameBytes, logger: logger)
+        connections = ConnectionHandler(
+            registry: registry, router: router, configuration: configuration, sessions: sessions, environment: environment, audit: audit,
+            pending: pending, throttle: local.throttle, metrics: metrics, outbound: outbound, options: options, logger: logger)
         let configuration = self.configuration
         ticker = OrgTicker(pipelines: { configuration.pipelines }, logger: logger)
         follower = ChangeFollower(
@@ -153,7 +158,7 @@ public final class Hub: Sendable {
             maxMessageBytes: options.maxFrameBytes, tlsCertificatePath: options.tlsCertificatePath,
             tlsPrivateKeyPath: options.tlsPrivateKeyPath,
             textRoutes: ["/metrics": { [self] in self.renderMetrics() }],
-            admit: { [self] info in self.admit(info) })
+            admit: { [connections] info in connections.admit(info) })
         transportConfiguration.maxSendQueueBytes = options.maxSendQueueBytes
         let server = WebSocketServer(configuration: transportConfiguration) { [self] handle, event in
             self.receive(event, from: handle)
@@ -248,88 +253,7 @@ public final class Hub: Sendable {
     // MARK: Transport events (called on the transport's service thread; must not block)
 
     func receive(_ event: WebSocketEvent, from handle: ConnectionHandle) {
-        let id = ConnectionID(handle.rawValue)
-        switch event {
-        case .opened(let info):
-            let client = resolve(info)
-            let inbox = ConnectionInbox(
-                limits: options.inboxLimits,
-                handler: { [router] item in await router.process(item, from: id) },
-                finisher: { [self] in disconnect(id) },
-                flow: { [metrics, outbound] receiving in
-                    // A full inbox pauses reading the socket; the client waits in TCP, nothing is dropped.
-                    if receiving {
-                        metrics.receivingResumed()
-                        outbound.resumeReceiving(handle)
-                    } else {
-                        metrics.receivingPaused()
-                        outbound.pauseReceiving(handle)
-                    }
-                })
-            let entry = ConnectionRegistry.Entry(handle: handle, peer: client.address, channel: client.channel, inbox: inbox)
-            // The transport refused most connections over the limit before the upgrade; this
-            // catches the ones that were being upgraded together.
-            guard registry.add(id, entry, limit: options.limits.connectionsPerAddress) else {
-                refuseConnection(handle)
-                return
-            }
-            if configuration.draining { inbox.close() }
-            logger.debug("connection opened", metadata: ["connection.id": "\(id)"])
-        case .text(let bytes):
-            registry.inbox(of: id)?.push(.text(bytes))
-        case .binary:
-            registry.inbox(of: id)?.push(.binary)
-        case .oversized(let count):
-            registry.inbox(of: id)?.push(.oversized(count))
-        case .closed:
-            registry.inbox(of: id)?.close()
-        }
-    }
-
-    /// Who is at the other end of a connection, through the listed proxies.
-    private func resolve(_ info: ConnectionInfo) -> ClientAddress {
-        ClientAddress(
-            peer: info.peer, forwardedFor: info.forwardedFor, forwardedProto: info.forwardedProto, tls: info.tls,
-            origin: info.origin, host: info.host, trustedProxies: options.trustedProxies)
-    }
-
-    /// Admission before the WebSocket upgrade (on the service thread: a lookup, no waiting): an
-    /// address at its connection limit is refused with HTTP 429.
-    private func admit(_ info: ConnectionInfo) -> Bool {
-        let address = resolve(info).address
-        guard registry.connections(from: address) < options.limits.connectionsPerAddress else {
-            throttle.limiter.countRefusal("connections_address")
-            return false
-        }
-        return true
-    }
-
-    /// A connection over the per-address limit is told why and closed (1008, policy violation).
-    private func refuseConnection(_ handle: ConnectionHandle) {
-        throttle.limiter.countRefusal("connections_address")
-        let error = PipelineError(.rateLimited, "too many connections from this address (at most \(options.limits.connectionsPerAddress))")
-        outbound.send(ServerFrame.error(id: nil, error: error).json(), to: handle)
-        outbound.close(handle, code: 1008)
-    }
-
-    /// A closed connection ends its session. A staff session that ends this way is audited like
-    /// every other end of one: `session.expired` when it had already passed its idle timeout or
-    /// lifetime (a console that locked itself and closed before the hub's tick), else
-    /// `session.ended` with `reason=disconnect`. Whoever removes a session records its end, so
-    /// each session ends on the record exactly once.
-    private func disconnect(_ id: ConnectionID) {
-        let peer = registry.peer(of: id)
-        if let token = registry.remove(id), let session = sessions.remove(token), session.principal.isStaff {
-            let now = Date()
-            let expiry = session.idlePolicy?.expiry(of: session, at: now)
-            let event = AuditEvent(
-                at: now, org: session.org, actor: session.principal.displayName, address: peer,
-                action: expiry == nil ? "session.ended" : "session.expired", detail: "reason=\(expiry?.rawValue ?? "disconnect")")
-            let audit = self.audit
-            pending.start { try? await audit.record(event) }
-            environment.announcePresence(org: session.org)
-        }
-        logger.debug("connection closed", metadata: ["connection.id": "\(id)"])
+        connections.receive(event, from: handle)
     }
 
     // MARK: Pipeline events
