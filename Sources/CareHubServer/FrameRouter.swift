@@ -16,11 +16,14 @@ final class FrameRouter: Sendable {
     private let outbound: any HubOutbound
     private let maxFrameBytes: Int
     private let logger: Logger
+    /// When each frame is received (the hub's clock; a test's own).
+    private let clock: any WallClock
 
     init(
         registry: ConnectionRegistry, sessions: any SessionStore, configuration: HubConfiguration, admin: AdminService,
-        metrics: HubMetrics, outbound: any HubOutbound, maxFrameBytes: Int, logger: Logger
+        metrics: HubMetrics, outbound: any HubOutbound, maxFrameBytes: Int, clock: any WallClock, logger: Logger
     ) {
+        self.clock = clock
         self.registry = registry
         self.sessions = sessions
         self.configuration = configuration
@@ -96,7 +99,7 @@ final class FrameRouter: Sendable {
 
             let client = registry.client(of: id)
             var request = Request(
-                connection: id, peer: client.peer, id: envelope.id, frame: envelope.frame, receivedAt: Date(), session: session)
+                connection: id, peer: client.peer, id: envelope.id, frame: envelope.frame, receivedAt: clock.now, session: session)
             request.channel = client.channel
             let outcome = try await pipeline.run(request)
             let frame = try outcome.reply(to: request)

@@ -36,6 +36,8 @@ public final class Hub: Sendable {
     private let router: FrameRouter
     private let connections: ConnectionHandler
     private let ticker: OrgTicker
+    /// The time the pipelines and the ticks see: the system's, or a test's.
+    private let clock: any WallClock
     let follower: ChangeFollower
     private let dispatcher: NotificationDispatcher
     private let transport = TransportSlot()
@@ -66,7 +68,7 @@ public final class Hub: Sendable {
 
     /// As ``init(options:logger:)``; frames leave through `outbound` instead of the transport
     /// when one is given (a test reads them there).
-    init(options: HubOptions, logger: Logger, outbound: (any HubOutbound)?) throws {
+    init(options: HubOptions, logger: Logger, outbound: (any HubOutbound)?, clock: any WallClock = SystemClock()) throws {
         self.options = options
         self.logger = logger
         let config = try ConfigLoader.load(path: options.configPath)
@@ -91,8 +93,9 @@ public final class Hub: Sendable {
         let origin = "hub-" + Hex.encode(SecureRandom.bytes(8))
         let journal = SQLiteChangeJournal(database: database)
         let cache = ConversationCache(conversations)
+        self.clock = clock
         environment = StageEnvironment(
-            clock: SystemClock(),
+            clock: clock,
             conversations: cache,
             messages: messages,
             users: SQLiteUserDirectory(database: database, audit: audit),
@@ -120,12 +123,12 @@ public final class Hub: Sendable {
             environment: environment, accounts: accounts, auditKey: auditKey, events: events, io: io, logger: logger)
         router = FrameRouter(
             registry: registry, sessions: sessions, configuration: configuration, admin: admin, metrics: metrics, outbound: outbound,
-            maxFrameBytes: options.maxFrameBytes, logger: logger)
+            maxFrameBytes: options.maxFrameBytes, clock: clock, logger: logger)
         connections = ConnectionHandler(
             registry: registry, router: router, configuration: configuration, sessions: sessions, environment: environment, audit: audit,
             pending: pending, throttle: local.throttle, metrics: metrics, outbound: outbound, options: options, logger: logger)
         let configuration = self.configuration
-        ticker = OrgTicker(pipelines: { configuration.pipelines }, logger: logger)
+        ticker = OrgTicker(pipelines: { configuration.pipelines }, clock: clock, logger: logger)
         follower = ChangeFollower(
             journal: journal, origin: origin, revoker: revoker, cache: cache, environment: environment, config: { configuration.config },
             logger: logger)
@@ -174,6 +177,12 @@ public final class Hub: Sendable {
         startBackgroundWork()
         logger.info("listening", metadata: ["listen.address": "\(server.listeningAddress.map { "\($0)" } ?? "\(options.host):\(port)")", "tls": "\(options.tlsCertificatePath != nil)"])
         return port
+    }
+
+    /// One round of every organisation's time-driven work at the hub's clock, waited for (as the
+    /// once-a-second rounds run it; for a test that moves the clock).
+    func tick() async {
+        for task in ticker.round(at: clock.now) { await task.value }
     }
 
     /// The ticks, the notification dispatcher and the metrics' backlog refresh.

@@ -21,7 +21,10 @@ final class OrgTicker: Sendable {
     private let logger: Logger
     private let state = Mutex(State())
 
-    init(pipelines: @escaping @Sendable () -> [Pipeline], logger: Logger) {
+    private let clock: any WallClock
+
+    init(pipelines: @escaping @Sendable () -> [Pipeline], clock: any WallClock = SystemClock(), logger: Logger) {
+        self.clock = clock
         self.pipelines = pipelines
         self.logger = logger
     }
@@ -32,20 +35,22 @@ final class OrgTicker: Sendable {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
                 guard !Task.isCancelled else { break }
-                round(at: Date())
+                round(at: clock.now)
             }
         }
         state.withLock { $0.loop = loop }
     }
 
-    /// Starts the tick of every organisation whose previous one has finished.
-    func round(at now: Date) {
-        let clock = ContinuousClock()
+    /// Starts the tick of every organisation whose previous one has finished; returns the ticks started.
+    @discardableResult
+    func round(at now: Date) -> [Task<Void, Never>] {
+        var started: [Task<Void, Never>] = []
+        let elapsed = ContinuousClock()
         for pipeline in pipelines() {
             let org = pipeline.org.id
             state.withLock { state in
                 if let running = state.running[org] {
-                    guard clock.now - running.started > Self.timeLimit else { return }
+                    guard elapsed.now - running.started > Self.timeLimit else { return }
                     running.task.cancel()
                     logger.error("an organisation's background work ran too long and was cancelled", metadata: ["org.id": "\(org)"])
                 }
@@ -53,9 +58,11 @@ final class OrgTicker: Sendable {
                     await pipeline.tick(at: now)
                     finished(org)
                 }
-                state.running[org] = (task, clock.now)
+                state.running[org] = (task, elapsed.now)
+                started.append(task)
             }
         }
+        return started
     }
 
     private func finished(_ org: OrgID) {

@@ -1,4 +1,5 @@
 import CareHubCore
+import CareHubTesting
 import CareHubCrypto
 @testable import CareHubServer
 import CareHubStorage
@@ -59,6 +60,8 @@ final class HubHarness {
     let directory: String
     let hub: Hub
     let out = CapturedOutbound()
+    /// The hub's clock, moved only by ``advance(by:)``; it starts at the real time.
+    let clock = ManualClock(Date())
     private var seen: [UInt64: Int] = [:]
     private var secrets: [String: [UInt8]] = [:]
 
@@ -70,7 +73,14 @@ final class HubHarness {
         var options = HubOptions(configPath: path, dataDirectory: directory + "/data", port: 0, staticRoot: nil)
         configure(&options)
         try FileManager.default.createDirectory(atPath: options.dataDirectory, withIntermediateDirectories: true)
-        hub = try Hub(options: options, logger: Logger(label: "test"), outbound: sockets ? nil : out)
+        hub = try Hub(options: options, logger: Logger(label: "test"), outbound: sockets ? nil : out, clock: clock)
+    }
+
+    /// Moves the hub's clock on by `seconds` and runs one round of every organisation's
+    /// time-driven work, as the once-a-second rounds would at that time.
+    func advance(by seconds: TimeInterval) async {
+        clock.advance(by: seconds)
+        await hub.tick()
     }
 
     deinit { try? FileManager.default.removeItem(atPath: directory) }

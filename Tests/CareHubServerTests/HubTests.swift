@@ -58,6 +58,20 @@ struct HubTests {
         await harness.stop()
     }
 
+    @Test func anIdleConsoleIsLockedWhenTheClockPassesItsTimeoutAndNotBefore() async throws {
+        let harness = try HubHarness()
+        try await harness.addUser("joy")
+        harness.open(1)
+        _ = try await harness.login(1, "joy")
+        await harness.advance(by: 29 * 60)
+        #expect(!harness.out.frames(to: ConnectionHandle(rawValue: 1)).contains { $0["type"] as? String == "session_expired" })
+        await harness.advance(by: 60)
+        let expired = try await harness.next(1, ["session_expired"])
+        #expect(expired["reason"] as? String == "idle")
+        #expect(try harness.hub.audit.entries(org: OrgID("clinic"), action: "session.expired").map(\.event.detail) == ["reason=idle"])
+        await harness.stop()
+    }
+
     @Test func aDrainingHubRefusesNewFramesWithUnavailable() async throws {
         let harness = try HubHarness()
         harness.open(1)
