@@ -30,6 +30,16 @@ function status(id, text, ok) {
 }
 
 // Replies are matched to their operation by the id's prefix.
+// What an account change did, told to the admin in its own words. The hub ends the sessions a
+// change revokes before it answers.
+const userDone = {
+  "users.disable": "Done. The account can no longer log in; its live sessions have ended.",
+  "users.enable": "Done. The account can log in again.",
+  "users.set_role": "Done. The new role applies from their next login; any live sessions have ended.",
+  "users.reset_2fa": "Done. Their live sessions have ended; they set up their authenticator again at their next login.",
+  "users.unlock": "Done. They can try to log in again.",
+};
+
 function receive(frame) {
   const op = frame.type === "admin" ? frame.op : (frame.id || "").split("#")[0];
   if (frame.type === "error") return failed(op, frame);
@@ -61,7 +71,7 @@ function receive(frame) {
     case "users.unlock":
       showUsers(frame.result.users);
       if (op === "users.add") { $("user-add-form").reset(); status("users-status", "User added. They set up their authenticator at their first login.", true); }
-      else if (op !== "users.list") status("users-status", "Done. Their live sessions end within seconds.", true);
+      else if (op !== "users.list") status("users-status", userDone[op], true);
       if (op !== "users.list") refreshAudit();
       break;
     case "replies.list":

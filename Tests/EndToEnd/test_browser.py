@@ -172,6 +172,15 @@ def test_admin_lowers_the_idle_timeout_live_and_cannot_remove_encryption(hub):
         assert again["idleTimeoutSeconds"] == 600
         wait(driver).until(lambda d: "config.changed" in text_of(d, "#audit tbody td"))
 
+        # Disabling the nurse's account ends her live session before the answer, and says so.
+        button = "//tr[@data-user='nurse.joy']//button[text()='{}']"
+        driver.find_element(By.XPATH, button.format("Disable")).click()
+        wait(driver).until(lambda d: "its live sessions have ended" in d.find_element(By.ID, "users-status").text)
+        assert loop.run_until_complete(nurse.recv("session_expired"))["reason"] == "revoked"
+        wait(driver).until(lambda d: d.find_elements(By.XPATH, button.format("Enable")))
+        driver.find_element(By.XPATH, button.format("Enable")).click()
+        wait(driver).until(lambda d: "can log in again" in d.find_element(By.ID, "users-status").text)
+
         driver.find_element(By.ID, "audit-verify").click()
         wait(driver).until(lambda d: "The chain holds" in d.find_element(By.ID, "audit-verdict").text)
         driver.set_window_size(1200, 2400)  # the whole console in one picture
