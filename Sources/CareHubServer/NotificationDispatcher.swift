@@ -34,8 +34,11 @@ final class NotificationDispatcher: Sendable {
     private let send: Send
     private let logger: Logger
     private let task = Mutex<Task<Void, Never>?>(nil)
-    /// Set by ``stop()``: no round starts after it.
+    /// Set by ``stop()``: no round starts after it, and no lane takes its next item.
     private let stopping = Mutex(false)
+
+    /// Whether ``stop()`` has been called.
+    var isStopping: Bool { stopping.withLock { $0 } }
     /// The lanes sending now.
     private let sending = Mutex<Set<SQLiteOutbox.Lane>>([])
 
@@ -77,8 +80,8 @@ final class NotificationDispatcher: Sendable {
         }
     }
 
-    /// Stops the rounds (within a second) and waits for the lanes sending, whose outcomes are
-    /// recorded: nothing is sent after it returns. The tasks are not cancelled, so that a send
+    /// Stops the rounds (within a second) and waits for the sends under way, one per lane, whose
+    /// outcomes are recorded: nothing is sent after it returns. The tasks are not cancelled, so that a send
     /// that went out is marked sent rather than sent again after a restart.
     func stop() async {
         stopping.withLock { $0 = true }
@@ -122,8 +125,13 @@ final class NotificationDispatcher: Sendable {
     }
 
     /// Sends a lane's items one after the other, then frees the lane.
+    /// Once the dispatcher is stopping, the lane finishes the send under way and leaves the rest
+    /// in the outbox, due: shutdown waits for one send per lane, not for a dead endpoint's backlog.
     private func run(_ lane: LaneWork) async {
-        for item in lane.items { await deliver(item, at: lane.at) }
+        for item in lane.items {
+            guard !stopping.withLock({ $0 }) else { break }
+            await deliver(item, at: lane.at)
+        }
         _ = sending.withLock { $0.remove(lane.lane) }
     }
 

@@ -110,6 +110,23 @@ struct NotificationDispatcherTests {
         #expect(kept.map(\.attempts) == [1], "alpha's failed send is kept for a retry")
     }
 
+    @Test func stoppingWaitsForTheSendUnderWayAndLeavesTheLanesBacklogInTheOutbox() async throws {
+        let alpha = try TLSSink(.silent)
+        let beta = try TLSSink(.answer)
+        let world = try World(alpha: alpha, beta: beta)
+        for unread in 1...5 { try await world.notify("alpha", unread: unread) }
+        let dispatcher = world.dispatcher()
+        dispatcher.start()
+        try await alpha.waitForConnection()
+        // Stopping while the first of five is in flight: the endpoint then goes away, that send
+        // fails and is recorded, and the four behind it are never tried.
+        let stopped = Task { await dispatcher.stop() }
+        try await waitUntil("the dispatcher is stopping") { dispatcher.isStopping }
+        alpha.stop()
+        await stopped.value
+        #expect(try world.pending("alpha").map(\.attempts) == [1, 0, 0, 0, 0])
+    }
+
     @Test func eachLaneSendsInQueueOrderWhileLanesRunTogether() async throws {
         let alpha = try TLSSink(.answer)
         let beta = try TLSSink(.answer)
