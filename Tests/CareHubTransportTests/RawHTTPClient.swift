@@ -5,7 +5,7 @@ import Glibc
 
 /// A small HTTP/1.1 client over one blocking socket (keep-alive: several requests in turn), so
 /// the HTTP layer is tested against bytes on a real TCP connection.
-final class RawHTTPClient {
+final class RawHTTPClient: BufferedSocketReading {
     struct Response {
         let status: Int
         let head: String
@@ -19,8 +19,8 @@ final class RawHTTPClient {
         var text: String { String(decoding: body, as: UTF8.self) }
     }
 
-    private let fd: Int32
-    private var buffer: [UInt8] = []
+    let fd: Int32
+    var buffer: [UInt8] = []
 
     /// Connects to 127.0.0.1:`port`; reads give up after `timeout` seconds instead of hanging.
     init(port: Int, timeout: Int = 10) throws {
@@ -89,30 +89,5 @@ final class RawHTTPClient {
         var byte: UInt8 = 0
         let count = recv(fd, &byte, 1, 0)
         return count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-    }
-
-    private func fill() throws {
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        let count = recv(fd, &chunk, chunk.count, 0)
-        guard count > 0 else { throw RawWebSocketClient.Failure(description: count == 0 ? "connection closed" : "recv() failed: \(errno)") }
-        buffer += chunk[..<count]
-    }
-
-    private func read(_ count: Int) throws -> [UInt8] {
-        while buffer.count < count { try fill() }
-        defer { buffer.removeFirst(count) }
-        return Array(buffer[..<count])
-    }
-
-    private func readHead() throws -> String {
-        let end: [UInt8] = Array("\r\n\r\n".utf8)
-        while true {
-            if let range = buffer.firstRange(of: end) {
-                let head = String(decoding: buffer[..<range.lowerBound], as: UTF8.self)
-                buffer.removeFirst(range.upperBound)
-                return head
-            }
-            try fill()
-        }
     }
 }

@@ -5,7 +5,7 @@ import Glibc
 
 /// A deliberately small RFC 6455 client over a blocking socket, so the transport is tested
 /// against bytes on a real TCP connection rather than against itself.
-final class RawWebSocketClient {
+final class RawWebSocketClient: BufferedSocketReading {
     struct Failure: Error, CustomStringConvertible {
         let description: String
         /// The `errno` of a failed system call, if one failed.
@@ -18,8 +18,8 @@ final class RawWebSocketClient {
         case close(code: UInt16, reason: String = "")
     }
 
-    private let fd: Int32
-    private var buffer: [UInt8] = []
+    let fd: Int32
+    var buffer: [UInt8] = []
 
     /// Connects to `host` (a numeric IPv4 or IPv6 address):`port`; reads give up after `timeout`
     /// seconds instead of hanging.
@@ -125,31 +125,6 @@ final class RawWebSocketClient {
             let sent = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             guard sent > 0 else { throw Failure(description: "send() failed: \(errno)") }
             offset += sent
-        }
-    }
-
-    private func fill() throws {
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        let count = recv(fd, &chunk, chunk.count, 0)
-        guard count > 0 else { throw Failure(description: count == 0 ? "connection closed" : "recv() failed: \(errno)") }
-        buffer += chunk[..<count]
-    }
-
-    private func read(_ count: Int) throws -> [UInt8] {
-        while buffer.count < count { try fill() }
-        defer { buffer.removeFirst(count) }
-        return Array(buffer[..<count])
-    }
-
-    private func readHead() throws -> String {
-        let end: [UInt8] = Array("\r\n\r\n".utf8)
-        while true {
-            if let range = buffer.firstRange(of: end) {
-                let head = String(decoding: buffer[..<range.lowerBound], as: UTF8.self)
-                buffer.removeFirst(range.upperBound)
-                return head
-            }
-            try fill()
         }
     }
 }
