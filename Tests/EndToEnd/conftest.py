@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import urllib.request
 import queue
 import re
 from pathlib import Path
@@ -47,6 +48,11 @@ def require_browser():
     if missing:
         pytest.fail("browser tests need " + ", ".join(missing) + ": run scripts/setup.sh", pytrace=False)
     return webdriver
+
+
+def metrics(hub):
+    """The hub's /metrics text."""
+    return urllib.request.urlopen(f"http://127.0.0.1:{hub.port}/metrics", timeout=TIMEOUT).read().decode()
 
 
 def carehub(*args, stdin=None, check=True, cwd=None):

@@ -5,19 +5,15 @@ conversations per address and organisation, messages per conversation. Each refu
 
 import asyncio
 import os
-import urllib.request
 
 import websockets
 
-from conftest import TIMEOUT, Client, Hub, login, staff, visitor
+from conftest import TIMEOUT, Client, Hub, login, metrics, staff, visitor
 
 
 def run(coroutine):
     return asyncio.run(asyncio.wait_for(coroutine, TIMEOUT * 3))
 
-
-def metrics(hub):
-    return urllib.request.urlopen(f"http://127.0.0.1:{hub.port}/metrics", timeout=TIMEOUT).read().decode()
 
 
 def thread_names(hub):

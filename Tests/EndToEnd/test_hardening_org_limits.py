@@ -2,17 +2,13 @@
 per conversation; each refusal is `rate_limited`, counted in /metrics by limit."""
 
 import asyncio
-import urllib.request
 
-from conftest import TIMEOUT, Client, Hub, staff, visitor
+from conftest import TIMEOUT, Client, Hub, metrics, staff, visitor
 
 
 def run(coroutine):
     return asyncio.run(asyncio.wait_for(coroutine, TIMEOUT * 3))
 
-
-def metrics(hub):
-    return urllib.request.urlopen(f"http://127.0.0.1:{hub.port}/metrics", timeout=TIMEOUT).read().decode()
 
 
 def test_new_conversations_and_messages_are_limited_per_address_and_conversation(workdir):

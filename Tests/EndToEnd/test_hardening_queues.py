@@ -6,19 +6,15 @@ reads slower than the hub sends is closed with 4001 once its send queue passes
 import asyncio
 import json
 import time
-import urllib.request
 
 import websockets
 
-from conftest import TIMEOUT, Client, Hub, staff, visitor
+from conftest import TIMEOUT, Client, Hub, metrics, staff, visitor
 
 
 def run(coroutine):
     return asyncio.run(asyncio.wait_for(coroutine, TIMEOUT * 3))
 
-
-def metrics(hub):
-    return urllib.request.urlopen(f"http://127.0.0.1:{hub.port}/metrics", timeout=TIMEOUT).read().decode()
 
 
 def wait_for_metric(hub, line):
