@@ -128,6 +128,8 @@ public struct AuthStage: Stage {
         case .rooms, .subscribe, .unsubscribe, .send, .end, .typing, .activity, .logout, .transcript, .assign, .admin,
              .presence, .team, .claim, .transfer, .read, .replies:
             return try await authorise(request, next: next)
+        case .attach, .download:
+            throw PipelineError.forbidden("this organisation does not take attachments")
         }
     }
 

@@ -188,7 +188,7 @@ public final class FanoutStage: Stage {
                 ?? PresenceBoard.Member(user: user, name: session.shownName ?? user, state: state)
         case .login:
             environment.announcePresence(org: org.id)
-        case .rooms, .activity, .transcript, .admin, .availability, .team, .replies:
+        case .rooms, .activity, .transcript, .admin, .availability, .team, .replies, .attach, .download:
             break
         }
         var outcome = try await next(request)

@@ -166,7 +166,7 @@ public struct StoreStage: Stage {
             outcome.replies = try await environment.replies.list(org: org.id)
             return outcome
 
-        case .login, .unsubscribe, .typing, .activity, .logout, .admin, .availability, .presence:
+        case .login, .unsubscribe, .typing, .activity, .logout, .admin, .availability, .presence, .attach, .download:
             return try await next(request)
         }
     }

@@ -232,14 +232,14 @@ struct FanoutStageTests {
         _ = await hub.run(.send(room: room, text: "hello nurse"), from: 1)
         let toJoy = hub.delivered(to: 3).filter { if case .message = $0 { true } else { false } }
         #expect(toJoy.count == 1)
-        if case .message(_, _, let from, let text, _, _)? = toJoy.first { #expect(from == "visitor" && text == "hello nurse") }
+        if case .message(_, _, let from, let text, _, _, _)? = toJoy.first { #expect(from == "visitor" && text == "hello nurse") }
         #expect(!hub.delivered(to: 4).contains { if case .message = $0 { true } else { false } })
         #expect(!hub.delivered(to: 2).contains { if case .message = $0 { true } else { false } })
         // The sender gets an ack, not an echo.
         #expect(!hub.delivered(to: 1).contains { if case .message = $0 { true } else { false } })
 
         _ = await hub.run(.send(room: room, text: "hello patient"), from: 3)
-        #expect(hub.delivered(to: 1).contains { if case .message(_, _, "joy", "hello patient", _, "joy") = $0 { true } else { false } })
+        #expect(hub.delivered(to: 1).contains { if case .message(_, _, "joy", "hello patient", _, "joy", _) = $0 { true } else { false } })
     }
 
     @Test func inHIPAAModeTheDeliveryRecordIsCommittedWithTheMessageOnce() async throws {
@@ -256,7 +256,7 @@ struct FanoutStageTests {
         #expect(records.map(\.detail) == ["seq=\(seq) readers=joy"])
         #expect(records.first?.target == room.rawValue && records.first?.actor == "visitor")
         #expect(!records.contains { $0.detail.contains("chest") })
-        #expect(hub.delivered(to: 2).contains { if case .message(_, _, _, "chest pain", _, _) = $0 { true } else { false } })
+        #expect(hub.delivered(to: 2).contains { if case .message(_, _, _, "chest pain", _, _, _) = $0 { true } else { false } })
     }
 
     @Test func aReaderTheStoreStageDidNotRecordIsRecordedBeforeFanOutSendsToIt() async throws {
@@ -273,7 +273,7 @@ struct FanoutStageTests {
         request.releasedTo = []
         _ = try await fanout.handle(request) { _ in Outcome() }
         #expect(hub.world.audit.events.filter { $0.action == "phi.delivered" }.map(\.detail) == ["seq=7 readers=joy"])
-        #expect(hub.delivered(to: 2).contains { if case .message(_, 7, _, "late", _, _) = $0 { true } else { false } })
+        #expect(hub.delivered(to: 2).contains { if case .message(_, 7, _, "late", _, _, _) = $0 { true } else { false } })
     }
 
     @Test func aSubscriberWhoseSessionEndedGetsNothing() async throws {

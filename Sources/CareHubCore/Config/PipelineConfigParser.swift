@@ -14,6 +14,7 @@ import Foundation
 /// hours    = mon-fri 08:00-18:00, sat 09:00-12:00
 /// timezone = America/Chicago
 /// limits conversations_per_minute=120 messages_per_second=5 message_burst=20
+/// attachments max_size=10MB types=image/jpeg,image/png,application/pdf
 /// stage idle  timeout=15m lifetime=12h
 /// integration pager type=webhook url=https://hooks.example.org/x baa=yes
 /// ```
@@ -36,6 +37,8 @@ public struct PipelineConfigParser: Sendable {
         public var widgetOrigins: (value: [String], line: Int)?
         /// The `limits …` line, with its line.
         public var limits: (value: OrgLimits, line: Int)?
+        /// The `attachments …` line, with its line.
+        public var attachments: (value: OrgAttachments, line: Int)?
         /// `hours = …`, its groups as written, with its line.
         public var hours: (value: [OpeningHours.Group], line: Int)?
         /// `timezone = …`, with its line.
@@ -182,6 +185,18 @@ public struct PipelineConfigParser: Sendable {
                 continue
             }
 
+            if first == "attachments" {
+                if let earlier = sections[current].attachments {
+                    fail(lineNumber, "'attachments' is already set on line \(earlier.line)")
+                    continue
+                }
+                switch Self.attachments(tokens.dropFirst()) {
+                case .success(let attachments): sections[current].attachments = (attachments, lineNumber)
+                case .failure(let problem): fail(lineNumber, problem.message)
+                }
+                continue
+            }
+
             // `key = value` settings of the organisation.
             guard tokens.count >= 3, tokens[1] == "=" else {
                 if tokens.count == 2, tokens[1] == "=" {
@@ -189,7 +204,7 @@ public struct PipelineConfigParser: Sendable {
                 } else if let equals = first.firstIndex(of: "="), tokens.count == 1 {
                     fail(lineNumber, "expected 'key = value' with spaces around '=', found '\(first[..<equals]) ='")
                 } else {
-                    fail(lineNumber, "expected 'name = …', 'hipaa = on|off', 'staff_access = all|assigned', 'widget_origins = …', 'hours = …', 'timezone = …', 'limits …', 'stage NAME …' or 'integration NAME …', found '\(first)'")
+                    fail(lineNumber, "expected 'name = …', 'hipaa = on|off', 'staff_access = all|assigned', 'widget_origins = …', 'hours = …', 'timezone = …', 'limits …', 'attachments …', 'stage NAME …' or 'integration NAME …', found '\(first)'")
                 }
                 continue
             }
@@ -247,7 +262,7 @@ public struct PipelineConfigParser: Sendable {
                 case .failure(let problem): fail(lineNumber, problem.message)
                 }
             default:
-                fail(lineNumber, "expected 'name', 'hipaa', 'staff_access', 'widget_origins', 'hours', 'timezone', 'limits', 'stage' or 'integration', found '\(first)'")
+                fail(lineNumber, "expected 'name', 'hipaa', 'staff_access', 'widget_origins', 'hours', 'timezone', 'limits', 'attachments', 'stage' or 'integration', found '\(first)'")
             }
         }
         for section in sections {
@@ -341,6 +356,40 @@ public struct PipelineConfigParser: Sendable {
                 "expected message_burst (\(limits.messageBurst)) to be at least messages_per_second (\(limits.messagesPerSecond))"))
         }
         return .success(limits)
+    }
+
+    /// Reads the `key=value` words of an `attachments` line over ``OrgAttachments/standard``
+    /// (`max_size=10MB`, `types=image/png,application/pdf`); the line alone takes the defaults.
+    static func attachments(_ words: ArraySlice<String>) -> Result<OrgAttachments, TokenizeProblem> {
+        var attachments = OrgAttachments.standard
+        var seen: Set<String> = []
+        for word in words {
+            guard let equals = word.firstIndex(of: "="), equals != word.startIndex else {
+                return .failure(TokenizeProblem(message: "expected key=value after 'attachments', found '\(word)'"))
+            }
+            let key = String(word[..<equals])
+            let value = String(word[word.index(after: equals)...])
+            guard seen.insert(key).inserted else { return .failure(TokenizeProblem(message: "'\(key)' is given twice")) }
+            switch key {
+            case "max_size":
+                guard let bytes = ConfigValue.byteCount(value), (1...OrgAttachments.largestMaxBytes).contains(bytes) else {
+                    return .failure(TokenizeProblem(message:
+                        "expected max_size to be a size from 1 byte to 50MB (such as 512KB or 10MB), found max_size=\(value)"))
+                }
+                attachments.maxBytes = bytes
+            case "types":
+                let types = value.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+                let known = ContentSniffer.knownTypes.joined(separator: ", ")
+                guard !types.isEmpty else { return .failure(TokenizeProblem(message: "expected types=TYPE,…; known types: \(known)")) }
+                for type in types where !ContentSniffer.knownTypes.contains(type) {
+                    return .failure(TokenizeProblem(message: "unknown attachment type '\(type)'; expected some of \(known)"))
+                }
+                attachments.types = types
+            default:
+                return .failure(TokenizeProblem(message: "unknown attachments setting '\(key)'; expected max_size or types"))
+            }
+        }
+        return .success(attachments)
     }
 
     /// Reads the comma-separated origins of `widget_origins`, each normalised.

@@ -138,6 +138,23 @@ public enum ConfigValue {
         return Int(text)
     }
 
+    /// A size in bytes written as digits with an optional unit `B`, `KB` (1,000), `MB` (1,000,000)
+    /// or `KiB`/`MiB` (1,024, 1,048,576): `512KB`, `10MB`; nil for anything else, negative
+    /// numbers and sizes over 1 TB included.
+    public static func byteCount(_ text: String) -> Int? {
+        let units: [(String, Int)] = [("KiB", 1_024), ("MiB", 1_048_576), ("KB", 1_000), ("MB", 1_000_000), ("B", 1)]
+        var digits = Substring(text)
+        var factor = 1
+        for (unit, value) in units where digits.hasSuffix(unit) {
+            digits = digits.dropLast(unit.count)
+            factor = value
+            break
+        }
+        guard (1...13).contains(digits.utf8.count), digits.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+              let number = Int(digits), number <= 1_000_000_000_000 / factor else { return nil }
+        return number * factor
+    }
+
     /// An origin as a browser sends it in `Origin`: `scheme://host[:port]` with scheme `https` or
     /// `http`, lowercased, the scheme's default port dropped; nil for anything else (a path, a
     /// query, user info, another scheme, a bad host or port).

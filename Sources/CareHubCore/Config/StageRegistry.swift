@@ -87,7 +87,7 @@ public struct StageRegistry: Sendable {
                 id: section.id, displayName: section.name?.value ?? section.id.rawValue,
                 hipaa: hipaa, staffAccess: section.staffAccess?.value ?? .all, integrations: integrations,
                 limits: section.limits?.value ?? .standard, widgetOrigins: section.widgetOrigins?.value ?? [],
-                hours: section.openingHours)
+                hours: section.openingHours, attachments: section.attachments?.value)
             if section.hipaa == nil {
                 issues.append(ConfigIssue(file: file, line: section.line, message: "expected 'hipaa = on' or 'hipaa = off' in [org \(section.id)]"))
             }
@@ -126,6 +126,9 @@ public struct StageRegistry: Sendable {
                     issues.append(ConfigIssue(file: file, line: section.line, message: "[org \(section.id)] must run stage '\(entry.name)'"))
                 } else if entry.rules.requiredInHIPAA && settings.hipaa {
                     issues.append(ConfigIssue(file: file, line: section.line, message: "[org \(section.id)] is in HIPAA mode and must run stage '\(entry.name)'"))
+                } else if entry.rules.requiredInHIPAAWithAttachments && settings.hipaa, let attachments = section.attachments {
+                    issues.append(ConfigIssue(file: file, line: attachments.line, message:
+                        "[org \(section.id)] is in HIPAA mode and takes attachments, so it must run stage '\(entry.name)'"))
                 }
             }
             orgs.append(ConfiguredOrg(settings: settings, stages: stages))

@@ -6,11 +6,14 @@ public struct StageRules: Sendable, Hashable {
     public var required: Bool
     /// Whether a HIPAA organisation must run this stage (part of the HIPAA floor).
     public var requiredInHIPAA: Bool
+    /// Whether a HIPAA organisation that takes attachments must run this stage.
+    public var requiredInHIPAAWithAttachments: Bool
 
     /// Creates rules.
-    public init(after: [String] = [], required: Bool = false, requiredInHIPAA: Bool = false) {
+    public init(after: [String] = [], required: Bool = false, requiredInHIPAA: Bool = false, requiredInHIPAAWithAttachments: Bool = false) {
         self.after = after
         self.required = required
         self.requiredInHIPAA = requiredInHIPAA
+        self.requiredInHIPAAWithAttachments = requiredInHIPAAWithAttachments
     }
 }

@@ -10,16 +10,19 @@ public struct StoredMessage: Sendable, Hashable {
     public let sender: String
     /// When the hub accepted it.
     public let at: Date
-    /// The text, sealed or plain.
+    /// The text, sealed or plain (empty beside an attachment).
     public var body: MessageBody
+    /// The attachment the message carries, if any.
+    public var attachment: AttachmentID?
 
     /// Creates a stored message.
-    public init(conversation: ConversationID, seq: UInt64, sender: String, at: Date, body: MessageBody) {
+    public init(conversation: ConversationID, seq: UInt64, sender: String, at: Date, body: MessageBody, attachment: AttachmentID? = nil) {
         self.conversation = conversation
         self.seq = seq
         self.sender = sender
         self.at = at
         self.body = body
+        self.attachment = attachment
     }
 }
 

@@ -27,11 +27,14 @@ public struct OrgSettings: Sendable, Hashable {
     /// When it is open (`hours = …` and `timezone = …`); nil is always open. The widget's
     /// `availability` frame reports it; nothing is refused outside these hours.
     public let hours: OpeningHours?
+    /// What it accepts as attachments (`attachments …`); nil takes none.
+    public let attachments: OrgAttachments?
 
     /// Creates settings.
     public init(
         id: OrgID, displayName: String, hipaa: Bool, staffAccess: StaffAccess = .all, integrations: [Integration] = [],
-        limits: OrgLimits = .standard, widgetOrigins: [String] = [], hours: OpeningHours? = nil
+        limits: OrgLimits = .standard, widgetOrigins: [String] = [], hours: OpeningHours? = nil,
+        attachments: OrgAttachments? = nil
     ) {
         self.id = id
         self.displayName = displayName
@@ -41,6 +44,7 @@ public struct OrgSettings: Sendable, Hashable {
         self.limits = limits
         self.widgetOrigins = widgetOrigins
         self.hours = hours
+        self.attachments = attachments
     }
 
     /// The integration named `name`.

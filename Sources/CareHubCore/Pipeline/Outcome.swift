@@ -86,6 +86,12 @@ public struct Outcome: Sendable {
     public var followUps: [ServerFrame] = []
     /// The organisation's canned replies, by name (after `replies`).
     public var replies: [CannedReply] = []
+    /// After `attach`: the attachment as stored (its name plain, for the sender's answer).
+    public var attachment: Attachment?
+    /// After `download`: the attachment's record and chunks for the reader.
+    public var download: AttachmentDownload?
+    /// Attachments of ``history`` by id (names as stored; the encrypt stage opens them for the reader).
+    public var historyAttachments: [AttachmentID: Attachment] = [:]
 
     /// An empty outcome, as the end of the chain returns.
     public init() {}
@@ -98,7 +104,7 @@ public struct Outcome: Sendable {
         case .hello:
             guard let conversation, let visitorToken else { throw PipelineError.internal }
             return .welcome(
-                id: id, conversation: conversation.id, token: visitorToken, history: history.map { HistoryEntry($0, names: senderNames) },
+                id: id, conversation: conversation.id, token: visitorToken, history: history.map { HistoryEntry($0, names: senderNames, attachments: historyAttachments) },
                 offersTranscript: offersTranscript, readSeq: conversation.readSeq)
         case .login:
             if let enrollment { return .enroll(id: id, secret: enrollment.secret, otpauthURI: enrollment.uri) }
@@ -118,7 +124,7 @@ public struct Outcome: Sendable {
             var visitor: VisitorProfile?
             if case .plain(let json)? = profile { visitor = VisitorProfile(json: Array(json.utf8)) }
             return .subscribed(
-                id: id, room: room, ended: conversation?.hasEnded ?? false, history: history.map { HistoryEntry($0, names: senderNames) },
+                id: id, room: room, ended: conversation?.hasEnded ?? false, history: history.map { HistoryEntry($0, names: senderNames, attachments: historyAttachments) },
                 visitor: visitor, onEnd: onEnd, handoff: handoff.map { HandoffView($0, fromName: handoffFromName) })
         case .unsubscribe(let room):
             return .unsubscribed(id: id, room: room)
@@ -159,6 +165,9 @@ public struct Outcome: Sendable {
             return nil
         case .replies:
             return .replies(id: id, replies: replies)
+        case .attach, .download:
+            // HTTP requests: the hub answers them from ``attachment`` and ``download``.
+            return nil
         }
     }
 }

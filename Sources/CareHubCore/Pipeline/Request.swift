@@ -39,6 +39,16 @@ public struct Request: Sendable {
     /// record for, together with the message; fan-out sends to them, and records any other
     /// reader before sending to it.
     public var releasedTo: Set<ConnectionID>?
+    /// The bearer token of an HTTP request (`attach`, `download`): a staff session's token or a
+    /// visitor's reconnect token, for the auth stage to check. Nil for WebSocket frames.
+    public var credential: String?
+    /// An `attach` upload's file name sealed by the encrypt stage.
+    public var sealedName: SealedText?
+    /// Seals one chunk of an `attach` upload (its index, bytes and whether it is the last), set
+    /// by the encrypt stage; the store stage calls it for each chunk it stores.
+    public var chunkSealer: (@Sendable (_ index: Int, _ bytes: [UInt8], _ last: Bool) async throws -> SealedText)?
+    /// What the scan stage found in an `attach` upload (nil: no scan stage ran).
+    public var attachmentCheck: AttachmentCheck?
 
     /// Creates a request as the hub receives it; set ``channel`` for a connection that is not local.
     public init(connection: ConnectionID, peer: String, id: String?, frame: ClientFrame, receivedAt: Date, session: Session?) {

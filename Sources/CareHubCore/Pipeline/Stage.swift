@@ -86,6 +86,10 @@ public struct StageEnvironment: Sendable {
     public var journal: (any ChangeJournal)?
     /// This process's name in the journal.
     public var origin: String
+    /// Attachments, kept where the messages are.
+    public var attachments: any AttachmentStore
+    /// The malware scanners `scan` stages may name.
+    public var scanners: Scanners
 
     /// Bundles the ports.
     public init(
@@ -93,7 +97,8 @@ public struct StageEnvironment: Sendable {
         users: any UserDirectory, credentials: any Credentials, cipher: any Cipher,
         sessions: any SessionStore, rooms: any RoomDirectory, notifier: any Notifier, events: any PipelineEvents,
         audit: any AuditLog, exporter: any TranscriptExporter, replies: any CannedReplyStore, local: NodeLocalState = NodeLocalState(),
-        journal: (any ChangeJournal)? = nil, origin: String = "hub"
+        journal: (any ChangeJournal)? = nil, origin: String = "hub",
+        attachments: any AttachmentStore = NoAttachments(), scanners: Scanners = .none
     ) {
         self.clock = clock
         self.conversations = conversations
@@ -111,6 +116,8 @@ public struct StageEnvironment: Sendable {
         self.local = local
         self.journal = journal
         self.origin = origin
+        self.attachments = attachments
+        self.scanners = scanners
     }
 
     /// Limits on what strangers may ask for, shared by every pipeline.

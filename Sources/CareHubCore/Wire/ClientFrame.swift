@@ -42,11 +42,16 @@ public enum ClientFrame: Sendable, Hashable {
     case read(room: ConversationID, seq: UInt64)
     /// Staff: the organisation's canned replies, by name.
     case replies
+    /// Send a file to a room (an HTTP upload, not a WebSocket frame): a message carrying it.
+    case attach(room: ConversationID, upload: AttachmentUpload)
+    /// Fetch an attachment's bytes (an HTTP download, not a WebSocket frame).
+    case download(AttachmentID)
 
     /// The frame's `type` names, as on the wire.
     public enum Kind: String, Sendable, CaseIterable {
         case hello, login, rooms, subscribe, unsubscribe, send, end, typing, activity, logout, transcript, assign, admin
         case availability, presence, team, claim, transfer, read, replies
+        case attach, download
     }
 
     /// This frame's kind.
@@ -72,6 +77,8 @@ public enum ClientFrame: Sendable, Hashable {
         case .transfer: return .transfer
         case .read: return .read
         case .replies: return .replies
+        case .attach: return .attach
+        case .download: return .download
         }
     }
 
@@ -79,8 +86,9 @@ public enum ClientFrame: Sendable, Hashable {
     public var room: ConversationID? {
         switch self {
         case .subscribe(let room), .unsubscribe(let room), .send(let room, _), .end(let room), .typing(let room),
-             .transcript(let room, _), .assign(let room, _), .claim(let room), .transfer(let room, _, _), .read(let room, _): return room
-        case .hello, .login, .rooms, .activity, .logout, .admin, .availability, .presence, .team, .replies: return nil
+             .transcript(let room, _), .assign(let room, _), .claim(let room), .transfer(let room, _, _), .read(let room, _),
+             .attach(let room, _): return room
+        case .hello, .login, .rooms, .activity, .logout, .admin, .availability, .presence, .team, .replies, .download: return nil
         }
     }
 
@@ -88,14 +96,15 @@ public enum ClientFrame: Sendable, Hashable {
     ///
     /// Sending, subscribing, unsubscribing, ending, typing, `activity` (which consoles send only
     /// after a key press or click on the page), claiming, transferring, setting one's presence and
-    /// admin operations count. Listing rooms, the team or canned replies and read receipts (which
+    /// admin operations count, and so does attaching a file. Listing rooms, the team or canned replies and read receipts (which
     /// consoles send by themselves), logging in, visitor resumes, availability checks, and
     /// WebSocket pings (which never reach the pipeline) do not.
     public var isUserAction: Bool {
         switch self {
-        case .send, .subscribe, .unsubscribe, .end, .typing, .activity, .transcript, .assign, .admin, .presence, .claim, .transfer:
+        case .send, .subscribe, .unsubscribe, .end, .typing, .activity, .transcript, .assign, .admin, .presence, .claim, .transfer,
+             .attach:
             return true
-        case .hello, .login, .rooms, .logout, .availability, .team, .read, .replies: return false
+        case .hello, .login, .rooms, .logout, .availability, .team, .read, .replies, .download: return false
         }
     }
 }

@@ -41,6 +41,13 @@ public enum ErrorCode: String, Sendable, Hashable, CaseIterable {
     case insecureTransport = "insecure_transport"
     /// The page this WebSocket was opened from (its `Origin`) may not use this organisation.
     case originRefused = "origin_refused"
+    /// An attachment's type (found in its bytes) is not one the organisation accepts.
+    case unsupportedType = "unsupported_type"
+    /// The malware scanner found a signature in an attachment; it was not stored.
+    case infected
+    /// An attachment waits for the malware scanner; nobody may fetch it yet.
+    case attachmentHeld = "attachment_held"
+
     /// An unexpected failure inside the hub. The message carries no detail; the hub's log does.
     case `internal`
 }

@@ -23,7 +23,7 @@ public enum ServerFrame: Sendable, Hashable {
     case ack(id: String?, room: ConversationID, seq: UInt64, at: Date)
     /// A message delivered to a room's members. `from` is the sender's login (or `"visitor"`);
     /// `fromName`, for a staff sender only, the name patients see.
-    case message(room: ConversationID, seq: UInt64, from: String, text: String, at: Date, fromName: String? = nil)
+    case message(room: ConversationID, seq: UInt64, from: String, text: String, at: Date, fromName: String? = nil, attachment: AttachmentView? = nil)
     /// A conversation ended; sent to everyone in the room and as the reply to `end`.
     case ended(id: String?, room: ConversationID)
     /// A visitor started a conversation in the staff member's organisation.
@@ -66,6 +66,10 @@ public enum ServerFrame: Sendable, Hashable {
     case read(room: ConversationID, seq: UInt64)
     /// Reply to `replies`: the organisation's canned replies, by name.
     case replies(id: String?, replies: [CannedReply])
+    /// To a room: a held attachment passed the scanner and may now be fetched.
+    case attachmentReady(room: ConversationID, attachment: AttachmentID)
+    /// To a room: a held attachment was refused by the scanner (or could not be kept) and is gone.
+    case attachmentRefused(room: ConversationID, attachment: AttachmentID, code: ErrorCode)
 
     /// The frame as a JSON text frame.
     public func json() -> String {
@@ -130,7 +134,7 @@ public enum ServerFrame: Sendable, Hashable {
             w.field("room", room.rawValue)
             w.field("seq", seq)
             w.field("at", at.epochMilliseconds)
-        case .message(let room, let seq, let from, let text, let at, let fromName):
+        case .message(let room, let seq, let from, let text, let at, let fromName, let attachment):
             w.field("type", "message")
             w.field("room", room.rawValue)
             w.field("seq", seq)
@@ -138,6 +142,7 @@ public enum ServerFrame: Sendable, Hashable {
             w.optionalField("fromName", fromName)
             w.field("text", text)
             w.field("at", at.epochMilliseconds)
+            if let attachment { w.object("attachment") { $0.write(attachment) } }
         case .ended(let id, let room):
             w.field("type", "ended")
             w.optionalField("id", id)
@@ -244,6 +249,15 @@ public enum ServerFrame: Sendable, Hashable {
             w.field("type", "replies")
             w.optionalField("id", id)
             w.writeReplies(replies)
+        case .attachmentReady(let room, let attachment):
+            w.field("type", "attachment_ready")
+            w.field("room", room.rawValue)
+            w.field("attachment", attachment.rawValue)
+        case .attachmentRefused(let room, let attachment, let code):
+            w.field("type", "attachment_refused")
+            w.field("room", room.rawValue)
+            w.field("attachment", attachment.rawValue)
+            w.field("code", code.rawValue)
         }
         return w.finish()
     }
@@ -261,24 +275,29 @@ public struct HistoryEntry: Sendable, Hashable {
     public let text: String?
     /// When the hub accepted it.
     public let at: Date
+    /// The attachment it carries, if any.
+    public let attachment: AttachmentView?
 
     /// Creates an entry.
-    public init(seq: UInt64, from: String, text: String?, at: Date, fromName: String? = nil) {
+    public init(seq: UInt64, from: String, text: String?, at: Date, fromName: String? = nil, attachment: AttachmentView? = nil) {
         self.seq = seq
         self.from = from
         self.fromName = fromName
         self.text = text
         self.at = at
+        self.attachment = attachment
     }
 
     /// The reader's view of a stored message: sealed or unreadable bodies show no text.
     /// `names` gives staff senders' display names by login; a staff sender without one shows its login.
-    public init(_ message: StoredMessage, names: [String: String] = [:]) {
+    /// `attachments` gives the records of the attachments messages carry, by id.
+    public init(_ message: StoredMessage, names: [String: String] = [:], attachments: [AttachmentID: Attachment] = [:]) {
         let fromName = message.sender == Principal.visitorName ? nil : names[message.sender] ?? message.sender
+        let attachment = message.attachment.flatMap { attachments[$0] }.map(AttachmentView.init)
         if case .plain(let text) = message.body {
-            self.init(seq: message.seq, from: message.sender, text: text, at: message.at, fromName: fromName)
+            self.init(seq: message.seq, from: message.sender, text: text, at: message.at, fromName: fromName, attachment: attachment)
         } else {
-            self.init(seq: message.seq, from: message.sender, text: nil, at: message.at, fromName: fromName)
+            self.init(seq: message.seq, from: message.sender, text: nil, at: message.at, fromName: fromName, attachment: attachment)
         }
     }
 }
@@ -323,6 +342,16 @@ extension JSONWriter {
         optionalField("fromName", entry.fromName)
         if let text = entry.text { field("text", text) } else { null("text") }
         field("at", entry.at.epochMilliseconds)
+        if let attachment = entry.attachment { object("attachment") { $0.write(attachment) } }
+    }
+
+    /// `id`, `name` (null when it could not be opened), `size`, `type`, `state` of an attachment.
+    fileprivate mutating func write(_ attachment: AttachmentView) {
+        field("id", attachment.id.rawValue)
+        if let name = attachment.name { field("name", name) } else { null("name") }
+        field("size", Int64(attachment.size))
+        field("type", attachment.contentType)
+        field("state", attachment.state.rawValue)
     }
 }
 
@@ -394,5 +423,33 @@ public struct RoomSummary: Sendable, Hashable {
         self.ended = ended
         self.assignedTo = assignedTo
         self.activity = activity
+    }
+}
+
+/// An attachment as a reader of its room sees it, beside the message that carries it.
+public struct AttachmentView: Sendable, Hashable {
+    public let id: AttachmentID
+    /// The file name, or nil when it could not be opened.
+    public let name: String?
+    public let size: Int
+    /// The type found in its bytes.
+    public let contentType: String
+    /// `held` until the scanner passes it; only `ready` attachments can be fetched.
+    public let state: AttachmentState
+
+    /// Creates a view.
+    public init(id: AttachmentID, name: String?, size: Int, contentType: String, state: AttachmentState) {
+        self.id = id
+        self.name = name
+        self.size = size
+        self.contentType = contentType
+        self.state = state
+    }
+
+    /// The reader's view of a stored record: a sealed or unreadable name shows no name.
+    public init(_ attachment: Attachment) {
+        var name: String?
+        if case .plain(let text) = attachment.name { name = text }
+        self.init(id: attachment.id, name: name, size: attachment.size, contentType: attachment.contentType, state: attachment.state)
     }
 }
