@@ -23,7 +23,7 @@ struct SecondFactorTests {
         hub.world.clock.advance(by: 2)
         let bytes = secret.split(separator: ",").compactMap { UInt8($0) }
         let code = PlainCredentials.code(secret: bytes, at: hub.world.clock.now)
-        guard case .session(_, "joy", .staff, _, let recovery, _) = await hub.rawLogin(1, code: code) else {
+        guard case .session(_, "joy", .staff, _, let recovery, _, _) = await hub.rawLogin(1, code: code) else {
             Issue.record("enrolment with a valid code failed")
             return
         }

@@ -39,7 +39,7 @@ struct EndOfChatDescriptionTests {
         let room = try await hub.visitor(1)
         let session = await hub.login(2)
         let subscribed = await hub.run(.subscribe(room: room), from: 2)
-        guard case .session(_, _, _, _, _, let atLogin) = session,
+        guard case .session(_, _, _, _, _, let atLogin, _) = session,
               case .subscribed(_, _, _, _, _, let atSubscribe, _) = subscribed else {
             throw PipelineError(.internal, "expected session and subscribed, got \(session) and \(subscribed)")
         }

@@ -123,7 +123,7 @@ final class StageHarness: @unchecked Sendable {
         guard case .enroll(_, let secret, _) = reply else { return reply }
         secrets[user] = secret.split(separator: ",").compactMap { UInt8($0) }
         let enrolled = await rawLogin(connection, user: user, password: password, code: nextCode(user))
-        if case .session(_, _, _, _, let codes, _) = enrolled { recoveryCodes[user] = codes }
+        if case .session(_, _, _, _, let codes, _, _) = enrolled { recoveryCodes[user] = codes }
         return enrolled
     }
 

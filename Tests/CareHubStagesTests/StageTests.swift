@@ -11,7 +11,7 @@ struct AuthStageTests {
         #expect(await hub.login(1, password: "wrong").errorCode == .authFailed)
         #expect(await hub.login(1, user: "nobody").errorCode == .authFailed)
         hub.world.clock.advance(by: 2)  // past the back-off after one failure
-        guard case .session(_, let user, let role, let idle, _, _) = await hub.login(1) else {
+        guard case .session(_, let user, let role, let idle, _, _, _) = await hub.login(1) else {
             Issue.record("login refused")
             return
         }

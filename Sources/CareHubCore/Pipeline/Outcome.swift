@@ -110,7 +110,7 @@ public struct Outcome: Sendable {
             if let enrollment { return .enroll(id: id, secret: enrollment.secret, otpauthURI: enrollment.uri) }
             guard let session = bind, case .staff(let user, let role) = session.principal else { throw PipelineError.internal }
             let idle = session.idlePolicy.map { Int($0.idleTimeout.seconds) }
-            return .session(id: id, user: user, role: role, idleTimeoutSeconds: idle, recoveryCodes: recoveryCodes, onEnd: onEnd)
+            return .session(id: id, user: user, role: role, idleTimeoutSeconds: idle, recoveryCodes: recoveryCodes, onEnd: onEnd, token: session.token)
         case .rooms:
             let listed = rooms.map { summary in
                 guard case .plain(let json)? = roomProfiles[summary.room], let form = VisitorProfile(json: Array(json.utf8)) else { return summary }

@@ -5,8 +5,9 @@ public enum ServerFrame: Sendable, Hashable {
     /// Reply to `hello`: the visitor's conversation, its reconnect token, and its history.
     /// `readSeq` is the highest `seq` a staff member has seen (0 when none).
     case welcome(id: String?, conversation: ConversationID, token: String, history: [HistoryEntry], offersTranscript: Bool = false, readSeq: UInt64 = 0)
-    /// Reply to `login`. `onEnd` says what ending a chat does in the organisation.
-    case session(id: String?, user: String, role: Role, idleTimeoutSeconds: Int?, recoveryCodes: [String], onEnd: EndOfChat = .kept)
+    /// Reply to `login`. `onEnd` says what ending a chat does in the organisation. `token` is the
+    /// session's bearer token for HTTP requests (attachments), valid while the session lives.
+    case session(id: String?, user: String, role: Role, idleTimeoutSeconds: Int?, recoveryCodes: [String], onEnd: EndOfChat = .kept, token: String? = nil)
     /// The account must enrol a second factor: add the secret to an authenticator app, then send
     /// `login` again with a code from it.
     case enroll(id: String?, secret: String, otpauthURI: String)
@@ -83,9 +84,10 @@ public enum ServerFrame: Sendable, Hashable {
             w.array("history", history) { $0.write($1) }
             w.field("transcriptEmail", offersTranscript)
             w.field("readSeq", readSeq)
-        case .session(let id, let user, let role, let idle, let recoveryCodes, let onEnd):
+        case .session(let id, let user, let role, let idle, let recoveryCodes, let onEnd, let token):
             w.field("type", "session")
             w.optionalField("id", id)
+            w.optionalField("token", token)
             w.field("user", user)
             w.field("role", role.rawValue)
             if let idle { w.field("idleTimeoutSeconds", Int64(idle)) } else { w.null("idleTimeoutSeconds") }
