@@ -15,15 +15,39 @@ enum Relay {
         var seq: UInt64 = 0
     }
 
+    /// `PORT` (on 127.0.0.1) or `--listen HOST:PORT`, `--listen [IPV6]:PORT`: the one address to bind.
+    static func listenAddress(_ arguments: [String]) -> (host: String, port: Int)? {
+        if arguments.count == 1 {
+            guard let port = Int(arguments[0]), (0...65_535).contains(port) else { return nil }
+            return ("127.0.0.1", port)
+        }
+        guard arguments.count == 2, arguments[0] == "--listen" else { return nil }
+        let text = arguments[1]
+        let host: Substring
+        let port: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            port = text[text.index(close, offsetBy: 2)...]
+            guard host.contains(":") else { return nil }
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = text[..<colon]
+            port = text[text.index(after: colon)...]
+            guard !host.contains(":") else { return nil }
+        }
+        guard !host.isEmpty, let number = Int(port), (0...65_535).contains(number) else { return nil }
+        return (String(host), number)
+    }
+
     static func main() throws {
-        let arguments = CommandLine.arguments
-        guard arguments.count == 2, let port = Int(arguments[1]) else {
-            FileHandle.standardError.write(Data("usage: carehub-relay PORT   (0 picks a free port)\n".utf8))
+        guard let (host, port) = listenAddress(Array(CommandLine.arguments.dropFirst())) else {
+            FileHandle.standardError.write(Data("usage: carehub-relay PORT | --listen HOST:PORT | --listen [IPV6]:PORT   (port 0 picks a free port)\n".utf8))
             exit(2)
         }
         let state = Mutex(State())
         let server = Mutex<WebSocketServer?>(nil)
-        let transport = WebSocketServer(configuration: .init(host: "127.0.0.1", port: port)) { handle, event in
+        let transport = WebSocketServer(configuration: .init(host: host, port: port)) { handle, event in
             guard case .text(let bytes) = event,
                   let frame = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any],
                   let type = frame["type"] as? String
@@ -74,7 +98,7 @@ enum Relay {
         }
         server.withLock { $0 = transport }
         let bound = try transport.start()
-        print("carehub-relay listening on ws://\(transport.listeningAddress.map { "\($0)" } ?? "127.0.0.1:\(bound)")/ws")
+        print("carehub-relay listening on ws://\(transport.listeningAddress.map { "\($0)" } ?? "\(host):\(bound)")/ws")
         fflush(nil)
         let stop = DispatchSemaphore(value: 0)
         signal(SIGTERM, SIG_IGN)

@@ -72,6 +72,27 @@ struct HubTests {
         await harness.stop()
     }
 
+    @Test func aConsoleThatClosesAfterItsIdleTimeBeforeTheHubsTickEndsAsExpired() async throws {
+        let harness = try HubHarness(config: HubHarness.config.replacingOccurrences(of: "timeout=30m", with: "timeout=1s"))
+        try await harness.addUser("joy")
+        harness.open(1)
+        _ = try await harness.login(1, "joy")
+        // The console's own timer locked it and it closed its socket; no tick has run since.
+        // (The hub judges a closed connection's session by the time it closed.)
+        try await Task.sleep(for: .milliseconds(1_500))
+        harness.close(1)
+        let endings = {
+            try harness.hub.audit.entries(org: OrgID("clinic")).map(\.event)
+                .filter { ["session.expired", "session.ended", "logout"].contains($0.action) }.map { "\($0.action) \($0.detail)" }
+        }
+        for _ in 0..<500 where try endings().isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(try endings() == ["session.expired reason=idle"])
+        // A tick after the close finds no session left to expire: still one event.
+        await harness.advance(by: 1)
+        #expect(try endings() == ["session.expired reason=idle"])
+        await harness.stop()
+    }
+
     @Test func aDrainingHubRefusesNewFramesWithUnavailable() async throws {
         let harness = try HubHarness()
         harness.open(1)

@@ -55,6 +55,31 @@ def test_logins_from_one_address_are_limited_before_any_hash_and_chat_goes_on(wo
         hub.stop()
 
 
+def test_logins_on_the_whole_hub_are_limited_whatever_the_address(workdir):
+    """Each attempt comes through a listed proxy from an address of its own, so no address meets
+    its own limit: the hub-wide one refuses the fourth."""
+    hub = Hub(workdir, workdir / "pipeline.conf")
+    hub.extra_args = ["--max-logins", "3", "--max-logins-per-address", "2", "--trusted-proxy", "127.0.0.1/32"]
+    hub.start()
+    try:
+        async def scenario():
+            codes = []
+            for attempt in range(5):
+                client = Client(await websockets.connect(hub.url, extra_headers={"X-Forwarded-For": f"203.0.113.{attempt + 1}"}))
+                reply = await login(client, "lotus-wellness", f"nobody{attempt}", password="guess-guess-guess", id_=f"x{attempt}")
+                codes.append(reply.get("code"))
+                if reply.get("code") == "rate_limited":
+                    assert "on this hub" in reply["message"] and "retry in" in reply["message"], reply
+                await client.close()
+            assert codes == ["auth_failed"] * 3 + ["rate_limited"] * 2, codes
+        run(scenario())
+        text = metrics(hub)
+        assert 'carehub_rate_limited_total{limit="login_hub"} 2' in text, text
+        assert 'limit="login_address"' not in text
+    finally:
+        hub.stop()
+
+
 def test_connections_from_one_address_are_capped(workdir):
     hub = Hub(workdir, workdir / "pipeline.conf")
     hub.extra_args = ["--max-connections-per-address", "3"]

@@ -7,6 +7,7 @@ import ssl
 import subprocess
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 import websockets
@@ -83,6 +84,44 @@ def test_an_ipv6_listener_in_brackets_accepts_on_that_address_only(workdir):
         assert f"listen.address=[::1]:{hub.port}" in hub.log_text()
     finally:
         assert hub.stop() == 0
+
+
+RELAY = str(Path(BIN).with_name("carehub-relay"))
+
+
+def relay(listen):
+    """`carehub-relay --listen LISTEN` and the address its banner names."""
+    process = subprocess.Popen([RELAY, "--listen", listen], stdout=subprocess.PIPE, text=True)
+    banner = process.stdout.readline()
+    assert banner.startswith("carehub-relay listening on ws://"), banner
+    return process, banner.split("ws://")[1].split("/ws")[0]
+
+
+@pytest.mark.parametrize("listen, host, others", [("127.0.0.1:0", "127.0.0.1", ["127.0.0.2", "::1"]), ("[::1]:0", "[::1]", ["127.0.0.1"])])
+def test_the_relay_binds_the_address_given_only_and_names_it(listen, host, others):
+    process, bound = relay(listen)
+    try:
+        assert bound.rsplit(":", 1)[0] == host, bound
+        port = int(bound.rsplit(":", 1)[1])
+        assert port > 0
+        assert not refused(host.strip("[]"), port)
+        for other in others:
+            assert refused(other, port), other
+
+        async def scenario():
+            async with websockets.connect(f"ws://{bound}/ws") as ws:
+                await ws.send('{"type":"hello","id":"h"}')
+                assert '"welcome"' in await asyncio.wait_for(ws.recv(), TIMEOUT)
+        asyncio.run(scenario())
+    finally:
+        process.terminate()
+        assert process.wait(TIMEOUT) == 0
+
+
+@pytest.mark.parametrize("arguments", [["--listen", "::1:8080"], ["--listen", "[127.0.0.1]:8080"], ["--listen", "127.0.0.1"], ["--listen"], ["x"]])
+def test_the_relay_refuses_a_listen_address_it_cannot_bind_exactly(arguments):
+    result = subprocess.run([RELAY, *arguments], capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 2 and "usage: carehub-relay" in result.stderr, result
 
 
 @pytest.mark.parametrize("listen", ["::1:8080", "[127.0.0.1]:8080", "[::1]8080", "[]:8080"])
