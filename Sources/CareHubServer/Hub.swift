@@ -163,6 +163,8 @@ public final class Hub: Sendable {
             textRoutes: ["/metrics": { [self] in self.renderMetrics() }],
             admit: { [connections] info in connections.admit(info) })
         transportConfiguration.maxSendQueueBytes = options.maxSendQueueBytes
+        AttachmentRoutes(configuration: configuration, metrics: metrics, clock: clock, trustedProxies: options.trustedProxies, logger: logger)
+            .add(to: &transportConfiguration.routes)
         let server = WebSocketServer(configuration: transportConfiguration) { [self] handle, event in
             self.receive(event, from: handle)
         }

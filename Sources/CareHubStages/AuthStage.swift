@@ -129,7 +129,7 @@ public struct AuthStage: Stage {
              .presence, .team, .claim, .transfer, .read, .replies:
             return try await authorise(request, next: next)
         case .attach, .download:
-            throw PipelineError.forbidden("this organisation does not take attachments")
+            return try await bearer(request, next: next)
         }
     }
 
@@ -395,6 +395,62 @@ public struct AuthStage: Stage {
 
     // MARK: Everything else
 
+    // MARK: HTTP requests
+
+    /// An attachment's upload or download, over HTTP with a bearer token instead of a connection's
+    /// session: a staff session's token (from `session`), or the visitor's reconnect token (from
+    /// `welcome`), which stands for the visitor while its chat could still be resumed. Then the
+    /// same checks as a frame's: the channel, the room, the sender's allowance.
+    private func bearer(_ request: Request, next: Next) async throws -> Outcome {
+        guard let credential = request.credential, !credential.isEmpty else {
+            throw PipelineError(.unauthenticated, "send the session's token or the chat's token as Authorization: Bearer …")
+        }
+        let staff = environment.sessions.session(credential).flatMap { $0.org == org.id && $0.principal.isStaff ? $0 : nil }
+        try checkChannel(request, widget: staff == nil)
+        let session: Session
+        if let staff {
+            session = staff
+        } else {
+            let now = environment.clock.now
+            guard let conversation = try await environment.conversations.find(org: org.id, tokenDigest: environment.credentials.digest(credential)),
+                  !conversation.hasEnded
+            else { throw PipelineError.authFailed }
+            let lastMessage = try await environment.messages.history(of: conversation.id, limit: 1).last?.at
+            guard now.timeIntervalSince(max(conversation.startedAt, lastMessage ?? conversation.startedAt)) < configuration.visitorIdle.seconds else {
+                throw PipelineError.authFailed
+            }
+            // Stands for the visitor in this request only; never stored, never bound.
+            session = Session(token: "", org: org.id, principal: .visitor(conversation.id), createdAt: now)
+        }
+        var forwarded = request
+        forwarded.session = session
+        if case .attach = request.frame, org.attachments == nil {
+            throw PipelineError.forbidden("this organisation does not take attachments")
+        }
+        if case .download(let id) = request.frame {
+            guard let attachment = try await environment.attachments.attachment(id), attachment.org == org.id else {
+                throw PipelineError(.notFound, "no such attachment in this organisation (it may have been erased with its chat)")
+            }
+            forwarded.conversation = try await readableRoom(attachment.conversation, for: session)
+        }
+        return try await authorise(forwarded, next: next)
+    }
+
+    /// `room` if `session` may read it: its own room for a visitor; under `staff_access=assigned`
+    /// only rooms assigned to a staff member (admins reach every room, they assign).
+    private func readableRoom(_ room: ConversationID, for session: Session) async throws -> Conversation {
+        guard session.principal.mayAccess(room) else {
+            throw PipelineError.forbidden("a visitor may only use its own room")
+        }
+        guard let conversation = try await environment.conversations.conversation(room), conversation.org == org.id else {
+            throw PipelineError.notFound(room)
+        }
+        guard org.mayRead(conversation, as: session.principal) else {
+            throw PipelineError.forbidden("this conversation is not assigned to you")
+        }
+        return conversation
+    }
+
     private func authorise(_ request: Request, next: Next) async throws -> Outcome {
         guard let session = request.session else { throw PipelineError.unauthenticated }
         var forwarded = request
@@ -420,24 +476,17 @@ public struct AuthStage: Stage {
             break
         }
         if let room = request.frame.room {
-            guard session.principal.mayAccess(room) else {
-                throw PipelineError.forbidden("a visitor may only use its own room")
-            }
-            guard let conversation = try await environment.conversations.conversation(room), conversation.org == org.id else {
-                throw PipelineError.notFound(room)
-            }
-            // Minimum necessary: under staff_access=assigned a staff member reaches only rooms
-            // assigned to them; admins reach every room (they assign).
-            guard org.mayRead(conversation, as: session.principal) else {
-                throw PipelineError.forbidden("this conversation is not assigned to you")
-            }
-            forwarded.conversation = conversation
+            // Minimum necessary: see ``readableRoom(_:for:)``.
+            forwarded.conversation = try await readableRoom(room, for: session)
         }
         // Counted only once the sender may use the room, so nobody can spend another's allowance.
-        if case .send(let room, _) = request.frame {
+        switch request.frame {
+        case .send(let room, _), .attach(let room, _):
             let limits = org.limits
             try take(RateLimiter.Key("messages_conversation", room.rawValue),
                      Rate(limits.messagesPerSecond, per: 1, burst: limits.messageBurst), "too many messages in this conversation")
+        default:
+            break
         }
         var outcome = try await next(forwarded)
         if outcome.conversation == nil { outcome.conversation = forwarded.conversation }

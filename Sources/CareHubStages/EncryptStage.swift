@@ -35,13 +35,20 @@ public struct EncryptStage: Stage {
 
     public func handle(_ request: Request, next: Next) async throws -> Outcome {
         var forwarded = request
-        if case .send(let room, let text) = request.frame, let session = request.session {
-            let seq: UInt64
-            if let reserved = request.seq {
-                seq = reserved
-            } else {
-                seq = try await environment.messages.reserveSequence(in: room)
+        if case .attach(let room, let upload) = request.frame, let session = request.session {
+            // The message carrying the file has no text of its own; its empty text is sealed
+            // like any other, so every stored message of the organisation is.
+            let seq = try await environment.sequence(of: request, in: room)
+            forwarded.seq = seq
+            forwarded.sealed = try await history.sealMessage("", in: room, seq: seq, sender: session.principal.displayName)
+            forwarded.sealedName = try await history.sealAttachmentName(upload.name, id: upload.id, in: room)
+            let history = self.history
+            forwarded.chunkSealer = { index, bytes, last in
+                try await history.sealAttachmentChunk(bytes, id: upload.id, index: index, last: last, in: room)
             }
+        }
+        if case .send(let room, let text) = request.frame, let session = request.session {
+            let seq = try await environment.sequence(of: request, in: room)
             forwarded.seq = seq
             forwarded.sealed = try await history.sealMessage(text, in: room, seq: seq, sender: session.principal.displayName)
         }
@@ -74,6 +81,27 @@ public struct EncryptStage: Stage {
                     at: environment.clock.now, org: org.id, actor: session.principal.displayName, address: request.peer,
                     action: "phi.read", target: "rooms", detail: "profiles=\(rooms.count) rooms=\(rooms.joined(separator: ","))"))
             }
+        }
+        if var download = outcome.download {
+            let attachment = download.attachment
+            download.attachment.name = await history.openAttachmentName(attachment.name, id: attachment.id, in: attachment.conversation)
+            let stored = download.chunk
+            let count = download.chunkCount
+            let history = self.history
+            download.chunk = { index in
+                .plain(try await history.openAttachmentChunk(
+                    try await stored(index), id: attachment.id, index: index, last: index == count - 1, in: attachment.conversation))
+            }
+            outcome.download = download
+            // Every decryption for a reader is on the record: who fetched which file, when.
+            if let session = request.session {
+                try await environment.audit.record(AuditEvent(
+                    at: environment.clock.now, org: org.id, actor: session.principal.displayName, address: request.peer,
+                    action: "phi.read", target: attachment.conversation.rawValue, detail: "attachment=\(attachment.id.rawValue)"))
+            }
+        }
+        for (id, attachment) in outcome.historyAttachments {
+            outcome.historyAttachments[id]?.name = await history.openAttachmentName(attachment.name, id: id, in: attachment.conversation)
         }
         if !outcome.history.isEmpty {
             var opened: [StoredMessage] = []

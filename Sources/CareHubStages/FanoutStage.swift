@@ -106,35 +106,17 @@ public final class FanoutStage: Stage {
             rooms.leaveAll(connection: request.connection)
         case .send(let room, let text):
             guard let seq = request.seq, let session = request.session else { throw PipelineError.internal }
-            let recipients = readers(rooms.members(of: room), room: room, conversation: request.conversation, excluding: request.connection)
-                .recipients
-            let from = session.principal.displayName
-            let message = ServerFrame.message(room: room, seq: seq, from: from, text: text, at: request.receivedAt, fromName: session.shownName)
-            if org.hipaa {
-                // The store stage committed the delivery record of the readers it saw; a reader
-                // who joined since is recorded before it receives the message. If that record
-                // cannot be written it does not receive it live (it reads it with the history).
-                let recorded = request.releasedTo ?? []
-                let late = recipients.filter { !recorded.contains($0.connection) }
-                rooms.deliver(message, to: recipients.filter { recorded.contains($0.connection) }.map(\.connection))
-                if !late.isEmpty,
-                   (try? await environment.audit.record(StageEnvironment.deliveryEvent(of: request, seq: seq, room: room, org: org.id, to: late))) != nil {
-                    rooms.deliver(message, to: late.map(\.connection))
-                }
-            } else {
-                rooms.deliver(message, to: recipients.map(\.connection))
-            }
-            if let conversation = request.conversation {
-                await environment.fillActivity(of: conversation)
-                environment.activity.record(room, seq: seq, from: session.principal.isStaff ? .staff : .visitor, at: request.receivedAt)
-                await environment.announce(conversation, event: .message, org: org)
-            }
-            // A staff answer takes the chat out of the queue.
-            if session.principal.isStaff { environment.leaveQueue(room, org: org.id) }
-            let staffWatching = recipients.contains { $0.session.principal.isStaff }
-            if !staffWatching && !session.principal.isStaff {
-                await notify(room: room, from: from, text: text, at: request.receivedAt)
-            }
+            let message = ServerFrame.message(
+                room: room, seq: seq, from: session.principal.displayName, text: text, at: request.receivedAt, fromName: session.shownName)
+            await deliver(message, of: request, room: room, seq: seq, session: session, preview: text)
+        case .attach(let room, let upload):
+            guard let seq = request.seq, let session = request.session, let stored = request.storedAttachment else { throw PipelineError.internal }
+            // Live readers learn the file name from the upload itself; the store keeps it sealed.
+            // Every socket of the room hears of it, the sender's too: the upload came over HTTP.
+            let message = ServerFrame.message(
+                room: room, seq: seq, from: session.principal.displayName, text: "", at: request.receivedAt, fromName: session.shownName,
+                attachment: AttachmentView(id: upload.id, name: upload.name, size: stored.size, contentType: stored.contentType, state: stored.state))
+            await deliver(message, of: request, room: room, seq: seq, session: session, preview: Self.attachmentPreview)
         case .end(let room):
             let members = readers(rooms.members(of: room), room: room, conversation: request.conversation, excluding: request.connection)
             rooms.deliver(.ended(id: nil, room: room), to: members.recipients.map(\.connection))
@@ -195,6 +177,43 @@ public final class FanoutStage: Stage {
         outcome.followUps += followUps
         if let presence { outcome.presence = presence }
         return outcome
+    }
+
+    /// What a notification's preview says of a file: never its name or content.
+    static let attachmentPreview = "(sent a file)"
+
+    /// Delivers a new message to the room's readers (in a HIPAA organisation only to those on
+    /// its delivery record), updates the room's activity and queue, and notifies when no staff
+    /// member is watching.
+    private func deliver(_ message: ServerFrame, of request: Request, room: ConversationID, seq: UInt64, session: Session, preview: String) async {
+        let rooms = environment.rooms
+        let recipients = readers(rooms.members(of: room), room: room, conversation: request.conversation, excluding: request.connection)
+            .recipients
+        if org.hipaa {
+            // The store stage committed the delivery record of the readers it saw; a reader
+            // who joined since is recorded before it receives the message. If that record
+            // cannot be written it does not receive it live (it reads it with the history).
+            let recorded = request.releasedTo ?? []
+            let late = recipients.filter { !recorded.contains($0.connection) }
+            rooms.deliver(message, to: recipients.filter { recorded.contains($0.connection) }.map(\.connection))
+            if !late.isEmpty,
+               (try? await environment.audit.record(StageEnvironment.deliveryEvent(of: request, seq: seq, room: room, org: org.id, to: late))) != nil {
+                rooms.deliver(message, to: late.map(\.connection))
+            }
+        } else {
+            rooms.deliver(message, to: recipients.map(\.connection))
+        }
+        if let conversation = request.conversation {
+            await environment.fillActivity(of: conversation)
+            environment.activity.record(room, seq: seq, from: session.principal.isStaff ? .staff : .visitor, at: request.receivedAt)
+            await environment.announce(conversation, event: .message, org: org)
+        }
+        // A staff answer takes the chat out of the queue.
+        if session.principal.isStaff { environment.leaveQueue(room, org: org.id) }
+        let staffWatching = recipients.contains { $0.session.principal.isStaff }
+        if !staffWatching && !session.principal.isStaff {
+            await notify(room: room, from: session.principal.displayName, text: preview, at: request.receivedAt)
+        }
     }
 
     /// The room's readers now, among its members; members who lost the right to read it are

@@ -51,4 +51,10 @@ extension StageEnvironment {
             at: request.receivedAt, org: org, actor: request.session?.principal.displayName ?? "visitor", address: request.peer,
             action: "phi.delivered", target: room.rawValue, detail: "seq=\(seq) readers=\(readers.joined(separator: ","))")
     }
+
+    /// The message's sequence number: the one an earlier stage reserved, or a new one.
+    func sequence(of request: Request, in room: ConversationID) async throws -> UInt64 {
+        if let reserved = request.seq { return reserved }
+        return try await messages.reserveSequence(in: room)
+    }
 }

@@ -50,7 +50,34 @@ public struct SealedHistory: Sendable {
         try await cipher.seal(Array(note.utf8), scope: .conversation(org, room), associatedData: Self.noteAssociatedData(org: org, conversation: room))
     }
 
+    /// Seals an attachment's file name.
+    public func sealAttachmentName(_ name: String, id: AttachmentID, in room: ConversationID) async throws -> SealedText {
+        try await cipher.seal(Array(name.utf8), scope: .conversation(org, room), associatedData: Attachment.nameAssociatedData(id))
+    }
+
+    /// Seals chunk `index` of an attachment, bound to its position and to whether it is the last.
+    public func sealAttachmentChunk(_ bytes: [UInt8], id: AttachmentID, index: Int, last: Bool, in room: ConversationID) async throws -> SealedText {
+        try await cipher.seal(bytes, scope: .conversation(org, room), associatedData: Attachment.chunkAssociatedData(id, index: index, last: last))
+    }
+
     // MARK: Opening
+
+    /// An attachment's name opened: `.plain`, or `.unreadable`; a name that is not sealed is
+    /// returned as it is.
+    public func openAttachmentName(_ body: MessageBody, id: AttachmentID, in room: ConversationID) async -> MessageBody {
+        guard case .sealed(let sealed) = body else { return body }
+        return await open(sealed, in: room, associatedData: Attachment.nameAssociatedData(id))
+    }
+
+    /// Chunk `index` of an attachment opened; throws if it is not that chunk of that file (moved,
+    /// swapped, cut short, edited) or its key is gone.
+    public func openAttachmentChunk(_ chunk: AttachmentChunk, id: AttachmentID, index: Int, last: Bool, in room: ConversationID) async throws -> [UInt8] {
+        switch chunk {
+        case .plain(let bytes): return bytes
+        case .sealed(let sealed):
+            return try await cipher.open(sealed, scope: .conversation(org, room), associatedData: Attachment.chunkAssociatedData(id, index: index, last: last))
+        }
+    }
 
     /// The message with its text opened: a sealed body becomes `.plain`, or `.unreadable` if it
     /// does not open (wrong key, moved, edited, key shredded); other bodies are returned as they are.

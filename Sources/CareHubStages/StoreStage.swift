@@ -48,12 +48,7 @@ public struct StoreStage: Stage {
             } else {
                 body = .plain(text)
             }
-            let seq: UInt64
-            if let reserved = request.seq {
-                seq = reserved
-            } else {
-                seq = try await environment.messages.reserveSequence(in: room)
-            }
+            let seq = try await environment.sequence(of: request, in: room)
             var forwarded = request
             forwarded.seq = seq
             // HIPAA: who the message is released to is committed with it, before anyone gets it.
@@ -166,7 +161,13 @@ public struct StoreStage: Stage {
             outcome.replies = try await environment.replies.list(org: org.id)
             return outcome
 
-        case .login, .unsubscribe, .typing, .activity, .logout, .admin, .availability, .presence, .attach, .download:
+        case .attach(let room, let upload):
+            return try await attach(request, room: room, upload: upload, next: next)
+
+        case .download(let id):
+            return try await download(request, id: id, next: next)
+
+        case .login, .unsubscribe, .typing, .activity, .logout, .admin, .availability, .presence:
             return try await next(request)
         }
     }
@@ -232,8 +233,126 @@ public struct StoreStage: Stage {
         if let room = request.conversation?.id, configuration.history > 0 {
             outcome.history = try await environment.messages.history(of: room, limit: configuration.history)
             outcome.senderNames = try await senderNames(in: outcome.history)
+            for id in outcome.history.compactMap(\.attachment) {
+                if let attachment = try await environment.attachments.attachment(id) { outcome.historyAttachments[id] = attachment }
+            }
         }
         return outcome
+    }
+
+    // MARK: Attachments
+
+    /// Stores an upload as it arrives, in chunks of ``Attachment/chunkSize`` committed one by one
+    /// (sealed where the encrypt stage gave a sealer), its type read from its first bytes, then
+    /// the message that carries it with its delivery record in one commit. Anything that goes
+    /// wrong before that commit (the upload cut off, too large, the wrong type, refused by the
+    /// scanner) erases what was stored of it.
+    private func attach(_ request: Request, room: ConversationID, upload: AttachmentUpload, next: Next) async throws -> Outcome {
+        guard let session = request.session, let conversation = request.conversation else { throw PipelineError.internal }
+        guard let accepted = org.attachments else { throw PipelineError.forbidden("this organisation does not take attachments") }
+        guard !conversation.hasEnded else { throw PipelineError(.conversationEnded, "conversation \(room) has ended") }
+        guard upload.declaredSize <= accepted.maxBytes else { throw Self.tooLarge(accepted) }
+        if org.hipaa && (request.chunkSealer == nil || request.sealedName == nil || request.sealed == nil) { throw PipelineError.internal }
+        let seq = try await environment.sequence(of: request, in: room)
+        let store = environment.attachments
+        var record = Attachment(
+            id: upload.id, org: org.id, conversation: room, sender: session.principal.displayName,
+            name: request.sealedName.map { .sealed($0) } ?? .plain(upload.name), contentType: "", at: request.receivedAt)
+        try await store.begin(record)
+        var finished = false
+        do {
+            var pending: [UInt8] = []
+            var index = 0
+            var size = 0
+            var type: String?
+            func write(_ bytes: [UInt8], last: Bool) async throws {
+                let chunk: AttachmentChunk = if let sealer = request.chunkSealer {
+                    .sealed(try await sealer(index, bytes, last))
+                } else {
+                    .plain(bytes)
+                }
+                try await store.appendChunk(upload.id, index: index, chunk)
+                index += 1
+            }
+            func sniff() throws {
+                guard type == nil else { return }
+                guard let found = ContentSniffer.type(of: pending), accepted.accepts(found) else { throw Self.unsupportedType(accepted) }
+                type = found
+            }
+            while let piece = try await upload.bytes.next() {
+                size += piece.count
+                guard size <= accepted.maxBytes else { throw Self.tooLarge(accepted) }
+                pending += piece
+                if type == nil && pending.count >= ContentSniffer.prefixLength { try sniff() }
+                // A chunk is known not to be the last only once a byte beyond it has arrived.
+                while pending.count > Attachment.chunkSize {
+                    try await write(Array(pending.prefix(Attachment.chunkSize)), last: false)
+                    pending.removeFirst(Attachment.chunkSize)
+                }
+            }
+            try sniff()
+            try await write(pending, last: true)
+            record.size = size
+            record.contentType = type ?? ""
+            record.state = request.attachmentCheck?.result == .held ? .held : .ready
+            record.seq = seq
+            var forwarded = request
+            forwarded.seq = seq
+            var events: [AuditEvent] = []
+            if org.hipaa {
+                let recipients = environment.liveRecipients(
+                    environment.rooms.members(of: room), org: org, room: room, conversation: conversation, excluding: request.connection).recipients
+                if !recipients.isEmpty {
+                    events.append(StageEnvironment.deliveryEvent(of: request, seq: seq, room: room, org: org.id, to: recipients))
+                }
+                forwarded.releasedTo = Set(recipients.map(\.connection))
+            }
+            let body: MessageBody = request.sealed.map { .sealed($0) } ?? .plain("")
+            try await store.finish(
+                upload.id, state: record.state, size: size, contentType: record.contentType,
+                message: StoredMessage(conversation: room, seq: seq, sender: record.sender, at: request.receivedAt, body: body, attachment: upload.id),
+                recording: events)
+            finished = true
+            forwarded.storedAttachment = record
+            var outcome = try await next(forwarded)
+            outcome.seq = seq
+            record.name = .plain(upload.name)
+            outcome.attachment = record
+            return outcome
+        } catch {
+            if !finished { try? await store.discard(upload.id) }
+            throw error
+        }
+    }
+
+    /// The stored attachment a reader asked for, to be read chunk by chunk; the encrypt stage
+    /// opens it on the way back.
+    private func download(_ request: Request, id: AttachmentID, next: Next) async throws -> Outcome {
+        guard let attachment = try await environment.attachments.attachment(id), attachment.org == org.id, attachment.state != .receiving else {
+            throw Self.noAttachment
+        }
+        guard attachment.state == .ready else {
+            throw PipelineError(.attachmentHeld, "this file is waiting to be checked for malware; it can be opened once it has been")
+        }
+        var outcome = try await next(request)
+        let store = environment.attachments
+        outcome.download = AttachmentDownload(attachment: attachment, chunkCount: Attachment.chunkCount(forSize: attachment.size)) { index in
+            guard let chunk = try await store.chunk(id, index: index) else { throw Self.noAttachment }
+            return chunk
+        }
+        return outcome
+    }
+
+    /// The answer for an attachment that is not there for this reader: unknown, of another
+    /// organisation, or erased with its chat.
+    static let noAttachment = PipelineError(.notFound, "no such attachment in this organisation (it may have been erased with its chat)")
+
+    static func tooLarge(_ accepted: OrgAttachments) -> PipelineError {
+        PipelineError(.tooLarge, "the file is larger than this organisation accepts (\(ByteCountText.describe(accepted.maxBytes)))")
+    }
+
+    static func unsupportedType(_ accepted: OrgAttachments) -> PipelineError {
+        PipelineError(.unsupportedType, "the file's contents are not of a type this organisation accepts (\(accepted.types.joined(separator: ", ")))")
     }
 
     /// The display names of the staff who wrote `history`, by login (one account read per sender).

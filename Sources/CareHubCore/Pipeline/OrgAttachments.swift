@@ -42,3 +42,18 @@ public enum ContentSniffer {
         return nil
     }
 }
+
+/// Sizes as people read them: `980 bytes`, `64 KB`, `1.2 MB` (powers of 1,000, as `max_size` is written).
+public enum ByteCountText {
+    /// `bytes` in the largest unit that leaves at least 1, with one decimal below 10.
+    public static func describe(_ bytes: Int) -> String {
+        let units: [(Double, String)] = [(1e9, "GB"), (1e6, "MB"), (1e3, "KB")]
+        for (size, name) in units where Double(bytes) >= size {
+            let value = Double(bytes) / size
+            let rounded = value < 10 ? (value * 10).rounded() / 10 : value.rounded()
+            let text = rounded == rounded.rounded() ? String(Int(rounded)) : String(rounded)
+            return "\(text) \(name)"
+        }
+        return bytes == 1 ? "1 byte" : "\(bytes) bytes"
+    }
+}

@@ -49,6 +49,8 @@ public struct Request: Sendable {
     public var chunkSealer: (@Sendable (_ index: Int, _ bytes: [UInt8], _ last: Bool) async throws -> SealedText)?
     /// What the scan stage found in an `attach` upload (nil: no scan stage ran).
     public var attachmentCheck: AttachmentCheck?
+    /// An `attach` upload's record once the store stage has stored it (its name as stored).
+    public var storedAttachment: Attachment?
 
     /// Creates a request as the hub receives it; set ``channel`` for a connection that is not local.
     public init(connection: ConnectionID, peer: String, id: String?, frame: ClientFrame, receivedAt: Date, session: Session?) {

@@ -347,8 +347,9 @@ extension JSONWriter {
         if let attachment = entry.attachment { object("attachment") { $0.write(attachment) } }
     }
 
-    /// `id`, `name` (null when it could not be opened), `size`, `type`, `state` of an attachment.
-    fileprivate mutating func write(_ attachment: AttachmentView) {
+    /// `id`, `name` (null when it could not be opened), `size`, `type`, `state` of an attachment,
+    /// as frames and the upload's answer give it.
+    public mutating func write(_ attachment: AttachmentView) {
         field("id", attachment.id.rawValue)
         if let name = attachment.name { field("name", name) } else { null("name") }
         field("size", Int64(attachment.size))
