@@ -152,7 +152,8 @@ public struct HubConfig: Sendable {
     public func org(_ id: OrgID) -> ConfiguredOrg? { orgs.first { $0.settings.id == id } }
 
     /// The `config check --json` summary:
-    /// `{"orgs":[{"id":…,"name":…,"hipaa":…,"staffAccess":…,"widgetOrigins":[…],"limits":{…},"hours":TEXT|null,"timeZone":TZ|null,"stages":[…]}]}`,
+    /// `{"orgs":[{"id":…,"name":…,"hipaa":…,"staffAccess":…,"widgetOrigins":[…],"limits":{…},"hours":TEXT|null,"timeZone":TZ|null,
+    /// "attachments":{"maxBytes":N,"types":[…]}|null,"stages":[…]}]}`,
     /// where `hours` reads as ``OpeningHours/description`` (`"Mon–Fri 08:00–18:00"`).
     public func summaryJSON() -> String {
         var writer = JSONWriter()
@@ -175,6 +176,14 @@ public struct HubConfig: Sendable {
             } else {
                 element.null("hours")
                 element.null("timeZone")
+            }
+            if let attachments = org.settings.attachments {
+                element.object("attachments") { object in
+                    object.field("maxBytes", Int64(attachments.maxBytes))
+                    object.strings("types", attachments.types)
+                }
+            } else {
+                element.null("attachments")
             }
             element.strings("stages", org.stages.map(\.name))
         }
@@ -212,6 +221,9 @@ public struct ConfiguredOrg: Sendable {
         if settings.limits != .standard {
             let limits = settings.limits
             lines.append("limits conversations_per_minute=\(limits.conversationsPerMinute) conversations_per_address_per_minute=\(limits.conversationsPerAddressPerMinute) messages_per_second=\(limits.messagesPerSecond) message_burst=\(limits.messageBurst)")
+        }
+        if let attachments = settings.attachments {
+            lines.append("attachments max_size=\(attachments.maxBytes)B types=\(attachments.types.joined(separator: ","))")
         }
         lines += stages.map { ([$0.name] + $0.configuration.summary).joined(separator: " ") }
         lines += settings.integrations.map { integration in
