@@ -336,6 +336,40 @@ public final class CareHubDatabase: Sendable {
                 CREATE INDEX changes_at ON changes (at);
                 """)
         }
+        migrator.registerMigration("v12-attachments") { db in
+            try db.execute(sql: """
+                -- Files sent in a conversation (AttachmentStore). The name is ePHI and stored as
+                -- message bodies are; the bytes are kept in chunks of 64 KiB, each sealed on its own
+                -- in a HIPAA organisation. Erased with the conversation (secure_delete, WAL truncated).
+                CREATE TABLE attachments (
+                    id TEXT PRIMARY KEY NOT NULL,       -- a_ + 32 hex digits
+                    org TEXT NOT NULL,
+                    conversation TEXT NOT NULL REFERENCES conversations(id),
+                    sender TEXT NOT NULL,
+                    name_key_id TEXT,                   -- NULL: name is plain UTF-8 text; else sealed under this key
+                    name BLOB NOT NULL,
+                    content_type TEXT NOT NULL,         -- sniffed from the bytes
+                    size INTEGER NOT NULL DEFAULT 0,    -- 0 while receiving
+                    state TEXT NOT NULL CHECK (state IN ('receiving', 'held', 'ready')),
+                    at REAL NOT NULL,                   -- when the upload began
+                    seq INTEGER                         -- the message that carries it, once finished
+                );
+                CREATE INDEX attachments_conversation ON attachments(conversation, at);
+                CREATE INDEX attachments_org_state ON attachments(org, state, at);   -- held(org:)
+                CREATE INDEX attachments_state ON attachments(state, at);            -- abandoned(before:)
+
+                CREATE TABLE attachment_chunks (
+                    attachment TEXT NOT NULL REFERENCES attachments(id),
+                    idx INTEGER NOT NULL,               -- 0, 1, 2, … in order
+                    key_id TEXT,                        -- NULL: plain bytes; else sealed under this key
+                    bytes BLOB NOT NULL,
+                    PRIMARY KEY (attachment, idx)
+                );
+
+                -- The attachment a message carries (its text is then empty).
+                ALTER TABLE messages ADD COLUMN attachment TEXT;
+                """)
+        }
         return migrator
     }
 }

@@ -146,11 +146,13 @@ public final class SQLiteMessageStore: MessageStore {
         database.committed()
     }
 
-    private static func insert(_ message: StoredMessage, _ db: Database) throws {
+    /// Inserts one message row inside the caller's transaction: the group commit's, or an
+    /// attachment's ``SQLiteAttachmentStore/finish(_:state:size:contentType:message:recording:)``.
+    static func insert(_ message: StoredMessage, _ db: Database) throws {
         if case .unreadable = message.body {
             throw DatabaseError(resultCode: .SQLITE_MISUSE, message: "an unreadable body cannot be stored")
         }
-        let statement = try db.cachedStatement(sql: "INSERT INTO messages (conversation, seq, sender, at, key_id, body) VALUES (?, ?, ?, ?, ?, ?)")
+        let statement = try db.cachedStatement(sql: "INSERT INTO messages (conversation, seq, sender, at, key_id, body, attachment) VALUES (?, ?, ?, ?, ?, ?, ?)")
         try HotInsert.run(statement) { row in
             row.text(message.conversation.rawValue)
             row.integer(Int64(message.seq))
@@ -166,7 +168,22 @@ public final class SQLiteMessageStore: MessageStore {
             case .unreadable:
                 break
             }
+            row.optionalText(message.attachment?.rawValue)
         }
+    }
+
+    /// A message as a row of `messages` holds it.
+    static func message(_ row: Row) -> StoredMessage {
+        let keyID: String? = row["key_id"]
+        let body: Data = row["body"]
+        let attachment: String? = row["attachment"]
+        return StoredMessage(
+            conversation: ConversationID(row["conversation"]),
+            seq: UInt64(row["seq"] as Int64),
+            sender: row["sender"],
+            at: Date(timeIntervalSince1970: row["at"]),
+            body: keyID.map { .sealed(SealedText(keyID: $0, bytes: Array(body))) } ?? .plain(String(decoding: body, as: UTF8.self)),
+            attachment: attachment.map(AttachmentID.init))
     }
 
     public func history(of conversation: ConversationID, limit: Int) async throws -> [StoredMessage] {
@@ -174,16 +191,7 @@ public final class SQLiteMessageStore: MessageStore {
             let rows = try Row.fetchAll(
                 db, sql: "SELECT * FROM messages WHERE conversation = ? ORDER BY seq DESC LIMIT ?",
                 arguments: [conversation.rawValue, limit])
-            return rows.reversed().map { row in
-                let keyID: String? = row["key_id"]
-                let body: Data = row["body"]
-                return StoredMessage(
-                    conversation: ConversationID(row["conversation"]),
-                    seq: UInt64(row["seq"] as Int64),
-                    sender: row["sender"],
-                    at: Date(timeIntervalSince1970: row["at"]),
-                    body: keyID.map { .sealed(SealedText(keyID: $0, bytes: Array(body))) } ?? .plain(String(decoding: body, as: UTF8.self)))
-            }
+            return rows.reversed().map(Self.message)
         }
     }
 
@@ -212,12 +220,7 @@ public final class SQLiteMessageStore: MessageStore {
             try Row.fetchAll(
                 db, sql: "SELECT * FROM messages WHERE conversation = ? AND key_id IS NULL ORDER BY seq LIMIT ?",
                 arguments: [conversation.rawValue, limit]
-            ).map { row in
-                let body: Data = row["body"]
-                return StoredMessage(
-                    conversation: ConversationID(row["conversation"]), seq: UInt64(row["seq"] as Int64), sender: row["sender"],
-                    at: Date(timeIntervalSince1970: row["at"]), body: .plain(String(decoding: body, as: UTF8.self)))
-            }
+            ).map(Self.message)
         }
     }
 

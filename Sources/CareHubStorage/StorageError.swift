@@ -7,6 +7,7 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         case unreadableDirectory(String, String)
         case rotationIncomplete(org: String, remaining: Int)
         case auditKeyMissing
+        case attachment(String)
     }
     private let kind: Kind
 
@@ -25,6 +26,10 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
     /// Audit events cannot be appended without the audit key (it chains and signs them).
     public static let auditKeyMissing = StorageError(kind: .auditKeyMissing)
 
+    /// An attachment write that breaks the store's rules (its state, its chunks' order); the
+    /// reason names ids only.
+    public static func attachment(_ reason: String) -> StorageError { StorageError(kind: .attachment(reason)) }
+
     public var description: String {
         switch kind {
         case .userExists(let org, let user): return "user '\(user)' already exists in organisation '\(org)'"
@@ -33,6 +38,7 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         case .unreadableDirectory(let path, let reason): return "cannot use data directory \(path): \(reason)"
         case .rotationIncomplete(let org, let remaining): return "key rotation of '\(org)' is incomplete: \(remaining) data keys still use an older version; run it again"
         case .auditKeyMissing: return "audit events cannot be written without the audit key"
+        case .attachment(let reason): return "attachment refused: \(reason)"
         }
     }
 }

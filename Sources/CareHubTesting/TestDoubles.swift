@@ -503,12 +503,14 @@ public struct TestWorld: Sendable {
     public let audit = RecordingAuditLog()
     public let exporter = RecordingExporter()
     public let replies: MemoryCannedReplies
+    public let attachments: MemoryAttachmentStore
     public var throttle: Throttle { local.throttle }
     public var activity: RoomActivityLog { local.activity }
 
     public init(throttle: Throttle = Throttle()) {
         messages = MemoryMessageStore(audit: audit)
         replies = MemoryCannedReplies(audit: audit)
+        attachments = MemoryAttachmentStore(messages: messages)
         local = NodeLocalState(throttle: throttle)
     }
 
@@ -516,7 +518,7 @@ public struct TestWorld: Sendable {
         StageEnvironment(
             clock: clock, conversations: conversations, messages: messages, users: users, credentials: credentials,
             cipher: cipher, sessions: sessions, rooms: rooms, notifier: notifier, events: events, audit: audit,
-            exporter: exporter, replies: replies, local: local)
+            exporter: exporter, replies: replies, local: local, attachments: attachments)
     }
 
     /// A request as the hub builds it, bound to the connection's current session if any.

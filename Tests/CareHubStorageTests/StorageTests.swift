@@ -5,6 +5,9 @@ import CareHubCrypto
 import Foundation
 import Testing
 
+/// The hub's record of a file, not swift-testing's attachment.
+typealias Attachment = CareHubCore.Attachment
+
 /// A fresh data directory under the system's temporary directory, removed afterwards.
 final class DataDirectory {
     let path: String
@@ -47,6 +50,7 @@ struct StorageTests {
         #expect(try database.appliedMigrations() == ["v1-conversations-messages-users-outbox", "v2-second-factor-lockout-audit", "v3-envelope-keys-audit-chain", "v4-visitor-profile",
             "v5-end-of-chat-hook-outbox-assignment", "v6-baa-attestations",
             "v7-keyed-audit-chain-signed-heads", "v8-staff-display-name", "v9-canned-replies", "v10-front-desk", "v11-change-journal",
+            "v12-attachments",
         ])
         let mode = try FileManager.default.attributesOfItem(atPath: database.path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
@@ -54,7 +58,7 @@ struct StorageTests {
         #expect(directoryMode == 0o700)
         try database.close()
         // Reopening applies nothing twice.
-        #expect(try CareHubDatabase(directory: directory.path).appliedMigrations().count == 11)
+        #expect(try CareHubDatabase(directory: directory.path).appliedMigrations().count == 12)
     }
 
     @Test func aFileWhereTheDataDirectoryShouldBeIsAClearError() throws {
@@ -217,6 +221,46 @@ struct StorageTests {
         #expect(try await messages.history(of: kept, limit: 50).count == 1)
         #expect(try directory.allBytes().range(of: Data("PURGE-CANARY".utf8)) == nil)
         #expect(try directory.allBytes().range(of: Data("KEPT-TEXT".utf8)) != nil)
+    }
+
+    @Test func erasedAttachmentsLeaveNoneOfTheirBytesOrNamesInAnyFile() async throws {
+        let directory = try DataDirectory()
+        let database = try CareHubDatabase(directory: directory.path)
+        let conversations = SQLiteConversationStore(database: database)
+        let attachments = SQLiteAttachmentStore(database: database)
+        let purged = try await conversations.create(org: org, tokenDigest: [8], at: at).id
+        let kept = try await conversations.create(org: org, tokenDigest: [9], at: at).id
+        // Chunks big enough for overflow pages, a plain name, one finished and one cut off.
+        let canary = Array("ATTACHMENT-CANARY-".utf8)
+        let chunk = (0..<Attachment.chunkSize).map { canary[$0 % canary.count] }
+        func upload(_ room: ConversationID, name: String, chunks: [[UInt8]], finishAs seq: UInt64?) async throws -> AttachmentID {
+            let id = AttachmentID.random()
+            try await attachments.begin(Attachment(id: id, org: org, conversation: room, sender: "v", name: .plain(name), contentType: "", at: at))
+            for (index, bytes) in chunks.enumerated() { try await attachments.appendChunk(id, index: index, .plain(bytes)) }
+            if let seq {
+                let size = chunks.map(\.count).reduce(0, +)
+                try await attachments.finish(
+                    id, state: .ready, size: size, contentType: "image/png",
+                    message: StoredMessage(conversation: room, seq: seq, sender: "v", at: at, body: .plain(""), attachment: id), recording: [])
+            }
+            return id
+        }
+        let finished = try await upload(purged, name: "NAME-CANARY-1.png", chunks: [chunk, chunk, Array(canary)], finishAs: 1)
+        _ = try await upload(purged, name: "NAME-CANARY-2.png", chunks: [chunk], finishAs: nil)
+        let refused = try await upload(kept, name: "NAME-CANARY-3.png", chunks: [chunk], finishAs: 1)
+        _ = try await upload(kept, name: "KEPT-NAME.png", chunks: [Array("KEPT-BYTES".utf8)], finishAs: 2)
+        #expect(try directory.allBytes().range(of: Data(canary)) != nil)
+        #expect(try directory.allBytes().range(of: Data("NAME-CANARY".utf8)) != nil)
+
+        try await attachments.discard(refused)
+        #expect(try await attachments.purge(purged) == 2)
+        #expect(try await attachments.attachment(finished) == nil)
+        #expect(try directory.allBytes().range(of: Data(canary)) == nil)
+        #expect(try directory.allBytes().range(of: Data("NAME-CANARY".utf8)) == nil)
+        #expect(try directory.allBytes().range(of: Data("KEPT-BYTES".utf8)) != nil)
+        #expect(try directory.allBytes().range(of: Data("KEPT-NAME".utf8)) != nil)
+        // The message that carried a file still names it, and history reads it back.
+        #expect(try await SQLiteMessageStore(database: database).history(of: kept, limit: 10).map(\.attachment?.rawValue).count == 2)
     }
 
     @Test func conversationsAreFoundByTokenDigestAndEndOnce() async throws {
