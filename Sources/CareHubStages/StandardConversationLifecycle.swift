@@ -26,13 +26,16 @@ public struct StandardConversationLifecycle: ConversationLifecycle {
 
     public func erase(_ conversation: ConversationID, org: OrgID, actor: String, address: String, detail: String) async throws {
         let deleted = try await environment.messages.purge(conversation)
+        // The files go with the chat: their names and chunks are sealed under the same key, but
+        // plain ones (outside HIPAA mode) have only this delete.
+        let files = try await environment.attachments.purge(conversation)
         try await environment.conversations.eraseProfile(conversation)
         // Crypto-shred: with the data key gone, copies of the rows in old backups are noise.
         try await environment.cipher.shred(.conversation(org, conversation))
         try await environment.conversations.markPurged(conversation, at: environment.clock.now)
         try await environment.audit.record(AuditEvent(
             at: environment.clock.now, org: org, actor: actor, address: address, action: "conversation.purged",
-            target: conversation.rawValue, detail: "messages=\(deleted) key=shredded \(detail)"))
+            target: conversation.rawValue, detail: "messages=\(deleted)\(files > 0 ? " attachments=\(files)" : "") key=shredded \(detail)"))
     }
 }
 

@@ -72,6 +72,29 @@ struct EnvelopeCipherTests {
         await #expect(throws: HubError.keyShredded(scope.description)) { try await fixture.cipher().open(sealed, scope: scope, associatedData: []) }
     }
 
+    @Test func aStoredSealedAttachmentChunkDoesNotOpenOnceTheConversationKeyIsShredded() async throws {
+        let fixture = try KeyFixture()
+        let cipher = fixture.cipher()
+        let room = try await SQLiteConversationStore(database: fixture.database).create(org: org, tokenDigest: [1], at: Date()).id
+        let scope = KeyScope.conversation(org, room)
+        let store = SQLiteAttachmentStore(database: fixture.database)
+        let id = AttachmentID.random()
+        let aad = Attachment.chunkAssociatedData(id, index: 0, last: true)
+        try await store.begin(Attachment(id: id, org: org, conversation: room, sender: "visitor", name: .plain("x"), contentType: "", at: Date()))
+        try await store.appendChunk(id, index: 0, .sealed(try await cipher.seal(Array("scan of a mole".utf8), scope: scope, associatedData: aad)))
+        try await store.finish(
+            id, state: .ready, size: 14, contentType: "image/png",
+            message: StoredMessage(conversation: room, seq: 1, sender: "visitor", at: Date(), body: .plain(""), attachment: id), recording: [])
+        // The chunk as the database (or a backup of it) holds it.
+        var stored: SealedText?
+        if case .sealed(let box)? = try await store.chunk(id, index: 0) { stored = box }
+        let sealed = try #require(stored, "the chunk is stored sealed")
+        #expect(try await cipher.open(sealed, scope: scope, associatedData: aad) == Array("scan of a mole".utf8))
+        try await cipher.shred(scope)
+        await #expect(throws: HubError.keyShredded(scope.description)) { try await cipher.open(sealed, scope: scope, associatedData: aad) }
+        await #expect(throws: HubError.keyShredded(scope.description)) { try await fixture.cipher().open(sealed, scope: scope, associatedData: aad) }
+    }
+
     @Test func rotationRewrapsWithoutReencryptingAndErasesTheOldKey() async throws {
         let fixture = try KeyFixture()
         let cipher = fixture.cipher()

@@ -67,4 +67,40 @@ struct ConversationLifecycleTests {
         #expect(event.detail == "messages=2 key=shredded reason=hipaa_off export=none")
         #expect(!event.detail.contains("pain") && !event.detail.contains("Pat"))
     }
+
+    @Test func erasingTakesTheAttachmentsWithTheChatAndNoCopyOfASealedChunkOpensAfterTheShred() async throws {
+        let world = TestWorld()
+        let lifecycle = world.environment.conversationLifecycle
+        let history = SealedHistory(org: org, environment: world.environment)
+        let room = try await world.conversations.create(org: org, tokenDigest: [1], at: world.clock.now).id
+        let kept = try await world.conversations.create(org: org, tokenDigest: [2], at: world.clock.now).id
+        func attach(_ room: ConversationID, seq: UInt64) async throws -> CareHubCore.Attachment {
+            let id = AttachmentID.random()
+            let record = CareHubCore.Attachment(
+                id: id, org: org, conversation: room, sender: "visitor", name: .plain("x-ray.png"), contentType: "image/png", at: world.clock.now)
+            try await world.attachments.begin(record)
+            let sealed = try await world.cipher.seal(
+                Array("PIXELS".utf8), scope: .conversation(org, room), associatedData: CareHubCore.Attachment.chunkAssociatedData(id, index: 0, last: true))
+            try await world.attachments.appendChunk(id, index: 0, .sealed(sealed))
+            try await world.attachments.finish(
+                id, state: .ready, size: 6, contentType: "image/png",
+                message: StoredMessage(conversation: room, seq: seq, sender: "visitor", at: world.clock.now, body: .plain(""), attachment: id), recording: [])
+            return try #require(try await world.attachments.attachment(id))
+        }
+        let erased = try await attach(room, seq: 1)
+        let other = try await attach(kept, seq: 1)
+        // A copy of the stored chunk, as an old backup keeps it: it opens while the key lives.
+        let copy = try #require(try await world.attachments.chunk(erased.id, index: 0))
+        #expect(try await history.openChunk(copy, of: erased, index: 0, chunkCount: 1) == Array("PIXELS".utf8))
+
+        try await lifecycle.erase(room, org: org, actor: "system", address: "", detail: "reason=end export=none")
+        #expect(try await world.attachments.attachments(of: room).isEmpty)
+        #expect(try await world.attachments.chunk(erased.id, index: 0) == nil)
+        #expect(world.messages.all.map(\.conversation) == [kept])
+        await #expect(throws: (any Error).self) { try await history.openChunk(copy, of: erased, index: 0, chunkCount: 1) }
+        // The other conversation's file is untouched and still opens.
+        let theirs = try #require(try await world.attachments.chunk(other.id, index: 0))
+        #expect(try await history.openChunk(theirs, of: other, index: 0, chunkCount: 1) == Array("PIXELS".utf8))
+        #expect(world.audit.events.last?.detail == "messages=1 attachments=1 key=shredded reason=end export=none")
+    }
 }

@@ -8,9 +8,10 @@ import Foundation
 /// - ``end(_:at:)`` marks an open conversation ended at `now` (an ended one keeps its end time),
 ///   closes its room, tells every connection that was in it `ended`, takes it out of the
 ///   organisation's queue, and returns it as ended;
-/// - ``erase(_:org:actor:address:detail:)`` deletes the conversation's messages and pre-chat
-///   form, shreds its data key, marks it purged, and records `conversation.purged` in the audit
-///   trail in `actor`'s name with `messages=N key=shredded` and `detail`, never content. It does
+/// - ``erase(_:org:actor:address:detail:)`` deletes the conversation's messages, attachments and
+///   pre-chat form, shreds its data key, marks it purged, and records `conversation.purged` in the
+///   audit trail in `actor`'s name with `messages=N` (`attachments=M` when there were any),
+///   `key=shredded` and `detail`, never content. It does
 ///   not export: whoever asks has exported first, or decided that nothing is exported.
 ///
 /// ```swift
