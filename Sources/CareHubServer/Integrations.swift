@@ -106,6 +106,9 @@ final class HubTranscriptExporter: TranscriptExporter {
     init(integrations: Integrations) { self.integrations = integrations }
 
     func export(_ transcript: Transcript, to target: ExportTarget, org: OrgSettings) async throws {
+        // Whoever asks: the files' bytes only inside the encrypted envelope, no names outside it
+        // in HIPAA mode.
+        let transcript = transcript.prepared(for: target, hipaa: org.hipaa)
         switch target {
         case .directory(let path, let certificate):
             try await Self.write(transcript, into: path, certificate: certificate)

@@ -224,9 +224,12 @@ public final class PurgeStage: Stage {
         }
         do {
             if !targets.isEmpty {
-                let transcript = try await SealedHistory(org: org.id, environment: environment).transcript(of: conversation)
+                // The files themselves go only into an export encrypted to the organisation's
+                // certificate; the exporter leaves them (and in HIPAA mode their names) out elsewhere.
+                let files = targets.contains { if case .directory(_, _?) = $0 { true } else { false } }
+                let transcript = try await SealedHistory(org: org.id, environment: environment).transcript(of: conversation, files: files)
                 for target in targets {
-                    try await environment.exporter.export(transcript, to: target, org: org)
+                    try await environment.exporter.export(transcript.prepared(for: target, hipaa: org.hipaa), to: target, org: org)
                 }
             }
         } catch {

@@ -22,6 +22,7 @@ public struct SealedHistory: Sendable {
     private let cipher: any Cipher
     private let messages: any MessageStore
     private let conversations: any ConversationStore
+    private let attachments: any AttachmentStore
 
     /// The organisation's stored text, through the environment's cipher and stores.
     public init(org: OrgID, environment: StageEnvironment) {
@@ -29,6 +30,7 @@ public struct SealedHistory: Sendable {
         cipher = environment.cipher
         messages = environment.messages
         conversations = environment.conversations
+        attachments = environment.attachments
     }
 
     // MARK: Sealing
@@ -103,15 +105,45 @@ public struct SealedHistory: Sendable {
         return await open(sealed, in: room, associatedData: Self.noteAssociatedData(org: org, conversation: room))
     }
 
+    /// An attachment's file name opened: `.plain`, or `.unreadable`; a name that is not sealed is
+    /// returned as it is.
+    public func openName(of attachment: Attachment) async -> MessageBody {
+        guard case .sealed(let sealed) = attachment.name else { return attachment.name }
+        return await open(sealed, in: attachment.conversation, associatedData: Attachment.nameAssociatedData(attachment.id))
+    }
+
+    /// Chunk `index` of an attachment of `chunkCount` chunks, opened; throws when a sealed chunk
+    /// does not open (wrong key, moved, cut off, key shredded).
+    public func openChunk(_ chunk: AttachmentChunk, of attachment: Attachment, index: Int, chunkCount: Int) async throws -> [UInt8] {
+        switch chunk {
+        case .plain(let bytes):
+            return bytes
+        case .sealed(let sealed):
+            return try await cipher.open(
+                sealed, scope: .conversation(org, attachment.conversation),
+                associatedData: Attachment.chunkAssociatedData(attachment.id, index: index, last: index == chunkCount - 1))
+        }
+    }
+
     /// The conversation's stored messages and pre-chat form, opened, as its transcript. A line
-    /// or form that does not open has no text.
-    public func transcript(of conversation: Conversation) async throws -> Transcript {
+    /// or form that does not open has no text. A message's file is described (name opened, size,
+    /// type); with `files` its bytes are read and opened too (for an export encrypted to the
+    /// organisation's certificate), unless it is held, never having passed a scan.
+    public func transcript(of conversation: Conversation, files: Bool = false) async throws -> Transcript {
         let room = conversation.id
+        var stored: [AttachmentID: Attachment] = [:]
+        for attachment in try await attachments.attachments(of: room) where attachment.state != .receiving {
+            stored[attachment.id] = attachment
+        }
         var lines: [Transcript.Line] = []
         for message in try await messages.history(of: room, limit: Int.max) {
             let text: String?
             if case .plain(let plain) = await open(message).body { text = plain } else { text = nil }
-            lines.append(Transcript.Line(seq: message.seq, from: message.sender, at: message.at, text: text))
+            var line = Transcript.Line(seq: message.seq, from: message.sender, at: message.at, text: text)
+            if let id = message.attachment, let attachment = stored[id] {
+                line.attachment = try await file(attachment, withBytes: files && attachment.state == .ready)
+            }
+            lines.append(line)
         }
         var profile: String?
         if let stored = try await conversations.profile(of: room), case .plain(let json) = await openProfile(stored, of: room) {
@@ -120,6 +152,24 @@ public struct SealedHistory: Sendable {
         return Transcript(
             org: org, conversation: room, startedAt: conversation.startedAt, endedAt: conversation.endedAt,
             profileJSON: profile, lines: lines)
+    }
+
+    /// An attachment for a transcript; its bytes nil when not asked for or when a chunk does not open.
+    private func file(_ attachment: Attachment, withBytes: Bool) async throws -> Transcript.File {
+        var name: String?
+        if case .plain(let opened) = await openName(of: attachment) { name = opened }
+        var file = Transcript.File(id: attachment.id, name: name, size: attachment.size, contentType: attachment.contentType, state: attachment.state)
+        guard withBytes else { return file }
+        let count = Attachment.chunkCount(forSize: attachment.size)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(attachment.size)
+        for index in 0..<count {
+            guard let chunk = try await attachments.chunk(attachment.id, index: index),
+                  let opened = try? await openChunk(chunk, of: attachment, index: index, chunkCount: count) else { return file }
+            bytes += opened
+        }
+        file.bytes = bytes.count == attachment.size ? bytes : nil
+        return file
     }
 
     private func open(_ sealed: SealedText, in room: ConversationID, associatedData: [UInt8]) async -> MessageBody {

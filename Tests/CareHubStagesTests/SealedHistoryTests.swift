@@ -78,4 +78,26 @@ struct SealedHistoryTests {
         #expect(transcript.lines.map(\.text) == [nil])
         #expect(transcript.profileJSON == nil)
     }
+
+    @Test func aFileNameAndItsChunksOpenOnlyAsWhatAndWhereTheyWereSealed() async throws {
+        let world = TestWorld()
+        let history = SealedHistory(org: org, environment: world.environment)
+        let room = try await newRoom(in: world)
+        let id = AttachmentID.random()
+        let scope = KeyScope.conversation(org, room)
+        let name = try await world.cipher.seal(Array("referral.pdf".utf8), scope: scope, associatedData: CareHubCore.Attachment.nameAssociatedData(id))
+        let record = CareHubCore.Attachment(id: id, org: org, conversation: room, sender: "visitor", name: .sealed(name), contentType: "application/pdf", at: world.clock.now)
+        #expect(await history.openName(of: record) == .plain("referral.pdf"))
+        var moved = CareHubCore.Attachment(id: .random(), org: org, conversation: room, sender: "visitor", name: .sealed(name), contentType: "", at: world.clock.now)
+        #expect(await history.openName(of: moved) == .unreadable)
+        moved.name = .plain("plain.pdf")
+        #expect(await history.openName(of: moved) == .plain("plain.pdf"))
+
+        let first = try await world.cipher.seal([1, 2], scope: scope, associatedData: CareHubCore.Attachment.chunkAssociatedData(id, index: 0, last: false))
+        #expect(try await history.openChunk(.sealed(first), of: record, index: 0, chunkCount: 2) == [1, 2])
+        // Moved to another position, or made the last (the file cut off after it): it does not open.
+        await #expect(throws: (any Error).self) { try await history.openChunk(.sealed(first), of: record, index: 1, chunkCount: 2) }
+        await #expect(throws: (any Error).self) { try await history.openChunk(.sealed(first), of: record, index: 0, chunkCount: 1) }
+        #expect(try await history.openChunk(.plain([3]), of: record, index: 0, chunkCount: 1) == [3])
+    }
 }
