@@ -150,4 +150,19 @@ struct MessageStoreContractTests {
             #expect(try await subject.store.history(of: other, limit: 10).count == 1, "\(subject.name)")
         }
     }
+
+    @Test func aMessageKeepsTheAttachmentItCarriesThroughHistoryAndSealing() async throws {
+        for subject in try subjects() {
+            let room = try await subject.room()
+            let file = AttachmentID.random()
+            var carrying = message(room, 1, .plain(""))
+            carrying.attachment = file
+            try await subject.store.append(carrying, recording: [event(room, "seq=1")])
+            try await subject.store.append(message(room, 2))
+            #expect(try await subject.store.history(of: room, limit: 10).map(\.attachment) == [file, nil], "\(subject.name)")
+            #expect(try await subject.store.plainMessages(of: room, limit: 10).map(\.attachment) == [file, nil], "\(subject.name)")
+            #expect(try await subject.store.seal([(1, SealedText(keyID: "k1", bytes: [1]))], in: room) == 1, "\(subject.name)")
+            #expect(try await subject.store.history(of: room, limit: 10).first?.attachment == file, "\(subject.name)")
+        }
+    }
 }
