@@ -187,12 +187,10 @@ public struct SQLiteAttachmentStore: AttachmentStore {
     }
 
     private static func attachment(_ row: Row) -> Attachment {
-        let keyID: String? = row["name_key_id"]
-        let name = Array(row["name"] as Data)
         let seq: Int64? = row["seq"]
         return Attachment(
             id: AttachmentID(row["id"]), org: OrgID(row["org"]), conversation: ConversationID(row["conversation"]), sender: row["sender"],
-            name: keyID.map { .sealed(SealedText(keyID: $0, bytes: name)) } ?? .plain(String(decoding: name, as: UTF8.self)),
+            name: SQLiteMessageStore.body(keyID: row["name_key_id"], bytes: row["name"]),
             contentType: row["content_type"], size: row["size"], state: AttachmentState(rawValue: row["state"]) ?? .held,
             at: Date(timeIntervalSince1970: row["at"]), seq: seq.map(UInt64.init))
     }

@@ -174,16 +174,20 @@ public final class SQLiteMessageStore: MessageStore {
 
     /// A message as a row of `messages` holds it.
     static func message(_ row: Row) -> StoredMessage {
-        let keyID: String? = row["key_id"]
-        let body: Data = row["body"]
         let attachment: String? = row["attachment"]
         return StoredMessage(
             conversation: ConversationID(row["conversation"]),
             seq: UInt64(row["seq"] as Int64),
             sender: row["sender"],
             at: Date(timeIntervalSince1970: row["at"]),
-            body: keyID.map { .sealed(SealedText(keyID: $0, bytes: Array(body))) } ?? .plain(String(decoding: body, as: UTF8.self)),
+            body: body(keyID: row["key_id"], bytes: row["body"]),
             attachment: attachment.map(AttachmentID.init))
+    }
+
+    /// Text as stored: plain UTF-8 without a key id, else sealed under that key (message bodies,
+    /// attachment names).
+    static func body(keyID: String?, bytes: Data) -> MessageBody {
+        keyID.map { .sealed(SealedText(keyID: $0, bytes: Array(bytes))) } ?? .plain(String(decoding: bytes, as: UTF8.self))
     }
 
     public func history(of conversation: ConversationID, limit: Int) async throws -> [StoredMessage] {

@@ -15,38 +15,9 @@ struct AttachmentStoreContractTests {
     let org = OrgID("clinic")
     let at = Date(timeIntervalSince1970: 1_800_000_000)
 
-    /// One store under test, with the message store its finish writes to, the audit events
-    /// committed, and a way to start a room.
-    struct Subject {
-        let name: String
-        let store: any AttachmentStore
-        let messages: any MessageStore
-        let audited: () throws -> [AuditEvent]
-        let room: (OrgID) async throws -> ConversationID
-        let keep: Any
-    }
-
     /// Each store under test, fresh; with `auditRefuses`, its audit trail refuses every event.
-    func subjects(auditRefuses: Bool = false) throws -> [Subject] {
-        let fixture = try KeyFixture()
-        let sqliteAudit = SQLiteAuditLog(database: fixture.database, checkpointKey: auditRefuses ? nil : SymmetricKey(randomByteCount: 32))
-        let conversations = SQLiteConversationStore(database: fixture.database)
-        let memoryAudit = RecordingAuditLog()
-        memoryAudit.failing = auditRefuses
-        let memoryMessages = MemoryMessageStore(audit: memoryAudit)
-        return [
-            Subject(
-                name: "sqlite", store: SQLiteAttachmentStore(database: fixture.database, audit: sqliteAudit),
-                messages: SQLiteMessageStore(database: fixture.database, audit: sqliteAudit),
-                audited: { try sqliteAudit.entries().map(\.event) },
-                room: { [at] org in try await conversations.create(org: org, tokenDigest: Array(UUID().uuidString.utf8), at: at).id },
-                keep: fixture),
-            Subject(
-                name: "memory", store: MemoryAttachmentStore(messages: memoryMessages), messages: memoryMessages,
-                audited: { memoryAudit.events },
-                room: { _ in ConversationID("c_\(UUID().uuidString)") },
-                keep: ()),
-        ]
+    func subjects(auditRefuses: Bool = false) throws -> [StoreSubject] {
+        try StoreSubject.all(auditRefuses: auditRefuses, at: at)
     }
 
     func attachment(_ room: ConversationID, org: OrgID? = nil, name: MessageBody = .plain("scan.png"), after seconds: Double = 0) -> Attachment {
@@ -66,11 +37,11 @@ struct AttachmentStoreContractTests {
     /// Begins, stores `chunks` in order and finishes an attachment as message `seq`.
     @discardableResult
     func store(
-        _ subject: Subject, _ record: Attachment, chunks: [AttachmentChunk], size: Int, seq: UInt64, state: AttachmentState = .ready
+        _ subject: StoreSubject, _ record: Attachment, chunks: [AttachmentChunk], size: Int, seq: UInt64, state: AttachmentState = .ready
     ) async throws -> Attachment {
-        try await subject.store.begin(record)
-        for (index, chunk) in chunks.enumerated() { try await subject.store.appendChunk(record.id, index: index, chunk) }
-        try await subject.store.finish(
+        try await subject.attachments.begin(record)
+        for (index, chunk) in chunks.enumerated() { try await subject.attachments.appendChunk(record.id, index: index, chunk) }
+        try await subject.attachments.finish(
             record.id, state: state, size: size, contentType: "image/png", message: message(record.conversation, seq, carrying: record.id),
             recording: [])
         return record
@@ -80,16 +51,16 @@ struct AttachmentStoreContractTests {
         for subject in try subjects() {
             let room = try await subject.room(org)
             let record = attachment(room)
-            try await subject.store.begin(record)
-            try await subject.store.appendChunk(record.id, index: 0, .plain([1, 2, 3]))
-            let stored = try #require(try await subject.store.attachment(record.id), "\(subject.name)")
+            try await subject.attachments.begin(record)
+            try await subject.attachments.appendChunk(record.id, index: 0, .plain([1, 2, 3]))
+            let stored = try #require(try await subject.attachments.attachment(record.id), "\(subject.name)")
             #expect(stored.state == .receiving && stored.size == 0 && stored.seq == nil, "\(subject.name)")
             #expect(stored.name == .plain("scan.png") && stored.sender == "visitor" && stored.at == at, "\(subject.name)")
-            #expect(try await subject.store.chunk(record.id, index: 0) == nil, "\(subject.name): receiving, so unreadable")
-            #expect(try await subject.store.attachments(of: room).map(\.id) == [record.id], "\(subject.name)")
+            #expect(try await subject.attachments.chunk(record.id, index: 0) == nil, "\(subject.name): receiving, so unreadable")
+            #expect(try await subject.attachments.attachments(of: room).map(\.id) == [record.id], "\(subject.name)")
             // A receiving attachment cannot be made readable by a state change, only by finishing.
-            await #expect(throws: (any Error).self, "\(subject.name)") { try await subject.store.setState(record.id, .ready) }
-            #expect(try await subject.store.chunk(record.id, index: 0) == nil, "\(subject.name)")
+            await #expect(throws: (any Error).self, "\(subject.name)") { try await subject.attachments.setState(record.id, .ready) }
+            #expect(try await subject.attachments.chunk(record.id, index: 0) == nil, "\(subject.name)")
         }
     }
 
@@ -98,26 +69,26 @@ struct AttachmentStoreContractTests {
             let room = try await subject.room(org)
             let record = attachment(room)
             let sealed = SealedText(keyID: "k1", bytes: [9, 9])
-            try await subject.store.begin(record)
+            try await subject.attachments.begin(record)
             await #expect(throws: (any Error).self, "\(subject.name): chunk 1 before chunk 0") {
-                try await subject.store.appendChunk(record.id, index: 1, .plain([1]))
+                try await subject.attachments.appendChunk(record.id, index: 1, .plain([1]))
             }
-            try await subject.store.appendChunk(record.id, index: 0, .plain(Array(repeating: 7, count: Attachment.chunkSize)))
+            try await subject.attachments.appendChunk(record.id, index: 0, .plain(Array(repeating: 7, count: Attachment.chunkSize)))
             await #expect(throws: (any Error).self, "\(subject.name): chunk 0 twice") {
-                try await subject.store.appendChunk(record.id, index: 0, .plain([1]))
+                try await subject.attachments.appendChunk(record.id, index: 0, .plain([1]))
             }
-            try await subject.store.appendChunk(record.id, index: 1, .sealed(sealed))
+            try await subject.attachments.appendChunk(record.id, index: 1, .sealed(sealed))
             await #expect(throws: (any Error).self, "\(subject.name): a chunk of an attachment never begun") {
-                try await subject.store.appendChunk(.random(), index: 0, .plain([1]))
+                try await subject.attachments.appendChunk(.random(), index: 0, .plain([1]))
             }
-            try await subject.store.finish(
+            try await subject.attachments.finish(
                 record.id, state: .ready, size: Attachment.chunkSize + 2, contentType: "image/png", message: message(room, 1, carrying: record.id),
                 recording: [])
-            #expect(try await subject.store.chunk(record.id, index: 0) == .plain(Array(repeating: 7, count: Attachment.chunkSize)), "\(subject.name)")
-            #expect(try await subject.store.chunk(record.id, index: 1) == .sealed(sealed), "\(subject.name)")
-            #expect(try await subject.store.chunk(record.id, index: 2) == nil, "\(subject.name)")
+            #expect(try await subject.attachments.chunk(record.id, index: 0) == .plain(Array(repeating: 7, count: Attachment.chunkSize)), "\(subject.name)")
+            #expect(try await subject.attachments.chunk(record.id, index: 1) == .sealed(sealed), "\(subject.name)")
+            #expect(try await subject.attachments.chunk(record.id, index: 2) == nil, "\(subject.name)")
             await #expect(throws: (any Error).self, "\(subject.name): no chunk after the finish") {
-                try await subject.store.appendChunk(record.id, index: 2, .plain([1]))
+                try await subject.attachments.appendChunk(record.id, index: 2, .plain([1]))
             }
         }
     }
@@ -126,8 +97,8 @@ struct AttachmentStoreContractTests {
         for subject in try subjects() {
             let room = try await subject.room(org)
             let record = try await store(subject, attachment(room), chunks: [.plain([])], size: 0, seq: 1)
-            #expect(try await subject.store.chunk(record.id, index: 0) == .plain([]), "\(subject.name)")
-            #expect(try await subject.store.attachment(record.id)?.size == 0, "\(subject.name)")
+            #expect(try await subject.attachments.chunk(record.id, index: 0) == .plain([]), "\(subject.name)")
+            #expect(try await subject.attachments.attachment(record.id)?.size == 0, "\(subject.name)")
         }
     }
 
@@ -135,19 +106,19 @@ struct AttachmentStoreContractTests {
         for subject in try subjects() {
             let room = try await subject.room(org)
             let record = attachment(room, name: .sealed(SealedText(keyID: "k1", bytes: [4, 5])))
-            try await subject.store.begin(record)
-            try await subject.store.appendChunk(record.id, index: 0, .plain([1, 2, 3]))
-            try await subject.store.finish(
+            try await subject.attachments.begin(record)
+            try await subject.attachments.appendChunk(record.id, index: 0, .plain([1, 2, 3]))
+            try await subject.attachments.finish(
                 record.id, state: .held, size: 3, contentType: "image/png", message: message(room, 1, carrying: record.id),
                 recording: [event(room, "seq=1 attachment")])
-            let stored = try #require(try await subject.store.attachment(record.id), "\(subject.name)")
+            let stored = try #require(try await subject.attachments.attachment(record.id), "\(subject.name)")
             #expect(stored.state == .held && stored.size == 3 && stored.contentType == "image/png" && stored.seq == 1, "\(subject.name)")
             #expect(stored.name == .sealed(SealedText(keyID: "k1", bytes: [4, 5])), "\(subject.name)")
             #expect(try await subject.messages.history(of: room, limit: 10) == [message(room, 1, carrying: record.id)], "\(subject.name)")
             #expect(try subject.audited().map(\.detail) == ["seq=1 attachment"], "\(subject.name)")
-            #expect(try await subject.store.chunk(record.id, index: 0) == .plain([1, 2, 3]), "\(subject.name): held is stored, for the rescan")
-            try await subject.store.setState(record.id, .ready)
-            #expect(try await subject.store.attachment(record.id)?.state == .ready, "\(subject.name)")
+            #expect(try await subject.attachments.chunk(record.id, index: 0) == .plain([1, 2, 3]), "\(subject.name): held is stored, for the rescan")
+            try await subject.attachments.setState(record.id, .ready)
+            #expect(try await subject.attachments.attachment(record.id)?.state == .ready, "\(subject.name)")
         }
     }
 
@@ -156,13 +127,13 @@ struct AttachmentStoreContractTests {
             for subject in try subjects(auditRefuses: auditRefuses) {
                 let room = try await subject.room(org)
                 let record = attachment(room)
-                try await subject.store.begin(record)
-                try await subject.store.appendChunk(record.id, index: 0, .plain([1, 2, 3]))
+                try await subject.attachments.begin(record)
+                try await subject.attachments.appendChunk(record.id, index: 0, .plain([1, 2, 3]))
                 let events = [event(room, "seq=1 attachment")]
                 if auditRefuses {
                     // The trail refuses the delivery record.
                     await #expect(throws: (any Error).self, "\(subject.name)") {
-                        try await subject.store.finish(
+                        try await subject.attachments.finish(
                             record.id, state: .ready, size: 3, contentType: "image/png", message: self.message(room, 1, carrying: record.id),
                             recording: events)
                     }
@@ -172,24 +143,24 @@ struct AttachmentStoreContractTests {
                     try await subject.messages.append(message(room, 1, carrying: nil))
                     for (seq, size, carried) in [(UInt64(1), 3, record.id), (2, Attachment.chunkSize + 1, record.id), (2, 3, AttachmentID.random())] {
                         await #expect(throws: (any Error).self, "\(subject.name)") {
-                            try await subject.store.finish(
+                            try await subject.attachments.finish(
                                 record.id, state: .ready, size: size, contentType: "image/png", message: self.message(room, seq, carrying: carried),
                                 recording: events)
                         }
                     }
                 }
-                #expect(try await subject.store.attachment(record.id)?.state == .receiving, "\(subject.name)")
-                #expect(try await subject.store.chunk(record.id, index: 0) == nil, "\(subject.name)")
+                #expect(try await subject.attachments.attachment(record.id)?.state == .receiving, "\(subject.name)")
+                #expect(try await subject.attachments.chunk(record.id, index: 0) == nil, "\(subject.name)")
                 #expect(try await subject.messages.history(of: room, limit: 10).allSatisfy { $0.attachment == nil }, "\(subject.name)")
                 #expect(try subject.audited().isEmpty, "\(subject.name)")
                 // It can still be finished properly, once.
                 if !auditRefuses {
-                    try await subject.store.finish(
+                    try await subject.attachments.finish(
                         record.id, state: .ready, size: 3, contentType: "image/png", message: message(room, 2, carrying: record.id), recording: events)
                     #expect(try await subject.messages.history(of: room, limit: 10).map(\.attachment) == [nil, record.id], "\(subject.name)")
                     #expect(try subject.audited().map(\.detail) == ["seq=1 attachment"], "\(subject.name)")
                     await #expect(throws: (any Error).self, "\(subject.name): finished twice") {
-                        try await subject.store.finish(
+                        try await subject.attachments.finish(
                             record.id, state: .ready, size: 3, contentType: "image/png", message: self.message(room, 3, carrying: record.id),
                             recording: [])
                     }
@@ -205,22 +176,22 @@ struct AttachmentStoreContractTests {
             let first = try await store(subject, attachment(room), chunks: [.plain([1])], size: 1, seq: 1)
             let second = try await store(subject, attachment(room, after: 1), chunks: [.plain([2])], size: 1, seq: 2, state: .held)
             let receiving = attachment(room, after: 2)
-            try await subject.store.begin(receiving)
+            try await subject.attachments.begin(receiving)
             let kept = try await store(subject, attachment(other), chunks: [.plain([3])], size: 1, seq: 1)
 
-            try await subject.store.discard(second.id)
-            #expect(try await subject.store.attachment(second.id) == nil, "\(subject.name)")
-            #expect(try await subject.store.chunk(second.id, index: 0) == nil, "\(subject.name)")
-            #expect(try await subject.store.attachments(of: room).map(\.id) == [first.id, receiving.id], "\(subject.name)")
+            try await subject.attachments.discard(second.id)
+            #expect(try await subject.attachments.attachment(second.id) == nil, "\(subject.name)")
+            #expect(try await subject.attachments.chunk(second.id, index: 0) == nil, "\(subject.name)")
+            #expect(try await subject.attachments.attachments(of: room).map(\.id) == [first.id, receiving.id], "\(subject.name)")
 
-            #expect(try await subject.store.purge(room) == 2, "\(subject.name)")
-            #expect(try await subject.store.purge(room) == 0, "\(subject.name)")
-            #expect(try await subject.store.attachments(of: room).isEmpty, "\(subject.name)")
-            #expect(try await subject.store.attachment(first.id) == nil, "\(subject.name)")
-            #expect(try await subject.store.chunk(first.id, index: 0) == nil, "\(subject.name)")
-            #expect(try await subject.store.attachment(receiving.id) == nil, "\(subject.name)")
-            #expect(try await subject.store.chunk(kept.id, index: 0) == .plain([3]), "\(subject.name)")
-            #expect(try await subject.store.attachments(of: other).map(\.id) == [kept.id], "\(subject.name)")
+            #expect(try await subject.attachments.purge(room) == 2, "\(subject.name)")
+            #expect(try await subject.attachments.purge(room) == 0, "\(subject.name)")
+            #expect(try await subject.attachments.attachments(of: room).isEmpty, "\(subject.name)")
+            #expect(try await subject.attachments.attachment(first.id) == nil, "\(subject.name)")
+            #expect(try await subject.attachments.chunk(first.id, index: 0) == nil, "\(subject.name)")
+            #expect(try await subject.attachments.attachment(receiving.id) == nil, "\(subject.name)")
+            #expect(try await subject.attachments.chunk(kept.id, index: 0) == .plain([3]), "\(subject.name)")
+            #expect(try await subject.attachments.attachments(of: other).map(\.id) == [kept.id], "\(subject.name)")
         }
     }
 
@@ -233,21 +204,21 @@ struct AttachmentStoreContractTests {
             let earlier = try await store(subject, attachment(room, after: 10), chunks: [.plain([1])], size: 1, seq: 2, state: .held)
             _ = try await store(subject, attachment(room, after: 5), chunks: [.plain([1])], size: 1, seq: 3, state: .ready)
             let theirs = try await store(subject, attachment(foreign, org: elsewhere), chunks: [.plain([1])], size: 1, seq: 1, state: .held)
-            #expect(try await subject.store.held(org: org, limit: 10).map(\.id) == [earlier.id, later.id], "\(subject.name)")
-            #expect(try await subject.store.held(org: org, limit: 1).map(\.id) == [earlier.id], "\(subject.name)")
-            #expect(try await subject.store.held(org: elsewhere, limit: 10).map(\.id) == [theirs.id], "\(subject.name)")
-            try await subject.store.setState(earlier.id, .ready)
-            #expect(try await subject.store.held(org: org, limit: 10).map(\.id) == [later.id], "\(subject.name)")
+            #expect(try await subject.attachments.held(org: org, limit: 10).map(\.id) == [earlier.id, later.id], "\(subject.name)")
+            #expect(try await subject.attachments.held(org: org, limit: 1).map(\.id) == [earlier.id], "\(subject.name)")
+            #expect(try await subject.attachments.held(org: elsewhere, limit: 10).map(\.id) == [theirs.id], "\(subject.name)")
+            try await subject.attachments.setState(earlier.id, .ready)
+            #expect(try await subject.attachments.held(org: org, limit: 10).map(\.id) == [later.id], "\(subject.name)")
 
             let old = attachment(room, after: 30)
             let older = attachment(foreign, org: elsewhere, after: 25)
             let fresh = attachment(room, after: 60)
-            for record in [old, older, fresh] { try await subject.store.begin(record) }
+            for record in [old, older, fresh] { try await subject.attachments.begin(record) }
             let cutoff = at.addingTimeInterval(40)
-            #expect(try await subject.store.abandoned(before: cutoff, limit: 10) == [older.id, old.id], "\(subject.name): every organisation's")
-            #expect(try await subject.store.abandoned(before: cutoff, limit: 1) == [older.id], "\(subject.name)")
-            try await subject.store.discard(older.id)
-            #expect(try await subject.store.abandoned(before: cutoff, limit: 10) == [old.id], "\(subject.name)")
+            #expect(try await subject.attachments.abandoned(before: cutoff, limit: 10) == [older.id, old.id], "\(subject.name): every organisation's")
+            #expect(try await subject.attachments.abandoned(before: cutoff, limit: 1) == [older.id], "\(subject.name)")
+            try await subject.attachments.discard(older.id)
+            #expect(try await subject.attachments.abandoned(before: cutoff, limit: 10) == [old.id], "\(subject.name)")
         }
     }
 
@@ -256,15 +227,15 @@ struct AttachmentStoreContractTests {
             let room = try await subject.room(org)
             let other = try await subject.room(org)
             let record = attachment(room)
-            try await subject.store.begin(record)
-            try await subject.store.appendChunk(record.id, index: 0, .plain([1]))
+            try await subject.attachments.begin(record)
+            try await subject.attachments.appendChunk(record.id, index: 0, .plain([1]))
             await #expect(throws: (any Error).self, "\(subject.name)") {
-                try await subject.store.finish(
+                try await subject.attachments.finish(
                     record.id, state: .ready, size: 1, contentType: "image/png", message: self.message(other, 1, carrying: record.id), recording: [])
             }
             #expect(try await subject.messages.history(of: other, limit: 10).isEmpty, "\(subject.name)")
-            #expect(try await subject.store.attachments(of: other).isEmpty, "\(subject.name)")
-            #expect(try await subject.store.attachment(record.id)?.state == .receiving, "\(subject.name)")
+            #expect(try await subject.attachments.attachments(of: other).isEmpty, "\(subject.name)")
+            #expect(try await subject.attachments.attachment(record.id)?.state == .receiving, "\(subject.name)")
         }
     }
 }

@@ -13,35 +13,9 @@ struct MessageStoreContractTests {
     let org = OrgID("clinic")
     let at = Date(timeIntervalSince1970: 1_800_000_000)
 
-    /// One store under test, with the audit events it has committed and a way to start a room.
-    struct Subject {
-        let name: String
-        let store: any MessageStore
-        let audited: () throws -> [AuditEvent]
-        let room: () async throws -> ConversationID
-        let keep: Any
-    }
-
     /// Each store under test, fresh; with `auditRefuses`, its audit trail refuses every event.
-    func subjects(auditRefuses: Bool = false) throws -> [Subject] {
-        let fixture = try KeyFixture()
-        // Without its key the SQLite trail cannot chain events, and refuses them.
-        let sqliteAudit = SQLiteAuditLog(database: fixture.database, checkpointKey: auditRefuses ? nil : SymmetricKey(randomByteCount: 32))
-        let conversations = SQLiteConversationStore(database: fixture.database)
-        let memoryAudit = RecordingAuditLog()
-        memoryAudit.failing = auditRefuses
-        return [
-            Subject(
-                name: "sqlite", store: SQLiteMessageStore(database: fixture.database, audit: sqliteAudit),
-                audited: { try sqliteAudit.entries().map(\.event) },
-                room: { [org, at] in try await conversations.create(org: org, tokenDigest: Array(UUID().uuidString.utf8), at: at).id },
-                keep: fixture),
-            Subject(
-                name: "memory", store: MemoryMessageStore(audit: memoryAudit),
-                audited: { memoryAudit.events },
-                room: { ConversationID("c_\(UUID().uuidString)") },
-                keep: ()),
-        ]
+    func subjects(auditRefuses: Bool = false) throws -> [StoreSubject] {
+        try StoreSubject.all(auditRefuses: auditRefuses, at: at)
     }
 
     func message(_ room: ConversationID, _ seq: UInt64, _ body: MessageBody? = nil) -> StoredMessage {
@@ -54,115 +28,115 @@ struct MessageStoreContractTests {
 
     @Test func aMessageIsStoredWithTheEventsGivenWithIt() async throws {
         for subject in try subjects() {
-            let room = try await subject.room()
-            try await subject.store.append(message(room, 1), recording: [event(room, "seq=1")])
-            try await subject.store.append(message(room, 2))
-            try await subject.store.append(message(room, 3), recording: [event(room, "seq=3 a"), event(room, "seq=3 b")])
-            #expect(try await subject.store.history(of: room, limit: 10) == [message(room, 1), message(room, 2), message(room, 3)], "\(subject.name)")
+            let room = try await subject.room(org)
+            try await subject.messages.append(message(room, 1), recording: [event(room, "seq=1")])
+            try await subject.messages.append(message(room, 2))
+            try await subject.messages.append(message(room, 3), recording: [event(room, "seq=3 a"), event(room, "seq=3 b")])
+            #expect(try await subject.messages.history(of: room, limit: 10) == [message(room, 1), message(room, 2), message(room, 3)], "\(subject.name)")
             #expect(try subject.audited().map(\.detail) == ["seq=1", "seq=3 a", "seq=3 b"], "\(subject.name)")
         }
     }
 
     @Test func aMessageThatCannotBeStoredLeavesNoneOfItsEvents() async throws {
         for subject in try subjects() {
-            let room = try await subject.room()
-            try await subject.store.append(message(room, 1), recording: [event(room, "first")])
+            let room = try await subject.room(org)
+            try await subject.messages.append(message(room, 1), recording: [event(room, "first")])
             // The same seq twice, and a body that has no stored form: refused, and so are their events.
             await #expect(throws: (any Error).self, "\(subject.name)") {
-                try await subject.store.append(self.message(room, 1, .plain("again")), recording: [self.event(room, "duplicate")])
+                try await subject.messages.append(self.message(room, 1, .plain("again")), recording: [self.event(room, "duplicate")])
             }
             await #expect(throws: (any Error).self, "\(subject.name)") {
-                try await subject.store.append(self.message(room, 2, .unreadable), recording: [self.event(room, "unreadable")])
+                try await subject.messages.append(self.message(room, 2, .unreadable), recording: [self.event(room, "unreadable")])
             }
-            #expect(try await subject.store.history(of: room, limit: 10) == [message(room, 1)], "\(subject.name)")
+            #expect(try await subject.messages.history(of: room, limit: 10) == [message(room, 1)], "\(subject.name)")
             #expect(try subject.audited().map(\.detail) == ["first"], "\(subject.name)")
         }
     }
 
     @Test func eventsTheAuditTrailRefusesKeepTheirMessageOut() async throws {
         for subject in try subjects(auditRefuses: true) {
-            let room = try await subject.room()
-            try await subject.store.append(message(room, 1))
+            let room = try await subject.room(org)
+            try await subject.messages.append(message(room, 1))
             await #expect(throws: (any Error).self, "\(subject.name)") {
-                try await subject.store.append(self.message(room, 2), recording: [self.event(room, "seq=2")])
+                try await subject.messages.append(self.message(room, 2), recording: [self.event(room, "seq=2")])
             }
-            #expect(try await subject.store.history(of: room, limit: 10) == [message(room, 1)], "\(subject.name)")
+            #expect(try await subject.messages.history(of: room, limit: 10) == [message(room, 1)], "\(subject.name)")
             #expect(try subject.audited().isEmpty, "\(subject.name)")
         }
     }
 
     @Test func sequencesAreUniqueAndIncreasingPerConversationAndSurviveAPurge() async throws {
         for subject in try subjects() {
-            let room = try await subject.room()
-            let other = try await subject.room()
-            #expect(try await subject.store.reserveSequence(in: room) == 1, "\(subject.name)")
-            #expect(try await subject.store.reserveSequence(in: room) == 2, "\(subject.name)")
-            #expect(try await subject.store.reserveSequence(in: other) == 1, "\(subject.name)")
-            let store = subject.store
+            let room = try await subject.room(org)
+            let other = try await subject.room(org)
+            #expect(try await subject.messages.reserveSequence(in: room) == 1, "\(subject.name)")
+            #expect(try await subject.messages.reserveSequence(in: room) == 2, "\(subject.name)")
+            #expect(try await subject.messages.reserveSequence(in: other) == 1, "\(subject.name)")
+            let store = subject.messages
             let reserved = try await withThrowingTaskGroup(of: UInt64.self) { group in
                 for _ in 0..<40 { group.addTask { try await store.reserveSequence(in: room) } }
                 return try await group.reduce(into: [UInt64]()) { $0.append($1) }
             }
             #expect(reserved.sorted() == Array(3...42), "\(subject.name)")
-            try await subject.store.append(message(room, 42))
-            #expect(try await subject.store.purge(room) == 1, "\(subject.name)")
-            #expect(try await subject.store.reserveSequence(in: room) == 43, "\(subject.name): numbering never starts over")
+            try await subject.messages.append(message(room, 42))
+            #expect(try await subject.messages.purge(room) == 1, "\(subject.name)")
+            #expect(try await subject.messages.reserveSequence(in: room) == 43, "\(subject.name): numbering never starts over")
         }
     }
 
     @Test func historyIsTheLatestMessagesBySeqOldestFirstOfThatConversationOnly() async throws {
         for subject in try subjects() {
-            let room = try await subject.room()
-            let other = try await subject.room()
+            let room = try await subject.room(org)
+            let other = try await subject.room(org)
             // Appends finish in another order than their seqs were reserved.
-            for seq: UInt64 in [2, 1, 4, 3, 5] { try await subject.store.append(message(room, seq)) }
-            try await subject.store.append(message(other, 1))
-            #expect(try await subject.store.history(of: room, limit: 3).map(\.seq) == [3, 4, 5], "\(subject.name)")
-            #expect(try await subject.store.history(of: room, limit: 50).map(\.seq) == [1, 2, 3, 4, 5], "\(subject.name)")
-            #expect(try await subject.store.history(of: room, limit: 0).isEmpty, "\(subject.name)")
-            #expect(try await subject.store.history(of: other, limit: 50) == [message(other, 1)], "\(subject.name)")
-            #expect(try await subject.store.history(of: ConversationID("c_unknown"), limit: 50).isEmpty, "\(subject.name)")
+            for seq: UInt64 in [2, 1, 4, 3, 5] { try await subject.messages.append(message(room, seq)) }
+            try await subject.messages.append(message(other, 1))
+            #expect(try await subject.messages.history(of: room, limit: 3).map(\.seq) == [3, 4, 5], "\(subject.name)")
+            #expect(try await subject.messages.history(of: room, limit: 50).map(\.seq) == [1, 2, 3, 4, 5], "\(subject.name)")
+            #expect(try await subject.messages.history(of: room, limit: 0).isEmpty, "\(subject.name)")
+            #expect(try await subject.messages.history(of: other, limit: 50) == [message(other, 1)], "\(subject.name)")
+            #expect(try await subject.messages.history(of: ConversationID("c_unknown"), limit: 50).isEmpty, "\(subject.name)")
         }
     }
 
     @Test func plainMessagesAreSealedInPlaceOnceAndPurgeCountsWhatItErases() async throws {
         for subject in try subjects() {
-            let room = try await subject.room()
-            let other = try await subject.room()
+            let room = try await subject.room(org)
+            let other = try await subject.room(org)
             let box = SealedText(keyID: "k1", bytes: [1, 2, 3])
-            for seq: UInt64 in [3, 1, 2] { try await subject.store.append(message(room, seq)) }
-            try await subject.store.append(message(room, 4, .sealed(box)))
-            try await subject.store.append(message(other, 1))
-            #expect(try await subject.store.plainMessages(of: room, limit: 2).map(\.seq) == [1, 2], "\(subject.name)")
-            #expect(try await subject.store.plainMessages(of: room, limit: 10).map(\.body) == [.plain("m1"), .plain("m2"), .plain("m3")], "\(subject.name)")
+            for seq: UInt64 in [3, 1, 2] { try await subject.messages.append(message(room, seq)) }
+            try await subject.messages.append(message(room, 4, .sealed(box)))
+            try await subject.messages.append(message(other, 1))
+            #expect(try await subject.messages.plainMessages(of: room, limit: 2).map(\.seq) == [1, 2], "\(subject.name)")
+            #expect(try await subject.messages.plainMessages(of: room, limit: 10).map(\.body) == [.plain("m1"), .plain("m2"), .plain("m3")], "\(subject.name)")
 
             let sealed = SealedText(keyID: "k2", bytes: [9])
             // seq 4 is sealed already and seq 9 does not exist: left alone, not counted.
-            #expect(try await subject.store.seal([(1, sealed), (4, sealed), (9, sealed)], in: room) == 1, "\(subject.name)")
-            #expect(try await subject.store.seal([(1, box)], in: room) == 0, "\(subject.name): a sealed message is not sealed again")
-            #expect(try await subject.store.history(of: room, limit: 10).map(\.body) == [.sealed(sealed), .plain("m2"), .plain("m3"), .sealed(box)], "\(subject.name)")
-            #expect(try await subject.store.plainMessages(of: room, limit: 10).map(\.seq) == [2, 3], "\(subject.name)")
-            #expect(try await subject.store.plainMessages(of: other, limit: 10).map(\.seq) == [1], "\(subject.name)")
+            #expect(try await subject.messages.seal([(1, sealed), (4, sealed), (9, sealed)], in: room) == 1, "\(subject.name)")
+            #expect(try await subject.messages.seal([(1, box)], in: room) == 0, "\(subject.name): a sealed message is not sealed again")
+            #expect(try await subject.messages.history(of: room, limit: 10).map(\.body) == [.sealed(sealed), .plain("m2"), .plain("m3"), .sealed(box)], "\(subject.name)")
+            #expect(try await subject.messages.plainMessages(of: room, limit: 10).map(\.seq) == [2, 3], "\(subject.name)")
+            #expect(try await subject.messages.plainMessages(of: other, limit: 10).map(\.seq) == [1], "\(subject.name)")
 
-            #expect(try await subject.store.purge(room) == 4, "\(subject.name)")
-            #expect(try await subject.store.purge(room) == 0, "\(subject.name)")
-            #expect(try await subject.store.history(of: room, limit: 10).isEmpty, "\(subject.name)")
-            #expect(try await subject.store.history(of: other, limit: 10).count == 1, "\(subject.name)")
+            #expect(try await subject.messages.purge(room) == 4, "\(subject.name)")
+            #expect(try await subject.messages.purge(room) == 0, "\(subject.name)")
+            #expect(try await subject.messages.history(of: room, limit: 10).isEmpty, "\(subject.name)")
+            #expect(try await subject.messages.history(of: other, limit: 10).count == 1, "\(subject.name)")
         }
     }
 
     @Test func aMessageKeepsTheAttachmentItCarriesThroughHistoryAndSealing() async throws {
         for subject in try subjects() {
-            let room = try await subject.room()
+            let room = try await subject.room(org)
             let file = AttachmentID.random()
             var carrying = message(room, 1, .plain(""))
             carrying.attachment = file
-            try await subject.store.append(carrying, recording: [event(room, "seq=1")])
-            try await subject.store.append(message(room, 2))
-            #expect(try await subject.store.history(of: room, limit: 10).map(\.attachment) == [file, nil], "\(subject.name)")
-            #expect(try await subject.store.plainMessages(of: room, limit: 10).map(\.attachment) == [file, nil], "\(subject.name)")
-            #expect(try await subject.store.seal([(1, SealedText(keyID: "k1", bytes: [1]))], in: room) == 1, "\(subject.name)")
-            #expect(try await subject.store.history(of: room, limit: 10).first?.attachment == file, "\(subject.name)")
+            try await subject.messages.append(carrying, recording: [event(room, "seq=1")])
+            try await subject.messages.append(message(room, 2))
+            #expect(try await subject.messages.history(of: room, limit: 10).map(\.attachment) == [file, nil], "\(subject.name)")
+            #expect(try await subject.messages.plainMessages(of: room, limit: 10).map(\.attachment) == [file, nil], "\(subject.name)")
+            #expect(try await subject.messages.seal([(1, SealedText(keyID: "k1", bytes: [1]))], in: room) == 1, "\(subject.name)")
+            #expect(try await subject.messages.history(of: room, limit: 10).first?.attachment == file, "\(subject.name)")
         }
     }
 }

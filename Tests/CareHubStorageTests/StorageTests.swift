@@ -201,13 +201,19 @@ struct StorageTests {
         #expect(try await messages.history(of: room, limit: 10).map(\.body) == [.plain("one"), .plain("two")])
     }
 
-    @Test func purgeRemovesTheTextFromEveryFile() async throws {
+    /// A fresh database with two conversations: one to purge, one to keep.
+    func purgeFixture() async throws -> (directory: DataDirectory, database: CareHubDatabase, purged: ConversationID, kept: ConversationID) {
         let directory = try DataDirectory()
         let database = try CareHubDatabase(directory: directory.path)
         let conversations = SQLiteConversationStore(database: database)
-        let messages = SQLiteMessageStore(database: database)
         let purged = try await conversations.create(org: org, tokenDigest: [6], at: at).id
         let kept = try await conversations.create(org: org, tokenDigest: [7], at: at).id
+        return (directory, database, purged, kept)
+    }
+
+    @Test func purgeRemovesTheTextFromEveryFile() async throws {
+        let (directory, database, purged, kept) = try await purgeFixture()
+        let messages = SQLiteMessageStore(database: database)
         for index in 1...20 {
             try await messages.append(StoredMessage(conversation: purged, seq: UInt64(index), sender: "v", at: at, body: .plain("PURGE-CANARY-\(index)")))
         }
@@ -224,12 +230,8 @@ struct StorageTests {
     }
 
     @Test func erasedAttachmentsLeaveNoneOfTheirBytesOrNamesInAnyFile() async throws {
-        let directory = try DataDirectory()
-        let database = try CareHubDatabase(directory: directory.path)
-        let conversations = SQLiteConversationStore(database: database)
+        let (directory, database, purged, kept) = try await purgeFixture()
         let attachments = SQLiteAttachmentStore(database: database)
-        let purged = try await conversations.create(org: org, tokenDigest: [8], at: at).id
-        let kept = try await conversations.create(org: org, tokenDigest: [9], at: at).id
         // Chunks big enough for overflow pages, a plain name, one finished and one cut off.
         let canary = Array("ATTACHMENT-CANARY-".utf8)
         let chunk = (0..<Attachment.chunkSize).map { canary[$0 % canary.count] }
