@@ -105,26 +105,6 @@ public struct SealedHistory: Sendable {
         return await open(sealed, in: room, associatedData: Self.noteAssociatedData(org: org, conversation: room))
     }
 
-    /// An attachment's file name opened: `.plain`, or `.unreadable`; a name that is not sealed is
-    /// returned as it is.
-    public func openName(of attachment: Attachment) async -> MessageBody {
-        guard case .sealed(let sealed) = attachment.name else { return attachment.name }
-        return await open(sealed, in: attachment.conversation, associatedData: Attachment.nameAssociatedData(attachment.id))
-    }
-
-    /// Chunk `index` of an attachment of `chunkCount` chunks, opened; throws when a sealed chunk
-    /// does not open (wrong key, moved, cut off, key shredded).
-    public func openChunk(_ chunk: AttachmentChunk, of attachment: Attachment, index: Int, chunkCount: Int) async throws -> [UInt8] {
-        switch chunk {
-        case .plain(let bytes):
-            return bytes
-        case .sealed(let sealed):
-            return try await cipher.open(
-                sealed, scope: .conversation(org, attachment.conversation),
-                associatedData: Attachment.chunkAssociatedData(attachment.id, index: index, last: index == chunkCount - 1))
-        }
-    }
-
     /// The conversation's stored messages and pre-chat form, opened, as its transcript. A line
     /// or form that does not open has no text. A message's file is described (name opened, size,
     /// type); with `files` its bytes are read and opened too (for an export encrypted to the
@@ -157,7 +137,7 @@ public struct SealedHistory: Sendable {
     /// An attachment for a transcript; its bytes nil when not asked for or when a chunk does not open.
     private func file(_ attachment: Attachment, withBytes: Bool) async throws -> Transcript.File {
         var name: String?
-        if case .plain(let opened) = await openName(of: attachment) { name = opened }
+        if case .plain(let opened) = await openAttachmentName(attachment.name, id: attachment.id, in: attachment.conversation) { name = opened }
         var file = Transcript.File(id: attachment.id, name: name, size: attachment.size, contentType: attachment.contentType, state: attachment.state)
         guard withBytes else { return file }
         let count = Attachment.chunkCount(forSize: attachment.size)
@@ -165,7 +145,8 @@ public struct SealedHistory: Sendable {
         bytes.reserveCapacity(attachment.size)
         for index in 0..<count {
             guard let chunk = try await attachments.chunk(attachment.id, index: index),
-                  let opened = try? await openChunk(chunk, of: attachment, index: index, chunkCount: count) else { return file }
+                  let opened = try? await openAttachmentChunk(chunk, id: attachment.id, index: index, last: index == count - 1, in: attachment.conversation)
+            else { return file }
             bytes += opened
         }
         file.bytes = bytes.count == attachment.size ? bytes : nil

@@ -26,18 +26,15 @@ struct AttachmentExportTests {
     ) async throws -> AttachmentID {
         let world = hub.world
         let id = AttachmentID.random()
-        let scope = KeyScope.conversation(hub.org.id, room)
-        let storedName: MessageBody = hub.org.hipaa
-            ? .sealed(try await world.cipher.seal(Array(name.utf8), scope: scope, associatedData: CareHubCore.Attachment.nameAssociatedData(id)))
-            : .plain(name)
+        let history = SealedHistory(org: hub.org.id, environment: world.environment)
+        let storedName: MessageBody = hub.org.hipaa ? .sealed(try await history.sealAttachmentName(name, id: id, in: room)) : .plain(name)
         try await world.attachments.begin(CareHubCore.Attachment(
             id: id, org: hub.org.id, conversation: room, sender: "visitor", name: storedName, contentType: "application/pdf", at: world.clock.now))
         let count = CareHubCore.Attachment.chunkCount(forSize: bytes.count)
         for index in 0..<count {
             let piece = Array(bytes[min(bytes.count, index * CareHubCore.Attachment.chunkSize)..<min(bytes.count, (index + 1) * CareHubCore.Attachment.chunkSize)])
             let chunk: AttachmentChunk = hub.org.hipaa
-                ? .sealed(try await world.cipher.seal(
-                    piece, scope: scope, associatedData: CareHubCore.Attachment.chunkAssociatedData(id, index: index, last: index == count - 1)))
+                ? .sealed(try await history.sealAttachmentChunk(piece, id: id, index: index, last: index == count - 1, in: room))
                 : .plain(piece)
             try await world.attachments.appendChunk(id, index: index, chunk)
         }

@@ -91,16 +91,16 @@ struct ConversationLifecycleTests {
         let other = try await attach(kept, seq: 1)
         // A copy of the stored chunk, as an old backup keeps it: it opens while the key lives.
         let copy = try #require(try await world.attachments.chunk(erased.id, index: 0))
-        #expect(try await history.openChunk(copy, of: erased, index: 0, chunkCount: 1) == Array("PIXELS".utf8))
+        #expect(try await history.openAttachmentChunk(copy, id: erased.id, index: 0, last: true, in: room) == Array("PIXELS".utf8))
 
         try await lifecycle.erase(room, org: org, actor: "system", address: "", detail: "reason=end export=none")
         #expect(try await world.attachments.attachments(of: room).isEmpty)
         #expect(try await world.attachments.chunk(erased.id, index: 0) == nil)
         #expect(world.messages.all.map(\.conversation) == [kept])
-        await #expect(throws: (any Error).self) { try await history.openChunk(copy, of: erased, index: 0, chunkCount: 1) }
+        await #expect(throws: (any Error).self) { try await history.openAttachmentChunk(copy, id: erased.id, index: 0, last: true, in: room) }
         // The other conversation's file is untouched and still opens.
         let theirs = try #require(try await world.attachments.chunk(other.id, index: 0))
-        #expect(try await history.openChunk(theirs, of: other, index: 0, chunkCount: 1) == Array("PIXELS".utf8))
+        #expect(try await history.openAttachmentChunk(theirs, id: other.id, index: 0, last: true, in: kept) == Array("PIXELS".utf8))
         #expect(world.audit.events.last?.detail == "messages=1 attachments=1 key=shredded reason=end export=none")
     }
 }

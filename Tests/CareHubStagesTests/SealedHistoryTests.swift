@@ -87,17 +87,17 @@ struct SealedHistoryTests {
         let scope = KeyScope.conversation(org, room)
         let name = try await world.cipher.seal(Array("referral.pdf".utf8), scope: scope, associatedData: CareHubCore.Attachment.nameAssociatedData(id))
         let record = CareHubCore.Attachment(id: id, org: org, conversation: room, sender: "visitor", name: .sealed(name), contentType: "application/pdf", at: world.clock.now)
-        #expect(await history.openName(of: record) == .plain("referral.pdf"))
+        #expect(await history.openAttachmentName(record.name, id: record.id, in: room) == .plain("referral.pdf"))
         var moved = CareHubCore.Attachment(id: .random(), org: org, conversation: room, sender: "visitor", name: .sealed(name), contentType: "", at: world.clock.now)
-        #expect(await history.openName(of: moved) == .unreadable)
+        #expect(await history.openAttachmentName(moved.name, id: moved.id, in: room) == .unreadable)
         moved.name = .plain("plain.pdf")
-        #expect(await history.openName(of: moved) == .plain("plain.pdf"))
+        #expect(await history.openAttachmentName(moved.name, id: moved.id, in: room) == .plain("plain.pdf"))
 
         let first = try await world.cipher.seal([1, 2], scope: scope, associatedData: CareHubCore.Attachment.chunkAssociatedData(id, index: 0, last: false))
-        #expect(try await history.openChunk(.sealed(first), of: record, index: 0, chunkCount: 2) == [1, 2])
+        #expect(try await history.openAttachmentChunk(.sealed(first), id: id, index: 0, last: false, in: room) == [1, 2])
         // Moved to another position, or made the last (the file cut off after it): it does not open.
-        await #expect(throws: (any Error).self) { try await history.openChunk(.sealed(first), of: record, index: 1, chunkCount: 2) }
-        await #expect(throws: (any Error).self) { try await history.openChunk(.sealed(first), of: record, index: 0, chunkCount: 1) }
-        #expect(try await history.openChunk(.plain([3]), of: record, index: 0, chunkCount: 1) == [3])
+        await #expect(throws: (any Error).self) { try await history.openAttachmentChunk(.sealed(first), id: id, index: 1, last: true, in: room) }
+        await #expect(throws: (any Error).self) { try await history.openAttachmentChunk(.sealed(first), id: id, index: 0, last: true, in: room) }
+        #expect(try await history.openAttachmentChunk(.plain([3]), id: id, index: 0, last: true, in: room) == [3])
     }
 }
