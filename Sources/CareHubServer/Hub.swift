@@ -110,7 +110,8 @@ public final class Hub: Sendable {
             replies: SQLiteCannedReplies(database: database, audit: audit),
             local: local,
             journal: journal,
-            origin: origin)
+            origin: origin,
+            attachments: SQLiteAttachmentStore(database: database, audit: audit))
         configuration = HubConfiguration(
             config: config, path: options.configPath, environment: environment, events: events, database: database, timer: metrics,
             pending: pending, logger: logger)

@@ -26,6 +26,12 @@ public struct StoreStage: Stage {
     private let configuration: Configuration
     private let org: OrgSettings
     private let environment: StageEnvironment
+    private let lastSweep = RevalidationClock()
+
+    /// How long an upload may stay unfinished before its chunks are erased: far longer than any
+    /// upload that still makes progress (the HTTP layer closes one that stalls for 30 s), so only
+    /// what a stopped hub left behind is swept.
+    static let abandonedUploadAge: TimeInterval = 6 * 3600
 
     public init(configuration: Configuration, org: OrgSettings, environment: StageEnvironment) {
         self.configuration = configuration
@@ -241,6 +247,14 @@ public struct StoreStage: Stage {
     }
 
     // MARK: Attachments
+
+    /// Once a minute: erases uploads a stopped hub left unfinished.
+    public func tick(at now: Date) async {
+        guard org.attachments != nil, lastSweep.due(at: now, every: 60) else { return }
+        let store = environment.attachments
+        guard let abandoned = try? await store.abandoned(before: now.addingTimeInterval(-Self.abandonedUploadAge), limit: 100) else { return }
+        for id in abandoned { try? await store.discard(id) }
+    }
 
     /// Stores an upload as it arrives, in chunks of ``Attachment/chunkSize`` committed one by one
     /// (sealed where the encrypt stage gave a sealer), its type read from its first bytes, then

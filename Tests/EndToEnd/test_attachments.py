@@ -119,7 +119,7 @@ def test_a_file_is_judged_by_its_bytes_and_its_size_not_its_name(workdir):
             pdf = b"%PDF-1.4\n" + b"0" * 100
             status, _, body = await asyncio.to_thread(upload, hub, token, room, pdf, "letter.pdf")
             assert (status, problem(body)) == (415, "unsupported_type"), "PDF is not in this organisation's types"
-            status, _, body = await asyncio.to_thread(upload, hub, token, room, png(width=2000, height=40))
+            status, _, body = await asyncio.to_thread(upload, hub, token, room, png(marker=b"x" * 3000))
             assert (status, problem(body)) == (413, "too_large")
             status, _, body = await asyncio.to_thread(upload, hub, token, room, png(), "")
             assert (status, problem(body)) == (400, "invalid_field")
