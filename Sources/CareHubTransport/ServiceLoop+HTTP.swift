@@ -54,20 +54,23 @@ extension ServiceLoop {
             }
             let length = declared.flatMap { $0 } ?? 0
             let expectsBody = length > 0 || (method == .post && declared != nil) || (declared == nil && bodyMethod)
-            let exchange = admit(wsi, http2: http2, request: request, route: route, counted: true, state: expectsBody ? .readingBody : .handling)
+            let streams = route.streamsBody
+            let exchange = admit(wsi, http2: http2, request: request, route: route, counted: true,
+                                 state: expectsBody && !streams ? .readingBody : .handling)
             lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, Int32(limits.idleSeconds))
-            if !expectsBody { startHandler(exchange) }
+            if streams { startBodyStream(exchange, expectsBody: expectsBody) }
+            if !expectsBody || streams { startHandler(exchange) }
             return 0
         }
     }
 
-    private func bodyTooLarge(_ route: HTTPRoute) -> HTTPResponse {
+    func bodyTooLarge(_ route: HTTPRoute) -> HTTPResponse {
         .error(413, "Request body too large: this address accepts at most \(route.maxBodyBytes) bytes")
     }
 
     /// Records a new exchange for `wsi` and counts it against the limits when `counted`.
-    private func admit(_ wsi: OpaquePointer, http2: Bool, request: HTTPRequest, route: HTTPRoute?, counted: Bool,
-                       state: HTTPExchange.State) -> HTTPExchange {
+    func admit(_ wsi: OpaquePointer, http2: Bool, request: HTTPRequest, route: HTTPRoute?, counted: Bool,
+               state: HTTPExchange.State) -> HTTPExchange {
         let id = nextID
         nextID += 1
         let exchange = HTTPExchange(id: id, wsi: wsi, request: request, route: route, counted: counted, state: state)
@@ -98,7 +101,7 @@ extension ServiceLoop {
     /// Writes a short answer, head and body in one write, and closes the HTTP/1 connection:
     /// libwebsockets sends what the socket did not take, and reads nothing more (a body over
     /// the limit, a refused request).
-    private func answerAndClose(_ wsi: OpaquePointer, _ response: HTTPResponse) -> Int32 {
+    func answerAndClose(_ wsi: OpaquePointer, _ response: HTTPResponse) -> Int32 {
         guard case .bytes(let body) = response.body else { return -1 }
         _ = writeHead(wsi, response, closing: true, http2: false, endsStream: true, then: body)
         return -1
@@ -107,7 +110,9 @@ extension ServiceLoop {
     // MARK: Body
 
     func httpBodyArrived(_ wsi: OpaquePointer, _ input: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
-        guard let exchange = exchange(for: wsi), case .readingBody = exchange.state, let route = exchange.route else { return 0 }
+        guard let exchange = exchange(for: wsi) else { return 0 }
+        if exchange.bodyBuffer != nil { return streamedBodyArrived(exchange, input, length) }
+        guard case .readingBody = exchange.state, let route = exchange.route else { return 0 }
         if exchange.body.count + length > route.maxBodyBytes {
             forget(exchange)
             return exchange.http2 ? -1 : answerAndClose(wsi, bodyTooLarge(route))
@@ -118,7 +123,12 @@ extension ServiceLoop {
     }
 
     func httpBodyCompleted(_ wsi: OpaquePointer) -> Int32 {
-        guard let exchange = exchange(for: wsi), case .readingBody = exchange.state else { return 0 }
+        guard let exchange = exchange(for: wsi) else { return 0 }
+        if exchange.bodyBuffer != nil {
+            streamedBodyCompleted(exchange)
+            return 0
+        }
+        guard case .readingBody = exchange.state else { return 0 }
         exchange.state = .handling
         startHandler(exchange)
         return 0
@@ -127,10 +137,11 @@ extension ServiceLoop {
     // MARK: Handler
 
     /// Runs the route's handler as a task; its answer comes back through the command queue.
-    private func startHandler(_ exchange: HTTPExchange) {
+    func startHandler(_ exchange: HTTPExchange) {
         guard let route = exchange.route else { return }
         var request = exchange.request
         request.body = exchange.body
+        request.bodyStream = exchange.bodyBuffer.map(HTTPBodyStream.init)
         exchange.body = []
         let id = exchange.id
         Task { [self] in
@@ -143,6 +154,7 @@ extension ServiceLoop {
     func httpResponseReady(_ id: UInt64, _ response: HTTPResponse) {
         guard let exchange = httpExchanges[id], case .handling = exchange.state else { return }
         exchange.state = .writing(response)
+        if exchange.bodyBuffer != nil && !exchange.bodyComplete { answerBeforeBody(exchange) }
         lws_set_timeout(exchange.wsi, PENDING_TIMEOUT_HTTP_CONTENT, Int32(configuration.httpLimits.idleSeconds))
         lws_callback_on_writable(exchange.wsi)
     }
@@ -153,13 +165,14 @@ extension ServiceLoop {
         guard let exchange = exchange(for: wsi), case .writing(let response) = exchange.state else { return 0 }
         let withBody = HTTPExchange.hasBody(response, method: exchange.request.method) && response.body.count > 0
         if !exchange.headSent {
-            guard writeHead(wsi, response, closing: false, http2: exchange.http2, endsStream: !withBody)
+            guard writeHead(wsi, response, closing: exchange.closesAfterAnswer, http2: exchange.http2, endsStream: !withBody)
             else { return -1 }
             exchange.headSent = true
             guard withBody else { return finish(exchange) }
             lws_callback_on_writable(wsi)
             return 0
         }
+        if case .stream(let stream) = response.body { return writeStreamed(exchange, stream) }
         let total = response.body.count
         var length = min(Self.httpChunkBytes, total - exchange.offset)
         let allowance = Int(lws_get_peer_write_allowance(wsi))
@@ -173,7 +186,7 @@ extension ServiceLoop {
         let written: Int32 = httpScratch.withUnsafeMutableBytes { buffer in
             let payload = buffer.baseAddress! + Self.pre
             switch response.body {
-            case .empty: return -1
+            case .empty, .stream: return -1
             case .bytes(let bytes):
                 bytes.withUnsafeBytes { source in
                     payload.copyMemory(from: source.baseAddress! + exchange.offset, byteCount: length)
@@ -232,8 +245,11 @@ extension ServiceLoop {
     }
 
     /// The answer is out: forget the exchange, then close or go back for the next request.
-    private func finish(_ exchange: HTTPExchange) -> Int32 {
+    func finish(_ exchange: HTTPExchange) -> Int32 {
         forget(exchange)
+        if exchange.closesAfterAnswer && !exchange.http2 { return -1 }
+        // A streamed body read whole while its handler was behind: the next request is read.
+        if !exchange.receiving { _ = lws_rx_flow_control(exchange.wsi, 1) }
         // An HTTP/2 stream ends with the END_STREAM of its last write, and libwebsockets closes
         // it once that is sent.
         if exchange.http2 { return 0 }
@@ -242,12 +258,13 @@ extension ServiceLoop {
 
     // MARK: Bookkeeping
 
-    private func exchange(for wsi: OpaquePointer) -> HTTPExchange? {
+    func exchange(for wsi: OpaquePointer) -> HTTPExchange? {
         httpExchangeByConnection[wsi].flatMap { httpExchanges[$0] }
     }
 
-    private func forget(_ exchange: HTTPExchange) {
+    func forget(_ exchange: HTTPExchange) {
         guard httpExchanges.removeValue(forKey: exchange.id) != nil else { return }
+        exchange.bodyBuffer?.abandon()
         if httpExchangeByConnection[exchange.wsi] == exchange.id { httpExchangeByConnection[exchange.wsi] = nil }
         guard exchange.counted else { return }
         requestCount -= 1
@@ -259,7 +276,9 @@ extension ServiceLoop {
     /// The connection (or HTTP/2 stream) is gone, or done with this protocol: drop what it had
     /// in progress. A handler still running finds no exchange when it answers.
     func httpConnectionGone(_ wsi: OpaquePointer) {
-        if let exchange = exchange(for: wsi) { forget(exchange) }
+        guard let exchange = exchange(for: wsi) else { return }
+        if exchange.bodyBuffer != nil && !exchange.bodyComplete { streamedBodyCut(exchange) }
+        forget(exchange)
     }
 
     // MARK: Request parts

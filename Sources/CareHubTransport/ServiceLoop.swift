@@ -17,6 +17,10 @@ final class ServiceLoop: @unchecked Sendable {
         case stopAccepting
         /// A handler's answer to the HTTP request with this exchange id.
         case respond(UInt64, HTTPResponse)
+        /// The handler has taken enough of a streamed request body: read its socket again.
+        case resumeBody(UInt64)
+        /// The next chunk of a streamed response body.
+        case responseChunk(UInt64, HTTPExchange.Pull)
     }
 
     /// One open WebSocket (service thread only).
@@ -55,6 +59,8 @@ final class ServiceLoop: @unchecked Sendable {
     let pendingMessages = Atomic<Int>(0)
     /// HTTP requests being read, handled or answered (a copy of ``requestCount`` for other threads).
     let httpRequestsInProgress = Atomic<Int>(0)
+    /// Streamed request bodies' bytes held for their handlers.
+    let bodyMetrics = HTTPBodyMetrics()
     private let thread = ServiceThread<Command>()
 
     // Service thread only.
@@ -405,6 +411,10 @@ final class ServiceLoop: @unchecked Sendable {
                 accepting = false
             case .respond(let id, let response):
                 httpResponseReady(id, response)
+            case .resumeBody(let id):
+                httpResumeBody(id)
+            case .responseChunk(let id, let pull):
+                httpResponseChunk(id, pull)
             }
         }
     }
