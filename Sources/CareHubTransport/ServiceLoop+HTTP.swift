@@ -19,7 +19,9 @@ extension ServiceLoop {
         let (lwsMethod, path) = requestTarget(wsi)
         guard let method = httpMethod(wsi, lwsMethod) else { return -1 }
         let peer = peerAddress(wsi)
-        let http2 = lwsMethod == Int32(LWSHUMETH_COLON_PATH)
+        // An HTTP/2 stream has the connection's wsi above it. (Its method says so only for
+        // some requests: libwebsockets files an HTTP/2 POST's path under the HTTP/1 POST token.)
+        let http2 = lws_get_network_wsi(wsi) != wsi
         var request = HTTPRequest(method: method, path: path, peer: peer, tls: lws_is_ssl(wsi) != 0)
         let limits = configuration.httpLimits
         if requestCount >= limits.maxConcurrentRequests || requestsByPeer[peer, default: 0] >= limits.maxRequestsPerPeer {
@@ -57,7 +59,7 @@ extension ServiceLoop {
             let streams = route.streamsBody
             let exchange = admit(wsi, http2: http2, request: request, route: route, counted: true,
                                  state: expectsBody && !streams ? .readingBody : .handling)
-            lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, Int32(limits.idleSeconds))
+            armIdleTimeout(exchange)
             if streams { startBodyStream(exchange, expectsBody: expectsBody) }
             if !expectsBody || streams { startHandler(exchange) }
             return 0
@@ -118,7 +120,8 @@ extension ServiceLoop {
             return exchange.http2 ? -1 : answerAndClose(wsi, bodyTooLarge(route))
         }
         if let input, length > 0 { exchange.body.append(contentsOf: UnsafeRawBufferPointer(start: input, count: length)) }
-        lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, Int32(configuration.httpLimits.idleSeconds))
+        returnWindow(exchange, length)
+        armIdleTimeout(exchange)
         return 0
     }
 
@@ -154,8 +157,8 @@ extension ServiceLoop {
     func httpResponseReady(_ id: UInt64, _ response: HTTPResponse) {
         guard let exchange = httpExchanges[id], case .handling = exchange.state else { return }
         exchange.state = .writing(response)
-        if exchange.bodyBuffer != nil && !exchange.bodyComplete { answerBeforeBody(exchange) }
-        lws_set_timeout(exchange.wsi, PENDING_TIMEOUT_HTTP_CONTENT, Int32(configuration.httpLimits.idleSeconds))
+        if exchange.bodyBuffer != nil { streamedBodyAnswered(exchange) }
+        armIdleTimeout(exchange)
         lws_callback_on_writable(exchange.wsi)
     }
 
@@ -198,7 +201,7 @@ extension ServiceLoop {
         }
         guard written >= 0 else { return -1 }
         exchange.offset += length
-        lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, Int32(configuration.httpLimits.idleSeconds))
+        armIdleTimeout(exchange)
         if last { return finish(exchange) }
         lws_callback_on_writable(wsi)
         return 0
@@ -248,8 +251,6 @@ extension ServiceLoop {
     func finish(_ exchange: HTTPExchange) -> Int32 {
         forget(exchange)
         if exchange.closesAfterAnswer && !exchange.http2 { return -1 }
-        // A streamed body read whole while its handler was behind: the next request is read.
-        if !exchange.receiving { _ = lws_rx_flow_control(exchange.wsi, 1) }
         // An HTTP/2 stream ends with the END_STREAM of its last write, and libwebsockets closes
         // it once that is sent.
         if exchange.http2 { return 0 }
@@ -257,6 +258,27 @@ extension ServiceLoop {
     }
 
     // MARK: Bookkeeping
+
+    /// Gives an HTTP/2 client back the flow-control window its body bytes used. libwebsockets 4.1
+    /// does so itself only once its estimate of the window falls to one read, and that estimate
+    /// leaves out the bytes that came before the request was dispatched: a client that sent its
+    /// body straight after the headers could run out of window and wait for good (uploads over
+    /// 256 KiB stalled now and then).
+    func returnWindow(_ exchange: HTTPExchange, _ length: Int) {
+        guard exchange.http2, length > 0 else { return }
+        _ = lws_h2_update_peer_txcredit(exchange.wsi, -1, Int32(length))
+    }
+
+    /// The request made progress: it may now go ``HTTPLimits/idleSeconds`` without more. An
+    /// HTTP/2 stream's connection gets the same time: libwebsockets closes it after its idle
+    /// keep-alive time (5 s) even while a stream's body is still coming in.
+    func armIdleTimeout(_ exchange: HTTPExchange) {
+        let seconds = Int32(configuration.httpLimits.idleSeconds)
+        lws_set_timeout(exchange.wsi, PENDING_TIMEOUT_HTTP_CONTENT, seconds)
+        if exchange.http2, let connection = lws_get_network_wsi(exchange.wsi) {
+            lws_set_timeout(connection, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, seconds)
+        }
+    }
 
     func exchange(for wsi: OpaquePointer) -> HTTPExchange? {
         httpExchangeByConnection[wsi].flatMap { httpExchanges[$0] }

@@ -30,6 +30,7 @@ extension ServiceLoop {
             return exchange.http2 ? -1 : answerAndClose(exchange.wsi, bodyTooLarge(route))
         }
         guard let input, length > 0 else { return 0 }
+        returnWindow(exchange, length)
         let pauses = buffer.append(Array(UnsafeRawBufferPointer(start: input, count: length)))
         if pauses && !exchange.http2 {
             // Applied by libwebsockets when this callback returns; what it has read stays queued.
@@ -38,7 +39,7 @@ extension ServiceLoop {
             bodyMetrics.pauses.add(1, ordering: .relaxed)
         }
         exchange.lastProgress = .now
-        lws_set_timeout(exchange.wsi, PENDING_TIMEOUT_HTTP_CONTENT, Int32(configuration.httpLimits.idleSeconds))
+        armIdleTimeout(exchange)
         return 0
     }
 
@@ -60,15 +61,18 @@ extension ServiceLoop {
         _ = lws_rx_flow_control(exchange.wsi, 1)
     }
 
-    /// The handler answered before its body was whole: the rest is not read, what is held is
-    /// dropped, and the connection closes once the answer is out.
-    func answerBeforeBody(_ exchange: HTTPExchange) {
+    /// The handler has answered. A socket paused for its body is read again: libwebsockets 4.1
+    /// services no writes for an HTTP/1 connection it is not reading. An answer before the whole
+    /// body has arrived drops what is held, and what comes while the answer is written; the
+    /// connection closes once the answer is out, and the rest of the body is never read.
+    func streamedBodyAnswered(_ exchange: HTTPExchange) {
+        if !exchange.receiving {
+            exchange.receiving = true
+            _ = lws_rx_flow_control(exchange.wsi, 1)
+        }
+        guard !exchange.bodyComplete else { return }
         exchange.closesAfterAnswer = true
         exchange.bodyBuffer?.abandon()
-        if !exchange.http2 && exchange.receiving {
-            _ = lws_rx_flow_control(exchange.wsi, 0)
-            exchange.receiving = false
-        }
     }
 
     // MARK: Response bodies
@@ -100,7 +104,7 @@ extension ServiceLoop {
         guard written >= 0 else { return -1 }
         exchange.offset += length
         exchange.chunkOffset += length
-        lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, Int32(configuration.httpLimits.idleSeconds))
+        armIdleTimeout(exchange)
         if last { return finish(exchange) }
         if exchange.chunkOffset < exchange.chunk.count {
             lws_callback_on_writable(wsi)

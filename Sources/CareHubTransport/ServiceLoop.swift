@@ -145,7 +145,8 @@ final class ServiceLoop: @unchecked Sendable {
     /// Creates the context on a new service thread and waits until it listens (or failed).
     func start() throws -> ListeningAddress {
         let host = try ListeningAddress.resolve(configuration.host)
-        return try thread.start(name: "carehub-lws", create: { try self.createContext(on: $0, host: host).get() }) { [self] leftover in
+        // Woken every second so that the HTTP idle timeouts fire when due on a quiet server too.
+        return try thread.start(name: "carehub-lws", wakeEvery: 1, create: { try self.createContext(on: $0, host: host).get() }) { [self] leftover in
             let unsent = leftover.filter { if case .send = $0 { true } else { false } }.count
             pendingMessages.subtract(unsent, ordering: .relaxed)
         }
