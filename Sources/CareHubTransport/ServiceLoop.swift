@@ -26,9 +26,8 @@ final class ServiceLoop: @unchecked Sendable {
     /// One open WebSocket (service thread only).
     final class Connection {
         let wsi: OpaquePointer
-        /// Frames with `LWS_PRE` bytes of headroom; `head` is the next one to write.
-        var outbox: [[UInt8]] = []
-        var head = 0
+        /// Frames with `LWS_PRE` bytes of headroom, the next one to write first.
+        var outbox = FIFO<[UInt8]>()
         /// Payload bytes of the frames in the outbox.
         var outboxBytes = 0
         var message: [UInt8] = []
@@ -42,9 +41,9 @@ final class ServiceLoop: @unchecked Sendable {
         var discardsInput = false
 
         init(wsi: OpaquePointer) { self.wsi = wsi }
-        var hasOutput: Bool { head < outbox.count }
+        var hasOutput: Bool { !outbox.isEmpty }
         /// Payload bytes waiting behind the frame to be written next.
-        var bytesBehindHead: Int { hasOutput ? outboxBytes - (outbox[head].count - ServiceLoop.pre) : 0 }
+        var bytesBehindHead: Int { outbox.first.map { outboxBytes - ($0.count - ServiceLoop.pre) } ?? 0 }
     }
 
     static let pre = Int(carehub_lws_pre())
@@ -365,13 +364,7 @@ final class ServiceLoop: @unchecked Sendable {
 
     /// Writes the frame at the head of the outbox; false if the socket failed.
     private func writeNext(_ connection: Connection) -> Bool {
-        var frame = connection.outbox[connection.head]
-        connection.outbox[connection.head] = []
-        connection.head += 1
-        if connection.head == connection.outbox.count {
-            connection.outbox.removeAll(keepingCapacity: true)
-            connection.head = 0
-        }
+        var frame = connection.outbox.removeFirst()
         pendingMessages.subtract(1, ordering: .relaxed)
         let payloadLength = frame.count - Self.pre
         connection.outboxBytes -= payloadLength
@@ -446,11 +439,10 @@ final class ServiceLoop: @unchecked Sendable {
 
     /// Empties a connection's outbox, keeping the counts true.
     private func dropOutbox(_ connection: Connection) {
-        let unsent = connection.outbox.count - connection.head
+        let unsent = connection.outbox.count
         if unsent > 0 { pendingMessages.subtract(unsent, ordering: .relaxed) }
         outboxBytes.subtract(connection.outboxBytes, ordering: .relaxed)
-        connection.outbox = []
-        connection.head = 0
+        connection.outbox.removeAll()
         connection.outboxBytes = 0
     }
 

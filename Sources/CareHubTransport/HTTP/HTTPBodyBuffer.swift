@@ -14,8 +14,7 @@ final class HTTPBodyBuffer: Sendable {
     static let resumeBytes = 64 * 1024
 
     private struct State {
-        var chunks: [[UInt8]] = []
-        var head = 0
+        var chunks = FIFO<[UInt8]>()
         var bytes = 0
         var paused = false
         /// Set once the body is complete (nil) or has ended short (the error).
@@ -71,8 +70,7 @@ final class HTTPBodyBuffer: Sendable {
         finish(.disconnected)
         let dropped = state.withLock { state -> Int in
             defer {
-                state.chunks = []
-                state.head = 0
+                state.chunks.removeAll()
                 state.bytes = 0
             }
             return state.bytes
@@ -86,14 +84,8 @@ final class HTTPBodyBuffer: Sendable {
     func take() async -> Result<[UInt8]?, HTTPBodyError> {
         await withCheckedContinuation { continuation in
             let (taken, resumes) = state.withLock { state -> (Result<[UInt8]?, HTTPBodyError>?, Bool) in
-                if state.head < state.chunks.count {
-                    let chunk = state.chunks[state.head]
-                    state.chunks[state.head] = []
-                    state.head += 1
-                    if state.head == state.chunks.count {
-                        state.chunks.removeAll(keepingCapacity: true)
-                        state.head = 0
-                    }
+                if !state.chunks.isEmpty {
+                    let chunk = state.chunks.removeFirst()
                     state.bytes -= chunk.count
                     metrics.taken(chunk.count)
                     let resumes = state.paused && state.bytes < Self.resumeBytes
