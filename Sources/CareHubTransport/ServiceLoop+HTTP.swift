@@ -19,7 +19,9 @@ extension ServiceLoop {
         let (lwsMethod, path) = requestTarget(wsi)
         guard let method = httpMethod(wsi, lwsMethod) else { return -1 }
         let peer = peerAddress(wsi)
-        let http2 = lwsMethod == Int32(LWSHUMETH_COLON_PATH)
+        // An HTTP/2 stream has the connection's wsi above it. (Its method says so only for
+        // some requests: libwebsockets files an HTTP/2 POST's path under the HTTP/1 POST token.)
+        let http2 = lws_get_network_wsi(wsi) != wsi
         var request = HTTPRequest(method: method, path: path, peer: peer, tls: lws_is_ssl(wsi) != 0)
         let limits = configuration.httpLimits
         if requestCount >= limits.maxConcurrentRequests || requestsByPeer[peer, default: 0] >= limits.maxRequestsPerPeer {
@@ -54,20 +56,23 @@ extension ServiceLoop {
             }
             let length = declared.flatMap { $0 } ?? 0
             let expectsBody = length > 0 || (method == .post && declared != nil) || (declared == nil && bodyMethod)
-            let exchange = admit(wsi, http2: http2, request: request, route: route, counted: true, state: expectsBody ? .readingBody : .handling)
-            lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, Int32(limits.idleSeconds))
-            if !expectsBody { startHandler(exchange) }
+            let streams = route.streamsBody
+            let exchange = admit(wsi, http2: http2, request: request, route: route, counted: true,
+                                 state: expectsBody && !streams ? .readingBody : .handling)
+            armIdleTimeout(exchange)
+            if streams { startBodyStream(exchange, expectsBody: expectsBody) }
+            if !expectsBody || streams { startHandler(exchange) }
             return 0
         }
     }
 
-    private func bodyTooLarge(_ route: HTTPRoute) -> HTTPResponse {
+    func bodyTooLarge(_ route: HTTPRoute) -> HTTPResponse {
         .error(413, "Request body too large: this address accepts at most \(route.maxBodyBytes) bytes")
     }
 
     /// Records a new exchange for `wsi` and counts it against the limits when `counted`.
-    private func admit(_ wsi: OpaquePointer, http2: Bool, request: HTTPRequest, route: HTTPRoute?, counted: Bool,
-                       state: HTTPExchange.State) -> HTTPExchange {
+    func admit(_ wsi: OpaquePointer, http2: Bool, request: HTTPRequest, route: HTTPRoute?, counted: Bool,
+               state: HTTPExchange.State) -> HTTPExchange {
         let id = nextID
         nextID += 1
         let exchange = HTTPExchange(id: id, wsi: wsi, request: request, route: route, counted: counted, state: state)
@@ -98,7 +103,7 @@ extension ServiceLoop {
     /// Writes a short answer, head and body in one write, and closes the HTTP/1 connection:
     /// libwebsockets sends what the socket did not take, and reads nothing more (a body over
     /// the limit, a refused request).
-    private func answerAndClose(_ wsi: OpaquePointer, _ response: HTTPResponse) -> Int32 {
+    func answerAndClose(_ wsi: OpaquePointer, _ response: HTTPResponse) -> Int32 {
         guard case .bytes(let body) = response.body else { return -1 }
         _ = writeHead(wsi, response, closing: true, http2: false, endsStream: true, then: body)
         return -1
@@ -107,18 +112,26 @@ extension ServiceLoop {
     // MARK: Body
 
     func httpBodyArrived(_ wsi: OpaquePointer, _ input: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
-        guard let exchange = exchange(for: wsi), case .readingBody = exchange.state, let route = exchange.route else { return 0 }
+        guard let exchange = exchange(for: wsi) else { return 0 }
+        if exchange.bodyBuffer != nil { return streamedBodyArrived(exchange, input, length) }
+        guard case .readingBody = exchange.state, let route = exchange.route else { return 0 }
         if exchange.body.count + length > route.maxBodyBytes {
             forget(exchange)
             return exchange.http2 ? -1 : answerAndClose(wsi, bodyTooLarge(route))
         }
         if let input, length > 0 { exchange.body.append(contentsOf: UnsafeRawBufferPointer(start: input, count: length)) }
-        lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, Int32(configuration.httpLimits.idleSeconds))
+        returnWindow(exchange, length)
+        armIdleTimeout(exchange)
         return 0
     }
 
     func httpBodyCompleted(_ wsi: OpaquePointer) -> Int32 {
-        guard let exchange = exchange(for: wsi), case .readingBody = exchange.state else { return 0 }
+        guard let exchange = exchange(for: wsi) else { return 0 }
+        if exchange.bodyBuffer != nil {
+            streamedBodyCompleted(exchange)
+            return 0
+        }
+        guard case .readingBody = exchange.state else { return 0 }
         exchange.state = .handling
         startHandler(exchange)
         return 0
@@ -127,10 +140,11 @@ extension ServiceLoop {
     // MARK: Handler
 
     /// Runs the route's handler as a task; its answer comes back through the command queue.
-    private func startHandler(_ exchange: HTTPExchange) {
+    func startHandler(_ exchange: HTTPExchange) {
         guard let route = exchange.route else { return }
         var request = exchange.request
         request.body = exchange.body
+        request.bodyStream = exchange.bodyBuffer.map(HTTPBodyStream.init)
         exchange.body = []
         let id = exchange.id
         Task { [self] in
@@ -143,7 +157,8 @@ extension ServiceLoop {
     func httpResponseReady(_ id: UInt64, _ response: HTTPResponse) {
         guard let exchange = httpExchanges[id], case .handling = exchange.state else { return }
         exchange.state = .writing(response)
-        lws_set_timeout(exchange.wsi, PENDING_TIMEOUT_HTTP_CONTENT, Int32(configuration.httpLimits.idleSeconds))
+        if exchange.bodyBuffer != nil { streamedBodyAnswered(exchange) }
+        armIdleTimeout(exchange)
         lws_callback_on_writable(exchange.wsi)
     }
 
@@ -153,13 +168,14 @@ extension ServiceLoop {
         guard let exchange = exchange(for: wsi), case .writing(let response) = exchange.state else { return 0 }
         let withBody = HTTPExchange.hasBody(response, method: exchange.request.method) && response.body.count > 0
         if !exchange.headSent {
-            guard writeHead(wsi, response, closing: false, http2: exchange.http2, endsStream: !withBody)
+            guard writeHead(wsi, response, closing: exchange.closesAfterAnswer, http2: exchange.http2, endsStream: !withBody)
             else { return -1 }
             exchange.headSent = true
             guard withBody else { return finish(exchange) }
             lws_callback_on_writable(wsi)
             return 0
         }
+        if case .stream(let stream) = response.body { return writeStreamed(exchange, stream) }
         let total = response.body.count
         var length = min(Self.httpChunkBytes, total - exchange.offset)
         let allowance = Int(lws_get_peer_write_allowance(wsi))
@@ -173,7 +189,7 @@ extension ServiceLoop {
         let written: Int32 = httpScratch.withUnsafeMutableBytes { buffer in
             let payload = buffer.baseAddress! + Self.pre
             switch response.body {
-            case .empty: return -1
+            case .empty, .stream: return -1
             case .bytes(let bytes):
                 bytes.withUnsafeBytes { source in
                     payload.copyMemory(from: source.baseAddress! + exchange.offset, byteCount: length)
@@ -185,7 +201,7 @@ extension ServiceLoop {
         }
         guard written >= 0 else { return -1 }
         exchange.offset += length
-        lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, Int32(configuration.httpLimits.idleSeconds))
+        armIdleTimeout(exchange)
         if last { return finish(exchange) }
         lws_callback_on_writable(wsi)
         return 0
@@ -232,8 +248,9 @@ extension ServiceLoop {
     }
 
     /// The answer is out: forget the exchange, then close or go back for the next request.
-    private func finish(_ exchange: HTTPExchange) -> Int32 {
+    func finish(_ exchange: HTTPExchange) -> Int32 {
         forget(exchange)
+        if exchange.closesAfterAnswer && !exchange.http2 { return -1 }
         // An HTTP/2 stream ends with the END_STREAM of its last write, and libwebsockets closes
         // it once that is sent.
         if exchange.http2 { return 0 }
@@ -242,12 +259,34 @@ extension ServiceLoop {
 
     // MARK: Bookkeeping
 
-    private func exchange(for wsi: OpaquePointer) -> HTTPExchange? {
+    /// Gives an HTTP/2 client back the flow-control window its body bytes used. libwebsockets 4.1
+    /// does so itself only once its estimate of the window falls to one read, and that estimate
+    /// leaves out the bytes that came before the request was dispatched: a client that sent its
+    /// body straight after the headers could run out of window and wait for good (uploads over
+    /// 256 KiB stalled now and then).
+    func returnWindow(_ exchange: HTTPExchange, _ length: Int) {
+        guard exchange.http2, length > 0 else { return }
+        _ = lws_h2_update_peer_txcredit(exchange.wsi, -1, Int32(length))
+    }
+
+    /// The request made progress: it may now go ``HTTPLimits/idleSeconds`` without more. An
+    /// HTTP/2 stream's connection gets the same time: libwebsockets closes it after its idle
+    /// keep-alive time (5 s) even while a stream's body is still coming in.
+    func armIdleTimeout(_ exchange: HTTPExchange) {
+        let seconds = Int32(configuration.httpLimits.idleSeconds)
+        lws_set_timeout(exchange.wsi, PENDING_TIMEOUT_HTTP_CONTENT, seconds)
+        if exchange.http2, let connection = lws_get_network_wsi(exchange.wsi) {
+            lws_set_timeout(connection, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, seconds)
+        }
+    }
+
+    func exchange(for wsi: OpaquePointer) -> HTTPExchange? {
         httpExchangeByConnection[wsi].flatMap { httpExchanges[$0] }
     }
 
-    private func forget(_ exchange: HTTPExchange) {
+    func forget(_ exchange: HTTPExchange) {
         guard httpExchanges.removeValue(forKey: exchange.id) != nil else { return }
+        exchange.bodyBuffer?.abandon()
         if httpExchangeByConnection[exchange.wsi] == exchange.id { httpExchangeByConnection[exchange.wsi] = nil }
         guard exchange.counted else { return }
         requestCount -= 1
@@ -259,7 +298,9 @@ extension ServiceLoop {
     /// The connection (or HTTP/2 stream) is gone, or done with this protocol: drop what it had
     /// in progress. A handler still running finds no exchange when it answers.
     func httpConnectionGone(_ wsi: OpaquePointer) {
-        if let exchange = exchange(for: wsi) { forget(exchange) }
+        guard let exchange = exchange(for: wsi) else { return }
+        if exchange.bodyBuffer != nil && !exchange.bodyComplete { streamedBodyCut(exchange) }
+        forget(exchange)
     }
 
     // MARK: Request parts

@@ -17,14 +17,17 @@ final class ServiceLoop: @unchecked Sendable {
         case stopAccepting
         /// A handler's answer to the HTTP request with this exchange id.
         case respond(UInt64, HTTPResponse)
+        /// The handler has taken enough of a streamed request body: read its socket again.
+        case resumeBody(UInt64)
+        /// The next chunk of a streamed response body.
+        case responseChunk(UInt64, HTTPExchange.Pull)
     }
 
     /// One open WebSocket (service thread only).
     final class Connection {
         let wsi: OpaquePointer
-        /// Frames with `LWS_PRE` bytes of headroom; `head` is the next one to write.
-        var outbox: [[UInt8]] = []
-        var head = 0
+        /// Frames with `LWS_PRE` bytes of headroom, the next one to write first.
+        var outbox = FIFO<[UInt8]>()
         /// Payload bytes of the frames in the outbox.
         var outboxBytes = 0
         var message: [UInt8] = []
@@ -38,9 +41,9 @@ final class ServiceLoop: @unchecked Sendable {
         var discardsInput = false
 
         init(wsi: OpaquePointer) { self.wsi = wsi }
-        var hasOutput: Bool { head < outbox.count }
+        var hasOutput: Bool { !outbox.isEmpty }
         /// Payload bytes waiting behind the frame to be written next.
-        var bytesBehindHead: Int { hasOutput ? outboxBytes - (outbox[head].count - ServiceLoop.pre) : 0 }
+        var bytesBehindHead: Int { outbox.first.map { outboxBytes - ($0.count - ServiceLoop.pre) } ?? 0 }
     }
 
     static let pre = Int(carehub_lws_pre())
@@ -55,6 +58,8 @@ final class ServiceLoop: @unchecked Sendable {
     let pendingMessages = Atomic<Int>(0)
     /// HTTP requests being read, handled or answered (a copy of ``requestCount`` for other threads).
     let httpRequestsInProgress = Atomic<Int>(0)
+    /// Streamed request bodies' bytes held for their handlers.
+    let bodyMetrics = HTTPBodyMetrics()
     private let thread = ServiceThread<Command>()
 
     // Service thread only.
@@ -139,7 +144,8 @@ final class ServiceLoop: @unchecked Sendable {
     /// Creates the context on a new service thread and waits until it listens (or failed).
     func start() throws -> ListeningAddress {
         let host = try ListeningAddress.resolve(configuration.host)
-        return try thread.start(name: "carehub-lws", create: { try self.createContext(on: $0, host: host).get() }) { [self] leftover in
+        // Woken every second so that the HTTP idle timeouts fire when due on a quiet server too.
+        return try thread.start(name: "carehub-lws", wakeEvery: 1, create: { try self.createContext(on: $0, host: host).get() }) { [self] leftover in
             let unsent = leftover.filter { if case .send = $0 { true } else { false } }.count
             pendingMessages.subtract(unsent, ordering: .relaxed)
         }
@@ -358,13 +364,7 @@ final class ServiceLoop: @unchecked Sendable {
 
     /// Writes the frame at the head of the outbox; false if the socket failed.
     private func writeNext(_ connection: Connection) -> Bool {
-        var frame = connection.outbox[connection.head]
-        connection.outbox[connection.head] = []
-        connection.head += 1
-        if connection.head == connection.outbox.count {
-            connection.outbox.removeAll(keepingCapacity: true)
-            connection.head = 0
-        }
+        var frame = connection.outbox.removeFirst()
         pendingMessages.subtract(1, ordering: .relaxed)
         let payloadLength = frame.count - Self.pre
         connection.outboxBytes -= payloadLength
@@ -405,6 +405,10 @@ final class ServiceLoop: @unchecked Sendable {
                 accepting = false
             case .respond(let id, let response):
                 httpResponseReady(id, response)
+            case .resumeBody(let id):
+                httpResumeBody(id)
+            case .responseChunk(let id, let pull):
+                httpResponseChunk(id, pull)
             }
         }
     }
@@ -435,11 +439,10 @@ final class ServiceLoop: @unchecked Sendable {
 
     /// Empties a connection's outbox, keeping the counts true.
     private func dropOutbox(_ connection: Connection) {
-        let unsent = connection.outbox.count - connection.head
+        let unsent = connection.outbox.count
         if unsent > 0 { pendingMessages.subtract(unsent, ordering: .relaxed) }
         outboxBytes.subtract(connection.outboxBytes, ordering: .relaxed)
-        connection.outbox = []
-        connection.head = 0
+        connection.outbox.removeAll()
         connection.outboxBytes = 0
     }
 

@@ -212,6 +212,16 @@ public final class WebSocketServer: Sendable {
     /// HTTP requests being read, handled or answered.
     public var httpRequestsInProgress: Int { loop.httpRequestsInProgress.load(ordering: .relaxed) }
 
+    /// Bytes of streamed request bodies (``HTTPRoute/streamsBody``) read from clients and not
+    /// yet taken by their handlers.
+    public var bufferedRequestBodyBytes: Int { loop.bodyMetrics.buffered.load(ordering: .relaxed) }
+
+    /// The most ``bufferedRequestBodyBytes`` has been since start.
+    var bufferedRequestBodyPeak: Int { loop.bodyMetrics.peak.load(ordering: .relaxed) }
+
+    /// Times since start that a socket stopped being read because its handler was behind.
+    var requestBodyPauses: Int { loop.bodyMetrics.pauses.load(ordering: .relaxed) }
+
     /// Open WebSocket connections.
     public var connectionCount: Int { loop.openConnections.load(ordering: .relaxed) }
 

@@ -167,13 +167,14 @@ struct HTTPRouterTests {
         #expect(try client.request("POST", "/echo", body: Array("again".utf8)).text == "again")
     }
 
-    @Test func aBodyOverTheLimitIs413AndTheConnectionIsClosed() throws {
+    /// The same for a route that streams its body: its handler does not start.
+    @Test(arguments: [false, true]) func aBodyOverTheLimitIs413AndTheConnectionIsClosed(streamsBody: Bool) throws {
         let handled = Atomic<Int>(0)
         let server = try Server { router in
-            router.post("/notes", maxBodyBytes: 1000) { _ in
+            router.add(HTTPRoute(.post, "/notes", maxBodyBytes: 1000, streamsBody: streamsBody) { _ in
                 handled.add(1, ordering: .relaxed)
                 return .text("stored")
-            }
+            })
         }
         defer { server.stop() }
         let client = try RawHTTPClient(port: server.port)

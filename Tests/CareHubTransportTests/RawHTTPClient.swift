@@ -82,6 +82,21 @@ final class RawHTTPClient: BufferedSocketReading {
         }
     }
 
+    /// Everything the server sends until it closes the connection; `closed` is false when reads
+    /// timed out instead.
+    func readToEnd() -> (bytes: [UInt8], closed: Bool) {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = recv(fd, &chunk, chunk.count, 0)
+            if count > 0 {
+                buffer += chunk[..<count]
+                continue
+            }
+            defer { buffer = [] }
+            return (buffer, count == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+        }
+    }
+
     /// True once the server has closed the connection (end of stream or reset), having sent
     /// nothing more.
     func isClosedByServer() -> Bool {

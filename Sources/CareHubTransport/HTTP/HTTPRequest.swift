@@ -1,4 +1,5 @@
-/// One HTTP request as a handler sees it: everything was read before the handler runs.
+/// One HTTP request as a handler sees it: everything was read before the handler runs, but for
+/// the body of a route that ``HTTPRoute/streamsBody`` (``bodyStream``).
 public struct HTTPRequest: Sendable {
     public var method: HTTPMethod
     /// The path, percent-decoded, without its query (`/api/v1/conversations/42`).
@@ -13,6 +14,9 @@ public struct HTTPRequest: Sendable {
     public var headers: HTTPHeaders
     /// The body (empty unless the route accepts one; never longer than its limit).
     public var body: [UInt8]
+    /// The body as it arrives, for a route that ``HTTPRoute/streamsBody`` (``body`` is then
+    /// empty); nil for every other route.
+    public var bodyStream: HTTPBodyStream?
     /// The TCP peer's numeric address.
     public var peer: String
     /// True when the request came over TLS.
@@ -20,7 +24,8 @@ public struct HTTPRequest: Sendable {
 
     public init(
         method: HTTPMethod, path: String, parameters: [String: String] = [:], query: [(name: String, value: String)] = [],
-        headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [], peer: String = "", tls: Bool = false
+        headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [], bodyStream: HTTPBodyStream? = nil, peer: String = "",
+        tls: Bool = false
     ) {
         self.method = method
         self.path = path
@@ -28,6 +33,7 @@ public struct HTTPRequest: Sendable {
         self.query = query
         self.headers = headers
         self.body = body
+        self.bodyStream = bodyStream
         self.peer = peer
         self.tls = tls
     }

@@ -29,11 +29,14 @@ public struct HTTPResponse: Sendable {
     }
 }
 
-/// A response body: nothing, bytes in memory, or an open file streamed from disk in chunks.
+/// A response body: nothing, bytes in memory, an open file streamed from disk in chunks, or
+/// chunks a producer makes while the body is written.
 public enum HTTPBody: Sendable {
     case empty
     case bytes([UInt8])
     case file(HTTPFile)
+    /// Chunks pulled one at a time as the client takes them (``HTTPStreamBody``).
+    case stream(HTTPStreamBody)
 
     /// The body's length in bytes.
     public var count: Int {
@@ -41,6 +44,7 @@ public enum HTTPBody: Sendable {
         case .empty: 0
         case .bytes(let bytes): bytes.count
         case .file(let file): file.size
+        case .stream(let stream): stream.length
         }
     }
 }

@@ -16,6 +16,11 @@ public struct HTTPRoute: Sendable {
     public let pattern: String
     /// Largest request body accepted; a longer one is answered 413 and the connection closed.
     public let maxBodyBytes: Int
+    /// True when the handler starts as soon as the request head is read and takes the body as
+    /// it arrives (``HTTPRequest/bodyStream``) rather than whole (``HTTPRequest/body``). A handler
+    /// that answers before the whole body has arrived gets its answer sent, and the connection
+    /// is then closed without reading the rest.
+    public let streamsBody: Bool
     public let handler: HTTPHandler
 
     enum Segment: Equatable {
@@ -26,10 +31,16 @@ public struct HTTPRoute: Sendable {
 
     let segments: [Segment]
 
-    public init(_ method: HTTPMethod, _ pattern: String, maxBodyBytes: Int = HTTPRoute.defaultMaxBodyBytes, handler: @escaping HTTPHandler) {
+    /// A route for `method` and `pattern` whose bodies may be `maxBodyBytes` long, collected
+    /// whole before `handler` runs unless `streamsBody`.
+    public init(
+        _ method: HTTPMethod, _ pattern: String, maxBodyBytes: Int = HTTPRoute.defaultMaxBodyBytes, streamsBody: Bool = false,
+        handler: @escaping HTTPHandler
+    ) {
         self.method = method
         self.pattern = pattern
         self.maxBodyBytes = maxBodyBytes
+        self.streamsBody = streamsBody
         self.handler = handler
         segments = Self.split(pattern).map { part in
             if part == "*" { return .rest }
