@@ -114,7 +114,8 @@ const CareHubSession = (() => {
         $("enroll-form").elements.totp.focus();
         return;
       case "session":
-        me = { org: credentials.org, user: frame.user, role: frame.role, idle: frame.idleTimeoutSeconds, onEnd: frame.onEnd };
+        // `token`: the session's bearer token for HTTP (attachments), in memory only.
+        me = { org: credentials.org, user: frame.user, role: frame.role, idle: frame.idleTimeoutSeconds, onEnd: frame.onEnd, token: frame.token };
         credentials = null;
         lastUser = me.user;
         try { localStorage.setItem(orgKey, me.org); } catch { /* private mode: nothing remembered */ }

@@ -78,7 +78,7 @@ function receive(frame) {
       if (frame.room !== current) break;
       $("messages").replaceChildren();
       seen.set(frame.room, new Set());
-      for (const entry of frame.history) addMessage(frame.room, entry.seq, entry.from, entry.text, entry.at, entry.fromName);
+      for (const entry of frame.history) addMessage(frame.room, entry.seq, entry.from, entry.text, entry.at, entry.fromName, entry.attachment);
       $("room-visitor").textContent = frame.visitor ? Object.entries(frame.visitor).map(([k, v]) => `${k}: ${v}`).join(" · ") : "";
       if (frame.handoff) { const room = rooms.get(frame.room); if (room) room.handoff = frame.handoff; }
       showHandoff(frame.room);
@@ -87,7 +87,7 @@ function receive(frame) {
       break;
     case "message":
       // Unread counts of rooms not open come from room_activity.
-      if (frame.room === current) addMessage(frame.room, frame.seq, frame.from, frame.text, frame.at, frame.fromName);
+      if (frame.room === current) addMessage(frame.room, frame.seq, frame.from, frame.text, frame.at, frame.fromName, frame.attachment);
       if (frame.room === current) { $("typing").textContent = ""; markRead(); }
       break;
     case "ack":
@@ -103,6 +103,12 @@ function receive(frame) {
       break;
     case "ended":
       setEnded(frame.room, true);
+      break;
+    case "attachment_ready":
+      if (frame.room === current) for (const box of attachmentBoxes(frame.attachment)) CareHubAttachments.ready(box, fileSource);
+      break;
+    case "attachment_refused":
+      if (frame.room === current) for (const box of attachmentBoxes(frame.attachment)) CareHubAttachments.refuse(box, frame.code);
       break;
     case "unsubscribed":
       // The hub took this console out of a room it may no longer read (reassigned, or the
@@ -328,7 +334,7 @@ function openRoom(id) {
   touch();
 }
 
-function addMessage(room, seq, from, text, at, fromName) {
+function addMessage(room, seq, from, text, at, fromName, attachment) {
   const shown = seen.get(room) || new Set();
   seen.set(room, shown);
   if (shown.has(seq)) return;
@@ -348,13 +354,85 @@ function addMessage(room, seq, from, text, at, fromName) {
   }
   const body = document.createElement("span");
   body.className = "text";
-  body.textContent = text === null ? "(this message could not be decrypted)" : text;
+  body.textContent = text === null && !attachment ? "(this message could not be decrypted)" : text || "";
   item.append(who, body);
+  if (attachment) {
+    const box = document.createElement("div");
+    item.append(box);
+    CareHubAttachments.show(box, attachment, fileSource);
+  }
   const list = $("messages");
   const after = [...list.children].find(child => Number(child.dataset.seq) > seq);
   item.dataset.seq = seq;
   list.insertBefore(item, after || null);
   list.scrollTop = list.scrollHeight;
+}
+
+// ---- Files: the attach button, files dropped on the open room, attachments in messages -------
+
+const fileSource = {
+  url: id => `/attachments/${encodeURIComponent(id)}?org=${encodeURIComponent(CareHubSession.me?.org || "")}`,
+  token: () => CareHubSession.me?.token || "",
+};
+
+function attachmentBoxes(id) {
+  return [...$("messages").querySelectorAll(".carehub-attachment")].filter(box => box.dataset.attachment === id);
+}
+
+// Whether files may be sent to the open room now.
+const canAttach = () => Boolean(current && CareHubSession.me?.token && !rooms.get(current)?.ended);
+
+// Sends a file to the open room: a message of its own, shown with its progress until the hub
+// has it; the hub's answer (or the room's message frame, whichever comes first) shows it.
+function sendFile(file) {
+  const room = current;
+  const item = document.createElement("li");
+  item.className = "mine sending";
+  const who = document.createElement("span");
+  who.className = "from";
+  who.textContent = "Sending…";
+  const box = document.createElement("div");
+  box.className = "carehub-attachment carehub-sending";
+  const name = document.createElement("span");
+  name.className = "carehub-file-name";
+  name.textContent = `${file.name} (${CareHubAttachments.sizeText(file.size)})`;
+  box.append(name);
+  const bar = CareHubAttachments.progressBar(file);
+  if (bar) box.append(bar);
+  item.append(who, box);
+  $("messages").append(item);
+  $("messages").scrollTop = $("messages").scrollHeight;
+  const url = `/attachments?org=${encodeURIComponent(CareHubSession.me.org)}&room=${encodeURIComponent(room)}`;
+  const progress = bar ? (sent, total) => { bar.value = Math.round(100 * sent / total); } : null;
+  CareHubAttachments.upload({ url, token: CareHubSession.me.token, file, progress }).then(answer => {
+    item.remove();
+    const me = CareHubSession.me;
+    if (room === current && me) addMessage(room, answer.seq, me.user, "", Date.now(), nameOf(me.user), answer.attachment);
+    markRead();
+  }, problem => {
+    item.remove();
+    if (problem.code === "conversation_ended") setEnded(room, true);
+    if (room === current) $("room-note").textContent = `${file.name}: ${CareHubAttachments.sentence(problem.code, problem.limit)}`;
+  });
+  touch();
+}
+
+function takeFiles(files) {
+  if (!canAttach()) return;
+  for (const file of files) sendFile(file);
+}
+
+function attachControls() {
+  $("attach").append(CareHubAttachments.clip());
+  $("attach-file").accept = CareHubAttachments.accept;
+  $("attach").addEventListener("click", () => { if (canAttach()) $("attach-file").click(); });
+  $("attach-file").addEventListener("change", () => {
+    const chosen = [...$("attach-file").files];
+    $("attach-file").value = "";
+    takeFiles(chosen);
+    $("reply").focus();
+  });
+  CareHubAttachments.dropZone($("room-pane"), canAttach, takeFiles);
 }
 
 function revokeRoom(id) {
@@ -757,6 +835,7 @@ $("notify-allow").addEventListener("click", () => {
 notificationState();
 
 frontDeskControls();
+attachControls();
 
 // The room list refreshes by itself; that is not activity and does not keep the session alive.
 setInterval(() => { if (CareHubSession.me) send({ type: "rooms", id: "rooms" }); }, 30000);

@@ -83,6 +83,16 @@
   link.rel = "stylesheet";
   link.href = new URL("widget.css", hub).href;
   document.head.appendChild(link);
+  // Sending and showing files (the hub's attachments.js, shared with the staff console): the
+  // attach button waits for it; attachments that arrive first are shown once it is there.
+  const attachmentsReady = new Promise(resolve => {
+    if (window.CareHubAttachments) { resolve(window.CareHubAttachments); return; }
+    const code = document.createElement("script");
+    code.src = new URL("attachments.js", hub).href;
+    code.addEventListener("load", () => resolve(window.CareHubAttachments));
+    document.head.appendChild(code);
+  });
+  let files = null; // CareHubAttachments, once loaded
 
   const el = (tag, cls, text) => {
     const node = document.createElement(tag);
@@ -132,7 +142,18 @@
   send.type = "submit";
   const end = el("button", "carehub-end", "End chat");
   end.type = "button";
-  form.append(input, inputError, send, end);
+  // Attaching a photo or a PDF: the paper-clip opens the file picker (a file input that is not
+  // seen); files may also be dropped on the panel.
+  const attach = el("button", "carehub-attach", "");
+  attach.type = "button";
+  attach.setAttribute("aria-label", "Attach a photo or PDF");
+  attach.title = "Attach a photo or PDF";
+  const fileInput = el("input", "carehub-file");
+  fileInput.type = "file";
+  fileInput.multiple = true;
+  fileInput.tabIndex = -1;
+  fileInput.setAttribute("aria-hidden", "true");
+  form.append(input, inputError, attach, send, end, fileInput);
   // Announcements for screen readers; outside the panel so that they are heard while it is closed.
   const announcer = el("div", "carehub-announce");
   announcer.setAttribute("role", "status");
@@ -258,16 +279,93 @@
     stamp.title = new Date(at).toLocaleString();
   }
 
-  function show(from, text, mine, at) {
+  function show(from, text, mine, at, attachment) {
     const item = el("li", mine ? "carehub-mine" : "carehub-theirs");
     const meta = el("span", "carehub-meta");
     meta.append(el("time", "carehub-time", ""), el("span", "carehub-state", ""));
     item.append(el("span", "carehub-from", mine ? "You" : from), el("span", "carehub-text", text), meta);
+    if (attachment) showAttachment(item, attachment);
     setTime(item, at);
     log.appendChild(item);
     log.scrollTop = log.scrollHeight;
     return item;
   }
+
+  // ---- Files ---------------------------------------------------------------------------------
+
+  const uploads = new Map(); // list item -> the File it is sending (in memory only)
+  const source = {
+    url: id => hub.origin + "/attachments/" + encodeURIComponent(id) + "?org=" + encodeURIComponent(org),
+    token: () => token,
+  };
+  let token = null; // the reconnect token, the bearer of this chat's files
+
+  // A message's attachment, in the message's list item (before its time).
+  function showAttachment(item, attachment) {
+    const box = el("div", "carehub-attachment", attachment.name || "");
+    item.querySelector(".carehub-meta").before(box);
+    attachmentsReady.then(loaded => loaded.show(box, attachment, source));
+  }
+
+  function attachmentBoxes(id) {
+    return Array.from(log.querySelectorAll(".carehub-attachment")).filter(box => box.dataset.attachment === id);
+  }
+
+  // Sends a file the patient chose or dropped, as a message of its own with its progress.
+  function sendFile(file) {
+    const item = show("visitor", "", true);
+    const box = el("div", "carehub-attachment carehub-sending");
+    box.append(el("span", "carehub-file-name", file.name), el("span", "carehub-file-size", files.sizeText(file.size)));
+    item.querySelector(".carehub-meta").before(box);
+    uploads.set(item, file);
+    upload(item);
+  }
+
+  function upload(item) {
+    const file = uploads.get(item);
+    const box = item.querySelector(".carehub-attachment");
+    item.classList.remove("carehub-failed");
+    setState(item, "Sending…");
+    const bar = files.progressBar(file);
+    if (bar) box.appendChild(bar);
+    const url = hub.origin + "/attachments?org=" + encodeURIComponent(org) + "&room=" + encodeURIComponent(room);
+    const progress = bar ? (sent, total) => { bar.value = Math.round(100 * sent / total); } : null;
+    files.upload({ url: url, token: token, file: file, progress: progress }).then(answer => {
+      uploads.delete(item);
+      if (seen.has(answer.seq)) { item.remove(); return; } // its message frame came first
+      seen.add(answer.seq);
+      box.remove();
+      showAttachment(item, answer.attachment);
+      markDelivered(item, answer.seq, Date.now());
+      if (problems.has(status.textContent)) setStatus(connectedText());
+    }, problem => {
+      if (bar) bar.remove();
+      if (problem.code === "conversation_ended") { uploads.delete(item); markFailed(item, false); showEnded(); return; }
+      if (!problem.retryable) uploads.delete(item);
+      markFailed(item, problem.retryable);
+      say(files.sentence(problem.code, problem.limit));
+    });
+  }
+
+  function takeFiles(list) {
+    if (!joined || !files) return;
+    for (const file of list) sendFile(file);
+  }
+
+  attach.addEventListener("click", () => { if (joined && files) fileInput.click(); });
+  fileInput.addEventListener("change", () => {
+    const chosen = Array.from(fileInput.files);
+    fileInput.value = "";
+    takeFiles(chosen);
+    input.focus();
+  });
+  attachmentsReady.then(loaded => {
+    files = loaded;
+    fileInput.accept = loaded.accept;
+    attach.replaceChildren(loaded.clip());
+    loaded.dropZone(panel, () => joined && !ended, takeFiles);
+    updateSendable();
+  });
 
   function setState(item, text, label) {
     const old = item.querySelector(".carehub-state, .carehub-retry");
@@ -320,7 +418,7 @@
     if (!retryable) { setState(item, "Not sent"); return; }
     const retry = el("button", "carehub-retry", "Not sent. Tap to retry");
     retry.type = "button";
-    retry.addEventListener("click", () => resend(item));
+    retry.addEventListener("click", () => (uploads.has(item) ? resendFile(item) : resend(item)));
     item.querySelector(".carehub-state, .carehub-retry").replaceWith(retry);
   }
 
@@ -329,6 +427,14 @@
     pending.set(id, item);
     setState(item, "Sending…");
     socket.send(JSON.stringify({ type: "send", room: room, text: item.querySelector(".carehub-text").textContent, id: id }));
+  }
+
+  function resendFile(item) {
+    if (!joined) {
+      say("We are not connected yet; your file is kept here. Please tap it again once we reconnect.");
+      return;
+    }
+    upload(item);
   }
 
   function resend(item) {
@@ -352,6 +458,7 @@
 
   function updateSendable() {
     end.disabled = !joined;
+    attach.disabled = !joined || !files;
   }
 
   function focusInside() {
@@ -493,6 +600,7 @@
     queuePosition = null;
     queueLine.hidden = true;
     pending.clear();
+    uploads.clear();
     seen.clear();
     log.replaceChildren();
     form.hidden = true;
@@ -565,6 +673,7 @@
     attempt = 0;
     profile = null;
     room = frame.conversation;
+    token = frame.token;
     storage.keep(frame.token);
     pre.hidden = true;
     form.hidden = false;
@@ -575,7 +684,12 @@
     for (const entry of entries) {
       if (seen.has(entry.seq)) continue;
       seen.add(entry.seq);
-      const text = entry.text === null ? "(message unavailable)" : entry.text;
+      const text = entry.attachment ? entry.text || "" : entry.text === null ? "(message unavailable)" : entry.text;
+      if (entry.attachment) {
+        const item = show(entry.from === "visitor" ? "visitor" : entry.fromName || entry.from, text, entry.from === "visitor", entry.at, entry.attachment);
+        if (entry.from === "visitor") markDelivered(item, entry.seq, entry.at); else staffReplied = true;
+        continue;
+      }
       if (entry.from === "visitor") {
         // A message whose ack was lost with the connection, committed after all: no retry needed.
         const failed = Array.from(log.querySelectorAll(".carehub-mine.carehub-failed"))
@@ -669,23 +783,33 @@
       case "message": {
         if (seen.has(frame.seq)) break;
         seen.add(frame.seq);
-        if (frame.from === "visitor") { // sent from this chat's other tab
-          markDelivered(show("visitor", frame.text, true, frame.at), frame.seq, frame.at);
+        if (frame.from === "visitor") { // a file sent from here, or sent from this chat's other tab
+          markDelivered(show("visitor", frame.text, true, frame.at, frame.attachment), frame.seq, frame.at);
           break;
         }
         staffReplied = true;
         if (left) { left = false; setStatus(connectedText()); }
         typing.textContent = "";
-        show(frame.fromName || frame.from, frame.text, false, frame.at);
+        show(frame.fromName || frame.from, frame.text, false, frame.at, frame.attachment);
+        const said = frame.attachment ? "a file, " + (frame.attachment.name || "without a name") : frame.text;
         if (panel.hidden) {
           unread += 1;
           updateBadge();
           announce("New reply from " + (frame.fromName || frame.from) + ".");
         } else {
-          announce("New reply from " + (frame.fromName || frame.from) + ": " + frame.text);
+          announce("New reply from " + (frame.fromName || frame.from) + ": " + said);
         }
         break;
       }
+      case "attachment_ready":
+        // A file held for the virus check passed it: show it now.
+        if (frame.room !== room) break;
+        attachmentsReady.then(loaded => { for (const box of attachmentBoxes(frame.attachment)) loaded.ready(box, source); });
+        break;
+      case "attachment_refused":
+        if (frame.room !== room) break;
+        attachmentsReady.then(loaded => { for (const box of attachmentBoxes(frame.attachment)) loaded.refuse(box, frame.code); });
+        break;
       case "queue":
         if (frame.room === room) showQueue(frame.position);
         break;
