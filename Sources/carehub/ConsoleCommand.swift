@@ -1,4 +1,5 @@
 import ArgumentParser
+import CareHubCore
 import CareHubTerminal
 import CareHubTransport
 import Foundation
@@ -14,12 +15,14 @@ struct ConsoleCommand: ParsableCommand {
             Commands: /rooms, /open ROOM, /close, /end (end the open conversation), /claim [ROOM] \
             (take a waiting chat), /transfer USER [NOTE] and /queue [NOTE] (pass the open chat to a \
             colleague or back to the queue), /team, /away, /available, /replies, /reply NAME (send \
-            the organisation's canned reply NAME to the open room), /help, /quit. \
+            the organisation's canned reply NAME to the open room), /save N PATH (save attachment N \
+            to a new file PATH, readable only by you), /help, /quit. \
             Any other line is sent to the open room. New conversations, messages (with their time), \
             colleagues' availability, hand-overs and the end of a chat are printed as they arrive; a \
             message in a room that is not open is one line without its text ("* ROOM waiting 3 min \
             (2 unanswered)"). Messages shown in the open room are reported read, so the patient sees \
-            a read mark. Others' text is \
+            a read mark. A message with a file shows "attachment: NAME (SIZE)" and the number to \
+            /save it by ("being checked" until the hub's virus check passes it). Others' text is \
             printed with control characters shown (ESC as ^[) and a \
             message's own lines indented under "    | ". A failed login asks again, three times \
             at most. The console speaks plain ws:// (reach a TLS-only hub through its loopback \
@@ -40,7 +43,7 @@ struct ConsoleCommand: ParsableCommand {
         let host = String(connect[..<colon])
         let session: ConsoleSession
         do {
-            session = try ConsoleSession(client: WebSocketClient(host: host, port: port))
+            session = try ConsoleSession(client: WebSocketClient(host: host, port: port), host: host, port: port, org: org)
         } catch {
             Output.error("carehub: cannot reach the hub at \(connect): \(error)")
             throw ExitCode(1)
@@ -71,7 +74,10 @@ struct ConsoleCommand: ParsableCommand {
                     for recovery in codes { Output.line("  \(TerminalText.field(recovery))") }
                 }
             }
-            if reply["type"] as? String == "session" { return }
+            if reply["type"] as? String == "session" {
+                session.token = reply["token"] as? String
+                return
+            }
             Output.error("carehub: login failed: \(TerminalText.field(reply["message"] as? String ?? "refused"))")
             guard attempt < Self.loginAttempts else { break }
             Output.error("Try again (\(Self.loginAttempts - attempt) left).")
@@ -97,8 +103,29 @@ final class ConsoleSession {
     private var replies: [String: String]?
     /// A `/reply NAME` waiting for the list of replies.
     private var pendingReply: String?
+    /// Where `/save` fetches attachments: the WebSocket's host and port, and the organisation.
+    private let host: String
+    private let port: Int
+    private let org: String
+    /// The session's bearer token for HTTP (the `session` frame's `token`).
+    var token: String?
+    /// Attachments shown, numbered from 1 in the order they were first shown, for `/save N`.
+    private var attachments: [ShownAttachment] = []
+    private var attachmentNumbers: [String: Int] = [:]
 
-    init(client: WebSocketClient) { self.client = client }
+    struct ShownAttachment {
+        let id: String
+        let name: String
+        let size: Int
+        var state: String
+    }
+
+    init(client: WebSocketClient, host: String, port: Int, org: String) {
+        self.client = client
+        self.host = host
+        self.port = port
+        self.org = org
+    }
 
     func send(_ frame: [String: Any]) throws {
         let data = try JSONSerialization.data(withJSONObject: frame)
@@ -179,7 +206,10 @@ final class ConsoleSession {
         case "/help":
             Output.line("/rooms  list rooms · /open ROOM  read and answer a room · /close · /end  end the open chat")
             Output.line("/claim [ROOM]  take a waiting chat · /transfer USER [NOTE] · /queue [NOTE]  pass the open chat on")
+            Output.line("/save N PATH  save attachment N to a new file PATH (readable only by you)")
             Output.line("/team · /away · /available · /replies · /reply NAME  send a canned reply · /quit")
+        case "/save":
+            save(words.count == 2 ? words[1] : "")
         case "/away", "/available":
             try send(["type": "presence", "state": String(words[0].dropFirst()), "id": "presence"])
         case "/team":
@@ -302,10 +332,10 @@ final class ConsoleSession {
             }
             if let handoff = frame["handoff"] as? [String: Any] { Output.line("  " + Self.handoff(handoff)) }
             let history = frame["history"] as? [[String: Any]] ?? []
-            for entry in history { Output.line(Self.stamp(entry) + Self.line(entry)) }
+            for entry in history { Output.line(Self.stamp(entry) + line(entry)) }
             markRead(history.last?["seq"] as? Double)
         case "message":
-            Output.line("\(Self.stamp(frame))[\(room)] " + Self.line(frame))
+            Output.line("\(Self.stamp(frame))[\(room)] " + line(frame))
             if frame["room"] as? String == self.room { markRead(frame["seq"] as? Double) }
         case "presence":
             let name = TerminalText.field(frame["name"] as? String ?? frame["user"] as? String ?? "")
@@ -352,6 +382,17 @@ final class ConsoleSession {
                 Output.line("* \(room) \(to.map { "transferred to " + TerminalText.field($0) } ?? "is back in the queue")")
             default: break  // opened: room_opened said so; assigned: the assignee got `assigned`
             }
+        case "attachment_ready", "attachment_refused":
+            guard let id = frame["attachment"] as? String, let number = attachmentNumbers[id] else { break }
+            let name = TerminalText.field(attachments[number - 1].name)
+            if frame["type"] as? String == "attachment_ready" {
+                attachments[number - 1].state = "ready"
+                Output.line("* attachment \(number) (\(name)) in \(room) passed the virus check: /save \(number) PATH")
+            } else {
+                attachments[number - 1].state = "refused"
+                let why = frame["code"] as? String == "infected" ? "it may contain a virus" : "it could not be kept"
+                Output.line("* attachment \(number) (\(name)) in \(room) was refused: \(why)")
+            }
         case "room_opened": Output.line("* new conversation \(room) (/open \(room))")
         case "assigned": Output.line("* \(room) was assigned to \(TerminalText.field(frame["user"] as? String ?? ""))")
         case "ended": Output.line("* \(room) has ended")
@@ -397,9 +438,85 @@ final class ConsoleSession {
         return words
     }
 
-    /// `from: text`, the text's own lines indented under it.
-    private static func line(_ entry: [String: Any]) -> String {
-        "\(TerminalText.field(entry["from"] as? String ?? "?")): \(TerminalText.message(entry["text"] as? String ?? "(unreadable)"))"
+    /// `from: text`, the text's own lines indented under it; for a message with a file,
+    /// `from: attachment: NAME (SIZE)` and how to save it.
+    private func line(_ entry: [String: Any]) -> String {
+        let from = TerminalText.field(entry["from"] as? String ?? "?")
+        guard let attachment = entry["attachment"] as? [String: Any], let id = attachment["id"] as? String else {
+            return "\(from): \(TerminalText.message(entry["text"] as? String ?? "(unreadable)"))"
+        }
+        let number = number(for: id, attachment)
+        let shown = attachments[number - 1]
+        var words = "\(from): attachment: \(TerminalText.field(shown.name)) (\(Self.size(shown.size)))"
+        words += shown.state == "ready" ? " · /save \(number) PATH" : " · being checked for viruses (number \(number))"
+        if let text = entry["text"] as? String, !text.isEmpty { words += "\n" + TerminalText.continuation + TerminalText.message(text) }
+        return words
+    }
+
+    /// The number `/save` knows an attachment by: the one it was first shown with.
+    private func number(for id: String, _ attachment: [String: Any]) -> Int {
+        let state = attachment["state"] as? String ?? "ready"
+        if let known = attachmentNumbers[id] {
+            if attachments[known - 1].state != "refused" { attachments[known - 1].state = state }
+            return known
+        }
+        let size = (attachment["size"] as? NSNumber)?.intValue ?? 0
+        attachments.append(ShownAttachment(id: id, name: attachment["name"] as? String ?? "(name unavailable)", size: size, state: state))
+        attachmentNumbers[id] = attachments.count
+        return attachments.count
+    }
+
+    /// `/save N PATH`: downloads attachment N into a new file PATH (mode 0600).
+    private func save(_ arguments: String) {
+        let parts = arguments.split(separator: " ", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let number = Int(parts[0]) else {
+            Output.line("usage: /save N PATH (N is the attachment's number, as shown with it)")
+            return
+        }
+        guard attachments.indices.contains(number - 1) else {
+            Output.line(attachments.isEmpty ? "no attachment has been shown yet" : "no attachment \(number); they are numbered 1 to \(attachments.count)")
+            return
+        }
+        let shown = attachments[number - 1]
+        switch shown.state {
+        case "ready": break
+        case "refused":
+            Output.line("attachment \(number) was refused by the virus check and is gone")
+            return
+        default:
+            Output.line("attachment \(number) is still being checked for viruses; try again once it is ready")
+            return
+        }
+        guard AttachmentID(checking: shown.id) != nil else {
+            Output.line("cannot save attachment \(number): the hub gave it an id that is not an attachment's")
+            return
+        }
+        guard let token else {
+            Output.line("cannot save attachment \(number): this hub gave the console no token for files")
+            return
+        }
+        let path = (parts[1] as NSString).expandingTildeInPath
+        let query = org.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? org
+        do {
+            let bytes = try AttachmentSaver.save(host: host, port: port, path: "/attachments/\(shown.id)?org=\(query)", token: token, to: path)
+            Output.line("saved attachment \(number) (\(TerminalText.field(shown.name)), \(Self.size(bytes))) to \(TerminalText.field(path))")
+        } catch {
+            Output.line("! could not save attachment \(number): \(TerminalText.field(String(describing: error)))")
+        }
+    }
+
+    /// A size in bytes as people read it: `512 B`, `34 kB`, `1.2 MB` (decimal units).
+    static func size(_ bytes: Int) -> String {
+        guard bytes >= 1000 else { return "\(bytes) B" }
+        var value = Double(bytes) / 1000
+        var unit = 0
+        let units = ["kB", "MB", "GB"]
+        while value >= 1000, unit < units.count - 1 {
+            value /= 1000
+            unit += 1
+        }
+        let shown = value < 10 ? String(format: "%.1f", value).replacingOccurrences(of: ".0", with: "") : String(Int(value.rounded()))
+        return "\(shown) \(units[unit])"
     }
 
     private static func decode(_ text: String) -> [String: Any]? {
