@@ -41,16 +41,16 @@ var CareHubAttachments = CareHubAttachments || (() => {
     }
   }
 
-  // 1,234,567 bytes as "1.2 MB" (decimal units, as people read file sizes).
+  // Sizes as the hub writes them: "980 bytes", "64 KB", "1.2 MB" (powers of 1,000, as
+  // pipeline.conf's max_size is written).
   function sizeText(bytes) {
     if (!(bytes >= 0)) return "";
-    if (bytes < 1000) return `${bytes} B`;
-    const units = ["kB", "MB", "GB"];
-    let value = bytes / 1000;
-    let unit = 0;
-    while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit += 1; }
-    const shown = value < 10 ? value.toFixed(1).replace(/\.0$/, "") : String(Math.round(value));
-    return `${shown} ${units[unit]}`;
+    for (const [size, unit] of [[1e9, "GB"], [1e6, "MB"], [1e3, "KB"]]) {
+      if (bytes < size) continue;
+      const value = bytes / size;
+      return `${value < 10 ? Math.round(value * 10) / 10 : Math.round(value)} ${unit}`;
+    }
+    return bytes === 1 ? "1 byte" : `${bytes} bytes`;
   }
 
   // The name sent in X-Filename: no control or reordering characters, at most 255 bytes (the
@@ -69,8 +69,8 @@ var CareHubAttachments = CareHubAttachments || (() => {
   function refusal(status, body) {
     const code = (body && typeof body.code === "string" && body.code) || codeOfStatus[status] || (status === 0 ? "network" : "internal");
     let limit = body && typeof body.maxSize === "number" ? body.maxSize : null;
-    const said = body && typeof body.message === "string" ? body.message.match(/(\d+(?:\.\d+)?)\s*(k|M|G)i?B\b/) : null;
-    if (limit === null && said) limit = Number(said[1]) * { k: 1e3, M: 1e6, G: 1e9 }[said[2]];
+    const said = body && typeof body.message === "string" ? body.message.match(/(\d+(?:\.\d+)?)\s*([KMG])B\b/i) : null;
+    if (limit === null && said) limit = Number(said[1]) * { K: 1e3, M: 1e6, G: 1e9 }[said[2].toUpperCase()];
     return { code, limit, retryable: retryable.has(code) };
   }
 

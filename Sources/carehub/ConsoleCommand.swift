@@ -505,19 +505,8 @@ final class ConsoleSession {
         }
     }
 
-    /// A size in bytes as people read it: `512 B`, `34 kB`, `1.2 MB` (decimal units).
-    static func size(_ bytes: Int) -> String {
-        guard bytes >= 1000 else { return "\(bytes) B" }
-        var value = Double(bytes) / 1000
-        var unit = 0
-        let units = ["kB", "MB", "GB"]
-        while value >= 1000, unit < units.count - 1 {
-            value /= 1000
-            unit += 1
-        }
-        let shown = value < 10 ? String(format: "%.1f", value).replacingOccurrences(of: ".0", with: "") : String(Int(value.rounded()))
-        return "\(shown) \(units[unit])"
-    }
+    /// A size as people read it, as the hub writes sizes: `980 bytes`, `64 KB`, `1.2 MB`.
+    static func size(_ bytes: Int) -> String { ByteCountText.describe(bytes) }
 
     private static func decode(_ text: String) -> [String: Any]? {
         (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]

@@ -166,7 +166,7 @@ def test_photos_by_the_paper_clip_and_by_dropping_them_reach_the_nurse_as_pictur
         wait(nurse).until(lambda d: any(a["name"] == "report.pdf" and a["link"] and a["mine"] for a in attachments(d, "#messages")))
         wait(patient).until(lambda d: any(a["name"] == "report.pdf" and a["link"] for a in attachments(d, ".carehub-theirs")))
         pdf = [a for a in attachments(patient, ".carehub-log") if a["name"] == "report.pdf"][0]
-        assert pdf["src"] is None and f"{len(PDF)} B" in pdf["text"], pdf
+        assert pdf["src"] is None and f"{len(PDF)} bytes" in pdf["text"], pdf
         shot(nurse, "attachments-staff")
         patient.find_element(By.CSS_SELECTOR, ".carehub-theirs a.carehub-file-link").click()
         saved = downloads / "report.pdf"

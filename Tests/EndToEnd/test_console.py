@@ -350,7 +350,7 @@ def test_a_nurse_saves_a_patients_file_from_the_terminal(workdir, tmp_path):
             console.type(f"/open {room}")
             console.expect(f"— {room} —")
             shown = console.expect("visitor: attachment: knee photo.png")
-            assert re.search(r"attachment: knee photo\.png \(\d+(\.\d)? kB\) · /save 1 PATH$", shown), shown
+            assert re.search(r"attachment: knee photo\.png \(\d+(\.\d)? KB\) · /save 1 PATH$", shown), shown
 
             # Saved to a new file, readable only by its owner, byte for byte.
             saved = tmp_path / "saved" / "knee.png"
@@ -371,7 +371,7 @@ def test_a_nurse_saves_a_patients_file_from_the_terminal(workdir, tmp_path):
             status, answer = await asyncio.to_thread(upload, hub, LOTUS, room, token, "referral.pdf", PDF)
             assert status == 201, (status, answer)
             live = console.expect(f"[{room}] visitor: attachment: referral.pdf")
-            assert live.endswith(f"({len(PDF)} B) · /save 2 PATH"), live
+            assert live.endswith(f"({len(PDF)} bytes) · /save 2 PATH"), live
             console.type(f"/save 2 {tmp_path / 'referral.pdf'}")
             console.expect("saved attachment 2 (referral.pdf")
             assert (tmp_path / "referral.pdf").read_bytes() == PDF
