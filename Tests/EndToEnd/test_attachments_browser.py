@@ -7,12 +7,17 @@ being checked on both sides."""
 
 import asyncio
 import base64
+import json
+import os
+import struct
+import zlib
 
 import pytest
 
-from conftest import PASSWORDS, TIMEOUT, Hub, visitor
-from test_browser import browser, shot, text_of, wait
-from test_console import LOTUS, PDF, png, take_files, upload
+from conftest import PASSWORDS, Hub, visitor
+from test_attachments import LOTUS, png, upload
+from test_browser import browser, shot, wait
+from test_console import PDF, take_files
 from test_widget import CONTRAST_JS, RECORD_VIOLATIONS, clinic_site, mine, press, status
 
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -63,6 +68,15 @@ return Array.from(document.querySelectorAll(arguments[0] + ' .carehub-attachment
            mine: box.closest('li').matches('.carehub-mine, .mine') };
 });
 """
+
+
+def noisy_png(width, height):
+    """A PNG of random pixels, which do not compress: a file as large as its picture."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    rows = b"".join(b"\x00" + os.urandom(width * 3) for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 def attachments(driver, selector):
@@ -120,7 +134,7 @@ def test_photos_by_the_paper_clip_and_by_dropping_them_reach_the_nurse_as_pictur
     hub = clinic
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    small, large, dropped = png(37, 23), png(400, 300, noise=True), png(19, 11)
+    small, large, dropped = png(37, 23), noisy_png(400, 300), png(19, 11)
     (tmp_path / "rash.png").write_bytes(small)
     (tmp_path / "wide shot.png").write_bytes(large)
     (tmp_path / "report.pdf").write_bytes(PDF)
@@ -204,7 +218,7 @@ def test_on_a_phone_the_paper_clip_fits_and_is_on_the_keyboard_path(clinic):
 
 def test_a_file_the_clinic_does_not_take_is_refused_in_plain_words(clinic, tmp_path):
     (tmp_path / "notes.txt").write_text("my symptoms since Monday")
-    (tmp_path / "huge.png").write_bytes(png(800, 640, noise=True))  # 1.5 MB: over Lotus's 1 MB
+    (tmp_path / "huge.png").write_bytes(noisy_png(800, 640))  # 1.5 MB: over Lotus's 1 MB
     patient = patient_browser()
     try:
         start_chat(patient, clinic.site + "/")
@@ -230,8 +244,8 @@ def test_a_file_held_for_the_virus_check_shows_as_being_checked(workdir):
     nurse = browser()
     try:
         patient, welcome = loop.run_until_complete(visitor(hub, org=LOTUS))
-        answer = upload(hub, LOTUS, welcome["conversation"], welcome["token"], "mole.png", png(30, 30))
-        assert answer[0] == 201 and answer[1]["attachment"]["state"] == "held", answer
+        status, _, answer = upload(hub, welcome["token"], welcome["conversation"], png(30, 30), "mole.png")
+        assert status == 201 and json.loads(answer)["attachment"]["state"] == "held", (status, answer)
         nurse_console(nurse, hub)
         wait(nurse).until(lambda d: [(a["name"], a["state"], a["link"], a["src"]) for a in attachments(d, "#messages")]
                           == [("mole.png", "held", False, None)])

@@ -2,65 +2,33 @@
 
 import asyncio
 import json
-import os
 import queue
 import re
 import stat
-import struct
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-import zlib
 
 from conftest import AUTHENTICATOR, BIN, PASSWORDS, TIMEOUT, Client, Hub, expect_line, login, pump_lines, staff, visitor
+from test_attachments import LOTUS, png, take_attachments, upload
 
-LOTUS = "lotus-wellness"
 
 
 def take_files(workdir, max_size="1MB", scan=None):
     """Lets Lotus Wellness (not in HIPAA mode, so no scanner is required) take photos and PDFs of
     at most `max_size`; `scan` is the parameters of a scan stage to run before the store, if any.
     Returns the configuration file."""
+    take_attachments(workdir, f"attachments max_size={max_size} types=image/jpeg,image/png,image/gif,image/webp,application/pdf")
     config = workdir / "pipeline.conf"
-    text = config.read_text()
-    head = "[org lotus-wellness]\nname  = Lotus Wellness Studio\nhipaa = off\n"
-    assert head in text, text
-    text = text.replace(head, head + f"attachments max_size={max_size} types=image/jpeg,image/png,image/gif,image/webp,application/pdf\n")
     if scan:
-        store = "stage store    history=500\n"
-        assert store in text, text
-        text = text.replace(store, f"stage scan     {scan}\n" + store)
-    config.write_text(text)
+        text, store = config.read_text(), "stage store    history=500\n"
+        assert text.count(store) == 1, text
+        config.write_text(text.replace(store, f"stage scan     {scan}\n" + store))
     return config
-
-
-def png(width, height, noise=False):
-    """A real PNG (RGB, 8 bits): a gradient, or random pixels that do not compress (a large file)."""
-    rows = b"".join(b"\x00" + (os.urandom(width * 3) if noise else bytes((x * 7 + y * 3) % 256 for x in range(width) for _ in range(3)))
-                    for y in range(height))
-    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
        b"trailer<</Root 1 0 R>>\n%%EOF\n")
-
-
-def upload(hub, org, room, token, name, body):
-    """POST /attachments as a page would: returns (status, JSON answer)."""
-    query = urllib.parse.urlencode({"org": org, "room": room})
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{hub.port}/attachments?{query}", data=body, method="POST",
-        headers={"Authorization": f"Bearer {token}", "X-Filename": urllib.parse.quote(name, safe="")})
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as refusal:
-        return refusal.code, json.loads(refusal.read() or b"{}")
 
 
 class Console:
@@ -340,9 +308,9 @@ def test_a_nurse_saves_a_patients_file_from_the_terminal(workdir, tmp_path):
         async def scenario():
             patient, welcome = await visitor(hub, org=LOTUS)
             room, token = welcome["conversation"], welcome["token"]
-            photo = png(40, 30, noise=True)
-            status, answer = await asyncio.to_thread(upload, hub, LOTUS, room, token, "knee photo.png", photo)
-            assert status == 201 and answer["attachment"]["state"] == "ready", (status, answer)
+            photo = png(40, 30, marker=b"knee" * 300)
+            status, _, answer = await asyncio.to_thread(upload, hub, token, room, photo, "knee photo.png")
+            assert status == 201 and json.loads(answer)["attachment"]["state"] == "ready", (status, answer)
 
             console = logged_in_console(hub, LOTUS, "coach.sam")
             console.type("/help")
@@ -368,7 +336,7 @@ def test_a_nurse_saves_a_patients_file_from_the_terminal(workdir, tmp_path):
             assert saved.read_bytes() == b"the nurse's own notes"
 
             # A file sent while the room is open is numbered next; an unknown number is said plainly.
-            status, answer = await asyncio.to_thread(upload, hub, LOTUS, room, token, "referral.pdf", PDF)
+            status, _, answer = await asyncio.to_thread(upload, hub, token, room, PDF, "referral.pdf")
             assert status == 201, (status, answer)
             live = console.expect(f"[{room}] visitor: attachment: referral.pdf")
             assert live.endswith(f"({len(PDF)} bytes) · /save 2 PATH"), live
