@@ -845,6 +845,8 @@ CareHubSession.start({
   mainView: "console-view",
   onSession: me => {
     listVisitors();
+    // Files need the session's bearer token (a hub without attachments gives none).
+    $("attach").hidden = !me.token;
     // Availability as last chosen on this browser (the hub starts every login as available).
     const state = recall(presenceKey()) === "away" ? "away" : "available";
     $("presence").value = state;
