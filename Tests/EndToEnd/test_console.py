@@ -14,17 +14,11 @@ from test_attachments import LOTUS, png, take_attachments, upload
 
 
 
-def take_files(workdir, max_size="1MB", scan=None):
+def take_files(workdir, max_size="1MB"):
     """Lets Lotus Wellness (not in HIPAA mode, so no scanner is required) take photos and PDFs of
-    at most `max_size`; `scan` is the parameters of a scan stage to run before the store, if any.
-    Returns the configuration file."""
+    at most `max_size`. Returns the configuration file."""
     take_attachments(workdir, f"attachments max_size={max_size} types=image/jpeg,image/png,image/gif,image/webp,application/pdf")
-    config = workdir / "pipeline.conf"
-    if scan:
-        text, store = config.read_text(), "stage store    history=500\n"
-        assert text.count(store) == 1, text
-        config.write_text(text.replace(store, f"stage scan     {scan}\n" + store))
-    return config
+    return workdir / "pipeline.conf"
 
 
 PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
