@@ -29,7 +29,9 @@ struct AttachmentRoutes: Sendable {
     /// Adds the routes.
     func add(to router: inout HTTPRouter) {
         router.keepHeaders.formUnion(Self.keepHeaders)
-        router.post("/attachments", maxBodyBytes: OrgAttachments.largestMaxBytes) { request in await upload(request) }
+        router.add(HTTPRoute(.post, "/attachments", maxBodyBytes: OrgAttachments.largestMaxBytes, streamsBody: true) { request in
+            await upload(request)
+        })
         router.get("/attachments/:id") { request in await download(request) }
         router.add(.options, "/attachments") { request in preflight(request) }
         router.add(.options, "/attachments/:id") { request in preflight(request) }
@@ -49,7 +51,7 @@ struct AttachmentRoutes: Sendable {
             if let accepted = configuration.config.org(org)?.settings.attachments, declared > accepted.maxBytes {
                 throw PipelineError(.tooLarge, "the file is larger than this organisation accepts (\(ByteCountText.describe(accepted.maxBytes)))")
             }
-            let upload = AttachmentUpload(name: name, declaredSize: declared, bytes: .bytes(http.body))
+            let upload = AttachmentUpload(name: name, declaredSize: declared, bytes: Self.bytes(of: http))
             let outcome = try await run(.attach(room: room, upload: upload), org: org, http: http)
             guard let attachment = outcome.attachment, let seq = outcome.seq else { throw PipelineError.internal }
             var writer = JSONWriter()
@@ -67,19 +69,13 @@ struct AttachmentRoutes: Sendable {
             }
             let outcome = try await run(.download(id), org: org, http: http)
             guard let download = outcome.download else { throw PipelineError.internal }
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(download.attachment.size)
-            for index in 0..<download.chunkCount {
-                guard case .plain(let chunk) = try await download.chunk(index) else { throw PipelineError.internal }
-                bytes += chunk
-            }
             var name = "attachment"
             if case .plain(let opened) = download.attachment.name { name = opened }
             return HTTPResponse(status: 200, headers: [
                 "Content-Type": download.attachment.contentType,
                 "Content-Disposition": Self.disposition(name),
                 "Cache-Control": "no-store",
-            ], body: .bytes(bytes))
+            ], body: .stream(Self.chunks(of: download)))
         }
     }
 
@@ -146,6 +142,37 @@ struct AttachmentRoutes: Sendable {
         return origin
     }
 
+    // MARK: Bodies
+
+    /// The upload's bytes as they arrive, for the pipeline's one reader (the store stage); a body
+    /// cut off or over the hub's limit ends it with the matching refusal.
+    static func bytes(of http: HTTPRequest) -> AttachmentBytes {
+        guard let stream = http.bodyStream else { return .bytes(http.body) }
+        let reader = BodyReader(stream.makeAsyncIterator())
+        return AttachmentBytes {
+            do {
+                return try await reader.next()
+            } catch {
+                guard error as? HTTPBodyError == .tooLarge else { throw PipelineError(.invalidField, "the upload ended before the file did") }
+                throw PipelineError(.tooLarge, "the file is larger than this hub accepts (\(ByteCountText.describe(OrgAttachments.largestMaxBytes)))")
+            }
+        }
+    }
+
+    /// The download's chunks, opened, one at a time as the client takes them.
+    static func chunks(of download: AttachmentDownload) -> HTTPStreamBody {
+        let index = Mutex(0)
+        return HTTPStreamBody(length: download.attachment.size) {
+            let next = index.withLock { index in
+                defer { index += 1 }
+                return index
+            }
+            guard next < download.chunkCount else { return nil }
+            guard case .plain(let bytes) = try await download.chunk(next) else { throw PipelineError.internal }
+            return bytes
+        }
+    }
+
     // MARK: Wire details
 
     /// The token of `Authorization: Bearer TOKEN`.
@@ -209,4 +236,14 @@ struct AttachmentRoutes: Sendable {
         writer.field("message", error.message)
         return HTTPResponse(status: status(of: error.code), headers: ["Content-Type": "application/json"], body: .bytes(Array(writer.finish().utf8)))
     }
+}
+
+/// An HTTP body's iterator, read by one task at a time: the store stage pulls the pieces in order,
+/// each `next` after the previous one returned.
+private final class BodyReader: @unchecked Sendable {
+    private var iterator: HTTPBodyStream.AsyncIterator
+
+    init(_ iterator: HTTPBodyStream.AsyncIterator) { self.iterator = iterator }
+
+    func next() async throws(HTTPBodyError) -> [UInt8]? { try await iterator.next() }
 }

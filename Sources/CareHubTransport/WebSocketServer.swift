@@ -127,7 +127,7 @@ public final class WebSocketServer: Sendable {
     /// fonts and images from the hub itself only, and open connections (WebSocket included) to
     /// the hub's own origin only.
     public static let contentSecurityPolicy =
-        "default-src 'none'; img-src 'self' data:; script-src 'self'; font-src 'self'; style-src 'self'; "
+        "default-src 'none'; img-src 'self' data: blob:; script-src 'self'; font-src 'self'; style-src 'self'; "
         + "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
     /// Strict-Transport-Security, sent on every HTTP response when TLS is on: one year.

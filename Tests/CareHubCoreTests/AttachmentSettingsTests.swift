@@ -94,3 +94,23 @@ struct AttachmentSettingsTests {
         }
     }
 }
+
+/// Until a malware scanning stage is registered, a HIPAA organisation cannot take files.
+@Suite("attachments in HIPAA mode")
+struct HIPAAAttachmentTests {
+    @Test func aHIPAAOrganisationCannotTakeAttachmentsWithoutAScanningStage() {
+        let text = """
+            [org riverside]
+            hipaa = on
+            attachments
+            stage auth twofactor=required
+            stage idle timeout=15m
+            stage encrypt
+            stage store
+            stage fanout
+            """
+        #expect(configIssues(text) == [
+            "test.conf:3: [org riverside] is in HIPAA mode and this hub has no malware scanning stage, so it cannot take attachments",
+        ])
+    }
+}

@@ -34,6 +34,28 @@ struct SealedHistoryTests {
         #expect(await history.open(message(room, seq: 9, from: "visitor", .plain("hi"), at: now)).body == .plain("hi"))
     }
 
+    @Test func anAttachmentsChunksOpenOnlyInTheirPlaceAndAFileCannotBeCutShort() async throws {
+        let world = TestWorld()
+        let history = SealedHistory(org: org, environment: world.environment)
+        let room = try await newRoom(in: world)
+        let id = AttachmentID.random()
+        let first = try await history.sealAttachmentChunk(Array("first".utf8), id: id, index: 0, last: false, in: room)
+        let second = try await history.sealAttachmentChunk(Array("second".utf8), id: id, index: 1, last: true, in: room)
+        #expect(try await history.openAttachmentChunk(.sealed(first), id: id, index: 0, last: false, in: room) == Array("first".utf8))
+        #expect(try await history.openAttachmentChunk(.sealed(second), id: id, index: 1, last: true, in: room) == Array("second".utf8))
+        // Swapped, moved to another file, or the file cut after its first chunk: nothing opens.
+        await #expect(throws: (any Error).self) { try await history.openAttachmentChunk(.sealed(second), id: id, index: 0, last: false, in: room) }
+        await #expect(throws: (any Error).self) { try await history.openAttachmentChunk(.sealed(first), id: .random(), index: 0, last: false, in: room) }
+        await #expect(throws: (any Error).self) { try await history.openAttachmentChunk(.sealed(first), id: id, index: 0, last: true, in: room) }
+        // The name opens only as this attachment's.
+        let name = try await history.sealAttachmentName("referral.pdf", id: id, in: room)
+        #expect(await history.openAttachmentName(.sealed(name), id: id, in: room) == .plain("referral.pdf"))
+        #expect(await history.openAttachmentName(.sealed(name), id: .random(), in: room) == .unreadable)
+        // Shredding the conversation's key makes every chunk unreadable for good.
+        try await world.environment.cipher.shred(.conversation(org, room))
+        await #expect(throws: (any Error).self) { try await history.openAttachmentChunk(.sealed(first), id: id, index: 0, last: false, in: room) }
+    }
+
     @Test func aFormAndANoteOpenOnlyAsWhatTheyWereSealedAs() async throws {
         let world = TestWorld()
         let history = SealedHistory(org: org, environment: world.environment)

@@ -131,6 +131,10 @@ public struct StageRegistry: Sendable {
                         "[org \(section.id)] is in HIPAA mode and takes attachments, so it must run stage '\(entry.name)'"))
                 }
             }
+            if settings.hipaa, let attachments = section.attachments, !entries.contains(where: \.rules.requiredInHIPAAWithAttachments) {
+                issues.append(ConfigIssue(file: file, line: attachments.line, message:
+                    "[org \(section.id)] is in HIPAA mode and this hub has no malware scanning stage, so it cannot take attachments"))
+            }
             orgs.append(ConfiguredOrg(settings: settings, stages: stages))
         }
         if sections.isEmpty && syntaxIssues.isEmpty {
