@@ -28,15 +28,18 @@ def png(width=3, height=2, marker=b""):
             + text + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
-SHIPPED = "attachments max_size=10MB types=image/jpeg,image/png,image/gif,image/webp,application/pdf\n"
+SHIPPED = "attachments max_size=10MB types=image/jpeg,image/png,image/gif,image/webp,application/pdf"
 
 
 def take_attachments(workdir, line="attachments max_size=200KB types=image/png,application/pdf"):
-    """The test organisation's attachments line (it is not in HIPAA mode: no scanner is needed)."""
+    """Gives the test organisation an attachments line (it is not in HIPAA mode: no scanner is needed)."""
+    if not line:
+        return
     config = workdir / "pipeline.conf"
+    marker = "name  = Lotus Wellness Studio\n"
     text = config.read_text()
-    assert SHIPPED in text, "the shipped pipeline.conf lets Lotus Wellness take attachments"
-    config.write_text(text.replace(SHIPPED, f"{line}\n" if line else "", 1))
+    assert marker in text
+    config.write_text(text.replace(marker, f"{marker}{line}\n", 1))
 
 
 def request(hub, method, path, token=None, body=None, headers=None):
