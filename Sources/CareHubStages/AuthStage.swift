@@ -165,14 +165,7 @@ public struct AuthStage: Stage {
         let conversation: Conversation
         let reconnectToken: String
         if let token {
-            guard let found = try await environment.conversations.find(org: org.id, tokenDigest: environment.credentials.digest(token)),
-                  !found.hasEnded
-            else { throw PipelineError.authFailed }
-            let lastMessage = try await environment.messages.history(of: found.id, limit: 1).last?.at
-            guard now.timeIntervalSince(max(found.startedAt, lastMessage ?? found.startedAt)) < configuration.visitorIdle.seconds else {
-                throw PipelineError.authFailed
-            }
-            conversation = found
+            conversation = try await resumable(token, at: now)
             reconnectToken = token
         } else {
             guard configuration.visitors else {
@@ -200,6 +193,19 @@ public struct AuthStage: Stage {
         outcome.conversation = conversation
         outcome.visitorToken = reconnectToken
         return outcome
+    }
+
+    /// The conversation a visitor's reconnect token stands for, while it can still be resumed:
+    /// not ended, and written in within the stage's `visitor_idle`.
+    private func resumable(_ token: String, at now: Date) async throws -> Conversation {
+        guard let found = try await environment.conversations.find(org: org.id, tokenDigest: environment.credentials.digest(token)),
+              !found.hasEnded
+        else { throw PipelineError.authFailed }
+        let lastMessage = try await environment.messages.history(of: found.id, limit: 1).last?.at
+        guard now.timeIntervalSince(max(found.startedAt, lastMessage ?? found.startedAt)) < configuration.visitorIdle.seconds else {
+            throw PipelineError.authFailed
+        }
+        return found
     }
 
     // MARK: Staff
@@ -412,13 +418,7 @@ public struct AuthStage: Stage {
             session = staff
         } else {
             let now = environment.clock.now
-            guard let conversation = try await environment.conversations.find(org: org.id, tokenDigest: environment.credentials.digest(credential)),
-                  !conversation.hasEnded
-            else { throw PipelineError.authFailed }
-            let lastMessage = try await environment.messages.history(of: conversation.id, limit: 1).last?.at
-            guard now.timeIntervalSince(max(conversation.startedAt, lastMessage ?? conversation.startedAt)) < configuration.visitorIdle.seconds else {
-                throw PipelineError.authFailed
-            }
+            let conversation = try await resumable(credential, at: now)
             // Stands for the visitor in this request only; never stored, never bound.
             session = Session(token: "", org: org.id, principal: .visitor(conversation.id), createdAt: now)
         }
