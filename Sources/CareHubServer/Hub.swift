@@ -285,6 +285,8 @@ public final class Hub: Sendable {
             logger.warning("transcript export failed; the conversation is kept until it succeeds", metadata: [
                 "org.id": "\(org)", "conversation.id": "\(conversation)", "attempts": "\(attempts)",
             ])
+        case .scannerUnavailable(let org, let reason):
+            logger.warning("malware scanner unavailable", metadata: ["org.id": "\(org)", "error.reason": "\(reason)"])
         }
     }
 }

@@ -5,6 +5,7 @@ extension StageRegistry {
     public static let standard = StageRegistry([
         AuthStage.self,
         IdleStage.self,
+        ScanStage.self,
         EncryptStage.self,
         StoreStage.self,
         PurgeStage.self,

@@ -504,6 +504,8 @@ public struct TestWorld: Sendable {
     public let exporter = RecordingExporter()
     public let replies: MemoryCannedReplies
     public let attachments: MemoryAttachmentStore
+    /// The scanner every `scan` stage of the world talks to, whatever its address.
+    public let scanner = MemoryScanner()
     public var throttle: Throttle { local.throttle }
     public var activity: RoomActivityLog { local.activity }
 
@@ -518,7 +520,8 @@ public struct TestWorld: Sendable {
         StageEnvironment(
             clock: clock, conversations: conversations, messages: messages, users: users, credentials: credentials,
             cipher: cipher, sessions: sessions, rooms: rooms, notifier: notifier, events: events, audit: audit,
-            exporter: exporter, replies: replies, local: local, attachments: attachments)
+            exporter: exporter, replies: replies, local: local, attachments: attachments,
+            scanners: Scanners { [scanner] _, _ in scanner })
     }
 
     /// A request as the hub builds it, bound to the connection's current session if any.

@@ -95,22 +95,47 @@ struct AttachmentSettingsTests {
     }
 }
 
-/// Until a malware scanning stage is registered, a HIPAA organisation cannot take files.
+/// A HIPAA organisation takes files only through a malware scan, placed before the store.
 @Suite("attachments in HIPAA mode")
 struct HIPAAAttachmentTests {
-    @Test func aHIPAAOrganisationCannotTakeAttachmentsWithoutAScanningStage() {
-        let text = """
-            [org riverside]
-            hipaa = on
-            attachments
-            stage auth twofactor=required
-            stage idle timeout=15m
-            stage encrypt
-            stage store
-            stage fanout
-            """
-        #expect(configIssues(text) == [
-            "test.conf:3: [org riverside] is in HIPAA mode and this hub has no malware scanning stage, so it cannot take attachments",
-        ])
+    static let riverside = """
+        [org riverside]
+        hipaa = on
+        attachments
+        stage auth twofactor=required
+        stage idle timeout=15m
+        SCAN
+        stage encrypt
+        stage store
+        stage fanout
+        """
+
+    func issues(scan: String) -> [String] { configIssues(Self.riverside.replacingOccurrences(of: "SCAN", with: scan)) }
+
+    @Test func aHIPAAOrganisationThatTakesAttachmentsMustScanThem() {
+        #expect(issues(scan: "") == ["test.conf:3: [org riverside] is in HIPAA mode and takes attachments, so it must run stage 'scan'"])
+        #expect(issues(scan: "stage scan engine=clamd socket=/run/clamav/clamd.ctl on_error=hold") == [])
+        // Without the attachments line the stage is not needed.
+        #expect(configIssues(Self.riverside.replacingOccurrences(of: "SCAN", with: "").replacingOccurrences(of: "attachments\n", with: "")) == [])
+    }
+
+    @Test func theScanComesBeforeTheStoreThatTakesTheBytes() {
+        let late = Self.riverside.replacingOccurrences(of: "SCAN\n", with: "")
+            .replacingOccurrences(of: "stage fanout", with: "stage scan\nstage fanout")
+        #expect(configIssues(late) == ["test.conf:8: stage 'scan' must come before 'store'"])
+    }
+
+    @Test func theScannersAddressAndPolicyAreChecked() throws {
+        #expect(issues(scan: "stage scan engine=sophos") == ["test.conf:6: expected engine=clamd, found engine=sophos"])
+        #expect(issues(scan: "stage scan on_error=ignore") == ["test.conf:6: expected on_error=reject|hold, found on_error=ignore"])
+        let socket = "test.conf:6: expected socket= to be an absolute Unix socket path (at most 107 bytes) or host:port, found socket="
+        for value in ["clamd.ctl", "localhost", "host:0", "host:70000", "[::1]", "::1:3310", "/" + String(repeating: "s", count: 107), "bad_host:3310"] {
+            #expect(issues(scan: "stage scan socket=\(value)") == [socket + value], "\(value)")
+        }
+        let text = Self.riverside.replacingOccurrences(of: "SCAN", with: "stage scan socket=[::1]:3310")
+        let org = try StageRegistry.standard.load(text, file: "test.conf").orgs[0]
+        #expect(org.summaryLines.contains("scan engine=clamd socket=[::1]:3310 on_error=reject"))
+        #expect(ScannerAddress(parsing: "127.0.0.1:3310") == .tcp(host: "127.0.0.1", port: 3310))
+        #expect(ScannerAddress(parsing: "/run/clamav/clamd.ctl") == .unix(path: "/run/clamav/clamd.ctl"))
     }
 }

@@ -83,7 +83,7 @@ struct PipelineConfigTests {
         #expect(issues("[org Clinic!]\nhipaa = on") .first == "test.conf:1: expected an organisation id of 1-64 lowercase letters, digits and dashes, found 'Clinic!'")
         #expect(issues("[org a]\nhipaa = maybe\nstage auth\nstage store\nstage fanout").contains("test.conf:2: expected 'hipaa = on' or 'hipaa = off', found 'hipaa = maybe'"))
         #expect(issues("[org a]\nhipaa = off\nstage auth\nstage teleport\nstage store\nstage fanout")
-            == ["test.conf:4: unknown stage 'teleport'; expected one of auth, idle, encrypt, store, purge, fanout"])
+            == ["test.conf:4: unknown stage 'teleport'; expected one of auth, idle, scan, encrypt, store, purge, fanout"])
         #expect(issues("[org a]\nhipaa = off\nstage auth colour=blue\nstage store\nstage fanout")
             == ["test.conf:3: unknown parameter 'colour' for stage 'auth'"])
         #expect(issues("[org a]\nhipaa = off\nstage auth\nstage store history=lots\nstage fanout").count == 1)

@@ -107,6 +107,9 @@ public struct StageRegistry: Sendable {
                 for predecessor in entry.rules.after where seen[predecessor] == nil && section.stages.contains(where: { $0.name == predecessor }) {
                     issues.append(ConfigIssue(file: file, line: line, message: "stage '\(entry.name)' must come after '\(predecessor)'"))
                 }
+                for successor in entry.rules.before where seen[successor] != nil {
+                    issues.append(ConfigIssue(file: file, line: line, message: "stage '\(entry.name)' must come before '\(successor)'"))
+                }
                 var parameters = statement.parameters
                 do {
                     let configuration = try entry.configure(&parameters, settings)

@@ -14,8 +14,9 @@ public struct Request: Sendable {
     public var channel: Channel = .local
     /// The client's correlation id.
     public let id: String?
-    /// The request itself.
-    public let frame: ClientFrame
+    /// The request itself (a stage may pass on a changed copy: the scan stage passes an upload
+    /// whose bytes go through the scanner).
+    public var frame: ClientFrame
     /// When the hub received it.
     public let receivedAt: Date
     /// The session bound to the connection, or the one the auth stage just created.

@@ -6,6 +6,9 @@ public enum PipelineEvent: Sendable, Hashable {
     case notificationFailed(org: OrgID, conversation: ConversationID)
     /// A conversation's export failed; it stays unpurged and the hook will try again.
     case purgeDeferred(org: OrgID, conversation: ConversationID, attempts: Int)
+    /// The organisation's malware scanner could not be reached or failed; `reason` names the
+    /// scanner's address and the failure, never a file's name or bytes.
+    case scannerUnavailable(org: OrgID, reason: String)
 }
 
 /// The port through which stages emit events instead of reaching into the hub.
