@@ -30,6 +30,8 @@ public struct ScanStage: Stage {
         public var address: ScannerAddress
         /// `on_error=`: `reject` (the default) or `hold`.
         public var onError: OnError
+        /// `retry=`: how often held files are scanned again (default 30s, 1s–1h).
+        public var retry: Duration
 
         public init(parameters: inout StageParameters, org: OrgSettings) throws {
             engine = try parameters.choice("engine", ["clamd"], default: "clamd")
@@ -40,9 +42,12 @@ public struct ScanStage: Stage {
             }
             self.address = address
             onError = OnError(rawValue: try parameters.choice("on_error", OnError.allCases.map(\.rawValue), default: "reject"))!
+            retry = try parameters.duration("retry", in: .seconds(1)...Duration.seconds(3600), default: .seconds(30))
         }
 
-        public var summary: [String] { ["engine=\(engine)", "socket=\(address)", "on_error=\(onError.rawValue)"] }
+        public var summary: [String] {
+            ["engine=\(engine)", "socket=\(address)", "on_error=\(onError.rawValue)"] + (onError == .hold ? ["retry=\(ConfigValue.format(retry))"] : [])
+        }
     }
 
     public static let name = "scan"
@@ -50,8 +55,6 @@ public struct ScanStage: Stage {
     /// the stage passes on; a HIPAA organisation that takes attachments must run it.
     public static let rules = StageRules(after: ["auth", "idle"], before: ["store"], requiredInHIPAAWithAttachments: true)
 
-    /// How often held files are tried again.
-    static let rescanInterval: TimeInterval = 30
     /// How many held files one tick scans at most.
     static let rescanBatch = 20
 
@@ -133,12 +136,12 @@ public struct ScanStage: Stage {
         if configuration.onError == .reject { throw Self.cannotScan }
     }
 
-    /// Every ``rescanInterval``: held files of the organisation, scanned again from the store
+    /// Every `retry=`: held files of the organisation, scanned again from the store
     /// (opened with the conversation's key where sealed); each that passes becomes readable and
     /// its room hears `attachment_ready`, each found infected is erased (`attachment_refused`).
     /// A tick while the previous one still scans does nothing.
     public func tick(at now: Date) async {
-        guard org.attachments != nil, configuration.onError == .hold, lastRescan.due(at: now, every: Self.rescanInterval) else { return }
+        guard org.attachments != nil, configuration.onError == .hold, lastRescan.due(at: now, every: TimeInterval(configuration.retry.components.seconds)) else { return }
         guard rescanning.enter() else { return }
         defer { rescanning.leave() }
         guard let held = try? await environment.attachments.held(org: org.id, limit: Self.rescanBatch) else { return }
