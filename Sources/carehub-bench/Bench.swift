@@ -27,7 +27,10 @@ struct Bench: ParsableCommand {
             (--storage-floor BATCH, no server needed): commits --messages HIPAA messages (the message \
             row and its chained delivery record, the hub's schema and settings) into a fresh database \
             over --visitors conversations, BATCH per transaction, and reports the CPU per message, \
-            with and without the audit row: what SQLite itself costs, under the hub's storage cost.
+            with and without the audit row: what SQLite itself costs, under the hub's storage cost. \
+            Attachment scenario (--attachment BYTES): a visitor of --org uploads a file of BYTES into its \
+            chat over HTTP and downloads it back, --repeats times; reports the median time and MB/s of \
+            each against `cat` reading the same file, and the states the uploads were stored in.
             """)
 
     @Option(help: "Label for the report: hub or relay.") var target = "hub"
@@ -47,6 +50,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Stalls scenario: spin one thread per CPU for this many seconds, with no server.") var stalls: Double?
     @Option(help: ArgumentHelp("Storage-floor scenario: commit HIPAA messages straight into a fresh database, this many per transaction, with no server.", valueName: "batch")) var storageFloor: Int?
     @Option(help: "Storage-floor scenario: messages to commit (over --visitors conversations).") var messages = 60_000
+    @Option(help: ArgumentHelp("Attachment scenario: upload into a visitor's chat and download again a file of this many bytes, --repeats times, against cat reading it.", valueName: "bytes")) var attachment: Int?
+    @Option(help: "Attachment scenario: uploads and downloads to time.") var repeats = 5
     @Flag(help: "Print the report as JSON.") var json = false
 
     func validate() throws {
@@ -55,6 +60,8 @@ struct Bench: ParsableCommand {
         } else if let storageFloor {
             guard (1...10_000).contains(storageFloor) else { throw ValidationError("--storage-floor takes a batch of 1-10000 messages") }
             guard messages >= 1 && visitors >= 1 else { throw ValidationError("--storage-floor needs --messages and --visitors of at least 1") }
+        } else if let attachment, !(16...50_000_000).contains(attachment) || !(1...100).contains(repeats) {
+            throw ValidationError("--attachment takes 16-50000000 bytes and --repeats 1-100")
         } else if !(1...65535).contains(port) {
             throw ValidationError("--port PORT (1-65535) is required, except with --stalls or --storage-floor")
         }
@@ -68,6 +75,8 @@ struct Bench: ParsableCommand {
             report = StallProbe.report(seconds: stalls)
         } else if let storageFloor {
             report = try StorageFloor(batch: storageFloor, messages: messages, conversations: visitors).report()
+        } else if let attachment {
+            report = try AttachmentThroughput(host: host, port: port, org: org, bytes: attachment, repeats: repeats).report(target: target)
         } else if let idle {
             report = try idleScenario(count: idle)
         } else {

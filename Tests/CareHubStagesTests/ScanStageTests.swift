@@ -185,3 +185,24 @@ private final class Counter: Sendable {
         }
     }
 }
+
+/// A file's notification says a file came, never its name or a byte of it.
+@Suite("attachments in notifications")
+struct AttachmentNotificationTests {
+    @Test func aPreviewOfAFileSaysOnlyThatAFileWasSent() async throws {
+        let config = StageHarness.wellnessConfig.replacingOccurrences(of: "hipaa = off\n", with: "hipaa = off\nattachments\n")
+            .replacingOccurrences(of: "preview_chars=10", with: "preview_chars=40")
+        let hub = try StageHarness(config)
+        let (room, token) = try expectWelcome(await hub.run(.hello(org: hub.org.id, token: nil), from: 1))
+        let file = ScanStageTests.png(Array("CANARYBYTES".utf8))
+        var request = hub.world.request(
+            .attach(room: room, upload: AttachmentUpload(name: "CANARYNAME.png", declaredSize: file.count, bytes: .bytes(file))),
+            connection: ConnectionID(99))
+        request.credential = token
+        _ = try await hub.pipeline.run(request)
+        let notification = try #require(hub.world.notifier.notifications.last)
+        #expect(notification.preview == "(sent a file)")
+        let rendered = NotificationTemplate.render(notification, org: hub.org, link: "/staff.html").json
+        #expect(!rendered.contains("CANARY"))
+    }
+}
