@@ -17,6 +17,7 @@ packages=(
   python3-selenium
   zbar-tools          # scans the enrolment QR code in the browser test
   curl                # HTTP/2 client of the transport's HTTP tests
+  clamav-daemon       # the scan stage's malware scanner (clamd); the tests start their own
   tzdata              # time zones of the organisations' opening hours (timezone = in pipeline.conf)
 )
 

@@ -111,7 +111,9 @@ public final class Hub: Sendable {
             local: local,
             journal: journal,
             origin: origin,
-            attachments: SQLiteAttachmentStore(database: database, audit: audit))
+            attachments: SQLiteAttachmentStore(database: database, audit: audit),
+            // `engine=clamd` is the only engine the scan stage's configuration accepts.
+            scanners: Scanners { _, address in ClamdScanner(address: address) })
         configuration = HubConfiguration(
             config: config, path: options.configPath, environment: environment, events: events, database: database, timer: metrics,
             pending: pending, logger: logger)

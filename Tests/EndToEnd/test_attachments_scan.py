@@ -8,7 +8,7 @@ import base64
 import json
 import sqlite3
 
-from clamd_server import EICAR
+from clamd_server import EICAR, clamd, clamd_daemon  # noqa: F401 (the fixtures)
 from conftest import Hub, carehub, staff, visitor
 from test_attachments import download, png, problem, upload
 
@@ -215,3 +215,32 @@ def carehub_decrypt(workdir, path):
         ["openssl", "cms", "-decrypt", "-inform", "DER", "-in", str(path), "-inkey", str(workdir / "records-key.pem")],
         capture_output=True, check=True)
     return result.stdout
+
+
+def test_under_assigned_access_only_the_assignee_and_admins_fetch_a_file(workdir, clamd):
+    scan_files(workdir, clamd.socket)
+    config = workdir / "pipeline.conf"
+    config.write_text(config.read_text().replace("hipaa = on\n", "hipaa = on\nstaff_access = assigned\n", 1))
+    hub = Hub(workdir, config).start()
+    try:
+        async def scenario():
+            patient, welcome = await visitor(hub, org=RIVERSIDE)
+            room = welcome["conversation"]
+            status, _, body = await asyncio.to_thread(upload, hub, welcome["token"], room, png(), "card.png", RIVERSIDE)
+            assert status == 201, body
+            attachment = json.loads(body)["attachment"]["id"]
+            nurse, nurse_session = await staff(hub, org=RIVERSIDE)
+            admin, admin_session = await staff(hub, org=RIVERSIDE, user="dr.admin")
+            # Nobody has given the nurse this chat.
+            status, _, body = await asyncio.to_thread(download, hub, nurse_session["token"], attachment, RIVERSIDE)
+            assert (status, problem(body)) == (403, "forbidden")
+            status, _, data = await asyncio.to_thread(download, hub, admin_session["token"], attachment, RIVERSIDE)
+            assert status == 200 and data == png()
+            await admin.request({"type": "assign", "room": room, "user": "nurse.joy", "id": "a"}, "assigned")
+            status, _, data = await asyncio.to_thread(download, hub, nurse_session["token"], attachment, RIVERSIDE)
+            assert status == 200 and data == png()
+            for client in (patient, nurse, admin):
+                await client.close()
+        run(scenario())
+    finally:
+        hub.stop()
