@@ -15,7 +15,7 @@ bin="$(swift build -c release --show-bin-path)"
 VISITORS="${VISITORS:-100}"; STAFF="${STAFF:-10}"; DURATION="${DURATION:-10}"
 RATE="${RATE:-5000}"; IDLE="${IDLE:-10000}"
 work="$(mktemp -d)"
-cleanup() { kill "${hub_pid:-}" "${relay_pid:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { kill "${hub_pid:-}" "${relay_pid:-}" "${clamd_pid:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 ulimit -n "$(ulimit -Hn)"
@@ -33,7 +33,17 @@ add_staff lotus-wellness bench.staff
 # The bench is one address sending far beyond any patient or front desk: the hub runs the
 # repository's pipeline.conf with each organisation's limits lifted, and no per-address caps.
 lifted="limits conversations_per_minute=100000 conversations_per_address_per_minute=100000 messages_per_second=100000 message_burst=100000"
-sed -e "s/^hipaa = \(on\|off\)\$/&\n$lifted/" pipeline.conf >"$work/pipeline.conf"
+# Attachments on in both organisations; the HIPAA one scans them with a clamd of the bench's own
+# (a signature file it writes, as the tests do: no signature download here).
+mkdir -p "$work/clamd/db"
+eicar='X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
+printf 'CareHub.Test.EICAR:0:*:%s\n' "$(printf '%s' "$eicar" | od -An -tx1 | tr -d ' \n')" >"$work/clamd/db/carehub-test.ndb"
+printf '%s\n' "Foreground yes" "LocalSocket $work/clamd/clamd.sock" "DatabaseDirectory $work/clamd/db" \
+  "StreamMaxLength 60M" "LogFile $work/clamd/clamd.log" >"$work/clamd/clamd.conf"
+/usr/sbin/clamd --config-file="$work/clamd/clamd.conf" >/dev/null 2>&1 &
+clamd_pid=$!
+sed -e "s/^hipaa = \(on\|off\)\$/&\n$lifted\nattachments max_size=10MB/" \
+    -e "s|^#   stage scan .*|stage scan engine=clamd socket=$work/clamd/clamd.sock on_error=reject|" pipeline.conf >"$work/pipeline.conf"
 unlimited=(--max-connections-per-address 1000000 --max-logins-per-address 1000000 --max-logins 1000000)
 # Free ports, read back from what each server prints when it listens.
 "$bin/carehub" serve --config "$work/pipeline.conf" "${unlimited[@]}" --data "$work/data" --listen 127.0.0.1:0 --log-level warning >"$work/hub.out" 2>"$work/hub.err" &
@@ -62,6 +72,9 @@ echo "== HIPAA org at $RATE msg/s";             run --port "$hub_port" --org riv
 echo "== $IDLE idle connections (hub)";         run --port "$hub_port" --org lotus-wellness --idle "$IDLE" --server-pid "$hub_pid" | tee "$results/idle.json"
 # After the idle scenario, whose RSS per connection must be measured on a hub that has not held them yet.
 echo "== HIPAA org at $RATE msg/s, $IDLE quiet connections open"; run --port "$hub_port" --org riverside-clinic --staff-prefix bench.quiet --visitors "$VISITORS" --staff "$STAFF" --rate "$RATE" --window 64 --quiet "$IDLE" --server-pid "$hub_pid" | tee "$results/hipaa-rate-quiet.json"
+for _ in $(seq 1 100); do [ -S "$work/clamd/clamd.sock" ] && break; sleep 0.1; done
+echo "== a 5 MB file uploaded and downloaded, HIPAA org (sealed, scanned by clamd)"; run --port "$hub_port" --org riverside-clinic --attachment 5000000 --repeats 10 | tee "$results/attachment-hipaa.json"
+echo "== a 5 MB file uploaded and downloaded, non-HIPAA org (plain, no scan)";   run --port "$hub_port" --org lotus-wellness --attachment 5000000 --repeats 10 | tee "$results/attachment-plain.json"
 # The servers stop first: closing 10,000 connections takes the hub most of a second of CPU.
 kill "$hub_pid" "$relay_pid"; wait "$hub_pid" "$relay_pid" 2>/dev/null || true; hub_pid=; relay_pid=
 stalls after
@@ -86,5 +99,8 @@ for name in ("stalls-before", "stalls-after"):
 for batch in (3, 30):
     x = r[f"floor-{batch}"]
     print(f"storage floor at {batch} per commit (SQLite alone): {x['cpu_us_per_message']:.0f} us CPU per HIPAA message, {x['cpu_us_per_message_without_audit']:.0f} us without its audit row")
+for name in ("attachment-hipaa", "attachment-plain"):
+    x = r[name]
+    print(f"{name}: {x['bytes']/1e6:.0f} MB upload {x['upload_ms_median']:.0f} ms ({x['upload_mb_per_s']:.0f} MB/s), download {x['download_ms_median']:.0f} ms ({x['download_mb_per_s']:.0f} MB/s); cat {x['cat_ms_median']:.1f} ms ({x['cat_mb_per_s']:.0f} MB/s): upload {x['upload_vs_cat']:.0f}x, download {x['download_vs_cat']:.0f}x cat")
 print(f"idle connections: {r['idle']['connections']} at {r['idle'].get('rss_per_connection_kib', float('nan')):.1f} KiB RSS each")
 PY

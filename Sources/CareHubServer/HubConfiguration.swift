@@ -122,18 +122,19 @@ final class HubConfiguration: Sendable {
         return config.orgs.filter { $0.settings.hipaa && previous.org($0.settings.id)?.settings.hipaa == false }.map(\.settings.id)
     }
 
-    /// Seals every message and pre-chat form `org` stored in plain text before it entered HIPAA
+    /// Seals every message, pre-chat form and file `org` stored in plain text before it entered HIPAA
     /// mode (``EncryptStage/sealStored(org:environment:)``), leaving no plain copy in the
     /// database, its WAL or its free pages, and audits `hipaa.sealed` with the counts.
-    func sealEarlierRecords(of org: OrgID, actor: (name: String, address: String), alreadySealed: (messages: Int, forms: Int) = (0, 0)) async throws -> (messages: Int, forms: Int) {
+    func sealEarlierRecords(
+        of org: OrgID, actor: (name: String, address: String), alreadySealed: EncryptStage.SealedRecords = .init()
+    ) async throws -> EncryptStage.SealedRecords {
         let sealed = try await EncryptStage.sealStored(org: org, environment: environment)
         try await database.truncateLog()
-        let total = (messages: sealed.messages + alreadySealed.messages, forms: sealed.forms + alreadySealed.forms)
+        let total = sealed + alreadySealed
         try await audit.record(AuditEvent(
-            at: Date(), org: org, actor: actor.name, address: actor.address, action: "hipaa.sealed",
-            detail: "messages=\(total.messages) forms=\(total.forms)"))
+            at: Date(), org: org, actor: actor.name, address: actor.address, action: "hipaa.sealed", detail: total.detail))
         logger.notice("records kept before HIPAA mode are sealed", metadata: [
-            "org.id": "\(org)", "messages": "\(total.messages)", "forms": "\(total.forms)",
+            "org.id": "\(org)", "messages": "\(total.messages)", "forms": "\(total.forms)", "files": "\(total.files)",
         ])
         return total
     }

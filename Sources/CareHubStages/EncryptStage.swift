@@ -119,15 +119,43 @@ public struct EncryptStage: Stage {
         return outcome
     }
 
+    /// What ``sealStored(org:environment:)`` sealed.
+    public struct SealedRecords: Sendable, Hashable {
+        public var messages = 0
+        /// Pre-chat forms.
+        public var forms = 0
+        /// Attachments (their names and bytes).
+        public var files = 0
+
+        /// Nothing sealed.
+        public init(messages: Int = 0, forms: Int = 0, files: Int = 0) {
+            self.messages = messages
+            self.forms = forms
+            self.files = files
+        }
+
+        public static func + (lhs: SealedRecords, rhs: SealedRecords) -> SealedRecords {
+            SealedRecords(messages: lhs.messages + rhs.messages, forms: lhs.forms + rhs.forms, files: lhs.files + rhs.files)
+        }
+
+        /// `messages=N forms=N files=N`, as the audit trail and the log record it.
+        public var detail: String { "messages=\(messages) forms=\(forms) files=\(files)" }
+    }
+
+    /// How many chunks of a file are sealed in one commit.
+    static let chunksPerCommit = 16
+
     /// Seals what an organisation stored in plain text before it entered HIPAA mode: every
-    /// message and pre-chat form of its conversations not yet purged (and forgets the address a
-    /// visitor asked a transcript e-mail to go to, which HIPAA mode does not send), under its keys and with the
-    /// same associated data as if they had been sealed when written, so that readers open them as
-    /// any other. Runs again safely (only plain rows are touched); the message store leaves no
-    /// plain copy in the files once each conversation is done.
-    public static func sealStored(org: OrgID, environment: StageEnvironment) async throws -> (messages: Int, forms: Int) {
+    /// message, pre-chat form, hand-over note and attachment (name and bytes) of its conversations
+    /// not yet purged (and forgets the address a visitor asked a transcript e-mail to go to, which
+    /// HIPAA mode does not send), under its keys and with the same associated data as if they had
+    /// been sealed when written, so that readers open them as any other. Runs again safely (only
+    /// plain rows are touched); the stores leave no plain copy in the files once each
+    /// conversation is done. A file is read and sealed a few chunks at a time, never whole.
+    public static func sealStored(org: OrgID, environment: StageEnvironment) async throws -> SealedRecords {
         var messages = 0
         var forms = 0
+        var files = 0
         let history = SealedHistory(org: org, environment: environment)
         for conversation in try await environment.conversations.unpurged(org: org, startedBefore: .distantFuture, limit: 1_000_000) {
             // A transcript e-mail is not sent in HIPAA mode; the patient's address is not kept.
@@ -151,7 +179,31 @@ public struct EncryptStage: Stage {
                 messages += try await environment.messages.seal(batch, in: conversation.id)
                 if plain.count < 500 { break }
             }
+            for attachment in try await environment.attachments.plainAttachments(of: conversation.id) {
+                try await sealFile(attachment, history: history, store: environment.attachments)
+                files += 1
+            }
         }
-        return (messages, forms)
+        return SealedRecords(messages: messages, forms: forms, files: files)
+    }
+
+    /// Seals one stored file's plain name and chunks.
+    private static func sealFile(_ attachment: Attachment, history: SealedHistory, store: any AttachmentStore) async throws {
+        let id = attachment.id
+        let room = attachment.conversation
+        let count = Attachment.chunkCount(forSize: attachment.size)
+        var batch: [(index: Int, sealed: SealedText)] = []
+        for index in 0..<count {
+            if case .plain(let bytes)? = try await store.chunk(id, index: index) {
+                batch.append((index, try await history.sealAttachmentChunk(bytes, id: id, index: index, last: index == count - 1, in: room)))
+            }
+            if batch.count == chunksPerCommit || (index == count - 1 && !batch.isEmpty) {
+                try await store.sealChunks(id, batch)
+                batch.removeAll()
+            }
+        }
+        if case .plain(let name) = attachment.name {
+            try await store.sealName(id, try await history.sealAttachmentName(name, id: id, in: room))
+        }
     }
 }

@@ -152,6 +152,46 @@ public struct SQLiteAttachmentStore: AttachmentStore {
         }
     }
 
+    public func plainAttachments(of conversation: ConversationID) async throws -> [Attachment] {
+        try await database.pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM attachments a WHERE a.conversation = ? AND a.state IN ('held', 'ready')
+                    AND (a.name_key_id IS NULL OR EXISTS (SELECT 1 FROM attachment_chunks c WHERE c.attachment = a.id AND c.key_id IS NULL))
+                    ORDER BY a.at, a.rowid
+                    """,
+                arguments: [conversation.rawValue]
+            ).map(Self.attachment)
+        }
+    }
+
+    public func sealName(_ id: AttachmentID, _ name: SealedText) async throws {
+        try await database.pool.write { db in
+            guard let state = try Self.state(of: id, db), state != .receiving else { throw StorageError.attachment("\(id) is not a stored attachment") }
+            try db.execute(
+                sql: "UPDATE attachments SET name_key_id = ?, name = ? WHERE id = ? AND name_key_id IS NULL",
+                arguments: [name.keyID, Data(name.bytes), id.rawValue])
+        }
+        database.committed()
+        try await database.truncateLog()
+    }
+
+    /// For both: `secure_delete` zeroes the cells the plain bytes leave, and a truncating
+    /// checkpoint moves the new pages into the file and empties the WAL that still held the old ones.
+    public func sealChunks(_ id: AttachmentID, _ chunks: [(index: Int, sealed: SealedText)]) async throws {
+        try await database.pool.write { db in
+            guard let state = try Self.state(of: id, db), state != .receiving else { throw StorageError.attachment("\(id) is not a stored attachment") }
+            for (index, sealed) in chunks {
+                try db.execute(
+                    sql: "UPDATE attachment_chunks SET key_id = ?, bytes = ? WHERE attachment = ? AND idx = ? AND key_id IS NULL",
+                    arguments: [sealed.keyID, Data(sealed.bytes), id.rawValue, index])
+            }
+        }
+        database.committed()
+        try await database.truncateLog()
+    }
+
     /// Deletes the attachments `condition` selects with their chunks, then empties the WAL that
     /// still holds the deleted pages. `secure_delete` zeroes what the rows leave in the file.
     private func erase(where condition: String, _ argument: String) async throws -> Int {

@@ -139,6 +139,33 @@ public final class MemoryAttachmentStore: AttachmentStore {
         Array(inOrder { $0.state == .receiving && $0.at < date }.prefix(limit).map(\.id))
     }
 
+    public func plainAttachments(of conversation: ConversationID) async throws -> [Attachment] {
+        let plain = state.withLock { state in
+            Set(state.rows.values.filter { stored in
+                let name: Bool = if case .plain = stored.attachment.name { true } else { false }
+                return name || stored.chunks.contains { if case .plain = $0 { true } else { false } }
+            }.map(\.attachment.id))
+        }
+        return inOrder { $0.conversation == conversation && $0.state != .receiving && plain.contains($0.id) }
+    }
+
+    public func sealName(_ id: AttachmentID, _ name: SealedText) async throws {
+        try state.withLock { state in
+            guard let stored = state.rows[id], stored.attachment.state != .receiving else { throw Refusal("\(id) is not a stored attachment") }
+            if case .plain = stored.attachment.name { state.rows[id]?.attachment.name = .sealed(name) }
+        }
+    }
+
+    public func sealChunks(_ id: AttachmentID, _ chunks: [(index: Int, sealed: SealedText)]) async throws {
+        try state.withLock { state in
+            guard var stored = state.rows[id], stored.attachment.state != .receiving else { throw Refusal("\(id) is not a stored attachment") }
+            for (index, sealed) in chunks where stored.chunks.indices.contains(index) {
+                if case .plain = stored.chunks[index] { stored.chunks[index] = .sealed(sealed) }
+            }
+            state.rows[id] = stored
+        }
+    }
+
     /// The attachments `include` picks, oldest first (ties in order of ``begin(_:)``), as SQLite orders them.
     private func inOrder(_ include: (Attachment) -> Bool) -> [Attachment] {
         let ordered = all.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }

@@ -222,6 +222,44 @@ struct AttachmentStoreContractTests {
         }
     }
 
+    @Test func plainFilesAreListedAndSealedInPlaceLeavingNoPlainCopyInTheFiles() async throws {
+        for subject in try subjects() {
+            let room = try await subject.room(org)
+            let canary = Array("CANARY-PLAIN-CHUNK".utf8)
+            let plain = try await store(subject, attachment(room, name: .plain("CANARY-PLAIN-NAME.png")), chunks: [.plain(canary), .plain([9])], size: 65_537, seq: 1)
+            let box = SealedText(keyID: "k1", bytes: [1, 2, 3])
+            let sealed = try await store(subject, attachment(room, name: .sealed(box), after: 1), chunks: [.sealed(box)], size: 3, seq: 2)
+            let receiving = attachment(room, name: .plain("x.png"), after: 2)
+            try await subject.attachments.begin(receiving)
+            #expect(try await subject.attachments.plainAttachments(of: room).map(\.id) == [plain.id], "\(subject.name)")
+            #expect(!(try await subject.attachments.plainAttachments(of: room).map(\.id).contains(sealed.id)), "\(subject.name)")
+
+            // Chunk 1 first: a file half sealed is still listed.
+            try await subject.attachments.sealChunks(plain.id, [(1, SealedText(keyID: "k1", bytes: [7]))])
+            #expect(try await subject.attachments.plainAttachments(of: room).map(\.id) == [plain.id], "\(subject.name)")
+            try await subject.attachments.sealChunks(plain.id, [(0, box), (1, SealedText(keyID: "k2", bytes: [8]))])
+            #expect(try await subject.attachments.chunk(plain.id, index: 1) == .sealed(SealedText(keyID: "k1", bytes: [7])), "\(subject.name): sealed is kept")
+            #expect(try await subject.attachments.plainAttachments(of: room).map(\.id) == [plain.id], "\(subject.name): the name is still plain")
+            try await subject.attachments.sealName(plain.id, box)
+            try await subject.attachments.sealName(plain.id, SealedText(keyID: "k2", bytes: [4]))
+            #expect(try await subject.attachments.plainAttachments(of: room).isEmpty, "\(subject.name)")
+            #expect(try await subject.attachments.attachment(plain.id)?.name == .sealed(box), "\(subject.name)")
+            #expect(try await subject.attachments.chunk(plain.id, index: 0) == .sealed(box), "\(subject.name)")
+            await #expect(throws: (any Error).self, "\(subject.name): a file being received is not sealed in place") {
+                try await subject.attachments.sealName(receiving.id, box)
+            }
+            if let fixture = subject.keep as? KeyFixture {
+                let files = try FileManager.default.contentsOfDirectory(atPath: fixture.path).filter { $0.hasPrefix("carehub.sqlite") }
+                #expect(!files.isEmpty)
+                for file in files {
+                    let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: fixture.path + "/" + file)))
+                    #expect(bytes.firstRange(of: canary) == nil, "\(file) holds the plain chunk")
+                    #expect(bytes.firstRange(of: Array("CANARY-PLAIN-NAME".utf8)) == nil, "\(file) holds the plain name")
+                }
+            }
+        }
+    }
+
     @Test func anAttachmentIsNotFinishedIntoAnotherConversation() async throws {
         for subject in try subjects() {
             let room = try await subject.room(org)

@@ -44,6 +44,16 @@ public protocol AttachmentStore: Sendable {
     /// Up to `limit` attachments still ``AttachmentState/receiving`` that began before `date`
     /// (an upload the hub stopped hearing from, or one cut off by a crash).
     func abandoned(before date: Date, limit: Int) async throws -> [AttachmentID]
+    /// The held and ready attachments of the conversation whose name or any chunk is stored
+    /// plain (kept before the organisation entered HIPAA mode), oldest first.
+    func plainAttachments(of conversation: ConversationID) async throws -> [Attachment]
+    /// Replaces a held or ready attachment's plain name with `name`; a sealed name is left as it
+    /// is. Once it returns no plain copy of the old name is left in the files.
+    func sealName(_ id: AttachmentID, _ name: SealedText) async throws
+    /// Replaces plain chunks of a held or ready attachment with the sealed ones given, in one
+    /// commit; sealed chunks are left as they are. Once it returns no plain copy of the replaced
+    /// chunks is left in the files.
+    func sealChunks(_ id: AttachmentID, _ chunks: [(index: Int, sealed: SealedText)]) async throws
 }
 
 /// The store of a hub that takes no attachments: every write is refused, nothing is found.
@@ -65,4 +75,7 @@ public struct NoAttachments: AttachmentStore {
     public func attachments(of conversation: ConversationID) async throws -> [Attachment] { [] }
     public func purge(_ conversation: ConversationID) async throws -> Int { 0 }
     public func abandoned(before date: Date, limit: Int) async throws -> [AttachmentID] { [] }
+    public func plainAttachments(of conversation: ConversationID) async throws -> [Attachment] { [] }
+    public func sealName(_ id: AttachmentID, _ name: SealedText) async throws { throw Self.refusal }
+    public func sealChunks(_ id: AttachmentID, _ chunks: [(index: Int, sealed: SealedText)]) async throws { throw Self.refusal }
 }
