@@ -30,6 +30,8 @@ public struct ClamdScanner: MalwareScanner {
         self.timeout = timeout
     }
 
+    /// Connects to the daemon and starts an `INSTREAM`; throws ``ScannerUnavailable`` when the
+    /// daemon cannot be reached within `timeout`.
     public func begin() async throws -> any MalwareScan {
         let address = address
         let timeout = timeout
@@ -75,14 +77,14 @@ final class ClamdScan: MalwareScan {
             while offset < bytes.count {
                 let end = min(bytes.count, offset + ClamdScanner.largestChunk)
                 let count = UInt32(end - offset)
-                var frame = [UInt8(count >> 24), UInt8((count >> 16) & 0xFF), UInt8((count >> 8) & 0xFF), UInt8(count & 0xFF)]
-                frame += bytes[offset..<end]
                 do {
-                    try connection.send(frame)
+                    // The length, then the piece itself: the bytes are sent from where they are, not copied.
+                    try connection.send([UInt8(count >> 24), UInt8((count >> 16) & 0xFF), UInt8((count >> 8) & 0xFF), UInt8(count & 0xFF)])
+                    try connection.send(bytes[offset..<end])
                 } catch {
                     // clamd answers and hangs up when the stream passes its limit: say why if it did.
+                    defer { connection.close() }
                     if let reply = connection.pendingReply() { throw ClamdReply.failure(reply, address: address) }
-                    connection.close()
                     throw error
                 }
                 offset = end
@@ -201,11 +203,14 @@ final class ClamdConnection: Sendable {
     }
 
     /// Sends all of `bytes`.
-    func send(_ bytes: [UInt8]) throws {
+    func send(_ bytes: [UInt8]) throws { try send(bytes[...]) }
+
+    /// Sends all of `bytes`.
+    func send(_ bytes: ArraySlice<UInt8>) throws {
         let fd = descriptor.withLock { $0 }
         guard fd >= 0 else { throw ScannerUnavailable("the scan of clamd at \(address) was closed") }
-        var offset = 0
-        while offset < bytes.count {
+        var offset = bytes.startIndex
+        while offset < bytes.endIndex {
             let sent = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if sent < 0 && errno == EINTR { continue }
             guard sent > 0 else {
@@ -259,7 +264,8 @@ final class ClamdConnection: Sendable {
     }
 
     private static func setTimeouts(_ fd: Int32, _ timeout: Duration) {
-        let (seconds, attoseconds) = timeout.components
+        // A zero timeval means no timeout at all: the shortest wait is a millisecond.
+        let (seconds, attoseconds) = max(timeout, .milliseconds(1)).components
         var value = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))

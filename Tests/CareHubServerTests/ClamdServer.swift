@@ -1,4 +1,5 @@
 import CareHubCore
+import CareHubTesting
 import Foundation
 import Testing
 #if canImport(Glibc)
@@ -7,11 +8,17 @@ import Glibc
 
 /// A real ClamAV daemon for a test: Debian's clamd in a temporary directory, with its own
 /// configuration and a signature file the test writes (no signature download is possible here),
-/// so EICAR is found as `CareHub.Test.EICAR.UNOFFICIAL`. Fails the test, never skips it, when
-/// clamd is not installed (scripts/setup.sh installs clamav-daemon).
+/// so EICAR is found as `CareHub.Test.EICAR.UNOFFICIAL` and ``canary`` as
+/// `CareHub.Test.Canary.UNOFFICIAL`. Fails the test, never skips it, when clamd is not installed
+/// (scripts/setup.sh installs clamav-daemon).
 final class ClamdServer {
     static let binary = "/usr/sbin/clamd"
-    static let eicar = Array(#"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"#.utf8)
+    /// ClamAV's standard test file, known to this clamd as `CareHub.Test.EICAR`.
+    static let eicar = MemoryScanner.eicar
+    /// Bytes this clamd knows as `CareHub.Test.Canary`, harmless anywhere else.
+    static let canary = Array("CAREHUB-TEST-MALWARE-CANARY-7f3a".utf8)
+    /// The signatures this clamd knows, by name (as a ``MemoryScanner`` takes them).
+    static let signatures = ["CareHub.Test.EICAR": eicar, "CareHub.Test.Canary": canary]
 
     let directory: URL
     let socketPath: String
@@ -27,8 +34,11 @@ final class ClamdServer {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("carehub-clamd-\(UUID().uuidString.prefix(8))")
         let database = directory.appendingPathComponent("db")
         try FileManager.default.createDirectory(at: database, withIntermediateDirectories: true)
-        let hex = Self.eicar.map { String(format: "%02x", $0) }.joined()
-        try "CareHub.Test.EICAR:0:*:\(hex)\n".write(to: database.appendingPathComponent("carehub-test.ndb"), atomically: true, encoding: .utf8)
+        // An extended signature a line: name, any target type, any offset, the bytes in hex.
+        let signatureLines = Self.signatures.sorted { $0.key < $1.key }.map { name, bytes in
+            "\(name):0:*:\(bytes.map { String(format: "%02x", $0) }.joined())\n"
+        }
+        try signatureLines.joined().write(to: database.appendingPathComponent("carehub-test.ndb"), atomically: true, encoding: .utf8)
         socketPath = directory.appendingPathComponent("clamd.sock").path
         tcpPort = tcp ? try Self.freePort() : nil
         var lines = [
@@ -57,20 +67,29 @@ final class ClamdServer {
 
     /// Whether clamd answers `zPING` on its Unix socket.
     func ping() -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
+        guard let fd = Self.connect(to: socketPath) else { return false }
         defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(socketPath.utf8)) }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else { return false }
         _ = Array("zPING\0".utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         var reply = [UInt8](repeating: 0, count: 16)
         let count = reply.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         return count == 5 && Array(reply[0..<5]) == Array("PONG\0".utf8)
+    }
+
+    /// A socket connected to the Unix socket at `path`, or nil when nothing listens there.
+    static func connect(to path: String) -> Int32? {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            return nil
+        }
+        return fd
     }
 
     /// Stops clamd (SIGTERM, then waits) and removes its directory.
