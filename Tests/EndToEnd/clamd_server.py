@@ -45,12 +45,16 @@ class Clamd:
         if self.proc and self.proc.poll() is None:
             return self
         Path(self.socket).unlink(missing_ok=True)
-        self.proc = subprocess.Popen([CLAMD, f"--config-file={self.config}"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # clamd writes a warning to stderr for each stream over its limit: a file, not a pipe no one
+        # reads (a full pipe would stop the daemon).
+        errors = self.directory / "clamd.stderr"
+        with errors.open("wb") as stderr:
+            self.proc = subprocess.Popen([CLAMD, f"--config-file={self.config}"],
+                                         stdout=subprocess.DEVNULL, stderr=stderr)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"clamd exited at start: {self.proc.stderr.read().decode(errors='replace')}")
+                raise AssertionError(f"clamd exited at start: {errors.read_text(errors='replace')}")
             if self.ping():
                 return self
             time.sleep(0.1)
