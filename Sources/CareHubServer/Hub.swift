@@ -142,6 +142,7 @@ public final class Hub: Sendable {
             switch integration.kind {
             case .webhook: try await integrations.post(rendered.json, to: integration)
             case .email: try await integrations.mail(to: integration.to ?? "", subject: rendered.subject, text: rendered.text, via: integration)
+            case .api: break  // never a notification route: the fan-out stage's configuration refuses it
             }
         }
         events.handler.withLock { [registry, sessions, logger] handler in

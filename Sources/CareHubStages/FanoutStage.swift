@@ -38,6 +38,9 @@ public final class FanoutStage: Stage {
                 guard let integration = org.integration(name) else {
                     throw parameters.error("via names '\(name)', which is not an integration of [org \(org.id)]")
                 }
+                if integration.kind == .api {
+                    throw parameters.error("via names '\(name)', an API client; notifications go to webhook and email integrations")
+                }
                 if integration.kind == .email && integration.to == nil {
                     throw parameters.error("e-mail integration '\(name)' needs to=ADDRESS to receive notifications")
                 }

@@ -370,6 +370,26 @@ public final class CareHubDatabase: Sendable {
                 ALTER TABLE messages ADD COLUMN attachment TEXT;
                 """)
         }
+        migrator.registerMigration("v13-api-tokens") { db in
+            try db.execute(sql: """
+                -- Integration tokens (APITokenStore): the digest of the secret, never the secret.
+                CREATE TABLE api_tokens (
+                    id TEXT PRIMARY KEY NOT NULL,       -- tok_ + 16 hex digits
+                    org TEXT NOT NULL,
+                    integration TEXT NOT NULL,          -- an `integration NAME type=api` of the organisation
+                    scopes TEXT NOT NULL,               -- comma-separated, e.g. org:read,messages:read
+                    allow_from TEXT NOT NULL,           -- comma-separated CIDR blocks; empty: anywhere
+                    digest BLOB NOT NULL,               -- SHA-256 of the secret
+                    created_by TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    expires_at REAL NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('awaiting_approval', 'active', 'revoked')),
+                    decided_by TEXT,                    -- who approved or revoked it
+                    decided_at REAL
+                );
+                CREATE INDEX api_tokens_org ON api_tokens(org, created_at);
+                """)
+        }
         return migrator
     }
 }

@@ -160,8 +160,19 @@ struct IntegrationConfigTests {
         ])
     }
 
+    @Test func anAPIClientIsAnIntegrationThatReceivesNothing() {
+        // In a HIPAA organisation it may lack a BAA: its tokens then reach no PHI.
+        #expect(issues(hipaa("integration ehr type=api baa=no")) == [])
+        #expect(issues(hipaa("integration ehr type=api baa=yes url=https://ehr.example/x")) == [
+            "test.conf:9: unknown parameter 'url' for an api integration",
+        ])
+        #expect(issues(hipaa("integration ehr type=api baa=yes", fanout: "stage fanout notify=count via=ehr")) == [
+            "test.conf:8: via names 'ehr', an API client; notifications go to webhook and email integrations",
+        ])
+    }
+
     @Test func referencesAndParametersAreChecked() {
-        #expect(issues(hipaa("integration pager type=sms baa=yes")) == ["test.conf:9: expected type=webhook|email, found type=sms"])
+        #expect(issues(hipaa("integration pager type=sms baa=yes")) == ["test.conf:9: expected type=webhook|email|api, found type=sms"])
         #expect(issues(hipaa("integration pager type=webhook url=ftp://x baa=yes")) == [
             "test.conf:9: expected url to be http://host[:port]/path or https://host[:port]/path, found url=ftp://x",
         ])

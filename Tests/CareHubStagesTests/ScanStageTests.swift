@@ -53,16 +53,7 @@ struct ScanStageTests {
         return bytes
     }
 
-    func refusal(_ work: () async throws -> Outcome) async -> ErrorCode? {
-        do {
-            _ = try await work()
-            return nil
-        } catch let error as PipelineError {
-            return error.code
-        } catch {
-            return .internal
-        }
-    }
+    func refusal(_ work: () async throws -> Outcome) async -> ErrorCode? { await refusalCode(work) }
 
     @Test func aCleanFileIsScannedAndStoredReadable() async throws {
         let hub = try StageHarness(Self.config(onError: "reject"))

@@ -4,10 +4,12 @@
 /// integration pager   type=webhook url=https://hooks.example.org/carehub baa=yes
 /// integration desk    type=email   to=frontdesk@clinic.example baa=yes
 /// integration records type=webhook url=https://records.example.org/transcripts baa=yes ca=/etc/carehub/records-ca.pem
+/// integration ehr     type=api     baa=yes
 /// ```
 ///
 /// `baa` says whether a Business Associate Agreement covers the service. A HIPAA organisation may
-/// declare only BAA-covered integrations, and only `https://` webhooks; the dispatcher checks the
+/// declare only BAA-covered integrations, and only `https://` webhooks (an `api` integration
+/// without a BAA is allowed: its tokens may hold no high-risk scope); the dispatcher checks the
 /// same again before every delivery, in case the configuration changed under a queued one.
 public struct Integration: Sendable, Hashable {
     /// How the integration is reached.
@@ -16,6 +18,9 @@ public struct Integration: Sendable, Hashable {
         case webhook
         /// A mail handed to a sendmail-compatible command.
         case email
+        /// A system that calls the hub's HTTP API with integration tokens (an EHR, a scheduler,
+        /// a dashboard); the hub sends it nothing.
+        case api
     }
 
     /// The name other lines use to refer to it (`via=`, `export_to=`).
@@ -56,10 +61,10 @@ public struct Integration: Sendable, Hashable {
         self.name = name
         line = parameters.line
         guard let type = parameters.string("type") else {
-            throw parameters.error("integration '\(name)' needs type=webhook or type=email")
+            throw parameters.error("integration '\(name)' needs type=webhook, type=email or type=api")
         }
         guard let kind = Kind(rawValue: type) else {
-            throw parameters.error("expected type=webhook|email, found type=\(type)")
+            throw parameters.error("expected type=webhook|email|api, found type=\(type)")
         }
         self.kind = kind
         guard let baaText = parameters.string("baa") else {
@@ -75,6 +80,12 @@ public struct Integration: Sendable, Hashable {
             }
             self.url = url
             caFile = parameters.string("ca")
+            to = nil
+            from = nil
+            command = []
+        case .api:
+            url = nil
+            caFile = nil
             to = nil
             from = nil
             command = []
@@ -98,7 +109,8 @@ public struct Integration: Sendable, Hashable {
                 command = Self.defaultMailCommand
             }
         }
-        if hipaa && !baa {
+        // An API client without a BAA may hold only tokens that reach no PHI.
+        if hipaa && !baa && kind != .api {
             throw parameters.error("HIPAA organisation may not declare integration '\(name)' without a BAA (baa=no); it would receive nothing")
         }
         if hipaa, let url, !url.isHTTPS {

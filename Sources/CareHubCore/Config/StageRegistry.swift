@@ -67,7 +67,7 @@ public struct StageRegistry: Sendable {
                     if let earlier = integrations.first(where: { $0.name == integration.name }) {
                         issues.append(ConfigIssue(file: file, line: integration.line, message: "integration '\(integration.name)' is already declared on line \(earlier.line)"))
                     } else if let unknown = parameters.remainingKeys.first {
-                        issues.append(ConfigIssue(file: file, line: integration.line, message: "unknown parameter '\(unknown)' for a \(integration.kind.rawValue) integration"))
+                        issues.append(ConfigIssue(file: file, line: integration.line, message: "unknown parameter '\(unknown)' for \(integration.kind == .api ? "an" : "a") \(integration.kind.rawValue) integration"))
                     } else {
                         integrations.append(integration)
                     }
