@@ -10,7 +10,11 @@ import Foundation
 ///   ``ready``, stores the message that carries it and records `events` in one transaction: an
 ///   acknowledged attachment is durable with its message and its delivery record;
 /// - ``discard(_:)``, ``purge(_:)`` and ``abandoned(before:limit:)``'s callers leave no trace of
-///   the bytes in the files (the freed space zeroed, as messages are erased).
+///   the bytes in the files (the freed space zeroed, as messages are erased);
+/// - ``plainAttachments(of:)`` lists exactly the held or ready attachments whose name or any chunk
+///   is plain; ``sealName(_:_:)`` and ``sealChunks(_:_:)`` replace only what is plain (a second
+///   pass changes nothing), never touch an attachment being received, and return only once no
+///   plain copy of what they replaced is left in the files (as messages are sealed).
 ///
 /// ```swift
 /// try await attachments.begin(Attachment(id: id, org: org, conversation: room, sender: "visitor", name: .sealed(name), contentType: "image/png", at: now))
