@@ -53,12 +53,7 @@ struct AttachmentThroughput {
                 throw WebSocketClient.Failure(description: "download answered \(got) with \(data.count) of \(file.count) bytes")
             }
             started = DispatchTime.now()
-            let cat = Process()
-            cat.executableURL = URL(fileURLWithPath: "/bin/cat")
-            cat.arguments = [path]
-            cat.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-            try cat.run()
-            cat.waitUntilExit()
+            try Self.cat(path)
             cats.append(seconds(since: started))
         }
         let megabytes = Double(file.count) / 1_000_000
@@ -69,6 +64,24 @@ struct AttachmentThroughput {
             "upload_mb_per_s": rate(uploads), "download_mb_per_s": rate(downloads), "cat_mb_per_s": rate(cats),
             "upload_vs_cat": median(uploads) / median(cats), "download_vs_cat": median(downloads) / median(cats),
         ]
+    }
+
+    /// Runs `cat PATH >/dev/null` and waits for it, as a shell would (posix_spawn and waitpid:
+    /// Foundation's Process polls for the child's end and would add tens of milliseconds).
+    static func cat(_ path: String) throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        var pid: pid_t = 0
+        let arguments: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/cat"), strdup(path), nil]
+        defer { arguments.forEach { free($0) } }
+        guard posix_spawn(&pid, "/bin/cat", &actions, nil, arguments, environ) == 0 else {
+            throw WebSocketClient.Failure(description: "cannot run /bin/cat")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        guard status == 0 else { throw WebSocketClient.Failure(description: "cat failed with status \(status)") }
     }
 
     private func seconds(since start: DispatchTime) -> Double {
