@@ -120,7 +120,6 @@ def test_hipaa_switch_needs_an_attestation_and_a_confirmed_purge(hub):
     async def scenario():
         # Admins log in with a second factor even where it is optional for staff.
         boss, _ = await staff(hub, LOTUS, "lotus.admin")
-        coach, first = await staff(hub, LOTUS, "coach.sam")
         current = (await admin(boss, "pipeline.get"))["result"]
         assert current["hipaa"] is False
 
@@ -139,6 +138,9 @@ def test_hipaa_switch_needs_an_attestation_and_a_confirmed_purge(hub):
                 .replace("timeout=60m", "timeout=15m").replace("stage store", "stage encrypt\nstage store"))
         applied = await admin(boss, "pipeline.replace", text=text, base=current["version"])
         assert applied["type"] == "admin", applied
+        # A colleague logs in under the new rules (with a second factor: a session without one
+        # would be revoked by the auth stage's next check, before or after the switch).
+        coach, _ = await staff(hub, LOTUS, "coach.sam")
         patient, welcome = await visitor(hub, LOTUS)
         enabled = await admin(boss, "hipaa.enable", **attestation)
         assert enabled["type"] == "admin" and enabled["result"]["hipaa"] is True, enabled
@@ -148,8 +150,11 @@ def test_hipaa_switch_needs_an_attestation_and_a_confirmed_purge(hub):
         # Everyone in the organisation starts over under HIPAA rules, this admin included.
         for client in (coach, patient, boss):
             assert (await client.recv("session_expired"))["reason"] == "hipaa_mode"
+        # Logging in again takes the password and the second factor.
         again = await Client.connect(hub)
-        assert (await login(again, LOTUS, "coach.sam"))["type"] == "enroll"
+        without = await login(again, LOTUS, "coach.sam")
+        assert without["type"] == "error" and without["code"] == "auth_failed", without
+        await again.close()
 
         # Switching off is refused while a conversation is held, then done with the purge confirmed.
         boss, _ = await staff(hub, LOTUS, "lotus.admin")
