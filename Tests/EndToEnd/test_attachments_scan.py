@@ -32,6 +32,15 @@ def scan_files(workdir, socket, on_error="reject"):
     config.write_text(text)
 
 
+async def watched_chat(hub):
+    """A patient's new chat in the HIPAA clinic, with a nurse reading it: (patient, its token, the
+    room, the nurse, her session)."""
+    patient, welcome = await visitor(hub, org=RIVERSIDE)
+    nurse, session = await staff(hub, org=RIVERSIDE)
+    await nurse.request({"type": "subscribe", "room": welcome["conversation"], "id": "s"}, "subscribed")
+    return patient, welcome["token"], welcome["conversation"], nurse, session
+
+
 def audit_rows(hub):
     return [json.loads(line) for line in carehub("audit", "export", "--data", str(hub.data)).stdout.splitlines()]
 
@@ -57,10 +66,7 @@ def test_eicar_is_refused_and_audited_by_signature_and_a_clean_file_passes(workd
     hub = Hub(workdir, workdir / "pipeline.conf").start()
     try:
         async def scenario():
-            patient, welcome = await visitor(hub, org=RIVERSIDE)
-            token, room = welcome["token"], welcome["conversation"]
-            nurse, session = await staff(hub, org=RIVERSIDE)
-            await nurse.request({"type": "subscribe", "room": room, "id": "s"}, "subscribed")
+            patient, token, room, nurse, session = await watched_chat(hub)
 
             status, _, body = await asyncio.to_thread(
                 upload, hub, token, room, png(marker=EICAR), "CANARYEVILNAME.png", RIVERSIDE)
@@ -117,10 +123,7 @@ def test_a_scanner_that_is_down_rejects_or_holds_until_it_is_back(workdir, clamd
         hub = Hub(workdir, workdir / "pipeline.conf").start()
         try:
             async def held():
-                patient, welcome = await visitor(hub, org=RIVERSIDE)
-                token, room = welcome["token"], welcome["conversation"]
-                nurse, session = await staff(hub, org=RIVERSIDE)
-                await nurse.request({"type": "subscribe", "room": room, "id": "s"}, "subscribed")
+                patient, token, room, nurse, session = await watched_chat(hub)
                 photo = png(marker=b"insurance card, front")
                 status, _, body = await asyncio.to_thread(upload, hub, token, room, photo, "card.png", RIVERSIDE)
                 assert status == 201, body
@@ -164,10 +167,7 @@ def test_no_file_name_or_byte_reaches_disk_logs_or_exports_in_plain_form(workdir
     name = "CANARYFILENAME Jane Doe.png"
     try:
         async def scenario():
-            patient, welcome = await visitor(hub, org=RIVERSIDE)
-            token, room = welcome["token"], welcome["conversation"]
-            nurse, session = await staff(hub, org=RIVERSIDE)
-            await nurse.request({"type": "subscribe", "room": room, "id": "s"}, "subscribed")
+            patient, token, room, nurse, session = await watched_chat(hub)
             status, _, body = await asyncio.to_thread(upload, hub, token, room, photo, name, RIVERSIDE)
             assert status == 201, body
             attachment = json.loads(body)["attachment"]
