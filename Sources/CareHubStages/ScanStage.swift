@@ -63,7 +63,6 @@ public struct ScanStage: Stage {
     private let environment: StageEnvironment
     private let scanner: any MalwareScanner
     private let lastRescan = RevalidationClock()
-    private let rescanning = RescanGate()
 
     public init(configuration: Configuration, org: OrgSettings, environment: StageEnvironment) {
         self.configuration = configuration
@@ -139,11 +138,9 @@ public struct ScanStage: Stage {
     /// Every `retry=`: held files of the organisation, scanned again from the store
     /// (opened with the conversation's key where sealed); each that passes becomes readable and
     /// its room hears `attachment_ready`, each found infected is erased (`attachment_refused`).
-    /// A tick while the previous one still scans does nothing.
+    /// The hub never runs an organisation's ticks side by side, so rounds do not overlap.
     public func tick(at now: Date) async {
         guard org.attachments != nil, configuration.onError == .hold, lastRescan.due(at: now, every: TimeInterval(configuration.retry.components.seconds)) else { return }
-        guard rescanning.enter() else { return }
-        defer { rescanning.leave() }
         guard let held = try? await environment.attachments.held(org: org.id, limit: Self.rescanBatch) else { return }
         for attachment in held {
             guard await rescan(attachment) else { return }
@@ -216,21 +213,6 @@ public struct ScanStage: Stage {
 
     /// A held file's chunk was not found: it was erased while it was being scanned.
     private struct StoredFileGone: Error {}
-}
-
-/// Lets one round of rescanning run at a time.
-private final class RescanGate: Sendable {
-    private let busy = Mutex(false)
-
-    /// True if no round was running; the caller runs one and calls ``leave()``.
-    func enter() -> Bool {
-        busy.withLock { busy in
-            defer { busy = true }
-            return !busy
-        }
-    }
-
-    func leave() { busy.withLock { $0 = false } }
 }
 
 /// A scan under way, until a failure of the scanner ends it early.
