@@ -32,13 +32,24 @@ extension ServiceLoop {
             answer.headers["Retry-After"] = "1"
             return answerNow(wsi, http2: http2, request: request, route: nil, counted: false, answer, closing: true)
         }
+        // A refused request's body is never read: answering it and reading on would leave
+        // libwebsockets replaying the unread body, so such a connection closes after the answer.
+        let bodyMethod = [HTTPMethod.post, .put, .patch].contains(method)
+        let carriesBody = { (headers: HTTPHeaders) -> Bool in
+            let declared = headers["content-length"].map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            // libwebsockets waits for a POST's body even when it declares none.
+            if let declared { return declared.map { $0 > 0 || method == .post } ?? true }
+            return bodyMethod
+        }
         switch router.match(method, path) {
         case .notFound:
-            return answerNow(wsi, http2: http2, request: request, route: nil, counted: true, .error(404, "Not found"), closing: false)
+            let closing = carriesBody(requestHeaders(wsi))
+            return answerNow(wsi, http2: http2, request: request, route: nil, counted: true, .error(404, "Not found"), closing: closing)
         case .methodNotAllowed(let allowed):
             var response = HTTPResponse.error(405, "Method not allowed")
             response.headers["Allow"] = allowed.map(\.rawValue).joined(separator: ", ")
-            return answerNow(wsi, http2: http2, request: request, route: nil, counted: true, response, closing: false)
+            let closing = carriesBody(requestHeaders(wsi))
+            return answerNow(wsi, http2: http2, request: request, route: nil, counted: true, response, closing: closing)
         case .found(let route, let parameters):
             request.parameters = parameters
             request.query = queryItems(wsi)
@@ -50,7 +61,6 @@ extension ServiceLoop {
             // libwebsockets reads a body for any request that declares a length, and for a POST,
             // PUT or PATCH without one (HTTP/2 ends it with the stream; HTTP/1.1 would need
             // chunked encoding, which it does not decode).
-            let bodyMethod = [HTTPMethod.post, .put, .patch].contains(method)
             if declared == nil && bodyMethod && !http2 {
                 return answerNow(wsi, http2: http2, request: request, route: route, counted: true, .error(411, "Length required"), closing: true)
             }

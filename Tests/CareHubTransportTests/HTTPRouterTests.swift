@@ -100,8 +100,37 @@ struct HTTPRouterTests {
         let wrong = try client.request("PUT", "/api/v1/conversations/7", body: Array("x".utf8))
         #expect(wrong.status == 405)
         #expect(wrong.header("Allow") == "DELETE, GET, HEAD")
-        #expect(try client.request("DELETE", "/api/v1/conversations/7").status == 204)
-        #expect(try client.request("GET", "/api/v1/conversations/7").text == "one")
+        // The body of a refused request is never read: that connection closes after the answer.
+        #expect(client.isClosedByServer())
+        let next = try RawHTTPClient(port: server.port)
+        #expect(try next.request("DELETE", "/api/v1/conversations/7").status == 204)
+        #expect(try next.request("GET", "/api/v1/conversations/7").text == "one")
+    }
+
+    /// A request with a body to a path or method no route takes, whose body arrived after the
+    /// refusal was written, once left the service thread replaying the unread body for ever: one
+    /// request stopped every connection of the hub.
+    @Test(arguments: ["OPTIONS", "DELETE", "PATCH", "POST", "PUT"]) func aRefusedRequestWithABodyLeavesTheServerAnswering(method: String) throws {
+        let server = try Server { router in
+            router.get("/api/v1/conversations/:id") { _ in .text("one") }
+            router.put("/api/v1/conversations/:id/role") { _ in .text("set") }
+        }
+        defer { server.stop() }
+        let body = Array(#"{"role": "admin"}"#.utf8)
+        for target in ["/api/v1/conversations/7" + (method == "PUT" ? "" : "/role"), "/api/v2/nothing"] {
+            let client = try RawHTTPClient(port: server.port, timeout: 5)
+            try client.send(method, target, headers: ["Content-Type: application/json", "Content-Length: \(body.count)"])
+            let refused = try client.response(to: method)
+            #expect(refused.status == (target.hasPrefix("/api/v2") ? 404 : 405))
+            try? client.write(body)
+            #expect(try RawHTTPClient(port: server.port, timeout: 5).request("GET", "/api/v1/conversations/7").text == "one")
+            // The same, two requests back to back on one connection.
+            let pipelined = try RawHTTPClient(port: server.port, timeout: 5)
+            let one = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
+            try? pipelined.write(Array(one.utf8) + body + Array(one.utf8) + body)
+            _ = pipelined.readToEnd()
+            #expect(try RawHTTPClient(port: server.port, timeout: 5).request("GET", "/api/v1/conversations/7").text == "one")
+        }
     }
 
     @Test func theMostSpecificRouteWins() {
