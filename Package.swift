@@ -57,6 +57,8 @@ let package = Package(
                 "CareHubCore", "CareHubStages", "CareHubCrypto", "CareHubAudit", "CareHubStorage", "CareHubTransport",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            // The API's description; a link to docs/openapi.yaml, the one copy.
+            resources: [.embedInCode("Resources/openapi.yaml")],
             swiftSettings: strict
         ),
         .executableTarget(

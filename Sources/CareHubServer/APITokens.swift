@@ -105,9 +105,9 @@ public struct APITokens: Sendable {
         guard let id = APIToken.id(ofSecret: secret), let token = try await store.token(id, digest: Self.digest(secret)), token.org == org else {
             throw PipelineError(.authFailed, "this is not a token of this organisation")
         }
-        if let refusal = token.refusal(from: address, at: now) { throw PipelineError(.authFailed, refusal) }
-        let settings = try organisation(org)
-        try Self.checkBAA(token, try apiIntegration(token.integration, of: settings), settings)
+        if let refusal = token.refusal(from: address, at: now, in: try organisation(org)) {
+            throw PipelineError(.authFailed, refusal.message(token))
+        }
         return token
     }
 
@@ -115,9 +115,7 @@ public struct APITokens: Sendable {
 
     /// A high-risk scope needs a BAA in a HIPAA organisation.
     static func checkBAA(_ token: APIToken, _ integration: Integration, _ org: OrgSettings) throws {
-        if org.hipaa && !integration.baa && token.risk == .high {
-            throw PipelineError(.forbidden, "integration '\(integration.name)' has no BAA (baa=no): in a HIPAA organisation it may hold low- and medium-risk scopes only")
-        }
+        if token.refusal(in: org) == .noBAA { throw PipelineError(.forbidden, APIToken.Refusal.noBAA.message(token)) }
     }
 
     private func organisation(_ org: OrgID) throws -> OrgSettings {

@@ -23,9 +23,6 @@ struct AttachmentRoutes: Sendable {
     /// Request headers the handlers read beyond those libwebsockets knows by name.
     static let keepHeaders: Set<String> = ["x-filename", "x-forwarded-proto"]
 
-    /// HTTP requests get connection ids of their own, which no socket has.
-    private static let nextID = Atomic<UInt64>(1 << 62)
-
     /// Adds the routes.
     func add(to router: inout HTTPRouter) {
         router.keepHeaders.formUnion(Self.keepHeaders)
@@ -69,14 +66,19 @@ struct AttachmentRoutes: Sendable {
             }
             let outcome = try await run(.download(id), org: org, http: http)
             guard let download = outcome.download else { throw PipelineError.internal }
-            var name = "attachment"
-            if case .plain(let opened) = download.attachment.name { name = opened }
-            return HTTPResponse(status: 200, headers: [
-                "Content-Type": download.attachment.contentType,
-                "Content-Disposition": Self.disposition(name),
-                "Cache-Control": "no-store",
-            ], body: .stream(Self.chunks(of: download)))
+            return Self.file(download)
         }
+    }
+
+    /// A download's answer: its type, its name as opened, and its bytes as the client takes them.
+    static func file(_ download: AttachmentDownload) -> HTTPResponse {
+        var name = "attachment"
+        if case .plain(let opened) = download.attachment.name { name = opened }
+        return HTTPResponse(status: 200, headers: [
+            "Content-Type": download.attachment.contentType,
+            "Content-Disposition": disposition(name),
+            "Cache-Control": "no-store",
+        ], body: .stream(chunks(of: download)))
     }
 
     /// A browser asks before a cross-origin upload or download with a bearer token.
@@ -96,22 +98,11 @@ struct AttachmentRoutes: Sendable {
     /// Runs `body` for the organisation the query names, turning a refusal into its JSON answer,
     /// recording the request's metrics, and adding CORS headers for the widget's sites.
     private func answer(_ http: HTTPRequest, type: String, _ body: (OrgID) async throws -> HTTPResponse) async -> HTTPResponse {
-        let started = ContinuousClock.now
         let org = http.queryValue("org").map(OrgID.init)
-        var failure: ErrorCode?
-        var response: HTTPResponse
-        do {
+        var response = await PipelineHTTP.answer(org: org, type: type, metrics: metrics, logger: logger, problem: Self.problem) {
             guard let org, !org.rawValue.isEmpty else { throw PipelineError(.invalidField, "give the organisation as ?org=…") }
-            response = try await body(org)
-        } catch {
-            let refusal = Self.refusal(for: error)
-            if refusal == .internal {
-                logger.error("HTTP request failed", metadata: ["http.route": "\(type)", "error.type": "\(Swift.type(of: error))"])
-            }
-            failure = refusal.code
-            response = Self.problem(refusal)
+            return try await body(org)
         }
-        metrics.record(org: failure == .unknownOrg ? nil : org, type: type, seconds: (ContinuousClock.now - started).seconds, error: failure)
         if let org, let allowed = allowedOrigin(http, org: org) {
             response.headers.add("Access-Control-Allow-Origin", allowed)
             response.headers.add("Vary", "Origin")
@@ -124,13 +115,7 @@ struct AttachmentRoutes: Sendable {
         let (pipeline, draining) = configuration.pipeline(for: org)
         guard !draining else { throw PipelineError(.unavailable, "the hub is shutting down; try again shortly") }
         guard let pipeline else { throw PipelineError(.unknownOrg, "no organisation '\(org)' on this hub") }
-        let client = ClientAddress(
-            peer: http.peer, forwardedFor: http.headers["x-forwarded-for"], forwardedProto: http.headers["x-forwarded-proto"],
-            tls: http.tls, origin: http.headers["origin"], host: http.headers["host"], trustedProxies: trustedProxies)
-        let id = ConnectionID(Self.nextID.add(1, ordering: .relaxed).newValue)
-        var request = Request(connection: id, peer: client.address, id: nil, frame: frame, receivedAt: clock.now, session: nil)
-        request.channel = client.channel
-        request.credential = Self.bearer(http.headers["authorization"])
+        let request = PipelineHTTP.request(frame, from: http, at: clock.now, trustedProxies: trustedProxies)
         return try await pipeline.run(request)
     }
 
@@ -175,12 +160,6 @@ struct AttachmentRoutes: Sendable {
 
     // MARK: Wire details
 
-    /// The token of `Authorization: Bearer TOKEN`.
-    static func bearer(_ header: String?) -> String? {
-        guard let header, header.count > 7, header.prefix(7).lowercased() == "bearer " else { return nil }
-        return String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
-    }
-
     /// The file name of `X-Filename` (percent-encoded UTF-8): one line of typed text, path
     /// separators replaced, 1–255 bytes.
     static func fileName(_ header: String?) throws -> String {
@@ -204,12 +183,6 @@ struct AttachmentRoutes: Sendable {
         allowed.insert(charactersIn: "-._~")
         let encoded = name.addingPercentEncoding(withAllowedCharacters: allowed) ?? ascii
         return "attachment; filename=\"\(ascii)\"; filename*=UTF-8''\(encoded)"
-    }
-
-    /// The wire's error for anything a request ended with.
-    static func refusal(for error: any Error) -> PipelineError {
-        if let refusal = error as? PipelineError { return refusal }
-        return .internal
     }
 
     /// The HTTP status of each wire code.

@@ -60,6 +60,14 @@ public final class ConversationCache: ConversationStore {
         try await store.find(org: org, tokenDigest: tokenDigest)
     }
 
+    public func page(org: OrgID, filter: ConversationFilter, limit: Int) async throws -> [Conversation] {
+        let now = clock.now
+        let generation = state.withLock { $0.generation }
+        let conversations = try await store.page(org: org, filter: filter, limit: limit)
+        remember(conversations, readSince: generation, at: now)
+        return conversations
+    }
+
     public func list(org: OrgID, limit: Int) async throws -> [Conversation] {
         let now = clock.now
         let generation = state.withLock { $0.generation }

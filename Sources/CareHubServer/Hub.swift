@@ -113,7 +113,8 @@ public final class Hub: Sendable {
             origin: origin,
             attachments: SQLiteAttachmentStore(database: database, audit: audit),
             // `engine=clamd` is the only engine the scan stage's configuration accepts.
-            scanners: Scanners { _, address in ClamdScanner(address: address) })
+            scanners: Scanners { _, address in ClamdScanner(address: address) },
+            tokens: SQLiteAPITokenStore(database: database))
         configuration = HubConfiguration(
             config: config, path: options.configPath, environment: environment, events: events, database: database, timer: metrics,
             pending: pending, logger: logger)
@@ -169,6 +170,10 @@ public final class Hub: Sendable {
         transportConfiguration.maxSendQueueBytes = options.maxSendQueueBytes
         AttachmentRoutes(configuration: configuration, metrics: metrics, clock: clock, trustedProxies: options.trustedProxies, logger: logger)
             .add(to: &transportConfiguration.routes)
+        APIRoutes(
+            configuration: configuration, admin: admin, audit: audit, metrics: metrics, clock: clock, trustedProxies: options.trustedProxies,
+            openAPI: APIRoutes.description(), logger: logger
+        ).add(to: &transportConfiguration.routes)
         let server = WebSocketServer(configuration: transportConfiguration) { [self] handle, event in
             self.receive(event, from: handle)
         }

@@ -38,6 +38,8 @@ public struct AuthStage: Stage {
         public var allow: [CIDRBlock]
         /// `visitor_idle=D`: a visitor's reconnect token stops working after this long without a message (default 30m).
         public var visitorIdle: Duration
+        /// `api_calls=N`: HTTP API calls one integration token may make per minute (default 600).
+        public var apiCallsPerMinute: Int
 
         /// The accepted `lockout_time`: 1 minute to 30 days.
         public static let lockoutTimeRange = Duration.seconds(60)...Duration.seconds(30 * 86_400)
@@ -55,12 +57,13 @@ public struct AuthStage: Stage {
             lockoutTime = try parameters.duration("lockout_time", in: Self.lockoutTimeRange, default: .seconds(15 * 60))
             allow = try parameters.cidrList("allow")
             visitorIdle = try parameters.duration("visitor_idle", in: Self.visitorIdleRange, default: .seconds(30 * 60))
+            apiCallsPerMinute = try parameters.integer("api_calls", in: 10...100_000, default: 600)
         }
 
         public var summary: [String] {
             var parts = ["visitors=\(visitors ? "on" : "off")", "twofactor=\(twoFactor.rawValue)",
                          "lockout=\(lockoutAttempts)", "lockout_time=\(ConfigValue.format(lockoutTime))",
-                         "visitor_idle=\(ConfigValue.format(visitorIdle))"]
+                         "visitor_idle=\(ConfigValue.format(visitorIdle))", "api_calls=\(apiCallsPerMinute)"]
             if !allow.isEmpty { parts.append("allow=\(allow.map(\.description).joined(separator: ","))") }
             return parts
         }
@@ -118,6 +121,10 @@ public struct AuthStage: Stage {
     }
 
     public func handle(_ request: Request, next: Next) async throws -> Outcome {
+        // An HTTP API call carries an integration token instead of a session.
+        if request.session == nil, let credential = request.credential, APIToken.id(ofSecret: credential) != nil {
+            return try await integration(request, secret: credential, next: next)
+        }
         switch request.frame {
         case .hello(_, let token, _, let offline):
             return try await hello(request, token: token, offline: offline, next: next)
@@ -130,6 +137,8 @@ public struct AuthStage: Stage {
             return try await authorise(request, next: next)
         case .attach, .download:
             return try await bearer(request, next: next)
+        case .api:
+            throw PipelineError(.unauthenticated, "send an integration token as Authorization: Bearer chk_…")
         }
     }
 
@@ -434,6 +443,96 @@ public struct AuthStage: Stage {
             forwarded.conversation = try await readableRoom(attachment.conversation, for: session)
         }
         return try await authorise(forwarded, next: next)
+    }
+
+    // MARK: Integrations
+
+    /// An HTTP API call with an integration token (`Authorization: Bearer chk_…`): the token must
+    /// be this organisation's, approved, unexpired, used from an allowed address, of an
+    /// integration still declared (with a BAA for high-risk scopes in HIPAA mode), and hold the
+    /// one scope the call needs (``APIScope/required(for:)``). Then the same checks as a frame's:
+    /// the room, and the sender's allowance. No idle rule applies: a token is no person at a
+    /// console. A call that reaches PHI is audited with the integration, the route and the time.
+    private func integration(_ request: Request, secret: String, next: Next) async throws -> Outcome {
+        guard let tokens = environment.tokens else { throw PipelineError(.unauthenticated, "this hub takes no integration tokens") }
+        if org.hipaa && !request.channel.secure {
+            throw PipelineError(.insecureTransport, "\(org.displayName) is reached only over TLS (https://); this request is plain http://")
+        }
+        try checkChannel(request, widget: false)
+        // Guesses cost a lookup each: a limit per address before any.
+        try take(RateLimiter.Key("api_address", "\(org.id.rawValue)|\(request.peer)"), Rate.perMinute(configuration.apiCallsPerMinute * 2),
+                 "too many API calls from this address")
+        let now = environment.clock.now
+        guard let id = APIToken.id(ofSecret: secret), let token = try await tokens.token(id, digest: environment.credentials.digest(secret)),
+              token.org == org.id
+        else { throw PipelineError(.authFailed, "this is not a token of this organisation") }
+        let actor = Principal.integration(name: token.integration, token: token.id, scopes: token.scopes).displayName
+        if let refusal = token.refusal(from: IPAddress(request.peer), at: now, in: org) {
+            try await audit(request, "api.refused", actor: actor, target: token.id.rawValue, detail: "reason=\(refusal.rawValue)")
+            throw PipelineError(.authFailed, refusal.message(token))
+        }
+        try take(RateLimiter.Key("api_token", token.id.rawValue), Rate.perMinute(configuration.apiCallsPerMinute),
+                 "too many API calls with this token")
+        guard let needed = APIScope.required(for: request.frame) else {
+            throw PipelineError.forbidden("integration tokens may not do '\(request.frame.kind.rawValue)'")
+        }
+        guard token.scopes.contains(needed) else {
+            try await audit(request, "api.refused", actor: actor, target: token.id.rawValue, detail: "reason=scope scope=\(needed.rawValue)")
+            throw PipelineError.forbidden("this token does not hold the scope \(needed.rawValue), which this call needs")
+        }
+        let session = Session(
+            token: "", org: org.id, principal: .integration(name: token.integration, token: token.id, scopes: token.scopes), createdAt: now,
+            staffDisplayName: org.displayName)
+        var forwarded = request
+        forwarded.session = session
+        var outcome: Outcome
+        switch request.frame {
+        case .api(.open(let text)):
+            outcome = try await open(forwarded, text: text, next: next)
+        case .download(let id):
+            guard let attachment = try await environment.attachments.attachment(id), attachment.org == org.id else {
+                throw PipelineError(.notFound, "no such attachment in this organisation (it may have been erased with its chat)")
+            }
+            forwarded.conversation = try await readableRoom(attachment.conversation, for: session)
+            outcome = try await next(forwarded)
+        default:
+            if let room = request.frame.room { forwarded.conversation = try await readableRoom(room, for: session) }
+            outcome = try await next(forwarded)
+            if outcome.conversation == nil { outcome.conversation = forwarded.conversation }
+        }
+        outcome.caller = session
+        if needed.risk == .high {
+            let room = outcome.conversation?.id.rawValue ?? forwarded.conversation?.id.rawValue ?? ""
+            try await audit(request, "api.phi", actor: actor, target: room, detail: "token=\(token.id) scope=\(needed.rawValue) \(Self.route(request.endpoint))")
+        }
+        return outcome
+    }
+
+    /// Opens a conversation to a patient with the integration's first message: a conversation
+    /// as a visitor's `hello` starts one (same limits, a fresh reconnect token for the patient),
+    /// then the message goes down the chain as a `send`, sealed, stored and fanned out like any.
+    private func open(_ request: Request, text: String, next: Next) async throws -> Outcome {
+        let limits = org.limits
+        try take(RateLimiter.Key("conversations_org", org.id.rawValue), Rate.perMinute(limits.conversationsPerMinute),
+                 "too many new conversations in this organisation right now")
+        let now = environment.clock.now
+        let reconnectToken = environment.credentials.newToken()
+        let conversation = try await environment.conversations.create(
+            org: org.id, tokenDigest: environment.credentials.digest(reconnectToken), at: now, offline: false)
+        var forwarded = request
+        forwarded.frame = .send(room: conversation.id, text: text)
+        forwarded.conversation = conversation
+        forwarded.startsConversation = true
+        var outcome = try await next(forwarded)
+        outcome.conversation = conversation
+        outcome.visitorToken = reconnectToken
+        return outcome
+    }
+
+    /// `method=GET route=/api/v1/…` for the audit trail.
+    private static func route(_ endpoint: String?) -> String {
+        guard let endpoint, let space = endpoint.firstIndex(of: " ") else { return "route=unknown" }
+        return "method=\(endpoint[..<space]) route=\(endpoint[endpoint.index(after: space)...])"
     }
 
     /// `room` if `session` may read it: its own room for a visitor; under `staff_access=assigned`

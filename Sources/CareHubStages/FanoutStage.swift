@@ -109,6 +109,13 @@ public final class FanoutStage: Stage {
             rooms.leaveAll(connection: request.connection)
         case .send(let room, let text):
             guard let seq = request.seq, let session = request.session else { throw PipelineError.internal }
+            if request.startsConversation, let conversation = request.conversation {
+                // An integration opened it to a patient: staff see it appear as they see a visitor's.
+                let staff = environment.liveRecipients(
+                    rooms.staffConnections(of: org.id), org: org, room: room, conversation: conversation, excluding: nil)
+                rooms.deliver(.roomOpened(room: room, at: conversation.startedAt), to: staff.recipients.map(\.connection))
+                environment.activity.record(room, [])
+            }
             let message = ServerFrame.message(
                 room: room, seq: seq, from: session.principal.displayName, text: text, at: request.receivedAt, fromName: session.shownName)
             await deliver(message, of: request, room: room, seq: seq, session: session, preview: text)
@@ -173,7 +180,7 @@ public final class FanoutStage: Stage {
                 ?? PresenceBoard.Member(user: user, name: session.shownName ?? user, state: state)
         case .login:
             environment.announcePresence(org: org.id)
-        case .rooms, .activity, .transcript, .admin, .availability, .team, .replies, .attach, .download:
+        case .rooms, .activity, .transcript, .admin, .availability, .team, .replies, .attach, .download, .api:
             break
         }
         var outcome = try await next(request)
@@ -208,13 +215,13 @@ public final class FanoutStage: Stage {
         }
         if let conversation = request.conversation {
             await environment.fillActivity(of: conversation)
-            environment.activity.record(room, seq: seq, from: session.principal.isStaff ? .staff : .visitor, at: request.receivedAt)
+            environment.activity.record(room, seq: seq, from: session.principal.isVisitor ? .visitor : .staff, at: request.receivedAt)
             await environment.announce(conversation, event: .message, org: org)
         }
-        // A staff answer takes the chat out of the queue.
-        if session.principal.isStaff { environment.leaveQueue(room, org: org.id) }
+        // The clinic's answer (staff, or an integration writing for it) takes the chat out of the queue.
+        if !session.principal.isVisitor { environment.leaveQueue(room, org: org.id) }
         let staffWatching = recipients.contains { $0.session.principal.isStaff }
-        if !staffWatching && !session.principal.isStaff {
+        if !staffWatching && session.principal.isVisitor {
             await notify(room: room, from: session.principal.displayName, text: preview, at: request.receivedAt)
         }
     }

@@ -76,10 +76,15 @@ public struct StoreStage: Stage {
             return outcome
 
         case .end(let room):
+            // The stages after this one see the record as it was: they act on the chat's end.
+            var ended = request.conversation
             if request.conversation?.hasEnded == false {
                 try await environment.conversations.markEnded(room, at: request.receivedAt)
+                ended?.endedAt = request.receivedAt
             }
-            return try await next(request)
+            var outcome = try await next(request)
+            outcome.conversation = ended
+            return outcome
 
         case .hello(_, _, let profile, _):
             if request.startsConversation, let profile, let room = request.conversation?.id {
@@ -108,20 +113,19 @@ public struct StoreStage: Stage {
             if let principal = request.session?.principal {
                 conversations = conversations.filter { org.mayRead($0, as: principal) }
             }
-            var summaries: [RoomSummary] = []
-            summaries.reserveCapacity(conversations.count)
-            for conversation in conversations {
-                let activity = await environment.roomActivity(of: conversation, event: .message)
-                summaries.append(RoomSummary(
-                    room: conversation.id, startedAt: conversation.startedAt, ended: conversation.hasEnded,
-                    assignedTo: conversation.assignedTo, activity: activity))
-                if visitors, let profile = try await environment.conversations.profile(of: conversation.id) {
-                    outcome.roomProfiles[conversation.id] = profile
+            outcome.rooms = await summaries(of: conversations)
+            if visitors {
+                for conversation in conversations {
+                    if let profile = try await environment.conversations.profile(of: conversation.id) {
+                        outcome.roomProfiles[conversation.id] = profile
+                    }
                 }
             }
-            outcome.rooms = summaries
             outcome.orgName = org.displayName
             return outcome
+
+        case .api(let call):
+            return try await api(call, request, next: next)
 
         case .assign(let room, let user):
             guard org.staffAccess == .assigned else {
@@ -175,6 +179,64 @@ public struct StoreStage: Stage {
 
         case .login, .unsubscribe, .typing, .activity, .logout, .admin, .availability, .presence:
             return try await next(request)
+        }
+    }
+
+    /// Each conversation's summary as staff lists show it.
+    private func summaries(of conversations: [Conversation]) async -> [RoomSummary] {
+        var summaries: [RoomSummary] = []
+        summaries.reserveCapacity(conversations.count)
+        for conversation in conversations {
+            let activity = await environment.roomActivity(of: conversation, event: .message)
+            summaries.append(RoomSummary(
+                room: conversation.id, startedAt: conversation.startedAt, ended: conversation.hasEnded,
+                assignedTo: conversation.assignedTo, activity: activity))
+        }
+        return summaries
+    }
+
+    /// The most messages a transcript read returns.
+    public static let transcriptLimit = 10_000
+
+    /// HTTP API reads: what the store holds, for the encrypt stage to open on the way back.
+    private func api(_ call: APICall, _ request: Request, next: Next) async throws -> Outcome {
+        var outcome = try await next(request)
+        switch call {
+        case .organisation, .open, .auditExport:
+            break
+        case .queue:
+            await environment.loadQueue(of: org)
+            let waiting = environment.frontDesk.queue.waiting(in: org.id)
+            let live = PresenceBoard.members(of: environment.sessions.sessions(of: org.id), at: environment.clock.now)
+            outcome.queue = QueueFigures(
+                waiting: waiting.count, oldestWaitingSince: waiting.first?.since, staffOnline: live.count,
+                staffAvailable: live.values.filter { $0.state == .available }.count)
+        case .conversations(let filter, let limit):
+            var conversations = try await environment.conversations.page(org: org.id, filter: filter, limit: limit)
+            if let principal = request.session?.principal {
+                conversations = conversations.filter { org.mayRead($0, as: principal) }
+            }
+            outcome.conversations = conversations
+            outcome.rooms = await summaries(of: conversations)
+        case .conversation:
+            guard let conversation = request.conversation else { throw PipelineError.internal }
+            outcome.conversations = [conversation]
+            outcome.rooms = await summaries(of: [conversation])
+        case .messages(let room, let after, let limit):
+            try await withMessages(try await environment.messages.messages(of: room, after: after, limit: limit), &outcome)
+        case .transcript(let room):
+            try await withMessages(try await environment.messages.messages(of: room, after: 0, limit: Self.transcriptLimit), &outcome)
+        case .form(let room):
+            outcome.profile = try await environment.conversations.profile(of: room)
+        }
+        return outcome
+    }
+
+    private func withMessages(_ messages: [StoredMessage], _ outcome: inout Outcome) async throws {
+        outcome.history = messages
+        outcome.senderNames = try await senderNames(in: messages)
+        for id in messages.compactMap(\.attachment) {
+            if let attachment = try await environment.attachments.attachment(id) { outcome.historyAttachments[id] = attachment }
         }
     }
 
@@ -373,6 +435,11 @@ public struct StoreStage: Stage {
     private func senderNames(in history: [StoredMessage]) async throws -> [String: String] {
         var names: [String: String] = [:]
         for sender in Set(history.map(\.sender)) where sender != Principal.visitorName {
+            // An integration writes in the organisation's name.
+            if sender.hasPrefix("integration:") {
+                names[sender] = org.displayName
+                continue
+            }
             if let name = try await environment.users.user(org: org.id, name: sender)?.displayName { names[sender] = name }
         }
         return names

@@ -236,6 +236,16 @@ public final class SQLiteAuditLog: AuditLog {
         }
     }
 
+    /// Up to `limit` of an organisation's events with ids above `after`, oldest first (an export, page by page).
+    public func page(org: OrgID, after: Int64, limit: Int) async throws -> [Entry] {
+        try await database.pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM audit_events WHERE org = ? AND id > ? ORDER BY id LIMIT ?",
+                arguments: [org.rawValue, after, limit]
+            ).map { Entry(id: $0["id"], event: AuditChain.event($0)) }
+        }
+    }
+
     /// An organisation's events, newest first, with ids below `before` when given (for paging).
     public func recent(org: OrgID, before: Int64?, limit: Int) async throws -> [Entry] {
         try await database.pool.read { db in

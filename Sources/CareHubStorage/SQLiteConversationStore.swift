@@ -47,6 +47,25 @@ public struct SQLiteConversationStore: ConversationStore {
         }
     }
 
+    public func page(org: OrgID, filter: ConversationFilter, limit: Int) async throws -> [Conversation] {
+        var sql = "SELECT * FROM conversations WHERE org = ?"
+        var arguments: StatementArguments = [org.rawValue]
+        if let ended = filter.ended { sql += ended ? " AND ended_at IS NOT NULL" : " AND ended_at IS NULL" }
+        if let user = filter.assignedTo {
+            sql += " AND assigned_to = ?"
+            arguments += [user]
+        }
+        if let cursor = filter.before {
+            sql += " AND (started_at < ? OR (started_at = ? AND id < ?))"
+            arguments += [cursor.startedAt.timeIntervalSince1970, cursor.startedAt.timeIntervalSince1970, cursor.id.rawValue]
+        }
+        sql += " ORDER BY started_at DESC, id DESC LIMIT ?"
+        arguments += [limit]
+        return try await database.pool.read { [sql, arguments] db in
+            try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.conversation)
+        }
+    }
+
     public func setProfile(_ id: ConversationID, _ body: MessageBody) async throws {
         let keyID: String?
         let bytes: Data

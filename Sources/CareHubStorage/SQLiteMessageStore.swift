@@ -199,6 +199,15 @@ public final class SQLiteMessageStore: MessageStore {
         }
     }
 
+    public func messages(of conversation: ConversationID, after: UInt64, limit: Int) async throws -> [StoredMessage] {
+        try await database.pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM messages WHERE conversation = ? AND seq > ? ORDER BY seq LIMIT ?",
+                arguments: [conversation.rawValue, Int64(clamping: after), limit]
+            ).map(Self.message)
+        }
+    }
+
     /// Deletes a conversation's messages and scrubs them from the files: `secure_delete`
     /// zeroes the freed cells, and a truncating checkpoint drops the WAL frames that still held
     /// the old pages.

@@ -46,6 +46,20 @@ public final class MemoryConversationStore: ConversationStore {
         rows.withLock { Array($0.map(\.conversation).filter { $0.org == org }.reversed().prefix(limit)) }
     }
 
+    public func page(org: OrgID, filter: ConversationFilter, limit: Int) async throws -> [Conversation] {
+        let newestFirst = rows.withLock { $0.map(\.conversation).filter { $0.org == org } }.sorted {
+            ($0.startedAt, $0.id.rawValue) > ($1.startedAt, $1.id.rawValue)
+        }
+        return Array(newestFirst.filter { conversation in
+            if let ended = filter.ended, conversation.hasEnded != ended { return false }
+            if let user = filter.assignedTo, conversation.assignedTo != user { return false }
+            if let cursor = filter.before {
+                guard (conversation.startedAt, conversation.id.rawValue) < (cursor.startedAt, cursor.id.rawValue) else { return false }
+            }
+            return true
+        }.prefix(limit))
+    }
+
     private let profiles = Mutex<[ConversationID: MessageBody]>([:])
 
     public func setProfile(_ id: ConversationID, _ body: MessageBody) async throws { profiles.withLock { $0[id] = body } }
@@ -166,6 +180,10 @@ public final class MemoryMessageStore: MessageStore {
 
     public func history(of conversation: ConversationID, limit: Int) async throws -> [StoredMessage] {
         state.withLock { Array(Self.inOrder($0.messages, of: conversation).suffix(limit)) }
+    }
+
+    public func messages(of conversation: ConversationID, after: UInt64, limit: Int) async throws -> [StoredMessage] {
+        state.withLock { Array(Self.inOrder($0.messages, of: conversation).filter { $0.seq > after }.prefix(limit)) }
     }
 
     /// `conversation`'s messages by seq: appends may finish in another order than they reserved.

@@ -4,7 +4,7 @@ import Foundation
 public enum APIRisk: String, Sendable, Hashable, CaseIterable, Comparable {
     /// Organisation information, staff names, queue figures.
     case low
-    /// Contacts, the conversation list and state.
+    /// Changes to accounts, the conversation list and state, the audit log, webhooks.
     case medium
     /// PHI: messages, transcripts, attachments, pre-chat forms, opening a conversation to a patient.
     case high
@@ -20,7 +20,6 @@ public enum APIScope: String, Sendable, Hashable, CaseIterable, Comparable {
     case queueRead = "queue:read"
     case usersRead = "users:read"
     case usersWrite = "users:write"
-    case contactsRead = "contacts:read"
     case conversationsRead = "conversations:read"
     case conversationsWrite = "conversations:write"
     case auditRead = "audit:read"
@@ -35,7 +34,7 @@ public enum APIScope: String, Sendable, Hashable, CaseIterable, Comparable {
     public var risk: APIRisk {
         switch self {
         case .orgRead, .queueRead, .usersRead: .low
-        case .usersWrite, .contactsRead, .conversationsRead, .conversationsWrite, .auditRead, .webhooksWrite: .medium
+        case .usersWrite, .conversationsRead, .conversationsWrite, .auditRead, .webhooksWrite: .medium
         case .messagesRead, .transcriptsRead, .attachmentsRead, .formsRead, .conversationsOpen: .high
         }
     }
@@ -126,17 +125,53 @@ public struct APIToken: Sendable, Hashable {
     /// The highest risk among its scopes.
     public var risk: APIRisk { scopes.map(\.risk).max() ?? .low }
 
-    /// Why the token opens nothing for a call from `address` at `now`, or nil if it is in force.
-    public func refusal(from address: IPAddress?, at now: Date) -> String? {
+    /// Why a token opens nothing.
+    public enum Refusal: String, Sendable, Hashable {
+        case awaitingApproval = "awaiting_approval"
+        case revoked
+        case expired
+        case address
+        /// Its integration is no longer declared `type=api`.
+        case integration
+        /// A high-risk scope, in a HIPAA organisation, for an integration without a BAA.
+        case noBAA = "no_baa"
+
+        /// What the caller is told.
+        public func message(_ token: APIToken) -> String {
+            switch self {
+            case .awaitingApproval: "this token asks for a high-risk scope and waits for an admin's approval"
+            case .revoked: "this token was revoked"
+            case .expired: "this token expired"
+            case .address: "this token may not be used from this address"
+            case .integration: "this organisation no longer declares 'integration \(token.integration) type=api …'; tokens belong to such an integration"
+            case .noBAA: "integration '\(token.integration)' has no BAA (baa=no): in a HIPAA organisation it may hold low- and medium-risk scopes only"
+            }
+        }
+    }
+
+    /// Why the token opens nothing for a call from `address` at `now` to `org` as configured
+    /// now, or nil if it is in force: it must be approved, unexpired, used from an allowed
+    /// address, its integration still declared `type=api`, and in a HIPAA organisation a token
+    /// with a high-risk scope needs that integration's BAA (`baa=yes`).
+    public func refusal(from address: IPAddress?, at now: Date, in org: OrgSettings) -> Refusal? {
         switch state {
-        case .awaitingApproval: return "this token asks for a high-risk scope and waits for an admin's approval"
-        case .revoked: return "this token was revoked"
+        case .awaitingApproval: return .awaitingApproval
+        case .revoked: return .revoked
         case .active: break
         }
-        if now >= expiresAt { return "this token expired" }
+        if now >= expiresAt { return .expired }
         if !allowFrom.isEmpty {
-            guard let address, allowFrom.contains(where: { $0.contains(address) }) else { return "this token may not be used from this address" }
+            guard let address, allowFrom.contains(where: { $0.contains(address) }) else { return .address }
         }
+        return refusal(in: org)
+    }
+
+    /// Why `org`'s configuration gives this token nothing whatever its state, or nil.
+    public func refusal(in org: OrgSettings) -> Refusal? {
+        guard let integration = org.integrations.first(where: { $0.name == self.integration }), integration.kind == .api else {
+            return .integration
+        }
+        if org.hipaa && !integration.baa && risk == .high { return .noBAA }
         return nil
     }
 

@@ -38,10 +38,13 @@ public struct Session: Sendable, Hashable {
     }
 
     /// The name patients see on this session's messages (`fromName`): the staff display name,
-    /// or the login name without one; nil for a visitor.
+    /// or the login name without one; an integration's, the organisation's name; nil for a visitor.
     public var shownName: String? {
-        guard case .staff(let user, _) = principal else { return nil }
-        return staffDisplayName ?? user
+        switch principal {
+        case .staff(let user, _): return staffDisplayName ?? user
+        case .integration: return staffDisplayName
+        case .visitor: return nil
+        }
     }
 
     /// Whether the session may still act and receive messages at `now`.

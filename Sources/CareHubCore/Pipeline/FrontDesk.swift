@@ -126,6 +126,14 @@ public final class WaitingQueue: Sendable {
         queues.withLock { $0[org]?.entries[room] != nil }
     }
 
+    /// The waiting conversations and since when, longest-waiting first.
+    public func waiting(in org: OrgID) -> [(room: ConversationID, since: Date)] {
+        queues.withLock { queues in
+            guard let entries = queues[org]?.entries else { return [] }
+            return Self.order(entries).map { ($0, entries[$0]!) }
+        }
+    }
+
     /// The conversation's place now: 1 is next, 0 when it is not in the queue.
     public func position(of room: ConversationID, org: OrgID) -> Int {
         queues.withLock { queues in

@@ -32,6 +32,25 @@ extension HandoffView {
     }
 }
 
+/// How many visitors wait and how many staff could take them, right now.
+public struct QueueFigures: Sendable, Hashable {
+    /// Conversations waiting for someone to take them.
+    public let waiting: Int
+    /// Since when the longest-waiting one waits.
+    public let oldestWaitingSince: Date?
+    /// Staff logged in, and of them those available.
+    public let staffOnline: Int
+    public let staffAvailable: Int
+
+    /// Creates figures.
+    public init(waiting: Int, oldestWaitingSince: Date?, staffOnline: Int, staffAvailable: Int) {
+        self.waiting = waiting
+        self.oldestWaitingSince = oldestWaitingSince
+        self.staffOnline = staffOnline
+        self.staffAvailable = staffAvailable
+    }
+}
+
 /// What a request produced, filled in by stages as the chain returns.
 ///
 /// The hub turns it into the reply frame with ``reply(to:)`` and applies ``bind`` / ``unbind``
@@ -92,6 +111,15 @@ public struct Outcome: Sendable {
     public var download: AttachmentDownload?
     /// Attachments of ``history`` by id (names as stored; the encrypt stage opens them for the reader).
     public var historyAttachments: [AttachmentID: Attachment] = [:]
+
+    /// The listed conversations' records, as ``rooms`` lists them (after an API listing or read
+    /// of a conversation's state).
+    public var conversations: [Conversation] = []
+    /// The session an HTTP API call ran as (an integration's, made by the auth stage for this
+    /// call only): the hub carries out admin operations in its name.
+    public var caller: Session?
+    /// The organisation's queue figures (after the API's `queue`).
+    public var queue: QueueFigures?
 
     /// An empty outcome, as the end of the chain returns.
     public init() {}
@@ -165,8 +193,8 @@ public struct Outcome: Sendable {
             return nil
         case .replies:
             return .replies(id: id, replies: replies)
-        case .attach, .download:
-            // HTTP requests: the hub answers them from ``attachment`` and ``download``.
+        case .attach, .download, .api:
+            // HTTP requests: the hub answers them from the outcome's fields.
             return nil
         }
     }

@@ -104,6 +104,8 @@ extension PipelineError {
     /// `rate_limited`, saying what was limited and when to retry.
     public static func rateLimited(_ what: String, retryAfter seconds: TimeInterval) -> PipelineError {
         let wait = max(1, Int(min(seconds, 86_400).rounded(.up)))
-        return PipelineError(.rateLimited, "\(what); retry in \(wait) s")
+        var error = PipelineError(.rateLimited, "\(what); retry in \(wait) s")
+        error.retryAfter = wait
+        return error
     }
 }

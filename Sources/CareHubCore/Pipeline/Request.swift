@@ -43,6 +43,9 @@ public struct Request: Sendable {
     /// The bearer token of an HTTP request (`attach`, `download`): a staff session's token or a
     /// visitor's reconnect token, for the auth stage to check. Nil for WebSocket frames.
     public var credential: String?
+    /// An HTTP API call's method and route (`GET /api/v1/orgs/{org}/queue`), for the audit
+    /// trail: the route's pattern, never the values in it. Nil for everything else.
+    public var endpoint: String?
     /// An `attach` upload's file name sealed by the encrypt stage.
     public var sealedName: SealedText?
     /// Seals one chunk of an `attach` upload (its index, bytes and whether it is the last), set

@@ -90,6 +90,8 @@ public struct StageEnvironment: Sendable {
     public var attachments: any AttachmentStore
     /// The malware scanners `scan` stages may name.
     public var scanners: Scanners
+    /// Integration tokens, which the auth stage checks for HTTP API calls (nil: no API here).
+    public var tokens: (any APITokenStore)?
 
     /// Bundles the ports.
     public init(
@@ -98,7 +100,7 @@ public struct StageEnvironment: Sendable {
         sessions: any SessionStore, rooms: any RoomDirectory, notifier: any Notifier, events: any PipelineEvents,
         audit: any AuditLog, exporter: any TranscriptExporter, replies: any CannedReplyStore, local: NodeLocalState = NodeLocalState(),
         journal: (any ChangeJournal)? = nil, origin: String = "hub",
-        attachments: any AttachmentStore = NoAttachments(), scanners: Scanners = .none
+        attachments: any AttachmentStore = NoAttachments(), scanners: Scanners = .none, tokens: (any APITokenStore)? = nil
     ) {
         self.clock = clock
         self.conversations = conversations
@@ -118,6 +120,7 @@ public struct StageEnvironment: Sendable {
         self.origin = origin
         self.attachments = attachments
         self.scanners = scanners
+        self.tokens = tokens
     }
 
     /// Limits on what strangers may ask for, shared by every pipeline.

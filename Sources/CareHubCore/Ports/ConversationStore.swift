@@ -16,6 +16,9 @@ public protocol ConversationStore: Sendable {
     func markEnded(_ id: ConversationID, at: Date) async throws
     /// The most recent conversations of `org`, newest first.
     func list(org: OrgID, limit: Int) async throws -> [Conversation]
+    /// Up to `limit` of the organisation's conversations that `filter` lets through, newest
+    /// first (by start, then id), starting after its cursor.
+    func page(org: OrgID, filter: ConversationFilter, limit: Int) async throws -> [Conversation]
     /// Stores the visitor's pre-chat form (sealed, or plain outside HIPAA mode).
     func setProfile(_ id: ConversationID, _ body: MessageBody) async throws
     /// The stored pre-chat form, if any.

@@ -17,6 +17,8 @@ public protocol MessageStore: Sendable {
     func append(_ message: StoredMessage, recording events: [AuditEvent]) async throws
     /// The last `limit` messages of `conversation`, oldest first.
     func history(of conversation: ConversationID, limit: Int) async throws -> [StoredMessage]
+    /// Up to `limit` messages of `conversation` after sequence number `after`, oldest first.
+    func messages(of conversation: ConversationID, after: UInt64, limit: Int) async throws -> [StoredMessage]
     /// Deletes every message of `conversation`; returns how many there were.
     func purge(_ conversation: ConversationID) async throws -> Int
     /// Up to `limit` messages of `conversation` stored in plain text (written before its

@@ -46,12 +46,14 @@ public enum ClientFrame: Sendable, Hashable {
     case attach(room: ConversationID, upload: AttachmentUpload)
     /// Fetch an attachment's bytes (an HTTP download, not a WebSocket frame).
     case download(AttachmentID)
+    /// An HTTP API call that no frame stands for (an integration token's, not a WebSocket frame).
+    case api(APICall)
 
     /// The frame's `type` names, as on the wire.
     public enum Kind: String, Sendable, CaseIterable {
         case hello, login, rooms, subscribe, unsubscribe, send, end, typing, activity, logout, transcript, assign, admin
         case availability, presence, team, claim, transfer, read, replies
-        case attach, download
+        case attach, download, api
     }
 
     /// This frame's kind.
@@ -79,6 +81,7 @@ public enum ClientFrame: Sendable, Hashable {
         case .replies: return .replies
         case .attach: return .attach
         case .download: return .download
+        case .api: return .api
         }
     }
 
@@ -88,6 +91,7 @@ public enum ClientFrame: Sendable, Hashable {
         case .subscribe(let room), .unsubscribe(let room), .send(let room, _), .end(let room), .typing(let room),
              .transcript(let room, _), .assign(let room, _), .claim(let room), .transfer(let room, _, _), .read(let room, _),
              .attach(let room, _): return room
+        case .api(let call): return call.room
         case .hello, .login, .rooms, .activity, .logout, .admin, .availability, .presence, .team, .replies, .download: return nil
         }
     }
@@ -104,7 +108,7 @@ public enum ClientFrame: Sendable, Hashable {
         case .send, .subscribe, .unsubscribe, .end, .typing, .activity, .transcript, .assign, .admin, .presence, .claim, .transfer,
              .attach:
             return true
-        case .hello, .login, .rooms, .logout, .availability, .team, .read, .replies, .download: return false
+        case .hello, .login, .rooms, .logout, .availability, .team, .read, .replies, .download, .api: return false
         }
     }
 }

@@ -70,7 +70,7 @@ public struct Envelope: Sendable, Hashable {
             throw PipelineError(.invalidField, "field 'type' must be a string")
         }
         guard let kind = ClientFrame.Kind(rawValue: typeName) else {
-            let known = ClientFrame.Kind.allCases.filter { $0 != .attach && $0 != .download }.map(\.rawValue).joined(separator: ", ")
+            let known = ClientFrame.Kind.allCases.filter { $0 != .attach && $0 != .download && $0 != .api }.map(\.rawValue).joined(separator: ", ")
             throw PipelineError(.unknownType, "unknown frame type '\(TypedText.clean(String(typeName.prefix(40)), as: .singleLine))'; known types: \(known)")
         }
         switch kind {
@@ -138,6 +138,8 @@ public struct Envelope: Sendable, Hashable {
         case .replies: return .replies
         case .attach, .download:
             throw PipelineError(.unknownType, "'\(kind.rawValue)' is not a WebSocket frame: files go over HTTP (POST /attachments, GET /attachments/ID)")
+        case .api:
+            throw PipelineError(.unknownType, "'api' is not a WebSocket frame: integrations call the HTTP API under /api/v1")
         }
     }
 

@@ -6,6 +6,8 @@ public struct PipelineError: Error, Hashable, Sendable, CustomStringConvertible 
     public let code: ErrorCode
     /// A readable explanation.
     public let message: String
+    /// For `rate_limited`: whole seconds until a retry may succeed (HTTP's `Retry-After`).
+    public var retryAfter: Int?
 
     /// Creates an error with a code and a readable message.
     public init(_ code: ErrorCode, _ message: String) {

@@ -331,14 +331,15 @@ extension JSONWriter {
     }
 
     /// `lastAt`, `lastFrom`, `waitingSince`, `unanswered`: shared by `room_activity` and the `rooms` entries.
-    fileprivate mutating func writeProgress(_ activity: RoomActivity) {
+    public mutating func writeProgress(_ activity: RoomActivity) {
         field("lastAt", activity.lastAt.epochMilliseconds)
         if let from = activity.lastFrom { field("lastFrom", from.rawValue) } else { null("lastFrom") }
         if let since = activity.waitingSince { field("waitingSince", since.epochMilliseconds) } else { null("waitingSince") }
         field("unanswered", Int64(activity.unanswered))
     }
 
-    fileprivate mutating func write(_ entry: HistoryEntry) {
+    /// `seq`, `from`, `fromName`, `text` (null when it could not be opened), `at`, `attachment`.
+    public mutating func write(_ entry: HistoryEntry) {
         field("seq", entry.seq)
         field("from", entry.from)
         optionalField("fromName", entry.fromName)
