@@ -1,6 +1,6 @@
 // CareHub admin console: the organisation's pipeline (edited as text, checked as you type, with
 // the hub's errors shown on their lines), the stage chain in force, the HIPAA switch with its BAA
-// attestation, users and roles, canned replies, and the audit log with its verification. Everything goes through
+// attestation, users and roles, canned replies, integration tokens, and the audit log with its verification. Everything goes through
 // the admin API (docs/PROTOCOL.md); login and the lock screen are CareHubSession's (session.js).
 "use strict";
 const $ = id => document.getElementById(id);
@@ -8,6 +8,7 @@ let nextID = 1;
 let pipeline = null;     // the last pipeline.get result
 let checkTimer = null;
 let oldestAudit = null;  // id of the oldest event shown, for paging
+const SECTIONS = ["pipeline-section", "hipaa-section", "users-section", "replies-section", "tokens-section", "audit-section"];
 
 function admin(op, fields = {}) {
   const id = `${op}#${nextID++}`;
@@ -82,6 +83,16 @@ function receive(frame) {
       if (op === "replies.delete") status("replies-status", "Reply deleted.", true);
       if (op !== "replies.list") refreshAudit();
       break;
+    case "tokens.list":
+      showTokens(frame.result);
+      break;
+    case "tokens.create":
+    case "tokens.approve":
+    case "tokens.revoke":
+      tokenDone(op, frame.result.token, frame.result.secret);
+      admin("tokens.list");
+      refreshAudit();
+      break;
     case "audit.list":
       showAudit(frame.result, frame.id.startsWith("audit.list#more"));
       break;
@@ -97,7 +108,7 @@ function failed(op, frame) {
   if (frame.code === "forbidden" && !pipeline && op === "pipeline.get") {
     $("not-admin").textContent = `This console is for admins. ${frame.message}`;
     $("not-admin").hidden = false;
-    for (const id of ["pipeline-section", "hipaa-section", "users-section", "replies-section", "audit-section"]) $(id).hidden = true;
+    for (const id of SECTIONS) $(id).hidden = true;
     return;
   }
   if (op === "pipeline.check" || op === "pipeline.replace") {
@@ -111,6 +122,8 @@ function failed(op, frame) {
     status("users-status", frame.message, false);
   } else if (op.startsWith("replies.")) {
     status("replies-status", replyError(frame), false);
+  } else if (op.startsWith("tokens.")) {
+    tokenFailed(op, frame);
   } else if (op.startsWith("audit.")) {
     status("audit-verdict", frame.message, false);
   } else {
@@ -318,6 +331,178 @@ $("canned-form").addEventListener("submit", event => {
   admin("replies.set", { name: form.name.value, text: form.text.value });
 });
 
+// MARK: Integration tokens
+
+const STATE_WORDS = { active: "Active", awaiting_approval: "Awaiting approval", revoked: "Revoked" };
+const RISK_WORDS = {
+  low: "Low risk (organisation information, staff names, queue figures)",
+  medium: "Medium risk (contacts, the conversation list, the audit log)",
+  high: "High risk: patient data (an admin approves every token with one of these)",
+};
+let approving = null;  // the token whose maker confirms the approval with a code
+
+function when(millis) { return new Date(millis).toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" }); }
+
+function showTokens(result) {
+  const me = CareHubSession.me;
+  $("tokens").tBodies[0].replaceChildren(...result.tokens.map(token => {
+    const row = document.createElement("tr");
+    row.dataset.token = token.id;
+    const state = STATE_WORDS[token.state] + (token.expired ? " (expired)" : "");
+    const decided = token.decided_by ? `${token.decided_by}, ${when(token.decided_at)}` : "";
+    const actions = element("td");
+    if (token.state === "awaiting_approval") {
+      const approve = element("button", "Approve", "secondary");
+      approve.type = "button";
+      approve.setAttribute("aria-label", `Approve token ${token.id} of ${token.integration}`);
+      approve.addEventListener("click", () => {
+        if (me && token.created_by === me.user) return approveToken(token);
+        status("tokens-status", "Approving…", null);
+        admin("tokens.approve", { token: token.id });
+      });
+      actions.append(approve);
+    }
+    if (token.state !== "revoked") {
+      const revoke = element("button", "Revoke", "secondary danger");
+      revoke.type = "button";
+      revoke.setAttribute("aria-label", `Revoke token ${token.id} of ${token.integration}`);
+      revoke.addEventListener("click", () => {
+        if (!confirm(`Revoke token ${token.id} of ${token.integration}? It stops working at once, for good.`)) return;
+        status("tokens-status", "Revoking…", null);
+        admin("tokens.revoke", { token: token.id });
+      });
+      actions.append(revoke);
+    }
+    row.append(
+      element("td", token.id, "id"), element("td", token.integration), element("td", state, "state"), element("td", token.risk, "risk"),
+      element("td", token.scopes.join(", ")), element("td", when(token.expires_at)),
+      element("td", token.allow_from.length ? token.allow_from.join(", ") : "any address"),
+      element("td", `${token.created_by}, ${when(token.created_at)}`), element("td", decided), actions);
+    return row;
+  }));
+  $("tokens-empty").hidden = result.tokens.length > 0;
+  showTokenChoices(result);
+}
+
+// The integration picker lists the organisation's type=api integrations; the scope checkboxes are
+// made once, grouped by risk, so that a refreshed list keeps what the admin ticked.
+function showTokenChoices(result) {
+  const form = $("token-form").elements;
+  const select = form.integrationChoice;
+  const chosen = select.value;
+  select.replaceChildren(...result.integrations.map(integration => {
+    const option = element("option", result.hipaa && !integration.baa ? `${integration.name} (no BAA: low and medium risk only)` : integration.name);
+    option.value = integration.name;
+    option.selected = integration.name === chosen;
+    return option;
+  }));
+  const listed = result.integrations.length > 0;
+  $("token-integration-choice").hidden = !listed;
+  $("token-integration-text").hidden = listed;
+  $("token-integration-none").hidden = listed;
+  const scopes = $("token-scopes");
+  if (scopes.querySelector("input")) return;
+  for (const risk of ["low", "medium", "high"]) {
+    const group = element("fieldset", undefined, `risk-${risk}`);
+    group.append(element("legend", RISK_WORDS[risk]));
+    for (const scope of result.scopes.filter(scope => scope.risk === risk)) {
+      const label = element("label", undefined, "inline");
+      const box = element("input");
+      box.type = "checkbox";
+      box.name = "scope";
+      box.value = scope.scope;
+      label.append(box, ` ${scope.scope}`);
+      group.append(label);
+    }
+    scopes.append(group);
+  }
+}
+
+function tokenDone(op, token, secret) {
+  if (op === "tokens.create") {
+    $("token-form").reset();
+    for (const box of $("token-scopes").querySelectorAll("input")) box.checked = false;
+    showSecret(secret);
+    status("tokens-status", token.state === "awaiting_approval"
+      ? `Made token ${token.id} for ${token.integration}. It reaches patient data, so it does nothing until an admin approves it.`
+      : `Made token ${token.id} for ${token.integration}. It works now.`, true);
+  } else if (op === "tokens.approve") {
+    approveToken(null);
+    status("tokens-status", `Approved token ${token.id}: it works now.`, true);
+  } else {
+    status("tokens-status", `Revoked token ${token.id}. It no longer works.`, true);
+  }
+}
+
+function tokenFailed(op, frame) {
+  if (op === "tokens.approve" && approving && (frame.code === "auth_failed" || frame.code === "rate_limited")) {
+    const form = $("token-approve-form").elements;
+    form.totp.value = "";
+    form.totp.focus();
+    return status("tokens-status", frame.code === "auth_failed"
+      ? `Not approved: ${frame.message}. Enter the code your authenticator shows now.` : `Not approved: ${frame.message}.`, false);
+  }
+  const verb = { "tokens.create": "Not made", "tokens.approve": "Not approved", "tokens.revoke": "Not revoked" }[op] || "Refused";
+  status("tokens-status", `${verb}: ${frame.message}`, false);
+}
+
+function showSecret(secret) {
+  $("token-secret-value").value = secret;
+  $("token-secret").hidden = false;
+  status("token-secret-status", "", null);
+  $("token-secret-value").focus();
+  $("token-secret-value").select();
+}
+
+function hideSecret() {
+  $("token-secret-value").value = "";
+  $("token-secret").hidden = true;
+}
+
+// The token's maker confirms with a current code of their own authenticator; null hides the form.
+function approveToken(token) {
+  approving = token;
+  const form = $("token-approve-form");
+  form.reset();
+  form.hidden = token === null;
+  if (!token) return;
+  $("token-approve-note").textContent = `You made token ${token.id} of ${token.integration}. To approve it yourself, confirm with the code your authenticator shows now (or ask another admin to approve it).`;
+  form.elements.totp.focus();
+}
+
+$("token-approve-form").addEventListener("submit", event => {
+  event.preventDefault();
+  status("tokens-status", "Approving…", null);
+  admin("tokens.approve", { token: approving.id, totp: event.target.elements.totp.value.replace(/\s/g, "") });
+});
+$("token-approve-cancel").addEventListener("click", () => approveToken(null));
+
+$("token-secret-copy").addEventListener("click", async () => {
+  try {
+    await navigator.clipboard.writeText($("token-secret-value").value);
+    status("token-secret-status", "Copied.", true);
+  } catch {
+    $("token-secret-value").select();
+    status("token-secret-status", "The browser did not allow copying; the secret is selected, press Ctrl+C (⌘C).", false);
+  }
+});
+$("token-secret-done").addEventListener("click", hideSecret);
+
+$("token-form").addEventListener("submit", event => {
+  event.preventDefault();
+  const form = event.target.elements;
+  const integration = $("token-integration-choice").hidden ? form.integrationName.value.trim() : form.integrationChoice.value;
+  const scopes = [...$("token-scopes").querySelectorAll("input:checked")].map(box => box.value);
+  if (!integration) return status("tokens-status", "Choose the integration the token is for.", false);
+  if (!scopes.length) return status("tokens-status", "Tick at least one scope.", false);
+  const allow = form.allow_from.value.split(",").map(part => part.trim()).filter(Boolean);
+  const fields = { integration, scopes, expires_days: Number(form.expires_days.value) };
+  if (allow.length) fields.allow_from = allow;
+  hideSecret();
+  status("tokens-status", "Making the token…", null);
+  admin("tokens.create", fields);
+});
+
 // MARK: Audit
 
 function refreshAudit() {
@@ -357,9 +542,15 @@ function reset() {
   $("audit").tBodies[0].replaceChildren();
   $("replies").tBodies[0].replaceChildren();
   editReply(null);
-  for (const id of ["pipeline-status", "hipaa-status", "users-status", "replies-status", "audit-verdict"]) status(id, "", null);
+  // A secret still on screen goes with the session.
+  $("tokens").tBodies[0].replaceChildren();
+  $("token-form").reset();
+  $("token-scopes").replaceChildren($("token-scopes").firstElementChild);
+  hideSecret();
+  approveToken(null);
+  for (const id of ["pipeline-status", "hipaa-status", "users-status", "replies-status", "tokens-status", "audit-verdict"]) status(id, "", null);
   $("not-admin").hidden = true;
-  for (const id of ["pipeline-section", "hipaa-section", "users-section", "replies-section", "audit-section"]) $(id).hidden = false;
+  for (const id of SECTIONS) $(id).hidden = false;
 }
 
 CareHubSession.start({
@@ -368,6 +559,7 @@ CareHubSession.start({
     admin("pipeline.get");
     admin("users.list");
     admin("replies.list");
+    admin("tokens.list");
     refreshAudit();
   },
   onFrame: receive,

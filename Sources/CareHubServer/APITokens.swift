@@ -3,7 +3,8 @@ import CareHubCrypto
 import Foundation
 
 /// Integration tokens: made, approved, revoked and checked by the same rules whether an admin
-/// works from the hub's host (`carehub tokens …`) or, later, from the admin console.
+/// works from the hub's host (`carehub tokens …`) or from the admin console (the admin API's
+/// `tokens.*` operations).
 ///
 /// - A token belongs to one organisation and one `integration NAME type=api` it declares, and has
 ///   scopes, an expiry (1 day to 1 year, 90 days by default) and an optional source allow-list.
@@ -91,6 +92,11 @@ public struct APITokens: Sendable {
             at: now, org: org, actor: actor, address: address, action: "token.revoked", target: id.rawValue, detail: "integration=\(token.integration)")
         guard let revoked = try await store.decide(id, state: .revoked, by: actor, at: now, recording: [event]) else { throw Self.unknown(id) }
         return revoked
+    }
+
+    /// The token `id` of `org`, or `not_found`.
+    public func token(org: OrgID, id: APITokenID) async throws -> APIToken {
+        try await existing(id, of: org)
     }
 
     /// The organisation's tokens, newest first.

@@ -12,9 +12,11 @@ final class AdminService: Sendable {
     private let configuration: HubConfiguration
     private let configPath: String
     private let database: CareHubDatabase
-    private let audit: SQLiteAuditLog
+    let audit: SQLiteAuditLog
     private let conversations: SQLiteConversationStore
-    private let environment: StageEnvironment
+    let environment: StageEnvironment
+    /// Integration tokens, by the rules `carehub tokens` follows (`tokens.*`, AdminService+Tokens.swift).
+    let tokens: APITokens
     private let accounts: StaffAccounts
     private let auditKey: SymmetricKey
     private let events: any PipelineEvents
@@ -26,8 +28,8 @@ final class AdminService: Sendable {
 
     init(
         configuration: HubConfiguration, configPath: String, database: CareHubDatabase, audit: SQLiteAuditLog,
-        conversations: SQLiteConversationStore, environment: StageEnvironment, accounts: StaffAccounts, auditKey: SymmetricKey,
-        events: any PipelineEvents, io: BlockingPool, logger: Logger
+        conversations: SQLiteConversationStore, environment: StageEnvironment, accounts: StaffAccounts, tokens: APITokens,
+        auditKey: SymmetricKey, events: any PipelineEvents, io: BlockingPool, logger: Logger
     ) {
         self.configuration = configuration
         self.configPath = configPath
@@ -36,13 +38,14 @@ final class AdminService: Sendable {
         self.conversations = conversations
         self.environment = environment
         self.accounts = accounts
+        self.tokens = tokens
         self.auditKey = auditKey
         self.events = events
         self.io = io
         self.logger = logger
     }
 
-    private var config: HubConfig { configuration.config }
+    var config: HubConfig { configuration.config }
 
     func administer(_ request: AdminRequest, session: Session, address: String, id: String?) async -> ServerFrame {
         let actor = session.principal.displayName
@@ -89,6 +92,15 @@ final class AdminService: Sendable {
                 result = try await saveReply(session.org, reply, actor: actor, address: address)
             case .deleteReply(let name):
                 result = try await deleteReply(session.org, name: name, actor: actor, address: address)
+            case .tokens:
+                result = try await tokensJSON(session.org)
+            case .createToken(let integration, let scopes, let days, let allowFrom):
+                result = try await createToken(
+                    session.org, integration: integration, scopes: scopes, days: days, allowFrom: allowFrom, actor: actor, address: address)
+            case .approveToken(let token, let code):
+                result = try await approveToken(session.org, token, code: code, actor: actor, address: address)
+            case .revokeToken(let token):
+                result = try await revokeToken(session.org, token, actor: actor, address: address)
             }
             return .admin(id: id, op: request.op, result: result)
         } catch let refusal as AdminRefusal {

@@ -122,9 +122,11 @@ public final class Hub: Sendable {
         let accounts = StaffAccounts(
             database: database, audit: audit, credentials: scrypt, journal: journal, origin: origin
         ) { user, org, reason in await revoker.revoke(user, in: org, reason: reason) }
+        let inForce = configuration
+        let tokens = APITokens(store: SQLiteAPITokenStore(database: database, audit: audit), config: { inForce.config })
         admin = AdminService(
             configuration: configuration, configPath: options.configPath, database: database, audit: audit, conversations: conversations,
-            environment: environment, accounts: accounts, auditKey: auditKey, events: events, io: io, logger: logger)
+            environment: environment, accounts: accounts, tokens: tokens, auditKey: auditKey, events: events, io: io, logger: logger)
         router = FrameRouter(
             registry: registry, sessions: sessions, configuration: configuration, admin: admin, metrics: metrics, outbound: outbound,
             maxFrameBytes: options.maxFrameBytes, clock: clock, logger: logger)

@@ -302,23 +302,23 @@ public struct AuthStage: Stage {
         var outcome = Outcome()
         let needsSecondFactor = needsSecondFactor(account)
         if needsSecondFactor {
+            let totp = AccountTOTP(org: org.id, user: account.name, environment: environment)
             if let sealed = account.secondFactor.secret {
                 guard let code else { return try await fail(request, account, reason: "code_missing") }
-                let secret = try await openSecret(sealed, user: account.name)
-                if let counter = environment.credentials.totpCounter(code, secret: secret, at: now) {
-                    guard try await users.consumeCounter(org: org.id, name: account.name, counter: counter) else {
-                        return try await fail(request, account, reason: "code_replayed")
+                switch try await totp.check(code, against: sealed, at: now) {
+                case .accepted: break
+                case .replayed: return try await fail(request, account, reason: "code_replayed")
+                case .wrong:
+                    guard try await users.consumeRecoveryCode(org: org.id, name: account.name, digest: environment.credentials.digest(Self.normalised(code))) else {
+                        return try await fail(request, account, reason: "code")
                     }
-                } else if try await users.consumeRecoveryCode(org: org.id, name: account.name, digest: environment.credentials.digest(Self.normalised(code))) {
                     try await audit(request, "recovery_code.used", actor: account.name, target: account.name,
                                     detail: "remaining=\(account.secondFactor.recoveryCodeDigests.count - 1)")
-                } else {
-                    return try await fail(request, account, reason: "code")
                 }
             } else {
                 // Enrolment: hand out a secret, then accept the first valid code for it.
                 if let code, let pending = account.secondFactor.pendingSecret {
-                    let secret = try await openSecret(pending, user: account.name)
+                    let secret = try await totp.open(pending)
                     guard let counter = environment.credentials.totpCounter(code, secret: secret, at: now) else {
                         return try await fail(request, account, reason: "enrolment_code")
                     }
@@ -331,10 +331,10 @@ public struct AuthStage: Stage {
                 } else {
                     let secret: [UInt8]
                     if let pending = account.secondFactor.pendingSecret {
-                        secret = try await openSecret(pending, user: account.name)
+                        secret = try await totp.open(pending)
                     } else {
                         secret = environment.credentials.newTOTPSecret()
-                        try await users.setPendingSecret(org: org.id, name: account.name, secret: await sealSecret(secret, user: account.name))
+                        try await users.setPendingSecret(org: org.id, name: account.name, secret: await totp.seal(secret))
                         try await audit(request, "enrolment.started", actor: account.name, target: account.name)
                     }
                     outcome.enrollment = environment.credentials.enrollment(secret: secret, issuer: org.displayName, account: account.name)
@@ -384,18 +384,6 @@ public struct AuthStage: Stage {
         guard !configuration.allow.isEmpty else { return true }
         guard let address = IPAddress(peer) else { return false }
         return configuration.allow.contains { $0.contains(address) }
-    }
-
-    private func secretAssociatedData(_ user: String) -> [UInt8] {
-        Array("carehub.totp.v1|\(org.id.rawValue)|\(user)".utf8)
-    }
-
-    private func sealSecret(_ secret: [UInt8], user: String) async throws -> SealedText {
-        try await environment.cipher.seal(secret, scope: .account(org.id, user), associatedData: secretAssociatedData(user))
-    }
-
-    private func openSecret(_ sealed: SealedText, user: String) async throws -> [UInt8] {
-        try await environment.cipher.open(sealed, scope: .account(org.id, user), associatedData: secretAssociatedData(user))
     }
 
     /// Recovery codes are compared without dashes, spaces or case.

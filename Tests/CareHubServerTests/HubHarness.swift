@@ -152,6 +152,21 @@ final class HubHarness {
         return reply
     }
 
+    /// The code `user`'s authenticator (enrolled by ``login(_:_:org:password:)``) shows `step`
+    /// time steps after now.
+    func code(for user: String, step: UInt64) throws -> String {
+        code(try #require(secrets[user], "\(user) has not enrolled"), step: step)
+    }
+
+    /// Six digits that `user`'s authenticator shows for no step the hub accepts now.
+    func wrongCode(for user: String) throws -> String {
+        let secret = try #require(secrets[user])
+        let totp = TOTP()
+        let now = totp.counter(at: UInt64(Date().timeIntervalSince1970))
+        let shown = Set((now - 1...now + 2).map { totp.code(secret: secret, counter: $0) })
+        return try #require(["000000", "111111", "222222", "333333", "444444"].first { !shown.contains($0) })
+    }
+
     private func code(_ secret: [UInt8], step: UInt64) -> String {
         let totp = TOTP()
         return totp.code(secret: secret, counter: totp.counter(at: UInt64(Date().timeIntervalSince1970)) + step)

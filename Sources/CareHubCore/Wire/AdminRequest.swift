@@ -37,6 +37,18 @@ public enum AdminRequest: Sendable, Hashable {
     case saveReply(CannedReply)
     /// `replies.delete`: remove the canned reply of that name.
     case deleteReply(name: String)
+    /// `tokens.list`: the organisation's integration tokens (never their secrets), newest first,
+    /// with its `type=api` integrations and the scopes a token may have.
+    case tokens
+    /// `tokens.create`: a token for an `integration NAME type=api` of the organisation, with
+    /// scopes, a life of `expiresDays` days and the addresses it may be used from (empty: any).
+    case createToken(integration: String, scopes: [APIScope], expiresDays: Int, allowFrom: [CIDRBlock])
+    /// `tokens.approve`: approve the token named in field `token` (the frame's `id` stays its
+    /// correlation id); the admin who made it confirms with `totp`, a current code from their own
+    /// authenticator.
+    case approveToken(id: APITokenID, totp: String?)
+    /// `tokens.revoke`: revoke the token named in field `token` for good.
+    case revokeToken(id: APITokenID)
 
     /// The operation names, as on the wire.
     public enum Op: String, Sendable, CaseIterable {
@@ -58,6 +70,10 @@ public enum AdminRequest: Sendable, Hashable {
         case repliesList = "replies.list"
         case repliesSet = "replies.set"
         case repliesDelete = "replies.delete"
+        case tokensList = "tokens.list"
+        case tokensCreate = "tokens.create"
+        case tokensApprove = "tokens.approve"
+        case tokensRevoke = "tokens.revoke"
     }
 
     /// This request's operation.
@@ -79,6 +95,10 @@ public enum AdminRequest: Sendable, Hashable {
         case .replies: return .repliesList
         case .saveReply: return .repliesSet
         case .deleteReply: return .repliesDelete
+        case .tokens: return .tokensList
+        case .createToken: return .tokensCreate
+        case .approveToken: return .tokensApprove
+        case .revokeToken: return .tokensRevoke
         }
     }
 
@@ -86,6 +106,11 @@ public enum AdminRequest: Sendable, Hashable {
     public static let maxPipelineBytes = 32_768
     /// Most audit events one `audit.list` returns.
     public static let maxAuditEvents = 500
+    /// The days a token may live (`expires_days`), and its default.
+    public static let tokenDays = 1...365
+    public static let defaultTokenDays = 90
+    /// Most CIDR blocks one token's `allow_from` may list.
+    public static let maxTokenAddresses = 32
 }
 
 /// A Business Associate Agreement on record: what an admin attests to when switching HIPAA mode on.

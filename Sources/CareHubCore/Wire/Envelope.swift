@@ -183,6 +183,19 @@ public struct Envelope: Sendable, Hashable {
         case .repliesList: return .replies
         case .repliesSet: return .saveReply(CannedReply(name: try reader.replyName(), text: try reader.replyText()))
         case .repliesDelete: return .deleteReply(name: try reader.replyName())
+        case .tokensList: return .tokens
+        case .tokensCreate:
+            let days = try reader.optionalInteger("expires_days") ?? Int64(AdminRequest.defaultTokenDays)
+            guard days >= Int64(AdminRequest.tokenDays.lowerBound) && days <= Int64(AdminRequest.tokenDays.upperBound) else {
+                throw PipelineError(.invalidField, "field 'expires_days' must be a whole number from 1 to 365")
+            }
+            return .createToken(
+                integration: try reader.identifier("integration", maxBytes: 64), scopes: try reader.scopes(), expiresDays: Int(days),
+                allowFrom: try reader.cidrBlocks("allow_from"))
+        case .tokensApprove:
+            return .approveToken(
+                id: try reader.tokenID(), totp: try reader.optionalString("totp", maxBytes: 64).map { $0.filter { !$0.isWhitespace } })
+        case .tokensRevoke: return .revokeToken(id: try reader.tokenID())
         }
     }
 }
@@ -334,6 +347,49 @@ private struct FieldReader {
             throw PipelineError(.invalidField, "field 'text' must not be empty")
         }
         return text
+    }
+
+    /// An array of strings, each at most `maxBytes`; absent (or null) gives nil.
+    func optionalStrings(_ name: String, maxItems: Int, maxBytes: Int) throws -> [String]? {
+        guard let raw = value(name), !(raw is NSNull) else { return nil }
+        guard let items = raw as? [Any], let texts = items as? [String] else {
+            throw PipelineError(.invalidField, "field '\(name)' must be an array of strings")
+        }
+        guard texts.count <= maxItems else { throw PipelineError(.invalidField, "field '\(name)' lists more than \(maxItems) items") }
+        guard texts.allSatisfy({ $0.utf8.count <= maxBytes }) else {
+            throw PipelineError(.invalidField, "field '\(name)' has an item longer than \(maxBytes) bytes")
+        }
+        return texts
+    }
+
+    /// A token's `scopes`: a non-empty array of known scope names, each once.
+    func scopes() throws -> [APIScope] {
+        let known = APIScope.allCases.map(\.rawValue).joined(separator: ", ")
+        let names = try optionalStrings("scopes", maxItems: APIScope.allCases.count, maxBytes: 40) ?? []
+        let scopes = names.compactMap(APIScope.init(rawValue:))
+        guard !names.isEmpty, scopes.count == names.count, Set(scopes).count == scopes.count else {
+            throw PipelineError(.invalidField, "field 'scopes' must list some of \(known), each once")
+        }
+        return scopes.sorted()
+    }
+
+    /// An optional array of CIDR blocks such as `10.0.0.0/8`.
+    func cidrBlocks(_ name: String) throws -> [CIDRBlock] {
+        let texts = try optionalStrings(name, maxItems: AdminRequest.maxTokenAddresses, maxBytes: 64) ?? []
+        let blocks = texts.compactMap(CIDRBlock.init)
+        guard blocks.count == texts.count else {
+            throw PipelineError(.invalidField, "field '\(name)' must list CIDR blocks such as 10.0.0.0/8 or 2001:db8::/32")
+        }
+        return blocks
+    }
+
+    /// A token's id in field `token` (`id` is the frame's correlation id): `tok_` and 16
+    /// lower-case hex digits.
+    func tokenID() throws -> APITokenID {
+        guard let id = APITokenID(checking: try string("token", maxBytes: 64)) else {
+            throw PipelineError(.invalidField, "field 'token' must be a token id: tok_ and 16 hex digits")
+        }
+        return id
     }
 
     func role() throws -> Role {
