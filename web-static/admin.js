@@ -349,14 +349,14 @@ function showTokens(result) {
     const row = document.createElement("tr");
     row.dataset.token = token.id;
     const state = STATE_WORDS[token.state] + (token.expired ? " (expired)" : "");
-    const decided = token.decided_by ? `${token.decided_by}, ${when(token.decided_at)}` : "";
+    const decided = token.decidedBy ? `${token.decidedBy}, ${when(token.decidedAt)}` : "";
     const actions = element("td");
     if (token.state === "awaiting_approval") {
       const approve = element("button", "Approve", "secondary");
       approve.type = "button";
       approve.setAttribute("aria-label", `Approve token ${token.id} of ${token.integration}`);
       approve.addEventListener("click", () => {
-        if (me && token.created_by === me.user) return approveToken(token);
+        if (me && token.createdBy === me.user) return approveToken(token);
         status("tokens-status", "Approving…", null);
         admin("tokens.approve", { token: token.id });
       });
@@ -375,9 +375,9 @@ function showTokens(result) {
     }
     row.append(
       element("td", token.id, "id"), element("td", token.integration), element("td", state, "state"), element("td", token.risk, "risk"),
-      element("td", token.scopes.join(", ")), element("td", when(token.expires_at)),
-      element("td", token.allow_from.length ? token.allow_from.join(", ") : "any address"),
-      element("td", `${token.created_by}, ${when(token.created_at)}`), element("td", decided), actions);
+      element("td", token.scopes.join(", ")), element("td", when(token.expiresAt)),
+      element("td", token.allowFrom.length ? token.allowFrom.join(", ") : "any address"),
+      element("td", `${token.createdBy}, ${when(token.createdAt)}`), element("td", decided), actions);
     return row;
   }));
   $("tokens-empty").hidden = result.tokens.length > 0;
@@ -495,9 +495,9 @@ $("token-form").addEventListener("submit", event => {
   const scopes = [...$("token-scopes").querySelectorAll("input:checked")].map(box => box.value);
   if (!integration) return status("tokens-status", "Choose the integration the token is for.", false);
   if (!scopes.length) return status("tokens-status", "Tick at least one scope.", false);
-  const allow = form.allow_from.value.split(",").map(part => part.trim()).filter(Boolean);
-  const fields = { integration, scopes, expires_days: Number(form.expires_days.value) };
-  if (allow.length) fields.allow_from = allow;
+  const allow = form.allowFrom.value.split(",").map(part => part.trim()).filter(Boolean);
+  const fields = { integration, scopes, expiresDays: Number(form.expiresDays.value) };
+  if (allow.length) fields.allowFrom = allow;
   hideSecret();
   status("tokens-status", "Making the token…", null);
   admin("tokens.create", fields);

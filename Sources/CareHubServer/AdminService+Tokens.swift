@@ -101,11 +101,11 @@ extension AdminService {
         w.field("risk", token.risk.rawValue)
         w.field("state", token.state.rawValue)
         w.field("expired", token.state == .active && now >= token.expiresAt)
-        w.field("created_by", token.createdBy)
-        w.field("created_at", token.createdAt.epochMilliseconds)
-        w.field("expires_at", token.expiresAt.epochMilliseconds)
-        w.strings("allow_from", token.allowFrom.map(\.description))
-        if let decidedBy = token.decidedBy { w.field("decided_by", decidedBy) } else { w.null("decided_by") }
-        if let decidedAt = token.decidedAt { w.field("decided_at", decidedAt.epochMilliseconds) } else { w.null("decided_at") }
+        w.field("createdBy", token.createdBy)
+        w.field("createdAt", token.createdAt.epochMilliseconds)
+        w.field("expiresAt", token.expiresAt.epochMilliseconds)
+        w.strings("allowFrom", token.allowFrom.map(\.description))
+        if let decidedBy = token.decidedBy { w.field("decidedBy", decidedBy) } else { w.null("decidedBy") }
+        if let decidedAt = token.decidedAt { w.field("decidedAt", decidedAt.epochMilliseconds) } else { w.null("decidedAt") }
     }
 }

@@ -17,7 +17,7 @@ struct TokenWireTests {
         #expect(try frame(#"{"type":"admin","op":"tokens.list","id":"l"}"#) == .admin(.tokens))
         #expect(try frame(#"{"type":"admin","op":"tokens.create","integration":"ehr","scopes":["queue:read","org:read"]}"#)
             == .admin(.createToken(integration: "ehr", scopes: [.orgRead, .queueRead], expiresDays: 90, allowFrom: [])))
-        #expect(try frame(#"{"type":"admin","op":"tokens.create","integration":"ehr","scopes":["messages:read"],"expires_days":7,"allow_from":["10.0.0.0/8","2001:db8::/32"]}"#)
+        #expect(try frame(#"{"type":"admin","op":"tokens.create","integration":"ehr","scopes":["messages:read"],"expiresDays":7,"allowFrom":["10.0.0.0/8","2001:db8::/32"]}"#)
             == .admin(.createToken(
                 integration: "ehr", scopes: [.messagesRead], expiresDays: 7, allowFrom: [CIDRBlock("10.0.0.0/8")!, CIDRBlock("2001:db8::/32")!])))
         #expect(try frame(#"{"type":"admin","op":"tokens.approve","token":"tok_0123456789abcdef","totp":" 123 456 ","id":"a"}"#)
@@ -47,11 +47,11 @@ struct TokenWireTests {
         #expect(failure(create + #","scopes":["org:read,queue:read"]}"#)?.message.hasPrefix("field 'scopes' must list") == true)
         #expect(failure(create + #","scopes":"org:read"}"#)?.message == "field 'scopes' must be an array of strings")
         #expect(failure(create + #","scopes":[1]}"#)?.message == "field 'scopes' must be an array of strings")
-        #expect(failure(create + #","scopes":["org:read"],"expires_days":0}"#)?.message == "field 'expires_days' must be a whole number from 1 to 365")
-        #expect(failure(create + #","scopes":["org:read"],"expires_days":366}"#)?.message == "field 'expires_days' must be a whole number from 1 to 365")
-        #expect(failure(create + #","scopes":["org:read"],"expires_days":1.5}"#)?.message == "field 'expires_days' must be a whole number")
-        #expect(failure(create + #","scopes":["org:read"],"allow_from":["10.0.0.0/33"]}"#)?.message
-            == "field 'allow_from' must list CIDR blocks such as 10.0.0.0/8 or 2001:db8::/32")
+        #expect(failure(create + #","scopes":["org:read"],"expiresDays":0}"#)?.message == "field 'expiresDays' must be a whole number from 1 to 365")
+        #expect(failure(create + #","scopes":["org:read"],"expiresDays":366}"#)?.message == "field 'expiresDays' must be a whole number from 1 to 365")
+        #expect(failure(create + #","scopes":["org:read"],"expiresDays":1.5}"#)?.message == "field 'expiresDays' must be a whole number")
+        #expect(failure(create + #","scopes":["org:read"],"allowFrom":["10.0.0.0/33"]}"#)?.message
+            == "field 'allowFrom' must list CIDR blocks such as 10.0.0.0/8 or 2001:db8::/32")
         #expect(failure(#"{"type":"admin","op":"tokens.create","scopes":["org:read"]}"#)?.message == "field 'integration' is required")
         #expect(failure(#"{"type":"admin","op":"tokens.approve"}"#)?.message == "field 'token' is required")
         #expect(failure(#"{"type":"admin","op":"tokens.revoke","token":"tok_XYZ"}"#)?.message == "field 'token' must be a token id: tok_ and 16 hex digits")

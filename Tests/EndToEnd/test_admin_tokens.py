@@ -56,16 +56,16 @@ def test_admins_make_approve_and_revoke_tokens_over_the_admin_api(workdir):
         assert listed["integrations"] == [{"name": "ehr", "baa": True}, {"name": "dashboard", "baa": False}]
         assert {"scope": "transcripts:read", "risk": "high"} in listed["scopes"]
 
-        made = await admin(boss, "tokens.create", integration="ehr", scopes=["transcripts:read", "org:read"], expires_days=30,
-                           allow_from=["127.0.0.0/8"])
+        made = await admin(boss, "tokens.create", integration="ehr", scopes=["transcripts:read", "org:read"], expiresDays=30,
+                           allowFrom=["127.0.0.0/8"])
         assert made["type"] == "admin", made
         token, secret = made["result"]["token"], made["result"]["secret"]
         secrets.append(secret)
         assert secret.startswith("chk_")
-        assert token["state"] == "awaiting_approval" and token["risk"] == "high" and token["created_by"] == "dr.admin"
-        assert token["scopes"] == ["org:read", "transcripts:read"] and token["allow_from"] == ["127.0.0.0/8"]
-        assert token["expires_at"] - token["created_at"] == 30 * 86_400_000
-        assert token["decided_by"] is None and token["decided_at"] is None
+        assert token["state"] == "awaiting_approval" and token["risk"] == "high" and token["createdBy"] == "dr.admin"
+        assert token["scopes"] == ["org:read", "transcripts:read"] and token["allowFrom"] == ["127.0.0.0/8"]
+        assert token["expiresAt"] - token["createdAt"] == 30 * 86_400_000
+        assert token["decidedBy"] is None and token["decidedAt"] is None
 
         # Its maker: no code, a wrong code and the code the login used are all refused.
         missing = await admin(boss, "tokens.approve", token=token["id"])
@@ -80,25 +80,25 @@ def test_admins_make_approve_and_revoke_tokens_over_the_admin_api(workdir):
         # A fresh code of their own authenticator approves it.
         approved = await admin(boss, "tokens.approve", token=token["id"], totp=AUTHENTICATOR.code(key))
         assert approved["type"] == "admin", approved
-        assert approved["result"]["token"]["state"] == "active" and approved["result"]["token"]["decided_by"] == "dr.admin"
+        assert approved["result"]["token"]["state"] == "active" and approved["result"]["token"]["decidedBy"] == "dr.admin"
 
         # A second admin approves a colleague's token without a code; an undeclared or BAA-less
         # integration gets no PHI token.
         second = await admin(boss, "tokens.create", integration="ehr", scopes=["messages:read"])
         secrets.append(second["result"]["secret"])
-        assert second["result"]["token"]["expires_at"] - second["result"]["token"]["created_at"] == 90 * 86_400_000
+        assert second["result"]["token"]["expiresAt"] - second["result"]["token"]["createdAt"] == 90 * 86_400_000
         by_chief = await admin(chief, "tokens.approve", token=second["result"]["token"]["id"])
         assert by_chief["type"] == "admin", by_chief
-        assert by_chief["result"]["token"]["state"] == "active" and by_chief["result"]["token"]["decided_by"] == "dr.chief"
+        assert by_chief["result"]["token"]["state"] == "active" and by_chief["result"]["token"]["decidedBy"] == "dr.chief"
         no_baa = await admin(boss, "tokens.create", integration="dashboard", scopes=["messages:read"])
         assert no_baa["code"] == "forbidden" and "no BAA" in no_baa["message"], no_baa
         unknown = await admin(boss, "tokens.create", integration="pager", scopes=["org:read"])
         assert unknown["code"] == "not_found", unknown
-        bad = await admin(boss, "tokens.create", integration="ehr", scopes=["org:read"], expires_days=400)
-        assert bad["code"] == "invalid_field" and "expires_days" in bad["message"], bad
+        bad = await admin(boss, "tokens.create", integration="ehr", scopes=["org:read"], expiresDays=400)
+        assert bad["code"] == "invalid_field" and "expiresDays" in bad["message"], bad
 
         revoked = await admin(chief, "tokens.revoke", token=token["id"])
-        assert revoked["result"]["token"]["state"] == "revoked" and revoked["result"]["token"]["decided_by"] == "dr.chief"
+        assert revoked["result"]["token"]["state"] == "revoked" and revoked["result"]["token"]["decidedBy"] == "dr.chief"
         again = await admin(chief, "tokens.revoke", token=token["id"])
         assert again["code"] == "conflict", again
 

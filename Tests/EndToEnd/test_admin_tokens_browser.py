@@ -27,10 +27,10 @@ def test_an_admin_makes_a_token_sees_its_secret_once_approves_and_revokes_it(wor
         assert [legend.split()[0] for legend in legends] == ["Low", "Medium", "High"]
         form.find_element(By.CSS_SELECTOR, "input[value='org:read']").click()
         form.find_element(By.CSS_SELECTOR, "input[value='transcripts:read']").click()
-        days = form.find_element(By.NAME, "expires_days")
+        days = form.find_element(By.NAME, "expiresDays")
         days.clear()
         days.send_keys("30")
-        form.find_element(By.NAME, "allow_from").send_keys("127.0.0.0/8")
+        form.find_element(By.NAME, "allowFrom").send_keys("127.0.0.0/8")
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
         # The secret, once, with the warning that it will not be shown again.

@@ -106,10 +106,10 @@ public enum AdminRequest: Sendable, Hashable {
     public static let maxPipelineBytes = 32_768
     /// Most audit events one `audit.list` returns.
     public static let maxAuditEvents = 500
-    /// The days a token may live (`expires_days`), and its default.
+    /// The days a token may live (`expiresDays`), and its default.
     public static let tokenDays = 1...365
     public static let defaultTokenDays = 90
-    /// Most CIDR blocks one token's `allow_from` may list.
+    /// Most CIDR blocks one token's `allowFrom` may list.
     public static let maxTokenAddresses = 32
 }
 

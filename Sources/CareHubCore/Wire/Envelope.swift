@@ -185,13 +185,13 @@ public struct Envelope: Sendable, Hashable {
         case .repliesDelete: return .deleteReply(name: try reader.replyName())
         case .tokensList: return .tokens
         case .tokensCreate:
-            let days = try reader.optionalInteger("expires_days") ?? Int64(AdminRequest.defaultTokenDays)
+            let days = try reader.optionalInteger("expiresDays") ?? Int64(AdminRequest.defaultTokenDays)
             guard days >= Int64(AdminRequest.tokenDays.lowerBound) && days <= Int64(AdminRequest.tokenDays.upperBound) else {
-                throw PipelineError(.invalidField, "field 'expires_days' must be a whole number from 1 to 365")
+                throw PipelineError(.invalidField, "field 'expiresDays' must be a whole number from 1 to 365")
             }
             return .createToken(
                 integration: try reader.identifier("integration", maxBytes: 64), scopes: try reader.scopes(), expiresDays: Int(days),
-                allowFrom: try reader.cidrBlocks("allow_from"))
+                allowFrom: try reader.cidrBlocks("allowFrom"))
         case .tokensApprove:
             return .approveToken(
                 id: try reader.tokenID(), totp: try reader.optionalString("totp", maxBytes: 64).map { $0.filter { !$0.isWhitespace } })
