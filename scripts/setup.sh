@@ -19,6 +19,7 @@ packages=(
   curl                # HTTP/2 client of the transport's HTTP tests
   clamav-daemon       # the scan stage's malware scanner (clamd); the tests start their own
   tzdata              # time zones of the organisations' opening hours (timezone = in pipeline.conf)
+  python3-venv        # the virtual environment of the tests' tools from PyPI (below)
 )
 
 missing=()
@@ -39,4 +40,14 @@ if ! command -v swift >/dev/null 2>&1; then
     echo "setup: Swift 6 is required (expected at /opt/swift)" >&2
     exit 1
   fi
+fi
+
+# Tools from PyPI that Debian does not package, in their own virtual environment: schemathesis
+# checks the HTTP API against docs/openapi.yaml.
+tools="${CAREHUB_TEST_TOOLS:-/opt/carehub-test-tools}"
+schemathesis_version="4.32.5"
+if ! "$tools/bin/st" --version 2>/dev/null | grep -q "$schemathesis_version"; then
+  echo "setup: installing schemathesis $schemathesis_version into $tools"
+  /usr/bin/python3 -m venv "$tools"
+  "$tools/bin/pip" install -q --disable-pip-version-check "schemathesis==$schemathesis_version"
 fi

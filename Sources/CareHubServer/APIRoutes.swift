@@ -40,6 +40,8 @@ struct APIRoutes: Sendable {
 
     /// Adds the routes.
     func add(to router: inout HTTPRouter) {
+        // The transport's own refusals under /api/ are problem details too.
+        router.refusals.append(("/api/", { status, message in Self.problem(status: status, message) }))
         router.get("/api/v1/openapi.yaml") { _ in
             HTTPResponse(status: 200, headers: ["Content-Type": "application/yaml", "Cache-Control": "no-cache"], body: .bytes(openAPI))
         }
@@ -186,7 +188,7 @@ struct APIRoutes: Sendable {
     /// details and recording the call's metrics (by route, never by value).
     private func respond(_ http: HTTPRequest, endpoint: String, _ body: (OrgID) async throws -> HTTPResponse) async -> HTTPResponse {
         let org = http.parameters["org"].flatMap { OrgID.isValid($0) ? OrgID($0) : nil }
-        var response = await PipelineHTTP.answer(org: org, type: "api", metrics: metrics, logger: logger, problem: Self.problem) {
+        var response = await PipelineHTTP.answer(org: org, type: "api", metrics: metrics, logger: logger, problem: { Self.problem($0) }) {
             guard let org else { throw PipelineError(.unknownOrg, "no such organisation on this hub") }
             return try await body(org)
         }
@@ -453,9 +455,19 @@ struct APIRoutes: Sendable {
         return tagged
     }
 
-    /// RFC 9457 problem details with the wire's stable code.
-    static func problem(_ error: PipelineError) -> HTTPResponse {
-        let status = AttachmentRoutes.status(of: error.code)
+    /// The transport's refusal (404, 405, 411, 413) as problem details.
+    static func problem(status: Int, _ message: String) -> HTTPResponse {
+        let code: ErrorCode = switch status {
+        case 404: .notFound
+        case 413: .tooLarge
+        default: .invalidField
+        }
+        return problem(PipelineError(code, message), status: status)
+    }
+
+    /// RFC 9457 problem details with the wire's stable code, and the code's status unless given.
+    static func problem(_ error: PipelineError, status given: Int? = nil) -> HTTPResponse {
+        let status = given ?? AttachmentRoutes.status(of: error.code)
         var w = JSONWriter()
         w.field("type", "urn:carehub:problem:\(error.code.rawValue)")
         w.field("title", error.code.rawValue.replacingOccurrences(of: "_", with: " "))

@@ -44,9 +44,9 @@ extension ServiceLoop {
         switch router.match(method, path) {
         case .notFound:
             let closing = carriesBody(requestHeaders(wsi))
-            return answerNow(wsi, http2: http2, request: request, route: nil, counted: true, .error(404, "Not found"), closing: closing)
+            return answerNow(wsi, http2: http2, request: request, route: nil, counted: true, router.refusal(404, "Not found", path: path), closing: closing)
         case .methodNotAllowed(let allowed):
-            var response = HTTPResponse.error(405, "Method not allowed")
+            var response = router.refusal(405, "Method not allowed", path: path)
             response.headers["Allow"] = allowed.map(\.rawValue).joined(separator: ", ")
             let closing = carriesBody(requestHeaders(wsi))
             return answerNow(wsi, http2: http2, request: request, route: nil, counted: true, response, closing: closing)
@@ -56,13 +56,13 @@ extension ServiceLoop {
             request.headers = requestHeaders(wsi)
             let declared = request.headers["content-length"].map { Int($0.trimmingCharacters(in: .whitespaces)) }
             if let declared, declared ?? Int.max > route.maxBodyBytes {
-                return answerNow(wsi, http2: http2, request: request, route: route, counted: true, bodyTooLarge(route), closing: true)
+                return answerNow(wsi, http2: http2, request: request, route: route, counted: true, bodyTooLarge(route, path: path), closing: true)
             }
             // libwebsockets reads a body for any request that declares a length, and for a POST,
             // PUT or PATCH without one (HTTP/2 ends it with the stream; HTTP/1.1 would need
             // chunked encoding, which it does not decode).
             if declared == nil && bodyMethod && !http2 {
-                return answerNow(wsi, http2: http2, request: request, route: route, counted: true, .error(411, "Length required"), closing: true)
+                return answerNow(wsi, http2: http2, request: request, route: route, counted: true, router.refusal(411, "Length required: send Content-Length (0 for no body)", path: path), closing: true)
             }
             let length = declared.flatMap { $0 } ?? 0
             let expectsBody = length > 0 || (method == .post && declared != nil) || (declared == nil && bodyMethod)
@@ -76,8 +76,8 @@ extension ServiceLoop {
         }
     }
 
-    func bodyTooLarge(_ route: HTTPRoute) -> HTTPResponse {
-        .error(413, "Request body too large: this address accepts at most \(route.maxBodyBytes) bytes")
+    func bodyTooLarge(_ route: HTTPRoute, path: String) -> HTTPResponse {
+        router.refusal(413, "Request body too large: this address accepts at most \(route.maxBodyBytes) bytes", path: path)
     }
 
     /// Records a new exchange for `wsi` and counts it against the limits when `counted`.
@@ -127,7 +127,7 @@ extension ServiceLoop {
         guard case .readingBody = exchange.state, let route = exchange.route else { return 0 }
         if exchange.body.count + length > route.maxBodyBytes {
             forget(exchange)
-            return exchange.http2 ? -1 : answerAndClose(wsi, bodyTooLarge(route))
+            return exchange.http2 ? -1 : answerAndClose(wsi, bodyTooLarge(route, path: exchange.request.path))
         }
         if let input, length > 0 { exchange.body.append(contentsOf: UnsafeRawBufferPointer(start: input, count: length)) }
         returnWindow(exchange, length)

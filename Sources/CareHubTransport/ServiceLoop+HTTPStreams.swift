@@ -27,7 +27,7 @@ extension ServiceLoop {
         if exchange.bodyBytes > route.maxBodyBytes {
             buffer.finish(.tooLarge)
             forget(exchange)
-            return exchange.http2 ? -1 : answerAndClose(exchange.wsi, bodyTooLarge(route))
+            return exchange.http2 ? -1 : answerAndClose(exchange.wsi, bodyTooLarge(route, path: exchange.request.path))
         }
         guard let input, length > 0 else { return 0 }
         returnWindow(exchange, length)

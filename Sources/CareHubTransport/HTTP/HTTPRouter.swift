@@ -18,11 +18,22 @@ public struct HTTPRouter: Sendable {
     /// Request header names (any case) kept for handlers beyond those libwebsockets parses by
     /// name; libwebsockets 4.1 can look custom headers up only by name, not list them.
     public var keepHeaders: Set<String> = []
-    /// Answers GET and HEAD for a path no route knows for any method (the web root's files);
-    /// nil answers those 404 too.
+    /// Answers GET and HEAD for a path no route knows for any method (the web root's files),
+    /// except under the prefixes of ``refusals``; nil answers those 404 too.
     public var fallback: HTTPHandler?
 
+    /// How the transport's own refusals (404, 405, 411, 413) are written for paths under a
+    /// prefix, such as an API that answers with problem details; elsewhere they are a line of
+    /// plain text.
+    public var refusals: [(prefix: String, write: @Sendable (_ status: Int, _ message: String) -> HTTPResponse)] = []
+
     public init() {}
+
+    /// The transport's refusal of a request for `path`, written as ``refusals`` says.
+    public func refusal(_ status: Int, _ message: String, path: String) -> HTTPResponse {
+        for (prefix, write) in refusals where path.hasPrefix(prefix) { return write(status, message) }
+        return .error(status, message)
+    }
 
     /// What a request's method and path lead to.
     public enum Match: Sendable {
@@ -78,7 +89,8 @@ public struct HTTPRouter: Sendable {
         }
         if let best { return .found(best.route, parameters: best.parameters) }
         if allowed.isEmpty {
-            guard let fallback, method == .get || method == .head else { return .notFound }
+            // Paths under a prefix with refusals of its own are not the web root's.
+            guard let fallback, method == .get || method == .head, !refusals.contains(where: { path.hasPrefix($0.prefix) }) else { return .notFound }
             return .found(HTTPRoute(.get, "/*", maxBodyBytes: 0, handler: fallback), parameters: [:])
         }
         return .methodNotAllowed(allowed: allowed.sorted { $0.rawValue < $1.rawValue })
