@@ -54,7 +54,8 @@ public final class MemoryConversationStore: ConversationStore {
             if let ended = filter.ended, conversation.hasEnded != ended { return false }
             if let user = filter.assignedTo, conversation.assignedTo != user { return false }
             if let cursor = filter.before {
-                guard (conversation.startedAt, conversation.id.rawValue) < (cursor.startedAt, cursor.id.rawValue) else { return false }
+                // Compared as SQLite stores start times (seconds since 1970), which is what the cursor's text names.
+                guard (conversation.startedAt.timeIntervalSince1970, conversation.id.rawValue) < (cursor.startedAt.timeIntervalSince1970, cursor.id.rawValue) else { return false }
             }
             return true
         }.prefix(limit))

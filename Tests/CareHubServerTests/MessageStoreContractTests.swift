@@ -99,6 +99,37 @@ struct MessageStoreContractTests {
         }
     }
 
+    @Test func messagesAfterASeqAreTheNextOnesBySeqOldestFirstOfThatConversationOnly() async throws {
+        for subject in try subjects() {
+            let room = try await subject.room(org)
+            let other = try await subject.room(org)
+            // Appends finish in another order than their seqs were reserved.
+            for seq: UInt64 in [3, 1, 5, 2, 4, 7] { try await subject.messages.append(message(room, seq)) }
+            for seq: UInt64 in [1, 2, 6] { try await subject.messages.append(message(other, seq)) }
+            let store = subject.messages
+            #expect(try await store.messages(of: room, after: 0, limit: 50) == [1, 2, 3, 4, 5, 7].map { message(room, $0) }, "\(subject.name)")
+            // `after` is exclusive, and a seq that has no message (6) is a place like any other.
+            #expect(try await store.messages(of: room, after: 2, limit: 2).map(\.seq) == [3, 4], "\(subject.name)")
+            #expect(try await store.messages(of: room, after: 5, limit: 50).map(\.seq) == [7], "\(subject.name)")
+            #expect(try await store.messages(of: room, after: 6, limit: 50).map(\.seq) == [7], "\(subject.name)")
+            #expect(try await store.messages(of: room, after: 7, limit: 50).isEmpty, "\(subject.name)")
+            #expect(try await store.messages(of: room, after: .max, limit: 50).isEmpty, "\(subject.name)")
+            #expect(try await store.messages(of: room, after: 0, limit: 0).isEmpty, "\(subject.name)")
+            #expect(try await store.messages(of: other, after: 1, limit: 50) == [message(other, 2), message(other, 6)], "\(subject.name)")
+            #expect(try await store.messages(of: ConversationID("c_unknown"), after: 0, limit: 50).isEmpty, "\(subject.name)")
+
+            // Page by page from the last seq seen: every message once, in order.
+            var pages: [[UInt64]] = []
+            var after: UInt64 = 0
+            repeat {
+                let page = try await store.messages(of: room, after: after, limit: 2)
+                pages.append(page.map(\.seq))
+                after = page.last?.seq ?? after
+            } while pages.last?.isEmpty == false && pages.count < 10
+            #expect(pages == [[1, 2], [3, 4], [5, 7], []], "\(subject.name)")
+        }
+    }
+
     @Test func plainMessagesAreSealedInPlaceOnceAndPurgeCountsWhatItErases() async throws {
         for subject in try subjects() {
             let room = try await subject.room(org)

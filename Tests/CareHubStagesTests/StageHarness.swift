@@ -11,6 +11,10 @@ final class StageHarness: @unchecked Sendable {
     private(set) var pipeline: Pipeline
     private let configured: ConfiguredOrg
     let org: OrgSettings
+    /// Integration tokens, which the environment's auth stage checks HTTP API calls against.
+    let tokens: MemoryAPITokenStore
+    /// The ports every pipeline of the harness is built over.
+    let environment: StageEnvironment
     private var bound: [ConnectionID: Session] = [:]
 
     static let hipaaConfig = """
@@ -44,12 +48,23 @@ final class StageHarness: @unchecked Sendable {
         for (name, role, password) in staff {
             world.users.add(StaffUser(org: org.id, name: name, role: role, passwordHash: PlainCredentials.hash(password)))
         }
-        pipeline = configured.makePipeline(environment: world.environment)
+        tokens = MemoryAPITokenStore(audit: world.audit)
+        var environment = world.environment
+        environment.tokens = tokens
+        self.environment = environment
+        pipeline = configured.makePipeline(environment: environment)
     }
 
     /// Builds the organisation's pipeline again from the same configuration, as a reload does.
     func reload() {
-        pipeline = configured.makePipeline(environment: world.environment)
+        pipeline = configured.makePipeline(environment: environment)
+    }
+
+    /// The organisation's configured stages named in `names` only, in chain order, followed by
+    /// `tail` (stages of the test's own that observe what reaches them).
+    func chain(_ names: Set<String>, then tail: [any Stage] = []) -> Pipeline {
+        let stages = configured.makePipeline(environment: environment).stages.filter { names.contains(type(of: $0).name) }
+        return Pipeline(org: org, stages: stages + tail)
     }
 
     /// Runs a frame from a connection and returns its reply frame (or the error frame).
