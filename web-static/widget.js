@@ -5,6 +5,9 @@
 // Before a chat starts it asks the hub whether the clinic is open and someone is there to answer;
 // when not, it offers to leave a message instead (the pre-chat form plus the message).
 //
+// A page opened as PAGE#carehub-chat=TOKEN continues the conversation the clinic opened to the
+// patient through its integration API (the token of POST /api/v1/orgs/ORG/conversations).
+//
 // Storage: only the reconnect token (localStorage, keyed by hub and organisation, so that every
 // tab of the clinic's site continues the same chat; removed when the chat ends, when the hub
 // refuses it, or 24 hours after it was last used) and whether this tab closed the panel
@@ -78,6 +81,17 @@
       try { if (closed) sessionStorage.setItem(closedKey, "1"); else sessionStorage.removeItem(closedKey); } catch (e) { /* blocked */ }
     },
   };
+
+  // A conversation the clinic opened to this patient (the integration API's visitorToken), handed
+  // over in the page's address as #carehub-chat=TOKEN: kept like any reconnect token, then taken
+  // out of the address so that it is not bookmarked, shared or left in the history.
+  const handed = /(?:^#|&)carehub-chat=([a-z2-7]{16,128})(?=&|$)/.exec(location.hash);
+  if (handed) {
+    storage.keep(handed[1]);
+    storage.setClosedHere(false);
+    const rest = location.hash.replace(/(^#|&)carehub-chat=[a-z2-7]+/, "$1").replace(/^#&/, "#").replace(/^#$/, "");
+    history.replaceState(history.state, "", location.pathname + location.search + rest);
+  }
 
   const link = document.createElement("link");
   link.rel = "stylesheet";
