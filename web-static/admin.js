@@ -336,8 +336,8 @@ $("canned-form").addEventListener("submit", event => {
 const STATE_WORDS = { active: "Active", awaiting_approval: "Awaiting approval", revoked: "Revoked" };
 const RISK_WORDS = {
   low: "Low risk (organisation information, staff names, queue figures)",
-  medium: "Medium risk (changes to accounts, the conversation list, the audit log)",
-  high: "High risk: patient data (an admin approves every token with one of these)",
+  medium: "Medium risk (the conversation list and state, the audit log)",
+  high: "High risk: patient data, and accounts that can read it (an admin approves every token with one of these)",
 };
 let approving = null;  // the token whose maker confirms the approval with a code
 

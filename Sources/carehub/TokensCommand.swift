@@ -10,8 +10,8 @@ struct TokensCommand: AsyncParsableCommand {
         commandName: "tokens",
         abstract: "Manage integration tokens (for the systems declared as 'integration NAME type=api').",
         discussion: """
-            Scopes and their risk: low org:read queue:read users:read; medium users:write \
-            conversations:read conversations:write audit:read webhooks:write; high (PHI) messages:read \
+            Scopes and their risk: low org:read queue:read users:read; medium \
+            conversations:read conversations:write audit:read webhooks:write; high (PHI) users:write messages:read \
             transcripts:read attachments:read forms:read conversations:open. A token with a high-risk scope \
             waits for approval by another operator; in a HIPAA organisation only an integration with baa=yes \
             may hold one. Every step is audited (token.created, token.approved, token.revoked).

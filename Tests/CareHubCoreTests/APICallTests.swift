@@ -106,7 +106,7 @@ struct APICallTests {
         for op in [AdminRequest.Op.usersAdd, .usersDisable, .usersEnable, .usersSetRole] {
             #expect(APIScope.required(for: .admin(request(of: op))) == .usersWrite, "\(op)")
         }
-        #expect(APIScope.usersWrite.risk == .medium)
+        #expect(APIScope.usersWrite.risk == .high)
         #expect(APIScope.required(for: .admin(.audit(limit: 10, before: 7))) == .auditRead)
         #expect(APIScope.required(for: .admin(.verifyAudit)) == .auditRead)
         #expect(APIScope.auditRead.risk == .medium)

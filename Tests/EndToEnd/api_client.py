@@ -12,8 +12,8 @@ LOTUS = "lotus-wellness"
 
 # Every scope, by risk, as `carehub tokens` and the admin console list them.
 LOW = ["org:read", "queue:read", "users:read"]
-MEDIUM = ["users:write", "conversations:read", "conversations:write", "audit:read"]
-HIGH = ["messages:read", "transcripts:read", "attachments:read", "forms:read", "conversations:open"]
+MEDIUM = ["conversations:read", "conversations:write", "audit:read"]
+HIGH = ["users:write", "messages:read", "transcripts:read", "attachments:read", "forms:read", "conversations:open"]
 
 
 class Answer:

@@ -4,7 +4,7 @@ import Foundation
 public enum APIRisk: String, Sendable, Hashable, CaseIterable, Comparable {
     /// Organisation information, staff names, queue figures.
     case low
-    /// Changes to accounts, the conversation list and state, the audit log, webhooks.
+    /// The conversation list and state, the audit log, webhooks.
     case medium
     /// PHI: messages, transcripts, attachments, pre-chat forms, opening a conversation to a patient.
     case high
@@ -34,8 +34,9 @@ public enum APIScope: String, Sendable, Hashable, CaseIterable, Comparable {
     public var risk: APIRisk {
         switch self {
         case .orgRead, .queueRead, .usersRead: .low
-        case .usersWrite, .conversationsRead, .conversationsWrite, .auditRead, .webhooksWrite: .medium
-        case .messagesRead, .transcriptsRead, .attachmentsRead, .formsRead, .conversationsOpen: .high
+        case .conversationsRead, .conversationsWrite, .auditRead, .webhooksWrite: .medium
+        // An account it makes, enables or promotes reads PHI in the consoles.
+        case .usersWrite, .messagesRead, .transcriptsRead, .attachmentsRead, .formsRead, .conversationsOpen: .high
         }
     }
 
