@@ -13,16 +13,7 @@ struct ConversationPageContractTests {
     let org = OrgID("clinic")
     let at = Date(timeIntervalSince1970: 1_800_000_000)
 
-    /// Each store under test, fresh.
-    func stores() throws -> [(name: String, store: any ConversationStore, keep: Any)] {
-        let sqlite = try KeyFixture()
-        let cached = try KeyFixture()
-        return [
-            ("sqlite", SQLiteConversationStore(database: sqlite.database), sqlite),
-            ("cache", ConversationCache(SQLiteConversationStore(database: cached.database), clock: ManualClock(), lifetime: 60), cached),
-            ("memory", MemoryConversationStore(), ()),
-        ]
-    }
+    func stores() throws -> [(name: String, store: any ConversationStore, keep: Any)] { try conversationStoresUnderTest() }
 
     /// Conversations of `org` started at these offsets from ``at`` (ties and fractions included).
     func make(_ store: any ConversationStore, _ offsets: [Double], org: OrgID? = nil) async throws -> [Conversation] {

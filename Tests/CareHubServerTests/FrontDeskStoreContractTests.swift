@@ -12,16 +12,7 @@ struct FrontDeskStoreContractTests {
     let org = OrgID("clinic")
     let at = Date(timeIntervalSince1970: 1_800_000_000)
 
-    /// Each store under test, fresh.
-    func stores() throws -> [(name: String, store: any ConversationStore, keep: Any)] {
-        let sqlite = try KeyFixture()
-        let cached = try KeyFixture()
-        return [
-            ("sqlite", SQLiteConversationStore(database: sqlite.database), sqlite),
-            ("cache", ConversationCache(SQLiteConversationStore(database: cached.database), clock: ManualClock(), lifetime: 60), cached),
-            ("memory", MemoryConversationStore(), ()),
-        ]
-    }
+    func stores() throws -> [(name: String, store: any ConversationStore, keep: Any)] { try conversationStoresUnderTest() }
 
     @Test func aClaimSucceedsOnlyForTheFirstClaimer() async throws {
         for (name, store, _) in try stores() {

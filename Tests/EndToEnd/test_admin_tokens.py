@@ -3,34 +3,14 @@ reaches PHI waits for approval; its maker approves it only with a fresh code fro
 authenticator, another admin without one; revocation; and the secret, shown once, is nowhere
 else: not in tokens.list, not in the audit trail, not in the hub's log."""
 
-import asyncio
 import json
 import time
 
-from conftest import AUTHENTICATOR, TIMEOUT, Hub, add_account, carehub, staff, totp
+from conftest import AUTHENTICATOR, Hub, add_account, carehub, staff, totp
+from test_admin import admin, run
+from test_tokens import declare
 
 RIVERSIDE = "riverside-clinic"
-
-
-def run(coroutine):
-    return asyncio.run(asyncio.wait_for(coroutine, TIMEOUT * 4))
-
-
-async def admin(client, op, **fields):
-    """Sends an admin op; returns its `admin` reply or the error."""
-    reply = await client.request({"type": "admin", "op": op, "id": op, **fields}, "admin")
-    if reply["type"] == "admin":
-        assert reply["op"] == op and reply["id"] == op, reply
-    return reply
-
-
-def declare(workdir, *lines):
-    """Adds integration lines to the HIPAA clinic's section."""
-    config = workdir / "pipeline.conf"
-    marker = "name  = Riverside Family Clinic\n"
-    text = config.read_text()
-    assert marker in text
-    config.write_text(text.replace(marker, marker + "".join(line + "\n" for line in lines), 1))
 
 
 def wrong_code(secret):
