@@ -80,6 +80,13 @@ public struct SQLiteWebhookOutbox: WebhookEvents {
         }
     }
 
+    /// Pending deliveries, oldest first. Synchronous: for tools and tests.
+    public func pending(limit: Int = 100) throws -> [Item] {
+        try database.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM webhook_deliveries WHERE state = 'pending' ORDER BY id LIMIT ?", arguments: [limit]).map(Self.item)
+        }
+    }
+
     private static func item(_ row: Row) -> Item {
         Item(id: row["id"], webhook: row["webhook"], org: OrgID(row["org"]), body: row["body"], attempts: row["attempts"])
     }
