@@ -28,6 +28,7 @@ struct APIRoutes: Sendable {
     let clock: any WallClock
     let trustedProxies: [CIDRBlock]
     let openAPI: [UInt8]
+    let webhooks: WebhookSubscriptions
     let logger: Logger
 
     /// The route prefix.
@@ -104,6 +105,16 @@ struct APIRoutes: Sendable {
             .call(.api(.auditExport(after: try Self.integer(http, "after", in: 0...Int64.max, default: 0))))
         } answer: { _ in nil }
         route(&router, .get, "\(p)/audit/verify") { _ in .admin(.verifyAudit) } answer: { $0.json }
+        route(&router, .get, "\(p)/webhooks") { _ in .call(.api(.webhooks)) } answer: { _ in nil }
+        route(&router, .post, "\(p)/webhooks", status: 201) { http in
+            .call(.api(try WebhookSubscriptions.creation(try Self.fields(http, allowed: ["url", "events"]))))
+        } answer: { _ in nil }
+        route(&router, .delete, "\(p)/webhooks/:webhook") { http in
+            guard let id = http.parameters["webhook"], Webhook.isValidID(id) else {
+                throw PipelineError(.notFound, "no such webhook subscription of this integration")
+            }
+            return .call(.api(.deleteWebhook(id: id)))
+        } answer: { _ in nil }
     }
 
     /// `docs/openapi.yaml`, built into the hub.
@@ -132,12 +143,19 @@ struct APIRoutes: Sendable {
         _ router: inout HTTPRouter, _ method: HTTPMethod, _ pattern: String, status: Int = 200, polled: Bool = false,
         _ action: @escaping @Sendable (HTTPRequest) throws -> Action, answer: @escaping @Sendable (Answered) throws -> String?
     ) {
-        let endpoint = "\(method.rawValue) \(pattern.replacingOccurrences(of: ":org", with: "{org}").replacingOccurrences(of: ":room", with: "{room}").replacingOccurrences(of: ":user", with: "{user}"))"
+        let endpoint = "\(method.rawValue) \(pattern.replacingOccurrences(of: ":org", with: "{org}").replacingOccurrences(of: ":room", with: "{room}").replacingOccurrences(of: ":user", with: "{user}").replacingOccurrences(of: ":webhook", with: "{webhook}"))"
         router.add(method, pattern, maxBodyBytes: 32 * 1024) { http in
             await respond(http, endpoint: endpoint) { org in
                 let done = try await run(try action(http), org: org, http: http, endpoint: endpoint)
                 switch done.frame {
                 case .api(.auditExport(let after)): return try await export(org, after: after, http: http)
+                case .api(let call) where call.isWebhookCall:
+                    guard let caller = done.answered.outcome.caller else { throw PipelineError.internal }
+                    let address = PipelineHTTP.request(done.frame, from: http, at: clock.now, trustedProxies: trustedProxies).peer
+                    guard let json = try await webhooks.answer(call, org: org, caller: caller.principal, address: address, at: clock.now) else {
+                        return HTTPResponse(status: 204)
+                    }
+                    return Self.json(json, status: status)
                 case .download:
                     guard let download = done.answered.outcome.download else { throw PipelineError.internal }
                     return AttachmentRoutes.file(download)

@@ -40,6 +40,10 @@ public final class Hub: Sendable {
     private let clock: any WallClock
     let follower: ChangeFollower
     private let dispatcher: NotificationDispatcher
+    /// Delivers webhook subscriptions' events.
+    private let webhookDispatcher: WebhookDispatcher
+    /// The webhook calls of the HTTP API.
+    private let webhooks: WebhookSubscriptions
     private let transport = TransportSlot()
     private let outbound: any HubOutbound
     private let backlogTask = Mutex<Task<Void, Never>?>(nil)
@@ -114,7 +118,8 @@ public final class Hub: Sendable {
             attachments: SQLiteAttachmentStore(database: database, audit: audit),
             // `engine=clamd` is the only engine the scan stage's configuration accepts.
             scanners: Scanners { _, address in ClamdScanner(address: address) },
-            tokens: SQLiteAPITokenStore(database: database))
+            tokens: SQLiteAPITokenStore(database: database),
+            webhooks: SQLiteWebhookOutbox(database: database))
         configuration = HubConfiguration(
             config: config, path: options.configPath, environment: environment, events: events, database: database, timer: metrics,
             pending: pending, logger: logger)
@@ -148,6 +153,14 @@ public final class Hub: Sendable {
             case .api: break  // never a notification route: the fan-out stage's configuration refuses it
             }
         }
+        let signer = WebhookSigner(master: master)
+        let webhookStore = SQLiteWebhookStore(database: database, audit: audit)
+        webhooks = WebhookSubscriptions(store: webhookStore, signer: signer)
+        webhookDispatcher = WebhookDispatcher(
+            outbox: SQLiteWebhookOutbox(database: database), store: webhookStore, signer: signer, config: { configuration.config }, logger: logger
+        ) { body, webhook, integration, headers in
+            try await integrations.post(body, to: webhook, via: integration, headers: headers)
+        }
         events.handler.withLock { [registry, sessions, logger] handler in
             handler = { event in Self.handle(event, registry: registry, sessions: sessions, logger: logger) }
         }
@@ -174,7 +187,7 @@ public final class Hub: Sendable {
             .add(to: &transportConfiguration.routes)
         APIRoutes(
             configuration: configuration, admin: admin, audit: audit, metrics: metrics, clock: clock, trustedProxies: options.trustedProxies,
-            openAPI: APIRoutes.description(), logger: logger
+            openAPI: APIRoutes.description(), webhooks: webhooks, logger: logger
         ).add(to: &transportConfiguration.routes)
         let server = WebSocketServer(configuration: transportConfiguration) { [self] handle, event in
             self.receive(event, from: handle)
@@ -203,6 +216,7 @@ public final class Hub: Sendable {
         ticker.start()
         follower.start()
         dispatcher.start()
+        webhookDispatcher.start()
         let refresh = Task { [self] in
             while !Task.isCancelled {
                 await refreshBacklog()
@@ -232,6 +246,7 @@ public final class Hub: Sendable {
         await ticker.stop()
         await follower.stop()
         await dispatcher.stop()
+        await webhookDispatcher.stop()
         let refresh = backlogTask.withLock { task -> Task<Void, Never>? in
             defer { task = nil }
             task?.cancel()
@@ -291,6 +306,8 @@ public final class Hub: Sendable {
             logger.info("session expired", metadata: ["org.id": "\(session.org)", "session.expiry": "\(expiry.rawValue)"])
         case .notificationFailed(let org, let conversation):
             logger.error("notification could not be queued", metadata: ["org.id": "\(org)", "conversation.id": "\(conversation)"])
+        case .webhookFailed(let org, let conversation):
+            logger.error("webhook event could not be queued", metadata: ["org.id": "\(org)", "conversation.id": "\(conversation)"])
         case .purgeDeferred(let org, let conversation, let attempts):
             logger.warning("transcript export failed; the conversation is kept until it succeeds", metadata: [
                 "org.id": "\(org)", "conversation.id": "\(conversation)", "attempts": "\(attempts)",

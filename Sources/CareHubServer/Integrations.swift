@@ -29,6 +29,22 @@ final class Integrations: Sendable {
         guard (200..<300).contains(status) else { throw ExportFailure("webhook '\(integration.name)' answered HTTP \(status)") }
     }
 
+    /// POSTs a signed webhook event to a subscription's URL, trusting the CA file of the
+    /// integration it belongs to; succeeds only on a 2xx answer.
+    func post(_ json: String, to webhook: Webhook, via integration: Integration, headers: [(name: String, value: String)]) async throws {
+        guard let url = WebhookURL(webhook.url), url.isHTTPS else { throw ExportFailure("webhook \(webhook.id) is not an https:// URL") }
+        let client = try client(caFile: integration.caFile)
+        let status: Int
+        do {
+            status = try await client.post(
+                host: url.host, port: url.port, path: url.path, tls: true, body: Array(json.utf8),
+                contentType: "application/json; charset=utf-8", headers: headers)
+        } catch {
+            throw ExportFailure("webhook \(webhook.id): \(error)")
+        }
+        guard (200..<300).contains(status) else { throw ExportFailure("webhook \(webhook.id) answered HTTP \(status)") }
+    }
+
     private func client(caFile: String?) throws -> HTTPClient {
         try clients.withLock { clients in
             if let client = clients[caFile ?? ""] { return client }

@@ -98,6 +98,7 @@ public final class FanoutStage: Stage {
                 rooms.deliver(.roomOpened(room: conversation.id, at: conversation.startedAt), to: staff.recipients.map(\.connection))
                 environment.activity.record(conversation.id, [])
                 await environment.announce(conversation, event: .opened, org: org)
+                await raise(.conversationOpened, room: conversation.id, at: conversation.startedAt)
             }
         case .subscribe(let room):
             guard let session = request.session else { break }
@@ -115,10 +116,12 @@ public final class FanoutStage: Stage {
                     rooms.staffConnections(of: org.id), org: org, room: room, conversation: conversation, excluding: nil)
                 rooms.deliver(.roomOpened(room: room, at: conversation.startedAt), to: staff.recipients.map(\.connection))
                 environment.activity.record(room, [])
+                await raise(.conversationOpened, room: room, at: conversation.startedAt)
             }
             let message = ServerFrame.message(
                 room: room, seq: seq, from: session.principal.displayName, text: text, at: request.receivedAt, fromName: session.shownName)
             await deliver(message, of: request, room: room, seq: seq, session: session, preview: text)
+            await raise(.messageCreated, room: room, seq: seq, at: request.receivedAt)
         case .attach(let room, let upload):
             guard let seq = request.seq, let session = request.session, let stored = request.storedAttachment else { throw PipelineError.internal }
             // Live readers learn the file name from the upload itself; the store keeps it sealed.
@@ -127,6 +130,7 @@ public final class FanoutStage: Stage {
                 room: room, seq: seq, from: session.principal.displayName, text: "", at: request.receivedAt, fromName: session.shownName,
                 attachment: AttachmentView(id: upload.id, name: upload.name, size: stored.size, contentType: stored.contentType, state: stored.state))
             await deliver(message, of: request, room: room, seq: seq, session: session, preview: Self.attachmentPreview)
+            await raise(.messageCreated, room: room, seq: seq, at: request.receivedAt)
         case .end(let room):
             let members = readers(rooms.members(of: room), room: room, conversation: request.conversation, excluding: request.connection)
             rooms.deliver(.ended(id: nil, room: room), to: members.recipients.map(\.connection))
@@ -136,6 +140,7 @@ public final class FanoutStage: Stage {
             if var conversation = request.conversation, !conversation.hasEnded {
                 conversation.endedAt = request.receivedAt
                 await environment.announce(conversation, event: .ended, org: org)
+                await raise(.conversationEnded, room: room, at: request.receivedAt)
             }
         case .typing(let room):
             guard let session = request.session else { throw PipelineError.internal }
@@ -232,6 +237,17 @@ public final class FanoutStage: Stage {
         let readers = environment.liveRecipients(members, org: org, room: room, conversation: conversation, excluding: sender)
         environment.evict(readers.revoked, from: room)
         return readers
+    }
+
+    /// Queues a webhook event: ids, a sequence number and a time, never content, in any
+    /// organisation. The message or change is already committed; a failure to queue is reported
+    /// to the hub, which logs it, and the request goes on.
+    private func raise(_ kind: WebhookEventKind, room: ConversationID, seq: UInt64? = nil, at: Date) async {
+        do {
+            try await environment.webhooks.raise(WebhookEvent(kind, org: org.id, conversation: room, seq: seq, at: at))
+        } catch {
+            environment.events.emit(.webhookFailed(org: org.id, conversation: room))
+        }
     }
 
     private func notify(room: ConversationID, from: String, text: String, at: Date) async {

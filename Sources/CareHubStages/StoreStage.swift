@@ -202,7 +202,7 @@ public struct StoreStage: Stage {
     private func api(_ call: APICall, _ request: Request, next: Next) async throws -> Outcome {
         var outcome = try await next(request)
         switch call {
-        case .organisation, .open, .auditExport:
+        case .organisation, .open, .auditExport, .webhooks, .createWebhook, .deleteWebhook:
             break
         case .queue:
             await environment.loadQueue(of: org)

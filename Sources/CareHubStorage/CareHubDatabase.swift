@@ -390,6 +390,35 @@ public final class CareHubDatabase: Sendable {
                 CREATE INDEX api_tokens_org ON api_tokens(org, created_at);
                 """)
         }
+        migrator.registerMigration("v14-webhooks") { db in
+            try db.execute(sql: """
+                -- Webhook subscriptions (WebhookStore). No secret: the hub derives it from the id.
+                CREATE TABLE webhooks (
+                    id TEXT PRIMARY KEY NOT NULL,       -- wh_ + 16 hex digits
+                    org TEXT NOT NULL,
+                    integration TEXT NOT NULL,          -- the `integration NAME type=api` whose token made it
+                    url TEXT NOT NULL,                  -- https:// only
+                    events TEXT NOT NULL,               -- comma-separated, e.g. conversation.opened,message.created
+                    created_at REAL NOT NULL
+                );
+                CREATE INDEX webhooks_org ON webhooks(org, created_at);
+
+                -- Webhook events waiting to go out (WebhookOutbox): ids and times only, never content.
+                CREATE TABLE webhook_deliveries (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    webhook TEXT NOT NULL,
+                    org TEXT NOT NULL,
+                    body TEXT NOT NULL,                 -- the event's JSON, as signed and sent
+                    created_at REAL NOT NULL,
+                    next_at REAL NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'refused', 'failed')),
+                    last_error TEXT,
+                    done_at REAL
+                );
+                CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_at);
+                """)
+        }
         return migrator
     }
 }

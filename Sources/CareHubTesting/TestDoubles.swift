@@ -523,6 +523,8 @@ public struct TestWorld: Sendable {
     public let exporter = RecordingExporter()
     public let replies: MemoryCannedReplies
     public let attachments: MemoryAttachmentStore
+    /// Webhook subscriptions, and the events the fan-out stage raised for them.
+    public let webhooks: MemoryWebhookStore
     /// The scanner every `scan` stage of the world talks to, whatever its address.
     public let scanner = MemoryScanner()
     public var throttle: Throttle { local.throttle }
@@ -532,6 +534,7 @@ public struct TestWorld: Sendable {
         messages = MemoryMessageStore(audit: audit)
         replies = MemoryCannedReplies(audit: audit)
         attachments = MemoryAttachmentStore(messages: messages)
+        webhooks = MemoryWebhookStore(audit: audit)
         local = NodeLocalState(throttle: throttle)
     }
 
@@ -540,7 +543,7 @@ public struct TestWorld: Sendable {
             clock: clock, conversations: conversations, messages: messages, users: users, credentials: credentials,
             cipher: cipher, sessions: sessions, rooms: rooms, notifier: notifier, events: events, audit: audit,
             exporter: exporter, replies: replies, local: local, attachments: attachments,
-            scanners: Scanners { [scanner] _, _ in scanner })
+            scanners: Scanners { [scanner] _, _ in scanner }, webhooks: webhooks)
     }
 
     /// A request as the hub builds it, bound to the connection's current session if any.

@@ -26,12 +26,20 @@ public final class HTTPClient: Sendable {
 
     deinit { loop.stop() }
 
-    /// POSTs `body` and returns the response's HTTP status. Throws ``Failure`` if the connection,
-    /// the TLS handshake (an untrusted or mismatched certificate) or the exchange fails.
-    public func post(host: String, port: Int, path: String, tls: Bool, body: [UInt8], contentType: String) async throws -> Int {
-        try await withCheckedThrowingContinuation { continuation in
+    /// POSTs `body` with `headers` (names of letters, digits and '-'; values without line breaks)
+    /// and returns the response's HTTP status. Throws ``Failure`` if the connection, the TLS
+    /// handshake (an untrusted or mismatched certificate) or the exchange fails.
+    public func post(
+        host: String, port: Int, path: String, tls: Bool, body: [UInt8], contentType: String, headers: [(name: String, value: String)] = []
+    ) async throws -> Int {
+        for header in headers {
+            guard !header.name.isEmpty, header.name.utf8.allSatisfy({ $0 == 0x2d || (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0) }),
+                  !header.value.utf8.contains(where: { $0 == 0x0d || $0 == 0x0a })
+            else { throw Failure(description: "invalid request header") }
+        }
+        return try await withCheckedThrowingContinuation { continuation in
             loop.submit(HTTPClientLoop.Request(
-                host: host, port: port, path: path, tls: tls, body: body, contentType: contentType,
+                host: host, port: port, path: path, tls: tls, body: body, contentType: contentType, headers: headers,
                 complete: { continuation.resume(with: $0) }))
         }
     }
@@ -49,6 +57,7 @@ final class HTTPClientLoop: @unchecked Sendable {
         let tls: Bool
         let body: [UInt8]
         let contentType: String
+        let headers: [(name: String, value: String)]
         let complete: @Sendable (Result<Int, any Error>) -> Void
     }
 
@@ -234,6 +243,11 @@ final class HTTPClientLoop: @unchecked Sendable {
             guard lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, type, Int32(type.count), cursor, end) == 0,
                   lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, count, Int32(count.count), cursor, end) == 0
             else { return -1 }
+            for header in flight.request.headers {
+                let name = Array((header.name.lowercased() + ":").utf8) + [0]
+                let value = Array(header.value.utf8)
+                guard lws_add_http_header_by_name(wsi, name, value, Int32(value.count), cursor, end) == 0 else { return -1 }
+            }
             lws_client_http_body_pending(wsi, 1)
             lws_callback_on_writable(wsi)
             return 0

@@ -307,6 +307,23 @@ struct FanoutStageTests {
         #expect(texts.last?.contains("/staff.html#room=\(room.rawValue)") == true)
     }
 
+    @Test func aChatRaisesWebhookEventsThatCarryIdsOnly() async throws {
+        let hub = try StageHarness()
+        let hook = Webhook(
+            id: "wh_0123456789abcdef", org: hub.org.id, integration: "ehr", url: "https://hooks.example.org/in", events: WebhookEventKind.allCases,
+            createdAt: hub.world.clock.now)
+        #expect(try await hub.world.webhooks.create(hook, limit: 10, recording: []))
+        let room = try await hub.visitor(1)
+        _ = await hub.run(.send(room: room, text: "CANARY rash on my arm"), from: 1)
+        _ = await hub.login(2)
+        _ = await hub.run(.end(room: room), from: 2)
+        let raised = hub.world.webhooks.raised.map(\.event)
+        #expect(raised.map(\.kind) == [.conversationOpened, .messageCreated, .conversationEnded])
+        #expect(raised.allSatisfy { $0.conversation == room && $0.org == hub.org.id })
+        #expect(raised.map(\.seq) == [nil, 1, nil])
+        #expect(raised.allSatisfy { !$0.json.contains("CANARY") && !$0.json.contains("rash") })
+    }
+
     @Test func theUnreadCountOfNotificationsCarriesOnAcrossAReload() async throws {
         let hub = try StageHarness()
         let room = try await hub.visitor(1)

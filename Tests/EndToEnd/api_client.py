@@ -12,7 +12,7 @@ LOTUS = "lotus-wellness"
 
 # Every scope, by risk, as `carehub tokens` and the admin console list them.
 LOW = ["org:read", "queue:read", "users:read"]
-MEDIUM = ["conversations:read", "conversations:write", "audit:read"]
+MEDIUM = ["conversations:read", "conversations:write", "audit:read", "webhooks:write"]
 HIGH = ["users:write", "messages:read", "transcripts:read", "attachments:read", "forms:read", "conversations:open"]
 
 

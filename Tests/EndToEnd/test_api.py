@@ -40,6 +40,9 @@ def endpoints(room, attachment="a_" + "0123456789abcdef" * 2):
         ("GET", "/audit", "audit:read", None),
         ("GET", "/audit/export", "audit:read", None),
         ("GET", "/audit/verify", "audit:read", None),
+        ("GET", "/webhooks", "webhooks:write", None),
+        ("POST", "/webhooks", "webhooks:write", {"url": "https://127.0.0.1:9/events", "events": ["conversation.ended"]}),
+        ("DELETE", "/webhooks/wh_0123456789abcdef", "webhooks:write", None),
         ("POST", "/conversations", "conversations:open", {"text": "Your appointment is confirmed."}),
         ("POST", f"/conversations/{room}/end", "conversations:write", None),
     ]

@@ -36,6 +36,7 @@ def test_the_curl_examples_of_the_api_guide_work(workdir):
         assert f'"id":"{room}"' in outputs[4] and '"endedAt":null' not in outputs[4]
         assert (workdir / "audit.jsonl").read_text().count("\n") > 5 and '"holds":true' in outputs[5]
         assert '"disabled":true' in outputs[6]
+        assert outputs[7].rstrip().endswith("204") and "whsec_" in outputs[7] and "ehr.example.org" in outputs[7], outputs[7]
         assert secret not in hub.log_text()
     finally:
         hub.stop()

@@ -31,7 +31,8 @@ public struct Integration: Sendable, Hashable {
     public let baa: Bool
     /// Webhook: the URL.
     public let url: WebhookURL?
-    /// Webhook: a PEM file of CA certificates to trust instead of the system's.
+    /// Webhook, or an API client's webhook subscriptions: a PEM file of CA certificates to trust
+    /// instead of the system's.
     public let caFile: String?
     /// E-mail: the recipient of notifications (a transcript goes to the address the visitor gives).
     public let to: String?
@@ -85,7 +86,8 @@ public struct Integration: Sendable, Hashable {
             command = []
         case .api:
             url = nil
-            caFile = nil
+            // The CA that signs the integration's webhook receivers, if not a public one.
+            caFile = parameters.string("ca")
             to = nil
             from = nil
             command = []

@@ -92,6 +92,8 @@ public struct StageEnvironment: Sendable {
     public var scanners: Scanners
     /// Integration tokens, which the auth stage checks for HTTP API calls (nil: no API here).
     public var tokens: (any APITokenStore)?
+    /// Where conversation events go for webhook subscriptions (default: nowhere).
+    public var webhooks: any WebhookEvents
 
     /// Bundles the ports.
     public init(
@@ -100,7 +102,8 @@ public struct StageEnvironment: Sendable {
         sessions: any SessionStore, rooms: any RoomDirectory, notifier: any Notifier, events: any PipelineEvents,
         audit: any AuditLog, exporter: any TranscriptExporter, replies: any CannedReplyStore, local: NodeLocalState = NodeLocalState(),
         journal: (any ChangeJournal)? = nil, origin: String = "hub",
-        attachments: any AttachmentStore = NoAttachments(), scanners: Scanners = .none, tokens: (any APITokenStore)? = nil
+        attachments: any AttachmentStore = NoAttachments(), scanners: Scanners = .none, tokens: (any APITokenStore)? = nil,
+        webhooks: any WebhookEvents = NoWebhookEvents()
     ) {
         self.clock = clock
         self.conversations = conversations
@@ -121,6 +124,7 @@ public struct StageEnvironment: Sendable {
         self.attachments = attachments
         self.scanners = scanners
         self.tokens = tokens
+        self.webhooks = webhooks
     }
 
     /// Limits on what strangers may ask for, shared by every pipeline.

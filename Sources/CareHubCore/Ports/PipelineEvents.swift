@@ -4,6 +4,8 @@ public enum PipelineEvent: Sendable, Hashable {
     case sessionExpired(Session, SessionExpiry)
     /// A notification could not be queued; the message itself was stored and delivered.
     case notificationFailed(org: OrgID, conversation: ConversationID)
+    /// A webhook event could not be queued; the message or change itself was committed.
+    case webhookFailed(org: OrgID, conversation: ConversationID)
     /// A conversation's export failed; it stays unpurged and the hook will try again.
     case purgeDeferred(org: OrgID, conversation: ConversationID, attempts: Int)
     /// The organisation's malware scanner could not be reached or failed; `reason` names the

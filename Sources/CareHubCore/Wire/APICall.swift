@@ -25,12 +25,26 @@ public enum APICall: Sendable, Hashable {
     /// The organisation's audit events from `after` (an event id, exclusive), oldest first, as
     /// JSON Lines.
     case auditExport(after: Int64)
+    /// The organisation's webhook subscriptions.
+    case webhooks
+    /// Subscribes `url` (https only) to `events` for the calling integration.
+    case createWebhook(url: String, events: [WebhookEventKind])
+    /// Removes a webhook subscription.
+    case deleteWebhook(id: String)
+
+    /// Whether the call is one of the webhook subscription calls.
+    public var isWebhookCall: Bool {
+        switch self {
+        case .webhooks, .createWebhook, .deleteWebhook: true
+        default: false
+        }
+    }
 
     /// The room the call addresses, if any: the auth stage checks it as it checks a frame's.
     public var room: ConversationID? {
         switch self {
         case .conversation(let room), .messages(let room, _, _), .transcript(let room), .form(let room): room
-        case .organisation, .queue, .conversations, .open, .auditExport: nil
+        case .organisation, .queue, .conversations, .open, .auditExport, .webhooks, .createWebhook, .deleteWebhook: nil
         }
     }
 }
@@ -91,6 +105,7 @@ extension APIScope {
             case .form: return .formsRead
             case .open: return .conversationsOpen
             case .auditExport: return .auditRead
+            case .webhooks, .createWebhook, .deleteWebhook: return .webhooksWrite
             }
         case .end, .assign: return .conversationsWrite
         case .download: return .attachmentsRead
