@@ -20,6 +20,8 @@ packages=(
   clamav-daemon       # the scan stage's malware scanner (clamd); the tests start their own
   tzdata              # time zones of the organisations' opening hours (timezone = in pipeline.conf)
   python3-venv        # the virtual environment of the tests' tools from PyPI (below)
+  glewlwyd            # OpenID Connect provider of the single sign-on tests; they start their own
+  python3-cryptography  # checks the provider's token signatures in those tests
 )
 
 missing=()
@@ -31,6 +33,10 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# The package enables a system-wide glewlwyd service; the tests never use it.
+if dpkg-query -W -f='${Status}' glewlwyd 2>/dev/null | grep -q "install ok installed"; then
+  systemctl disable --now glewlwyd >/dev/null 2>&1 || update-rc.d glewlwyd disable >/dev/null 2>&1 || true
 fi
 
 if ! command -v swift >/dev/null 2>&1; then
