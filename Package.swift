@@ -39,6 +39,8 @@ let package = Package(
 
         // Adapters over the C libraries.
         .target(name: "CareHubCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
+        // OpenID Connect without the network: keys, JWS, token validation, PKCE, discovery, requests.
+        .target(name: "CareHubOIDC", dependencies: ["CareHubCrypto", "COpenSSL"], swiftSettings: strict),
         // The audit trail's chain, heads and their verification: domain code any store uses.
         .target(name: "CareHubAudit", dependencies: ["CareHubCore", "CareHubCrypto"], swiftSettings: strict),
         .target(
@@ -89,6 +91,7 @@ let package = Package(
         .testTarget(name: "CareHubCoreTests", dependencies: ["CareHubCore", "CareHubStages", "CareHubTesting"], swiftSettings: strict),
         .testTarget(name: "CareHubStagesTests", dependencies: ["CareHubCore", "CareHubStages", "CareHubTesting"], swiftSettings: strict),
         .testTarget(name: "CareHubCryptoTests", dependencies: ["CareHubCrypto"], swiftSettings: strict),
+        .testTarget(name: "CareHubOIDCTests", dependencies: ["CareHubOIDC", "CareHubCrypto", "COpenSSL"], swiftSettings: strict),
         .testTarget(name: "CareHubStorageTests", dependencies: ["CareHubStorage", "CareHubCore", "CareHubCrypto", "CareHubAudit", "CareHubTesting"], swiftSettings: strict),
         .testTarget(name: "CareHubTransportTests", dependencies: ["CareHubTransport", "CareHubTesting"], swiftSettings: strict),
         .testTarget(name: "CareHubTerminalTests", dependencies: ["CareHubTerminal"], swiftSettings: strict),
