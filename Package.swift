@@ -56,7 +56,7 @@ let package = Package(
         .target(
             name: "CareHubServer",
             dependencies: [
-                "CareHubCore", "CareHubStages", "CareHubCrypto", "CareHubAudit", "CareHubStorage", "CareHubTransport",
+                "CareHubCore", "CareHubStages", "CareHubCrypto", "CareHubOIDC", "CareHubAudit", "CareHubStorage", "CareHubTransport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             // The API's description; a link to docs/openapi.yaml, the one copy.

@@ -555,6 +555,7 @@ function reset() {
 
 CareHubSession.start({
   mainView: "admin-view",
+  name: "admin",
   onSession: () => {
     admin("pipeline.get");
     admin("users.list");

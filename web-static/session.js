@@ -1,5 +1,6 @@
 // CareHub console session, shared by the staff and admin consoles: the WebSocket, login with
-// password and authenticator code (with first-time enrolment and recovery codes), the warning
+// password and authenticator code (with first-time enrolment and recovery codes) or through the
+// organisation's identity provider (single sign-on: "Log in with …"), the warning
 // before the idle lock, the lock screen when the hub ends the session, and the hub's errors in
 // plain words. Pages pass their own handlers to CareHubSession.start, which puts the login,
 // enrolment and recovery-code views in front of the page's main view.
@@ -11,10 +12,11 @@ const CareHubSession = (() => {
   const $ = id => document.getElementById(id);
   const wsURL = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
   const idleNote = "Your session was locked after inactivity. Log in again to continue.";
-  let page = null;        // { mainView, onSession(me), onFrame(frame), onLock() }
+  let page = null;        // { mainView, name ("staff" or "admin"), onSession(me), onFrame(frame), onLock() }
   let socket = null;
   let me = null;          // { org, user, role, idle }
-  let credentials = null; // kept only between the password step and the enrolment code
+  let credentials = null; // kept only between the password (or sign-on) step and the code
+  let ssoOrg = "";        // the organisation whose single sign-on the button starts
   let idleTimer = null;
   let warnTimer = null;
   let countdown = null;
@@ -47,6 +49,7 @@ const CareHubSession = (() => {
     rate_limited: "Too many attempts in a short time. Wait a moment and try again.",
     insecure_transport: "This organisation needs a secure (https) connection to the hub. Use the hub's https address.",
     origin_refused: "This page may not connect to this organisation.",
+    code_required: "Your sign-in did not include a second factor. Enter the code from your authenticator app.",
     internal: "The hub could not do that. Nothing was changed; try again.",
   };
 
@@ -70,7 +73,7 @@ const CareHubSession = (() => {
   }
 
   function show(view) {
-    for (const id of ["login-view", "enroll-view", "recovery-view", page.mainView]) $(id).hidden = id !== view;
+    for (const id of ["login-view", "enroll-view", "sso-code-view", "recovery-view", page.mainView]) $(id).hidden = id !== view;
     $("logout").hidden = view !== page.mainView;
   }
 
@@ -96,8 +99,10 @@ const CareHubSession = (() => {
       $("login-error").textContent = error.message;
       return;
     }
-    const frame = { type: "login", org: fields.org, user: fields.user, password: fields.password, id: "login" };
-    lastUser = fields.user;
+    const frame = fields.ticket
+      ? { type: "sso", org: fields.org, ticket: fields.ticket, id: "login" }
+      : { type: "login", org: fields.org, user: fields.user, password: fields.password, id: "login" };
+    if (!fields.ticket) lastUser = fields.user;
     if (fields.totp) frame.totp = fields.totp.replace(/\s+/g, "");
     credentials = fields;
     send(frame);
@@ -144,6 +149,28 @@ const CareHubSession = (() => {
         lock(null);
         return;
       case "error":
+        if (frame.id === "login" && frame.code === "code_required" && credentials && credentials.ticket) {
+          // The identity provider vouched for one factor: the account's own code completes it.
+          $("sso-code-error").textContent = "";
+          show("sso-code-view");
+          $("sso-code-form").elements.totp.focus();
+          return;
+        }
+        if (frame.id === "login" && credentials && credentials.ticket) {
+          // A wrong code may be typed again with the same ticket; any other refusal ends the
+          // sign-on, and the person starts it again from the login view.
+          const retry = frame.code === "auth_failed" && !($("sso-code-view").hidden && $("enroll-view").hidden);
+          if (retry) {
+            $($("sso-code-view").hidden ? "enroll-error" : "sso-code-error").textContent = explain(frame, credentials.org);
+            return;
+          }
+          credentials = null;
+          show("login-view");
+          $("login-error").textContent = frame.code === "auth_failed"
+            ? "Your sign-in was not accepted here (the account may be disabled, or the sign-in expired). Try again or ask your admin."
+            : explain(frame);
+          return;
+        }
         if (frame.id === "login") {
           const target = $("enroll-view").hidden ? "login-error" : "enroll-error";
           $(target).textContent = explain(frame, credentials && credentials.org);
@@ -251,6 +278,18 @@ locks in <strong id="idle-countdown"></strong> without activity. Press any key o
     <button type="submit">Log in</button>
     <p id="login-error" class="error" role="alert"></p>
   </form>
+  <p id="sso-login" hidden><button id="sso-button" type="button">Log in with single sign-on</button></p>
+</section>
+
+<section id="sso-code-view" class="card" hidden>
+  <h1>One more step</h1>
+  <p>Your organisation needs a second factor, and your sign-in did not include one. Enter the code
+  from your authenticator app (or a recovery code).</p>
+  <form id="sso-code-form">
+    <label>Authenticator code <input name="totp" inputmode="numeric" autocomplete="one-time-code" required></label>
+    <button type="submit">Continue</button>
+    <p id="sso-code-error" class="error" role="alert"></p>
+  </form>
 </section>
 
 <section id="enroll-view" class="card" hidden>
@@ -277,6 +316,37 @@ locks in <strong id="idle-countdown"></strong> without activity. Press any key o
 </section>
 `;
 
+  // Shows "Log in with …" when the organisation in the form has single sign-on.
+  async function offerSSO(org) {
+    ssoOrg = "";
+    $("sso-login").hidden = true;
+    if (!org) return;
+    try {
+      const answer = await fetch(`/sso/${encodeURIComponent(org)}`, { cache: "no-store" });
+      if (!answer.ok) return;
+      const info = await answer.json();
+      if ($("login-form").elements.org.value.trim() !== org) return;
+      ssoOrg = org;
+      $("sso-button").textContent = `Log in with ${info.provider}`;
+      $("sso-login").hidden = false;
+    } catch { /* no single sign-on offered */ }
+  }
+
+  // Back from the identity provider: the ticket (or the reason it failed) is in the fragment,
+  // which is taken out of the address at once so that it stays in no history or bookmark.
+  function ssoReturn() {
+    const params = new URLSearchParams(location.hash.replace(/^#/, ""));
+    const ticket = params.get("sso");
+    const failure = params.get("sso_error");
+    if (!ticket && !failure) return false;
+    const org = (params.get("org") || "").trim();
+    history.replaceState(null, "", location.pathname + location.search + (org ? `#org=${encodeURIComponent(org)}` : ""));
+    if (failure) { $("login-error").textContent = failure; return false; }
+    credentials = { org, ticket };
+    login(credentials);
+    return true;
+  }
+
   function start(handlers) {
     page = handlers;
     $(page.mainView).insertAdjacentHTML("beforebegin", views);
@@ -291,6 +361,16 @@ locks in <strong id="idle-countdown"></strong> without activity. Press any key o
       event.target.reset();
       if (credentials) login({ ...credentials, totp: code });
     });
+    $("sso-code-form").addEventListener("submit", event => {
+      event.preventDefault();
+      const code = event.target.elements.totp.value.trim();
+      event.target.reset();
+      if (credentials) login({ ...credentials, totp: code });
+    });
+    $("sso-button").addEventListener("click", () => {
+      if (ssoOrg) location.href = `/sso/${encodeURIComponent(ssoOrg)}/start?page=${encodeURIComponent(page.name || "staff")}`;
+    });
+    $("login-form").elements.org.addEventListener("change", event => offerSSO(event.target.value.trim()));
     $("recovery-done").addEventListener("click", () => {
       $("recovery-codes").replaceChildren();
       show(page.mainView);
@@ -299,10 +379,16 @@ locks in <strong id="idle-countdown"></strong> without activity. Press any key o
     for (const type of ["keydown", "pointerdown"]) document.addEventListener(type, sawUser, true);
     const org = orgFromAddress() || rememberedOrg();
     if (org) $("login-form").elements.org.value = org;
+    offerSSO(org);
     // A link that changes only the #org= part does not reload the page.
-    window.addEventListener("hashchange", () => { const org = orgFromAddress(); if (org && !me) $("login-form").elements.org.value = org; });
+    window.addEventListener("hashchange", () => {
+      if (ssoReturn()) return;
+      const org = orgFromAddress();
+      if (org && !me) { $("login-form").elements.org.value = org; offerSSO(org); }
+    });
     show("login-view");
     $("login-form").elements[org ? "user" : "org"].focus();
+    ssoReturn();
   }
 
   return { start, send, touch, lock, explain, get me() { return me; } };

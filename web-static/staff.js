@@ -843,6 +843,7 @@ setInterval(() => { if (CareHubSession.me) send({ type: "rooms", id: "rooms" });
 setInterval(() => { if (rooms.size) renderList(); }, 20000);
 CareHubSession.start({
   mainView: "console-view",
+  name: "staff",
   onSession: me => {
     listVisitors();
     // Files need the session's bearer token (a hub without attachments gives none).

@@ -62,10 +62,10 @@ final class FrameRouter: Sendable {
     }
 
     /// The organisation a frame is for: a session's own, or for the frames that come before one
-    /// (`hello`, `login`, `availability`) the one they name.
+    /// (`hello`, `login`, `sso`, `availability`) the one they name.
     static func target(of frame: ClientFrame, session: Session?) throws -> OrgID {
         switch frame {
-        case .hello(let org, _, _, _), .login(let org, _, _, _):
+        case .hello(let org, _, _, _), .login(let org, _, _, _), .sso(let org, _, _):
             return session?.org ?? org
         case .availability(let org):
             // Public, and asked before any session: the organisation named.

@@ -44,6 +44,8 @@ public final class Hub: Sendable {
     private let webhookDispatcher: WebhookDispatcher
     /// The webhook calls of the HTTP API.
     private let webhooks: WebhookSubscriptions
+    /// Single sign-on's logins and back-channel logouts.
+    private let ssoLogins: SSOLogins
     private let transport = TransportSlot()
     private let outbound: any HubOutbound
     private let backlogTask = Mutex<Task<Void, Never>?>(nil)
@@ -156,6 +158,7 @@ public final class Hub: Sendable {
         let signer = WebhookSigner(master: master)
         let webhookStore = SQLiteWebhookStore(database: database, audit: audit)
         webhooks = WebhookSubscriptions(store: webhookStore, signer: signer)
+        ssoLogins = SSOLogins(tickets: local.ssoTickets, sessions: sessions, events: events, audit: audit, integrations: integrations, logger: logger)
         webhookDispatcher = WebhookDispatcher(
             outbox: SQLiteWebhookOutbox(database: database), store: webhookStore, signer: signer, config: { configuration.config }, logger: logger
         ) { body, webhook, integration, headers in
@@ -189,6 +192,8 @@ public final class Hub: Sendable {
             configuration: configuration, admin: admin, audit: audit, metrics: metrics, clock: clock, trustedProxies: options.trustedProxies,
             openAPI: APIRoutes.description(), webhooks: webhooks, logger: logger
         ).add(to: &transportConfiguration.routes)
+        SSORoutes(configuration: configuration, logins: ssoLogins, metrics: metrics, clock: clock, trustedProxies: options.trustedProxies, logger: logger)
+            .add(to: &transportConfiguration.routes)
         let server = WebSocketServer(configuration: transportConfiguration) { [self] handle, event in
             self.receive(event, from: handle)
         }

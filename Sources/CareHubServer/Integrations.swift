@@ -45,7 +45,8 @@ final class Integrations: Sendable {
         guard (200..<300).contains(status) else { throw ExportFailure("webhook \(webhook.id) answered HTTP \(status)") }
     }
 
-    private func client(caFile: String?) throws -> HTTPClient {
+    /// The HTTP client that trusts `caFile` (nil: the system's store), made on first use.
+    func client(caFile: String?) throws -> HTTPClient {
         try clients.withLock { clients in
             if let client = clients[caFile ?? ""] { return client }
             do {

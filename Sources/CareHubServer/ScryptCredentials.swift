@@ -26,7 +26,8 @@ public struct ScryptCredentials: Credentials {
         let (hasher, decoy) = (self.hasher, decoyHash)
         do {
             return try await pool.run {
-                guard let hash else {
+                // An account without a password (made by single sign-on) costs a hash too.
+                guard let hash, hash != StaffUser.noPassword else {
                     _ = hasher.verify(password.text, against: decoy)
                     return false
                 }

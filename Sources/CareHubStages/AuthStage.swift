@@ -40,6 +40,9 @@ public struct AuthStage: Stage {
         public var visitorIdle: Duration
         /// `api_calls=N`: HTTP API calls one integration token may make per minute (default 600).
         public var apiCallsPerMinute: Int
+        /// `sso=NAME`: the organisation's `sso NAME …` provider staff may log in with, beside
+        /// the password (default: none).
+        public var sso: SSOProvider?
 
         /// The accepted `lockout_time`: 1 minute to 30 days.
         public static let lockoutTimeRange = Duration.seconds(60)...Duration.seconds(30 * 86_400)
@@ -58,6 +61,14 @@ public struct AuthStage: Stage {
             allow = try parameters.cidrList("allow")
             visitorIdle = try parameters.duration("visitor_idle", in: Self.visitorIdleRange, default: .seconds(30 * 60))
             apiCallsPerMinute = try parameters.integer("api_calls", in: 10...100_000, default: 600)
+            if let name = parameters.string("sso") {
+                guard let provider = org.ssoProvider(name) else {
+                    let declared = org.sso.map(\.name)
+                    throw parameters.error("sso=\(name) names no 'sso \(name) issuer=…' line in [org \(org.id)]"
+                        + (declared.isEmpty ? "" : "; declared: \(declared.joined(separator: ", "))"))
+                }
+                sso = provider
+            }
         }
 
         public var summary: [String] {
@@ -65,6 +76,7 @@ public struct AuthStage: Stage {
                          "lockout=\(lockoutAttempts)", "lockout_time=\(ConfigValue.format(lockoutTime))",
                          "visitor_idle=\(ConfigValue.format(visitorIdle))", "api_calls=\(apiCallsPerMinute)"]
             if !allow.isEmpty { parts.append("allow=\(allow.map(\.description).joined(separator: ","))") }
+            if let sso { parts.append("sso=\(sso.name)") }
             return parts
         }
     }
@@ -130,6 +142,8 @@ public struct AuthStage: Stage {
             return try await hello(request, token: token, offline: offline, next: next)
         case .login(_, let user, let password, let code):
             return try await login(request, user: user, password: password, code: code, next: next)
+        case .sso(_, let ticket, let code):
+            return try await ssoLogin(request, ticket: ticket, code: code, next: next)
         case .availability:
             return try await availability(request, next: next)
         case .rooms, .subscribe, .unsubscribe, .send, .end, .typing, .activity, .logout, .transcript, .assign, .admin,
@@ -299,12 +313,27 @@ public struct AuthStage: Stage {
         }
         guard passwordMatches else { return try await fail(request, account, reason: "password") }
 
+        return try await finishLogin(request, account, code: code, now: now, next: next)
+    }
+
+    /// The second factor and the session, after the first factor passed: the password, or the
+    /// identity provider (`sso`), whose `amr`/`acr` may stand for the second factor too
+    /// (`providerSecondFactor`). `missingCode` is thrown, uncounted, when a code is needed and
+    /// none came; without it a missing code is a failed login.
+    private func finishLogin(
+        _ request: Request, _ account: StaffUser, code: String?, now: Date, sso: SSOIdentity? = nil, providerSecondFactor: Bool = false,
+        missingCode: PipelineError? = nil, via: String = "", next: Next
+    ) async throws -> Outcome {
+        let users = environment.users
         var outcome = Outcome()
         let needsSecondFactor = needsSecondFactor(account)
-        if needsSecondFactor {
+        if needsSecondFactor && !providerSecondFactor {
             let totp = AccountTOTP(org: org.id, user: account.name, environment: environment)
             if let sealed = account.secondFactor.secret {
-                guard let code else { return try await fail(request, account, reason: "code_missing") }
+                guard let code else {
+                    if let missingCode { throw missingCode }
+                    return try await fail(request, account, reason: "code_missing")
+                }
                 switch try await totp.check(code, against: sealed, at: now) {
                 case .accepted: break
                 case .replayed: return try await fail(request, account, reason: "code_replayed")
@@ -344,18 +373,89 @@ public struct AuthStage: Stage {
         }
 
         try await users.recordSuccess(org: org.id, name: account.name)
-        let session = Session(
+        let twoFactors = needsSecondFactor || providerSecondFactor
+        var session = Session(
             token: environment.credentials.newToken(), org: org.id,
-            principal: .staff(user: account.name, role: account.role), createdAt: now, secondFactor: needsSecondFactor,
+            principal: .staff(user: account.name, role: account.role), createdAt: now, secondFactor: twoFactors,
             staffDisplayName: account.displayName)
+        session.sso = sso
         environment.sessions.insert(session)
-        try await audit(request, "login.success", actor: account.name, detail: needsSecondFactor ? "factors=2" : "factors=1")
+        var detail = twoFactors ? "factors=2" : "factors=1"
+        if providerSecondFactor { detail += " second_factor=provider" }
+        try await audit(request, "login.success", actor: account.name, detail: detail + via)
         var forwarded = request
         forwarded.session = session
         var result = try await next(forwarded)
         result.bind = environment.sessions.session(session.token) ?? session
         result.recoveryCodes = outcome.recoveryCodes
         return result
+    }
+
+    // MARK: Single sign-on
+
+    /// A login with the ticket the SSO callback page made after it verified the provider's ID
+    /// token: the provider stands for the password. The account the token names must exist and
+    /// be enabled (or is made, with `accounts=create`); where a second factor is needed and the
+    /// token's `amr`/`acr` show none, the account's own TOTP is asked for (`code_required`).
+    /// Logins, refusals and new accounts are audited with the issuer and subject.
+    private func ssoLogin(_ request: Request, ticket: String, code: String?, next: Next) async throws -> Outcome {
+        guard request.session == nil else {
+            throw PipelineError(.alreadyAuthenticated, "this connection already has a session")
+        }
+        try checkChannel(request, widget: false)
+        let limits = environment.throttle.hub
+        try take(RateLimiter.Key("login_address", request.peer), Rate.perMinute(limits.loginsPerAddressPerMinute),
+                 "too many login attempts from this address")
+        guard let provider = configuration.sso else {
+            throw PipelineError.forbidden("\(org.displayName) has no single sign-on; log in with your password")
+        }
+        let now = environment.clock.now
+        guard let assertion = environment.local.ssoTickets.assertion(ticket, org: org.id, at: now),
+              assertion.identity.provider == provider.name
+        else {
+            try await audit(request, "login.failure", actor: "sso:\(provider.name)", detail: "reason=sso_ticket")
+            throw PipelineError(.authFailed, "this sign-on has expired or was already used; sign in again")
+        }
+        let busy = PipelineError.rateLimited("too many login attempts for this account at once", retryAfter: 2)
+        return try await environment.throttle.accounts.run("\(org.id.rawValue)|\(assertion.user)", full: busy) {
+            try await ssoAttempt(request, provider, assertion, ticket: ticket, code: code, now: now, next: next)
+        }
+    }
+
+    private func ssoAttempt(
+        _ request: Request, _ provider: SSOProvider, _ assertion: SSOAssertion, ticket: String, code: String?, now: Date, next: Next
+    ) async throws -> Outcome {
+        let identity = assertion.identity
+        let via = " via=sso provider=\(provider.name) issuer=\(identity.issuer) subject=\(identity.subject)"
+            + (identity.sessionID.map { " sid=\($0)" } ?? "")
+        func refuse(_ reason: String) async throws -> Never {
+            environment.local.ssoTickets.consume(ticket)
+            try await audit(request, "login.failure", actor: assertion.user, detail: "reason=\(reason)" + via)
+            throw PipelineError.authFailed
+        }
+        guard addressAllowed(request.peer) else { try await refuse("address") }
+        var account = try await environment.users.user(org: org.id, name: assertion.user)
+        if account == nil {
+            guard provider.accounts == .create else { try await refuse("sso_no_account") }
+            let role: Role = provider.adminGroup.map { assertion.roles.contains($0) } == true ? .admin : .staff
+            let created = StaffUser(
+                org: org.id, name: assertion.user, role: role, passwordHash: StaffUser.noPassword,
+                displayName: assertion.displayName.flatMap(StaffUser.displayName(from:)))
+            try await environment.users.add(created, at: now, audit: AuditEvent(
+                at: now, org: org.id, actor: "sso:\(provider.name)", address: request.peer, action: "user.created",
+                target: created.name, detail: "role=\(role.rawValue)" + via))
+            account = created
+        }
+        guard let account else { try await refuse("sso_no_account") }
+        guard !account.disabled else { try await refuse("disabled") }
+        if account.throttle.isLocked(at: now) { try await refuse("locked") }
+        let providerSecondFactor = provider.showsSecondFactor(amr: assertion.amr, acr: assertion.acr)
+        let missing = PipelineError(.codeRequired, "\(provider.name) did not confirm a second factor; enter the code from your authenticator app")
+        let outcome = try await finishLogin(
+            request, account, code: code, now: now, sso: identity, providerSecondFactor: providerSecondFactor,
+            missingCode: missing, via: via, next: next)
+        if outcome.bind != nil { environment.local.ssoTickets.consume(ticket) }
+        return outcome
     }
 
     /// Whether `account` logs in with a second factor: always where it is required; where it is

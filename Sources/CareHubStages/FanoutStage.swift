@@ -183,7 +183,7 @@ public final class FanoutStage: Stage {
             let user = session.principal.displayName
             presence = PresenceBoard.members(of: environment.sessions.sessions(of: org.id), at: environment.clock.now)[user]
                 ?? PresenceBoard.Member(user: user, name: session.shownName ?? user, state: state)
-        case .login:
+        case .login, .sso:
             environment.announcePresence(org: org.id)
         case .rooms, .activity, .transcript, .admin, .availability, .team, .replies, .attach, .download, .api:
             break

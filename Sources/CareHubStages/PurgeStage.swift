@@ -150,7 +150,7 @@ public final class PurgeStage: Stage {
         var outcome = try await next(request)
         switch request.frame {
         case .hello: outcome.offersTranscript = configuration.transcriptEmail != nil && !org.hipaa
-        case .login, .subscribe: outcome.onEnd = configuration.endOfChat
+        case .login, .sso, .subscribe: outcome.onEnd = configuration.endOfChat
         default: break
         }
         // Only the `end` that ends the conversation runs the hook: a repeated `end` must not

@@ -226,7 +226,19 @@ public final class MemoryMessageStore: MessageStore {
 public final class MemoryUserDirectory: UserDirectory {
     private let users = Mutex<[StaffUser]>([])
     public init(_ users: [StaffUser] = []) { self.users.withLock { $0 = users } }
+    private let events = Mutex<[AuditEvent]>([])
     public func add(_ user: StaffUser) { users.withLock { $0.append(user) } }
+    public func add(_ user: StaffUser, at: Date, audit event: AuditEvent?) async throws {
+        try users.withLock { users in
+            if users.contains(where: { $0.org == user.org && $0.name == user.name }) {
+                throw PipelineError(.conflict, "account \(user.name) exists")
+            }
+            users.append(user)
+        }
+        if let event { events.withLock { $0.append(event) } }
+    }
+    /// The audit events recorded with added accounts.
+    public var auditEvents: [AuditEvent] { events.withLock { $0 } }
     public func user(org: OrgID, name: String) async throws -> StaffUser? {
         users.withLock { $0.first { $0.org == org && $0.name == name } }
     }

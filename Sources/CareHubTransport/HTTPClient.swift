@@ -1,8 +1,8 @@
 import CLibWebSockets
 import Foundation
 
-/// An HTTP(S) client on libwebsockets for webhooks and transcript exports: POSTs a body and
-/// reports the response status. One context and service thread per client; TLS certificates are
+/// An HTTP(S) client on libwebsockets for webhooks, transcript exports and identity providers:
+/// POSTs a body and reports the response status, or GETs/POSTs and returns the body too. One context and service thread per client; TLS certificates are
 /// verified against `caFile` when given, else against the system's trust store.
 ///
 /// ```swift
@@ -32,6 +32,25 @@ public final class HTTPClient: Sendable {
     public func post(
         host: String, port: Int, path: String, tls: Bool, body: [UInt8], contentType: String, headers: [(name: String, value: String)] = []
     ) async throws -> Int {
+        try await send(method: "POST", host: host, port: port, path: path, tls: tls, body: body, contentType: contentType,
+                       headers: headers, maxResponseBytes: 0).status
+    }
+
+    /// A response: its status and as much of its body as was asked for.
+    public struct Response: Sendable {
+        /// The HTTP status.
+        public let status: Int
+        /// The body.
+        public let body: [UInt8]
+    }
+
+    /// Sends a `GET` (no `body`) or a `POST` and returns the status and body; a body longer than
+    /// `maxResponseBytes` fails the request. Redirects are answers, never followed.
+    public func send(
+        method: String, host: String, port: Int, path: String, tls: Bool, body: [UInt8]? = nil, contentType: String? = nil,
+        headers: [(name: String, value: String)] = [], maxResponseBytes: Int = 1 << 20
+    ) async throws -> Response {
+        guard method == "GET" || method == "POST" else { throw Failure(description: "unsupported method \(method)") }
         for header in headers {
             guard !header.name.isEmpty, header.name.utf8.allSatisfy({ $0 == 0x2d || (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0) }),
                   !header.value.utf8.contains(where: { $0 == 0x0d || $0 == 0x0a })
@@ -39,8 +58,8 @@ public final class HTTPClient: Sendable {
         }
         return try await withCheckedThrowingContinuation { continuation in
             loop.submit(HTTPClientLoop.Request(
-                host: host, port: port, path: path, tls: tls, body: body, contentType: contentType, headers: headers,
-                complete: { continuation.resume(with: $0) }))
+                method: method, host: host, port: port, path: path, tls: tls, body: body, contentType: contentType, headers: headers,
+                maxResponseBytes: maxResponseBytes, complete: { continuation.resume(with: $0) }))
         }
     }
 
@@ -51,19 +70,22 @@ public final class HTTPClient: Sendable {
 /// The client's lws context; everything below "service thread only" is touched only in callbacks.
 final class HTTPClientLoop: @unchecked Sendable {
     struct Request: @unchecked Sendable {
+        let method: String
         let host: String
         let port: Int
         let path: String
         let tls: Bool
-        let body: [UInt8]
-        let contentType: String
+        let body: [UInt8]?
+        let contentType: String?
         let headers: [(name: String, value: String)]
-        let complete: @Sendable (Result<Int, any Error>) -> Void
+        let maxResponseBytes: Int
+        let complete: @Sendable (Result<HTTPClient.Response, any Error>) -> Void
     }
 
     private final class InFlight {
         let request: Request
         var status = 0
+        var body: [UInt8] = []
         var bodySent = false
         var done = false
         var cStrings: [UnsafeMutablePointer<CChar>] = []
@@ -198,7 +220,7 @@ final class HTTPClientLoop: @unchecked Sendable {
             connect.path = keep(request.path)
             connect.host = keep(request.host)
             connect.origin = keep(request.host)
-            connect.method = keep("POST")
+            connect.method = keep(request.method)
             connect.alpn = keep("http/1.1")
             connect.protocol = UnsafePointer(protocols[0].name)
             // A webhook's URL is the one its agreement covers: a redirect is an answer, never followed.
@@ -211,7 +233,7 @@ final class HTTPClientLoop: @unchecked Sendable {
         }
     }
 
-    private func complete(_ id: UInt, _ result: Result<Int, any Error>) {
+    private func complete(_ id: UInt, _ result: Result<HTTPClient.Response, any Error>) {
         guard let flight = inFlight.removeValue(forKey: id), !flight.done else { return }
         flight.done = true
         flight.request.complete(result)
@@ -238,25 +260,29 @@ final class HTTPClientLoop: @unchecked Sendable {
             let cursor = input.assumingMemoryBound(to: UnsafeMutablePointer<UInt8>?.self)
             guard let start = cursor.pointee else { return -1 }
             let end = start + length
-            let type = Array(flight.request.contentType.utf8)
-            let count = Array(String(flight.request.body.count).utf8)
-            guard lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, type, Int32(type.count), cursor, end) == 0,
-                  lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, count, Int32(count.count), cursor, end) == 0
-            else { return -1 }
+            if let body = flight.request.body {
+                let type = Array((flight.request.contentType ?? "application/octet-stream").utf8)
+                let count = Array(String(body.count).utf8)
+                guard lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, type, Int32(type.count), cursor, end) == 0,
+                      lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, count, Int32(count.count), cursor, end) == 0
+                else { return -1 }
+            }
             for header in flight.request.headers {
                 let name = Array((header.name.lowercased() + ":").utf8) + [0]
                 let value = Array(header.value.utf8)
                 guard lws_add_http_header_by_name(wsi, name, value, Int32(value.count), cursor, end) == 0 else { return -1 }
             }
-            lws_client_http_body_pending(wsi, 1)
-            lws_callback_on_writable(wsi)
+            if flight.request.body != nil {
+                lws_client_http_body_pending(wsi, 1)
+                lws_callback_on_writable(wsi)
+            }
             return 0
 
         case LWS_CALLBACK_CLIENT_HTTP_WRITEABLE:
-            guard let flight = inFlight[id], !flight.bodySent else { return 0 }
+            guard let flight = inFlight[id], !flight.bodySent, let body = flight.request.body else { return 0 }
             flight.bodySent = true
-            var frame = [UInt8](repeating: 0, count: Int(carehub_lws_pre())) + flight.request.body
-            let count = flight.request.body.count
+            var frame = [UInt8](repeating: 0, count: Int(carehub_lws_pre())) + body
+            let count = body.count
             let written = frame.withUnsafeMutableBufferPointer { buffer in
                 lws_write(wsi, buffer.baseAddress! + Int(carehub_lws_pre()), count, LWS_WRITE_HTTP_FINAL)
             }
@@ -277,16 +303,24 @@ final class HTTPClientLoop: @unchecked Sendable {
             return status < 0 ? -1 : 0
 
         case LWS_CALLBACK_RECEIVE_CLIENT_HTTP_READ:
-            return 0  // The response body is not needed.
+            guard let flight = inFlight[id], flight.request.maxResponseBytes > 0 else { return 0 }  // The body is not needed.
+            guard flight.body.count + length <= flight.request.maxResponseBytes else {
+                complete(id, .failure(HTTPClient.Failure(description: "the response is longer than \(flight.request.maxResponseBytes) bytes")))
+                return -1
+            }
+            if let input, length > 0 {
+                flight.body.append(contentsOf: UnsafeRawBufferPointer(start: input, count: length))
+            }
+            return 0
 
         case LWS_CALLBACK_COMPLETED_CLIENT_HTTP:
-            if let flight = inFlight[id] { complete(id, .success(flight.status)) }
+            if let flight = inFlight[id] { complete(id, .success(HTTPClient.Response(status: flight.status, body: flight.body))) }
             return 0
 
         case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
             if let flight = inFlight[id] {
                 if flight.status > 0 {
-                    complete(id, .success(flight.status))
+                    complete(id, .success(HTTPClient.Response(status: flight.status, body: flight.body)))
                 } else {
                     complete(id, .failure(HTTPClient.Failure(description: "the connection closed before a response")))
                 }

@@ -47,6 +47,8 @@ public struct PipelineConfigParser: Sendable {
         public var stages: [StageStatement] = []
         /// The `integration` statements in order.
         public var integrations: [StageStatement] = []
+        /// The `sso` statements in order.
+        public var ssoProviders: [StageStatement] = []
 
         /// The opening hours that `hours` and `timezone` describe; nil without them (always open).
         public var openingHours: OpeningHours? {
@@ -140,9 +142,9 @@ public struct PipelineConfigParser: Sendable {
             }
             let current = sections.count - 1
 
-            if first == "stage" || first == "integration" {
+            if first == "stage" || first == "integration" || first == "sso" {
                 guard tokens.count >= 2 else {
-                    fail(lineNumber, "expected a\(first == "stage" ? " stage" : "n integration") name after '\(first)'")
+                    fail(lineNumber, "expected a\(first == "stage" ? " stage" : first == "sso" ? "n sso provider" : "n integration") name after '\(first)'")
                     continue
                 }
                 var values: [(key: String, value: String)] = []
@@ -166,6 +168,8 @@ public struct PipelineConfigParser: Sendable {
                     let statement = StageStatement(name: tokens[1], parameters: StageParameters(file: file, line: lineNumber, values: values))
                     if first == "stage" {
                         sections[current].stages.append(statement)
+                    } else if first == "sso" {
+                        sections[current].ssoProviders.append(statement)
                     } else {
                         sections[current].integrations.append(statement)
                     }
@@ -204,7 +208,7 @@ public struct PipelineConfigParser: Sendable {
                 } else if let equals = first.firstIndex(of: "="), tokens.count == 1 {
                     fail(lineNumber, "expected 'key = value' with spaces around '=', found '\(first[..<equals]) ='")
                 } else {
-                    fail(lineNumber, "expected 'name = …', 'hipaa = on|off', 'staff_access = all|assigned', 'widget_origins = …', 'hours = …', 'timezone = …', 'limits …', 'attachments …', 'stage NAME …' or 'integration NAME …', found '\(first)'")
+                    fail(lineNumber, "expected 'name = …', 'hipaa = on|off', 'staff_access = all|assigned', 'widget_origins = …', 'hours = …', 'timezone = …', 'limits …', 'attachments …', 'stage NAME …', 'integration NAME …' or 'sso NAME …', found '\(first)'")
                 }
                 continue
             }
@@ -262,7 +266,7 @@ public struct PipelineConfigParser: Sendable {
                 case .failure(let problem): fail(lineNumber, problem.message)
                 }
             default:
-                fail(lineNumber, "expected 'name', 'hipaa', 'staff_access', 'widget_origins', 'hours', 'timezone', 'limits', 'attachments', 'stage' or 'integration', found '\(first)'")
+                fail(lineNumber, "expected 'name', 'hipaa', 'staff_access', 'widget_origins', 'hours', 'timezone', 'limits', 'attachments', 'stage', 'integration' or 'sso', found '\(first)'")
             }
         }
         for section in sections {

@@ -77,6 +77,26 @@ public struct StageRegistry: Sendable {
                     issues.append(ConfigIssue(file: file, line: statement.parameters.line, message: "\(error)"))
                 }
             }
+            var ssoProviders: [SSOProvider] = []
+            for statement in section.ssoProviders {
+                var parameters = statement.parameters
+                do {
+                    let provider = try SSOProvider(name: statement.name, parameters: &parameters, hipaa: hipaa)
+                    if let earlier = ssoProviders.first(where: { $0.name == provider.name }) {
+                        issues.append(ConfigIssue(file: file, line: provider.line, message: "sso '\(provider.name)' is already declared on line \(earlier.line)"))
+                    } else if let unknown = parameters.remainingKeys.first {
+                        issues.append(ConfigIssue(file: file, line: provider.line, message: "unknown parameter '\(unknown)' for an sso provider"))
+                    } else if let problem = Self.secretFileProblem(provider.clientSecretFile) {
+                        issues.append(ConfigIssue(file: file, line: provider.line, message: "sso '\(provider.name)': \(problem)"))
+                    } else {
+                        ssoProviders.append(provider)
+                    }
+                } catch let error as ConfigError {
+                    issues.append(contentsOf: error.issues)
+                } catch {
+                    issues.append(ConfigIssue(file: file, line: statement.parameters.line, message: "\(error)"))
+                }
+            }
             if hipaa, let origins = section.widgetOrigins {
                 for origin in origins.value where origin.hasPrefix("http://") && !ConfigValue.isLoopbackOrigin(origin) {
                     issues.append(ConfigIssue(file: file, line: origins.line, message:
@@ -85,7 +105,7 @@ public struct StageRegistry: Sendable {
             }
             let settings = OrgSettings(
                 id: section.id, displayName: section.name?.value ?? section.id.rawValue,
-                hipaa: hipaa, staffAccess: section.staffAccess?.value ?? .all, integrations: integrations,
+                hipaa: hipaa, staffAccess: section.staffAccess?.value ?? .all, integrations: integrations, sso: ssoProviders,
                 limits: section.limits?.value ?? .standard, widgetOrigins: section.widgetOrigins?.value ?? [],
                 hours: section.openingHours, attachments: section.attachments?.value)
             if section.hipaa == nil {
@@ -145,6 +165,22 @@ public struct StageRegistry: Sendable {
         }
         guard issues.isEmpty else { throw ConfigError(issues) }
         return HubConfig(file: file, orgs: orgs)
+    }
+}
+
+extension StageRegistry {
+    /// Why the hub could not use `path` as a client secret file, or nil: it must be a readable,
+    /// non-empty regular file that other users cannot read.
+    static func secretFileProblem(_ path: String) -> String? {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+              attributes[.type] as? FileAttributeType == .typeRegular
+        else { return "client_secret_file \(path) does not exist or is not a regular file" }
+        guard FileManager.default.isReadableFile(atPath: path) else { return "client_secret_file \(path) is not readable by this user" }
+        if let mode = attributes[.posixPermissions] as? Int, mode & 0o004 != 0 {
+            return "client_secret_file \(path) is readable by every user; chmod o-r it"
+        }
+        guard let size = attributes[.size] as? Int, size > 0, size <= 4096 else { return "client_secret_file \(path) must hold the secret (1 to 4096 bytes)" }
+        return nil
     }
 }
 
@@ -241,6 +277,7 @@ public struct ConfiguredOrg: Sendable {
             words.append("baa=\(integration.baa ? "yes" : "no")")
             return words.joined(separator: " ")
         }
+        lines += settings.sso.map(\.summary)
         return lines
     }
 

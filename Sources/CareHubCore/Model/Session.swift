@@ -24,6 +24,8 @@ public struct Session: Sendable, Hashable {
     public let staffDisplayName: String?
     /// Staff: whether they take chats now (`presence`); every session starts available.
     public var presence: Presence = .available
+    /// Staff logged in through an identity provider: who it said they are (nil for a password login).
+    public var sso: SSOIdentity?
 
     /// Creates a session whose last action is its creation.
     public init(token: String, org: OrgID, principal: Principal, createdAt: Date, secondFactor: Bool = false, staffDisplayName: String? = nil) {

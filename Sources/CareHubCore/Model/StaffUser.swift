@@ -28,6 +28,10 @@ public struct StaffUser: Sendable, Hashable {
             }
     }
 
+    /// The password hash of an account made by single sign-on: no password matches it, so the
+    /// account logs in only through its identity provider until an admin sets a password.
+    public static let noPassword = "none$sso"
+
     /// Longest display name, in characters.
     public static let maxDisplayNameLength = 64
 

@@ -21,10 +21,14 @@ public final class NodeLocalState: Sendable {
     /// Visitors' absence for `abandon=` and exports in progress: a visitor connected to another
     /// process looks absent, and two processes may export one conversation.
     public let endOfChat: EndOfChatTracker
+    /// SSO logins verified and waiting for their console's `sso` frame: a ticket works only on
+    /// the process whose callback page made it.
+    public let ssoTickets: SSOTickets
 
     public init(
         sessions: InMemorySessionStore = InMemorySessionStore(), throttle: Throttle = Throttle(), activity: RoomActivityLog = RoomActivityLog(),
-        frontDesk: FrontDesk = FrontDesk(), unread: UnreadCounts = UnreadCounts(), endOfChat: EndOfChatTracker = EndOfChatTracker()
+        frontDesk: FrontDesk = FrontDesk(), unread: UnreadCounts = UnreadCounts(), endOfChat: EndOfChatTracker = EndOfChatTracker(),
+        ssoTickets: SSOTickets = SSOTickets()
     ) {
         self.sessions = sessions
         self.throttle = throttle
@@ -32,6 +36,7 @@ public final class NodeLocalState: Sendable {
         self.frontDesk = frontDesk
         self.unread = unread
         self.endOfChat = endOfChat
+        self.ssoTickets = ssoTickets
     }
 }
 

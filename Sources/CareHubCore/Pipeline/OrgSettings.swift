@@ -18,6 +18,8 @@ public struct OrgSettings: Sendable, Hashable {
     public let staffAccess: StaffAccess
     /// The outside services it sends to, in file order.
     public let integrations: [Integration]
+    /// The OpenID Connect providers its staff may log in with (`sso NAME …`), in file order.
+    public let sso: [SSOProvider]
     /// What it accepts from strangers (`limits …`); ``OrgLimits/standard`` when not set.
     public let limits: OrgLimits
     /// Origins (`https://www.clinic.example`) of the pages that may embed its widget
@@ -33,7 +35,7 @@ public struct OrgSettings: Sendable, Hashable {
     /// Creates settings.
     public init(
         id: OrgID, displayName: String, hipaa: Bool, staffAccess: StaffAccess = .all, integrations: [Integration] = [],
-        limits: OrgLimits = .standard, widgetOrigins: [String] = [], hours: OpeningHours? = nil,
+        sso: [SSOProvider] = [], limits: OrgLimits = .standard, widgetOrigins: [String] = [], hours: OpeningHours? = nil,
         attachments: OrgAttachments? = nil
     ) {
         self.id = id
@@ -41,6 +43,7 @@ public struct OrgSettings: Sendable, Hashable {
         self.hipaa = hipaa
         self.staffAccess = staffAccess
         self.integrations = integrations
+        self.sso = sso
         self.limits = limits
         self.widgetOrigins = widgetOrigins
         self.hours = hours
@@ -49,4 +52,7 @@ public struct OrgSettings: Sendable, Hashable {
 
     /// The integration named `name`.
     public func integration(_ name: String) -> Integration? { integrations.first { $0.name == name } }
+
+    /// The SSO provider named `name`.
+    public func ssoProvider(_ name: String) -> SSOProvider? { sso.first { $0.name == name } }
 }

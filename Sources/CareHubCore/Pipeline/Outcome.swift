@@ -134,7 +134,7 @@ public struct Outcome: Sendable {
             return .welcome(
                 id: id, conversation: conversation.id, token: visitorToken, history: history.map { HistoryEntry($0, names: senderNames, attachments: historyAttachments) },
                 offersTranscript: offersTranscript, readSeq: conversation.readSeq)
-        case .login:
+        case .login, .sso:
             if let enrollment { return .enroll(id: id, secret: enrollment.secret, otpauthURI: enrollment.uri) }
             guard let session = bind, case .staff(let user, let role) = session.principal else { throw PipelineError.internal }
             let idle = session.idlePolicy.map { Int($0.idleTimeout.seconds) }

@@ -19,4 +19,6 @@ public protocol UserDirectory: Sendable {
     func consumeCounter(org: OrgID, name: String, counter: UInt64) async throws -> Bool
     /// Removes a recovery code; false if it was not one of the account's unused codes.
     func consumeRecoveryCode(org: OrgID, name: String, digest: [UInt8]) async throws -> Bool
+    /// Adds an account with its audit event, in one step; fails if the name is taken.
+    func add(_ user: StaffUser, at: Date, audit event: AuditEvent?) async throws
 }

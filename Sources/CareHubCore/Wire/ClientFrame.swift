@@ -5,6 +5,9 @@ public enum ClientFrame: Sendable, Hashable {
     case hello(org: OrgID, token: String?, profile: VisitorProfile? = nil, offline: Bool = false)
     /// A staff member logs in.
     case login(org: OrgID, user: String, password: Password, totp: String?)
+    /// A staff member logs in with the one-time ticket the hub's single sign-on page gave their
+    /// browser, and a TOTP code where the hub asked for one.
+    case sso(org: OrgID, ticket: String, totp: String?)
     /// Staff: list the organisation's rooms; with `visitors`, each with its visitor's pre-chat
     /// name and reason (ePHI: a read on the record).
     case rooms(visitors: Bool = false)
@@ -51,7 +54,7 @@ public enum ClientFrame: Sendable, Hashable {
 
     /// The frame's `type` names, as on the wire.
     public enum Kind: String, Sendable, CaseIterable {
-        case hello, login, rooms, subscribe, unsubscribe, send, end, typing, activity, logout, transcript, assign, admin
+        case hello, login, sso, rooms, subscribe, unsubscribe, send, end, typing, activity, logout, transcript, assign, admin
         case availability, presence, team, claim, transfer, read, replies
         case attach, download, api
     }
@@ -61,6 +64,7 @@ public enum ClientFrame: Sendable, Hashable {
         switch self {
         case .hello: return .hello
         case .login: return .login
+        case .sso: return .sso
         case .rooms: return .rooms
         case .subscribe: return .subscribe
         case .unsubscribe: return .unsubscribe
@@ -92,7 +96,7 @@ public enum ClientFrame: Sendable, Hashable {
              .transcript(let room, _), .assign(let room, _), .claim(let room), .transfer(let room, _, _), .read(let room, _),
              .attach(let room, _): return room
         case .api(let call): return call.room
-        case .hello, .login, .rooms, .activity, .logout, .admin, .availability, .presence, .team, .replies, .download: return nil
+        case .hello, .login, .sso, .rooms, .activity, .logout, .admin, .availability, .presence, .team, .replies, .download: return nil
         }
     }
 
@@ -108,7 +112,7 @@ public enum ClientFrame: Sendable, Hashable {
         case .send, .subscribe, .unsubscribe, .end, .typing, .activity, .transcript, .assign, .admin, .presence, .claim, .transfer,
              .attach:
             return true
-        case .hello, .login, .rooms, .logout, .availability, .team, .read, .replies, .download, .api: return false
+        case .hello, .login, .sso, .rooms, .logout, .availability, .team, .read, .replies, .download, .api: return false
         }
     }
 }

@@ -84,6 +84,11 @@ public struct Envelope: Sendable, Hashable {
                 user: try reader.identifier("user", maxBytes: 64),
                 password: Password(try reader.string("password", maxBytes: 1024)),
                 totp: try reader.optionalString("totp", maxBytes: 64).map { $0.filter { !$0.isWhitespace } })
+        case .sso:
+            return .sso(
+                org: try reader.org(),
+                ticket: try reader.identifier("ticket", maxBytes: 128),
+                totp: try reader.optionalString("totp", maxBytes: 64).map { $0.filter { !$0.isWhitespace } })
         case .rooms: return .rooms(visitors: try reader.optionalBool("visitors") ?? false)
         case .subscribe: return .subscribe(room: try reader.room())
         case .unsubscribe: return .unsubscribe(room: try reader.room())

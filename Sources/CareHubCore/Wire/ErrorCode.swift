@@ -47,6 +47,10 @@ public enum ErrorCode: String, Sendable, Hashable, CaseIterable {
     case infected
     /// An attachment waits for the malware scanner; nobody may fetch it yet.
     case attachmentHeld = "attachment_held"
+    /// A single sign-on login whose identity provider did not confirm a second factor, where
+    /// one is needed: send the `sso` frame again with the ticket and a TOTP code (the ticket
+    /// still works). Nothing was counted against the account.
+    case codeRequired = "code_required"
 
     /// An unexpected failure inside the hub. The message carries no detail; the hub's log does.
     case `internal`
