@@ -5,6 +5,9 @@ free loopback port, and configured through its own admin REST API.
     with Glewlwyd(tmp_path, redirect_uris=["http://127.0.0.1:8080/sso/callback"]) as idp:
         idp.add_user("nurse.joy", "pass", email="joy@example.org", groups=["staff"], otp_secret=SECRET)
         location = idp.login(authorize_url, "nurse.joy", "pass", otp=True)  # or otp="123456"
+        # or in a Selenium browser, at glewlwyd's own login page (the authorization endpoint sends
+        # a browser without a session to idp.login_page):
+        driver.get(authorize_url); location = idp.browser_login(driver, "nurse.joy", "pass", otp=True)
 
 What glewlwyd 2.7.5 does, as configured here:
 - issuer: f"http://127.0.0.1:{port}/api/{plugin}" (plugin "oidc", RS256; plugin "oidc-es256", ES256
@@ -25,6 +28,10 @@ What glewlwyd 2.7.5 does, as configured here:
   backchannel_logout_uri.
 - token endpoint: client_secret_basic and client_secret_post both work.
 - device authorization grant: `device_authorization()` and `complete_device()`.
+- the web application (login, profile and admin pages) is served by glewlwyd itself from a copy in
+  the temporary directory, with a config.json for this instance. Its login page asks for consent
+  only for scopes other than "openid" (it treats openid as granted, and glewlwyd's authorization
+  endpoint does not ask for an openid grant either).
 """
 
 import base64
@@ -34,6 +41,7 @@ import http.cookiejar
 import json
 import os
 import secrets
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -46,9 +54,17 @@ from pathlib import Path
 GLEWLWYD = os.environ.get("GLEWLWYD_BIN", "/usr/bin/glewlwyd")
 SCHEMA = Path("/usr/share/doc/glewlwyd/database/init.sqlite3.sql.gz")
 MODULES = Path("/usr/lib/glewlwyd")
+WEBAPP = Path(os.environ.get("GLEWLWYD_WEBAPP", "/usr/share/glewlwyd/webapp"))
+# The static file server answers only for these extensions (the package's sample configuration).
+MIME_TYPES = {".html": "text/html", ".css": "text/css", ".js": "application/javascript",
+              ".json": "application/json", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+              ".svg": "image/svg+xml", ".ttf": "font/ttf", ".woff": "font/woff", ".woff2": "font/woff2",
+              ".otf": "font/otf", ".eot": "application/vnd.ms-fontobject", ".map": "application/octet-stream",
+              ".ico": "image/x-icon"}
 ADMIN = ("admin", "password")  # the built-in administrator of the shipped schema
 SESSION_COOKIE = "GLEWLWYD2_SESSION_ID"
 TIMEOUT = 20
+LOGIN_PAGE = "login.html"
 
 
 def free_port():
@@ -143,6 +159,7 @@ class Glewlwyd:
         if es256:
             self.plugins["oidc-es256"] = "ES256"
         self.log = self.workdir / "glewlwyd.log"
+        self.login_page = f"{self.base}/{LOGIN_PAGE}"
         self.database = self.workdir / "glewlwyd.db"
         self.proc = None
         self.admin = None
@@ -165,6 +182,7 @@ class Glewlwyd:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._write_database()
         self._write_keys()
+        self._write_webapp()
         config = self._write_config()
         began = time.monotonic()
         self.stderr = open(self.workdir / "glewlwyd.stderr", "w")
@@ -231,14 +249,45 @@ class Glewlwyd:
             openssl("pkey", "-in", str(key), "-pubout", "-out", str(pub))
             self.keys[plugin] = (key, pub)
 
+    def _write_webapp(self):
+        """A copy of the packaged login/profile/admin web application, served by glewlwyd itself at
+        {base}/, with a config.json for this instance. The package's config.json is a symlink into
+        /etc/glewlwyd (a directory holding config.json), so it is read from there and rewritten."""
+        self.webapp = self.workdir / "webapp"
+        if self.webapp.exists():
+            shutil.rmtree(self.webapp)
+        shutil.copytree(WEBAPP, self.webapp, ignore=lambda folder, names: ["config.json"] if Path(folder) == WEBAPP else [])
+        shipped = WEBAPP / "config.json"
+        if shipped.is_dir():
+            shipped = shipped / "config.json"
+        config = json.loads(shipped.read_text())
+        config.update({
+            "GlewlwydUrl": f"{self.base}/",  # the webapp reads api_prefix and the scopes from {GlewlwydUrl}config/
+            "LoginUrl": self.login_page, "ProfileUrl": f"{self.base}/profile.html",
+            "AdminUrl": f"{self.base}/index.html", "CallbackPage": f"{self.base}/callback.html",
+            "lang": ["en"],
+            # schemes the first screen offers in place of the password
+            "defaultScheme": "",
+            "sessionSchemes": [{"scheme_type": "otp", "scheme_name": "otp", "scheme_display_name": "login.otp-title"}],
+            "register": [], "register-complete": [],
+        })
+        (self.webapp / "config.json").write_text(json.dumps(config, indent=2))
+
     def _write_config(self):
         config = self.workdir / "glewlwyd.conf"
+        mime_types = ",\n".join(f'  {{ extension = "{ext}"\n    mime_type = "{mime}" }}' for ext, mime in MIME_TYPES.items())
         config.write_text(f"""\
 port={self.port}
 bind_address="127.0.0.1"
 external_url="{self.base}"
-login_url="login.html"
+# relative to external_url: where the authorization endpoint sends a browser without a session
+login_url="{LOGIN_PAGE}"
 api_prefix="api"
+static_files_path="{self.webapp}/"
+static_files_mime_types =
+(
+{mime_types}
+);
 allow_origin="*"
 log_mode="file"
 log_level="DEBUG"
@@ -397,6 +446,135 @@ database =
             raise AssertionError(f"authorization did not return to the client: {location}")
         self.last_browser = browser
         return location
+
+    def browser_login(self, driver, username, password, otp=None, timeout=TIMEOUT):
+        """Signs the user in at glewlwyd's own login page in a Selenium `driver` that a client sent
+        to the authorization endpoint (which redirected it to login.html), as a person would: the
+        password form, the consent screen for the requested scopes if glewlwyd shows one, the OTP
+        form if the scopes need it (`otp`: a code, or True for a code of the registered secret),
+        then "Continue". Returns the URL the browser arrives at, the client's redirect URI with
+        code and state. Raises AssertionError when a screen does not appear or glewlwyd refuses
+        (wrong password or code, a second factor asked for without `otp`).
+
+        The screens (webapp 2.7): #passwordForm (#username, #password, #loginbut); the consent
+        screen, a carousel item with a checkbox #grant-<scope> per scope besides openid (shown
+        checked and disabled, without an id) and a "Grant access" button; #otpSchemeForm (#value,
+        #but); then the card's footer offers Continue, which loads the authorization URL again with
+        g_continue. The screens met are left in `self.login_steps`."""
+        from selenium.common.exceptions import StaleElementReferenceException, TimeoutException, WebDriverException
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions as until
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        screens = {  # checked in this order: the footer's Continue shows beside the others
+            "password": "#passwordForm #loginbut",
+            "grant": "#carouselBody .carousel-item.active input[id^='grant-']",
+            "otp": "#otpSchemeForm #value",
+            "continue": "#userCard .card-footer button.btn-success",
+        }
+        self.login_steps = steps = []
+
+        def waiting(seconds=timeout):
+            return WebDriverWait(driver, seconds, poll_frequency=0.1,
+                                 ignored_exceptions=(StaleElementReferenceException,))
+
+        def back_at_client(d):
+            return any(d.current_url.startswith(uri) for uri in self.redirect_uris)
+
+        def screen(d):
+            if back_at_client(d):
+                return "client", None
+            if not d.current_url.startswith(self.base):
+                return None
+            for name, selector in screens.items():
+                found = [e for e in d.find_elements(By.CSS_SELECTOR, selector) if e.is_displayed()]
+                if found:
+                    return name, found[0]
+            return None
+
+        def messages(kinds=("success", "info", "warning", "danger")):
+            """The texts of the page's notifications (toasts) of these kinds."""
+            try:
+                return driver.execute_script(
+                    "return Array.from(document.querySelectorAll('.toast'))"
+                    ".filter(t => arguments[0].some(k => t.querySelector('.toast-header .text-' + k)))"
+                    ".map(t => t.querySelector('.toast-body').textContent.trim())", list(kinds))
+            except WebDriverException:
+                return []
+
+        def fail(what):
+            raise AssertionError(f"{what} (steps {steps}, at {driver.current_url}, messages {messages()}); "
+                                 f"log: {self.log_text()}")
+
+        def gone(element, what):
+            """Waits until the page drops `element` (the screen moved on, or the page was left);
+            fails at once when glewlwyd reports an error instead."""
+            errors = len(messages(("warning", "danger")))
+            try:
+                waiting().until(lambda d: until.staleness_of(element)(d)
+                                or len(messages(("warning", "danger"))) > errors)
+            except TimeoutException:
+                fail(f"glewlwyd kept the {what} screen")
+            if len(messages(("warning", "danger"))) > errors:
+                fail(f"glewlwyd refused at the {what} screen")
+
+        def type_into(element, text):
+            # React-controlled inputs: check that the page holds what was typed before submitting
+            # (a re-render while typing would submit a partial value), and type again if not.
+            def typed(_):
+                if element.get_attribute("value") == text:
+                    return True
+                element.clear()
+                element.send_keys(text)
+                return False
+            try:
+                waiting().until(typed)
+            except TimeoutException:
+                fail("could not type into the login form")
+
+        deadline = time.monotonic() + timeout * 4
+        while time.monotonic() < deadline:
+            try:
+                name, element = waiting().until(screen)
+            except TimeoutException:
+                fail("no login screen appeared")
+            steps.append(name)
+            if name == "client":
+                return driver.current_url
+            if name == "password":
+                if steps.count("password") > 1:
+                    fail("glewlwyd asked for the password again")
+                type_into(driver.find_element(By.ID, "username"), username)
+                type_into(driver.find_element(By.ID, "password"), password)
+                element.click()
+                gone(element, "password")
+            elif name == "grant":
+                if steps.count("grant") > 2:
+                    fail("glewlwyd kept asking for consent")
+                item = element.find_element(By.XPATH, "ancestor::div[contains(@class,'carousel-item')]")
+                for box in item.find_elements(By.CSS_SELECTOR, "input[id^='grant-']"):
+                    if box.is_enabled() and not box.is_selected():
+                        box.click()
+                button = item.find_element(By.CSS_SELECTOR, "button.btn-primary")
+                button.click()
+                gone(button, "consent")
+            elif name == "otp":
+                if otp is None or otp is False:
+                    fail("the requested scopes need a second factor (OTP) and none was given")
+                if steps.count("otp") > 1:
+                    fail("glewlwyd refused the OTP code")
+                code = self.otp_code(username) if otp is True else otp
+                type_into(element, code)
+                driver.find_element(By.CSS_SELECTOR, "#otpSchemeForm #but").click()
+                gone(element, "OTP")
+                self.otp_used[username] = time.time()
+            elif name == "continue":
+                if steps.count("continue") > 3:
+                    fail("Continue did not lead back to the client")
+                # glewlwyd redirects to the client, or back here if the session lacks a factor.
+                element.click()
+                gone(element, "Continue")
+        fail("the login did not finish")
 
     def authorize_url(self, redirect_uri, scope="openid", state=None, nonce=None, code_challenge=None, plugin="oidc"):
         params = {"response_type": "code", "client_id": self.client_id, "redirect_uri": redirect_uri,

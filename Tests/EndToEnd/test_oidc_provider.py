@@ -1,11 +1,13 @@
 """The OpenID Connect provider harness (oidc_provider.py) against the real glewlwyd: discovery,
-keys, the code flow with PKCE, amr with and without a second factor, the device grant and
-back-channel logout. Needs no carehub binary."""
+keys, the code flow with PKCE, amr with and without a second factor, the device grant,
+back-channel logout, and a real browser login at glewlwyd's own login page (headless Chromium).
+Needs no carehub binary."""
 
 import base64
 import http.server
 import json
 import queue
+import secrets
 import threading
 import urllib.parse
 import urllib.request
@@ -53,6 +55,41 @@ def logout_listener():
     listener.close()
 
 
+class CallbackListener:
+    """A loopback HTTP server standing in for the client's redirect URI: it queues the path and
+    query of each GET and answers with a small page (the browser's own /favicon.ico requests are
+    answered 404 and not queued)."""
+
+    def __init__(self):
+        self.gets = queue.Queue()
+        gets = self.gets
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                url = urllib.parse.urlsplit(self.path)
+                if url.path == "/favicon.ico":
+                    self.send_error(404)
+                    return
+                gets.put((url.path, urllib.parse.parse_qs(url.query)))
+                body = b"<!doctype html><title>Signed in</title><p id='signed-in'>Signed in</p>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/sso/callback"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 REDIRECT = f"http://127.0.0.1:{free_port()}/sso/callback"
 
 
@@ -60,6 +97,28 @@ REDIRECT = f"http://127.0.0.1:{free_port()}/sso/callback"
 def idp(tmp_path, logout_listener):
     with Glewlwyd(tmp_path, redirect_uris=[REDIRECT], backchannel_logout_uri=logout_listener.url) as running:
         yield running
+
+
+@pytest.fixture
+def callback_listener():
+    listener = CallbackListener()
+    yield listener
+    listener.close()
+
+
+@pytest.fixture
+def web_idp(tmp_path, callback_listener):
+    """A provider whose client redirects to the callback listener."""
+    with Glewlwyd(tmp_path, redirect_uris=[callback_listener.url], es256=False) as running:
+        yield running
+
+
+@pytest.fixture
+def chromium():
+    from test_browser import browser  # fails (not skips) without Chromium, its driver or Selenium
+    driver = browser()
+    yield driver
+    driver.quit()
 
 
 def get_json(url):
@@ -172,3 +231,46 @@ def test_backchannel_logout(idp, logout_listener):
     assert logout["sub"] == claims["sub"] and logout["sid"] == claims["sid"]
     assert "http://schemas.openid.net/event/backchannel-logout" in logout["events"]
     assert "nonce" not in logout and set(logout) == {"iss", "aud", "sub", "iat", "jti", "sid", "events"}
+
+
+def browser_code_flow(idp, listener, driver, username, password, otp=None, scope="openid"):
+    """The code flow with PKCE through the login page in the browser; returns the ID token's claims."""
+    from test_browser import shot, wait
+    verifier, challenge = pkce_pair()
+    state, nonce = secrets.token_urlsafe(8), secrets.token_urlsafe(8)
+    driver.get(idp.authorize_url(listener.url, scope=scope, state=state, nonce=nonce, code_challenge=challenge))
+    # No session yet: the authorization endpoint sends the browser to the provider's login page.
+    wait(driver).until(lambda d: d.current_url.startswith(idp.login_page + "?"))
+    try:
+        arrived = idp.browser_login(driver, username, password, otp=otp)
+    except AssertionError:
+        shot(driver, f"oidc-browser-login-{username}")
+        raise
+    path, query = listener.gets.get(timeout=TIMEOUT)
+    assert path == "/sso/callback" and query["state"] == [state] and len(query["code"]) == 1, (path, query)
+    assert arrived.startswith(listener.url + "?")
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(arrived).query)["code"] == query["code"]
+    wait(driver).until(lambda d: d.find_elements("id", "signed-in"))
+    assert listener.gets.empty()  # one redirect, not a loop
+    tokens = idp.exchange_code(query["code"][0], listener.url, code_verifier=verifier)
+    claims = verify(tokens["id_token"], get_json(f"{idp.issuer()}/jwks"))
+    assert claims["iss"] == idp.issuer() and claims["aud"] == idp.client_id and claims["nonce"] == nonce
+    return claims
+
+
+def test_browser_login_with_password(web_idp, callback_listener, chromium):
+    web_idp.add_user("front.desk", "desk-pass-1", groups=["staff"])
+    claims = browser_code_flow(web_idp, callback_listener, chromium, "front.desk", "desk-pass-1")
+    assert claims["amr"] == ["password"], claims
+    assert claims["groups"] == ["staff"]
+    assert web_idp.login_steps[0] == "password" and "otp" not in web_idp.login_steps
+
+
+def test_browser_login_with_password_and_otp(web_idp, callback_listener, chromium):
+    web_idp.add_user("nurse.kim", "kim-pass-1", email="kim@example.org", groups=["staff", "nurses"],
+                     otp_secret=new_otp_secret())
+    claims = browser_code_flow(web_idp, callback_listener, chromium, "nurse.kim", "kim-pass-1", otp=True,
+                               scope="openid mfa")
+    assert claims["amr"] == ["password", "otp"], claims
+    assert claims["email"] == "kim@example.org" and claims["groups"] == ["staff", "nurses"]
+    assert web_idp.login_steps[:3] == ["password", "grant", "otp"], web_idp.login_steps
