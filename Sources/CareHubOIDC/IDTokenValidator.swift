@@ -44,12 +44,13 @@ public struct IDTokenValidator: Sendable {
     /// Validates `token` and returns its claims.
     ///
     /// - Parameters:
-    ///   - nonce: the nonce sent with the authorization request.
+    ///   - nonce: the nonce sent with the authorization request; nil for a grant that sends
+    ///     none (the device grant), whose token must then carry none.
     ///   - keys: the provider's current key set.
     ///   - now: the time to judge `exp`, `nbf` and `iat` by.
     /// - Throws: an ``OIDCError`` naming the first rule the token breaks;
     ///   ``OIDCError/unknownKey(_:)`` asks for one refetch of the key set.
-    public func validate(_ token: String, nonce: String, keys: JSONWebKeySet, now: Date) throws -> IDTokenClaims {
+    public func validate(_ token: String, nonce: String?, keys: JSONWebKeySet, now: Date) throws -> IDTokenClaims {
         let rules = TokenRules(
             issuer: issuer, clientID: clientID, allowedAlgorithms: allowedAlgorithms, clockSkew: clockSkew, maximumAge: maximumAge)
         let claims = try rules.verifiedClaims(token, keys: keys)
@@ -59,7 +60,12 @@ public struct IDTokenValidator: Sendable {
             throw OIDCError.wrongAuthorizedParty
         }
         try rules.checkTimes(claims, now: now, requireExpiry: true)
-        guard let tokenNonce = claims.nonce, TokenRules.equal(tokenNonce, nonce) else { throw OIDCError.nonceMismatch }
+        if let nonce {
+            guard let tokenNonce = claims.nonce, TokenRules.equal(tokenNonce, nonce) else { throw OIDCError.nonceMismatch }
+        } else if claims.nonce != nil {
+            // A grant that sent no nonce (the device grant) takes no token that carries one.
+            throw OIDCError.nonceMismatch
+        }
         guard let subject = claims.subject else { throw OIDCError.missingSubject }
         try TokenRules.checkSubject(subject)
         return claims

@@ -189,7 +189,7 @@ struct AttachmentRoutes: Sendable {
     static func status(of code: ErrorCode) -> Int {
         switch code {
         case .badJSON, .invalidField, .binaryFrame, .unknownType: 400
-        case .unauthenticated, .authFailed, .sessionExpired, .codeRequired: 401
+        case .unauthenticated, .authFailed, .sessionExpired, .codeRequired, .signInPending: 401
         case .forbidden, .insecureTransport, .originRefused, .alreadyAuthenticated, .configRefused: 403
         case .notFound, .unknownOrg: 404
         case .conversationEnded, .attachmentHeld, .conflict: 409

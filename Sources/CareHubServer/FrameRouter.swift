@@ -65,7 +65,7 @@ final class FrameRouter: Sendable {
     /// (`hello`, `login`, `sso`, `availability`) the one they name.
     static func target(of frame: ClientFrame, session: Session?) throws -> OrgID {
         switch frame {
-        case .hello(let org, _, _, _), .login(let org, _, _, _), .sso(let org, _, _):
+        case .hello(let org, _, _, _), .login(let org, _, _, _), .sso(let org, _, _), .ssoDevice(let org):
             return session?.org ?? org
         case .availability(let org):
             // Public, and asked before any session: the organisation named.

@@ -100,6 +100,9 @@ public final class Hub: Sendable {
         let journal = SQLiteChangeJournal(database: database)
         let cache = ConversationCache(conversations)
         self.clock = clock
+        let ssoLogins = SSOLogins(
+            tickets: local.ssoTickets, sessions: sessions, events: events, audit: audit, integrations: integrations, clock: clock, logger: logger)
+        self.ssoLogins = ssoLogins
         environment = StageEnvironment(
             clock: clock,
             conversations: cache,
@@ -121,7 +124,8 @@ public final class Hub: Sendable {
             // `engine=clamd` is the only engine the scan stage's configuration accepts.
             scanners: Scanners { _, address in ClamdScanner(address: address) },
             tokens: SQLiteAPITokenStore(database: database),
-            webhooks: SQLiteWebhookOutbox(database: database))
+            webhooks: SQLiteWebhookOutbox(database: database),
+            signOn: ssoLogins)
         configuration = HubConfiguration(
             config: config, path: options.configPath, environment: environment, events: events, database: database, timer: metrics,
             pending: pending, logger: logger)
@@ -158,7 +162,6 @@ public final class Hub: Sendable {
         let signer = WebhookSigner(master: master)
         let webhookStore = SQLiteWebhookStore(database: database, audit: audit)
         webhooks = WebhookSubscriptions(store: webhookStore, signer: signer)
-        ssoLogins = SSOLogins(tickets: local.ssoTickets, sessions: sessions, events: events, audit: audit, integrations: integrations, logger: logger)
         webhookDispatcher = WebhookDispatcher(
             outbox: SQLiteWebhookOutbox(database: database), store: webhookStore, signer: signer, config: { configuration.config }, logger: logger
         ) { body, webhook, integration, headers in
@@ -252,6 +255,7 @@ public final class Hub: Sendable {
         await follower.stop()
         await dispatcher.stop()
         await webhookDispatcher.stop()
+        await ssoLogins.shutdown()
         let refresh = backlogTask.withLock { task -> Task<Void, Never>? in
             defer { task = nil }
             task?.cancel()

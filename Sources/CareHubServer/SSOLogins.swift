@@ -21,7 +21,7 @@ import Synchronization
 ///
 /// Discovery documents and key sets are cached per provider for ``cacheLifetime``. Refusals are
 /// audited with the provider, issuer and the reason, never a token.
-final class SSOLogins: Sendable {
+final class SSOLogins: SignOn {
     /// Why a login or logout was refused: the audit's reason and the words the person sees.
     struct Refusal: Error, CustomStringConvertible {
         let reason: String
@@ -62,12 +62,18 @@ final class SSOLogins: Sendable {
     private let events: any PipelineEvents
     private let audit: any AuditLog
     private let integrations: Integrations
+    private let clock: any WallClock
     private let logger: Logger
+    private let devices = Mutex<[String: Task<Void, Never>]>([:])
     private let pending = Mutex<[String: Pending]>([:])
     private let providers = Mutex<[String: ProviderState]>([:])
     private let seenLogouts = Mutex<[String: Date]>([:])
 
-    init(tickets: SSOTickets, sessions: any SessionStore, events: any PipelineEvents, audit: any AuditLog, integrations: Integrations, logger: Logger) {
+    init(
+        tickets: SSOTickets, sessions: any SessionStore, events: any PipelineEvents, audit: any AuditLog, integrations: Integrations,
+        clock: any WallClock, logger: Logger
+    ) {
+        self.clock = clock
         self.tickets = tickets
         self.sessions = sessions
         self.events = events
@@ -139,22 +145,149 @@ final class SSOLogins: Sendable {
         } catch let error as OIDCError {
             try await refuse(org, provider, peer, at: now, reason: error.reason, "The sign-in from \(provider.name) could not be verified. Start again.")
         }
+        let assertion = try await assertion(of: claims, org: org, provider: provider, peer: peer, at: now)
+        let ticket = Base64URL.encode(SecureRandom.bytes(32))
+        tickets.insert(ticket, assertion, at: now)
+        return (ticket, login.page)
+    }
+
+    /// The verified claims as the auth stage takes them: the subject (auditable as it is) and
+    /// the `claim_user` account name are required.
+    private func assertion(of claims: IDTokenClaims, org: OrgID, provider: SSOProvider, peer: String, at now: Date) async throws -> SSOAssertion {
         guard let subject = claims.subject, Self.isAuditable(subject) else {
             try await refuse(org, provider, peer, at: now, reason: "invalid_subject", "The sign-in from \(provider.name) could not be verified. Start again.")
         }
-        let via = "subject=\(subject)"
         guard let user = claims.string(provider.userClaim), StaffUser.isValidName(user) else {
-            try await refuse(org, provider, peer, at: now, reason: "claim_user \(via)",
+            try await refuse(org, provider, peer, at: now, reason: "claim_user subject=\(subject)",
                              "\(provider.name) did not say which CareHub account this is (\(provider.userClaim)). Ask your admin.")
         }
-        let assertion = SSOAssertion(
+        return SSOAssertion(
             org: org, identity: SSOIdentity(provider: provider.name, issuer: provider.issuer, subject: subject, sessionID: claims.sessionID.flatMap { Self.isAuditable($0) ? $0 : nil }),
             user: user, roles: provider.roleClaim.flatMap { claims.strings($0) } ?? [],
             amr: claims.authenticationMethods ?? [], acr: claims.authenticationContextClass,
             displayName: claims.string("name"))
+    }
+
+    // MARK: Device sign-in (terminal consoles)
+
+    /// Device sign-ins waiting for their person at once.
+    static let deviceCapacity = 100
+
+    /// Starts the provider's device authorization (RFC 8628) and polls its token endpoint in the
+    /// background until the person finishes, refuses, or the code expires; the ticket is
+    /// pending until then.
+    func startDevice(org: OrgID, provider: SSOProvider, peer: String, at now: Date) async throws -> DeviceSignIn {
+        let metadata = try await metadata(of: provider, at: now)
+        guard let endpoint = metadata.deviceAuthorizationEndpoint else {
+            throw PipelineError(.forbidden, "\(provider.name) offers no sign-in for terminals; log in at the web console")
+        }
+        guard devices.withLock({ $0.count }) < Self.deviceCapacity else {
+            throw PipelineError.rateLimited("too many terminal sign-ins are waiting on this hub", retryAfter: 30)
+        }
+        let secret = try clientSecret(provider)
+        let authorization = TokenRequest.basicAuthorization(clientID: provider.clientID, clientSecret: secret)
+        let body = FormEncoding.encode([("client_id", provider.clientID), ("scope", provider.scopes.joined(separator: " "))])
+        let answer: HTTPClient.Response
+        do {
+            answer = try await send("POST", endpoint, provider: provider, body: Array(body.utf8), contentType: TokenRequest.contentType,
+                                    headers: [("Authorization", authorization), ("Accept", "application/json")], limit: 64 * 1024)
+        } catch {
+            throw PipelineError(.unavailable, "\(provider.name) could not be reached; try again in a moment")
+        }
+        guard answer.status == 200,
+              let fields = (try? JSONSerialization.jsonObject(with: Data(answer.body))) as? [String: Any],
+              let deviceCode = fields["device_code"] as? String, let userCode = fields["user_code"] as? String,
+              let verification = fields["verification_uri"] as? String, EndpointPolicy.isAllowed(verification),
+              deviceCode.utf8.count <= 1024, userCode.utf8.count <= 64
+        else {
+            try await record(org, provider, peer, at: now, action: "login.failure",
+                             detail: "reason=device_authorization status=\(answer.status) via=sso provider=\(provider.name) issuer=\(provider.issuer)")
+            throw PipelineError(.unavailable, "\(provider.name) did not start the sign-in; try again in a moment")
+        }
+        let complete = (fields["verification_uri_complete"] as? String).flatMap { EndpointPolicy.isAllowed($0) ? $0 : nil }
+        let expiresIn = min(max((fields["expires_in"] as? NSNumber)?.intValue ?? 600, 60), 1800)
+        let interval = min(max((fields["interval"] as? NSNumber)?.intValue ?? 5, 1), 60)
         let ticket = Base64URL.encode(SecureRandom.bytes(32))
-        tickets.insert(ticket, assertion, at: now)
-        return (ticket, login.page)
+        let deadline = now.addingTimeInterval(TimeInterval(expiresIn))
+        tickets.reserve(ticket, org: org, until: deadline, at: now)
+        let task = Task { [self] in
+            await pollDevice(org: org, provider: provider, deviceCode: deviceCode, ticket: ticket, interval: interval, deadline: deadline,
+                             authorization: authorization, endpoint: metadata.tokenEndpoint, peer: peer)
+            _ = devices.withLock { $0.removeValue(forKey: ticket) }
+        }
+        devices.withLock { $0[ticket] = task }
+        return DeviceSignIn(
+            verificationURI: verification, verificationURIComplete: complete, userCode: userCode, ticket: ticket, expiresIn: expiresIn,
+            interval: interval)
+    }
+
+    private func pollDevice(
+        org: OrgID, provider: SSOProvider, deviceCode: String, ticket: String, interval: Int, deadline: Date,
+        authorization: String, endpoint: URL, peer: String
+    ) async {
+        var wait = interval
+        let body = FormEncoding.encode([("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", deviceCode),
+                                        ("client_id", provider.clientID)])
+        while !Task.isCancelled, clock.now < deadline {
+            try? await Task.sleep(for: .seconds(wait))
+            guard !Task.isCancelled else { return }
+            let now = clock.now
+            let answer: HTTPClient.Response
+            do {
+                answer = try await send("POST", endpoint, provider: provider, body: Array(body.utf8), contentType: TokenRequest.contentType,
+                                        headers: [("Authorization", authorization), ("Accept", "application/json")],
+                                        limit: TokenResponse.maximumByteCount)
+            } catch {
+                continue  // the provider is unreachable for now: ask again at the next interval
+            }
+            let tokens: TokenResponse
+            do {
+                tokens = try TokenResponse(json: answer.body)
+            } catch OIDCError.tokenEndpoint(let error, _) where error == "authorization_pending" {
+                continue
+            } catch OIDCError.tokenEndpoint(let error, _) where error == "slow_down" {
+                wait += 5
+                continue
+            } catch {
+                let code = (error as? OIDCError).map { error -> String in
+                    if case .tokenEndpoint(let code, _) = error { return String(code.prefix(64).filter { $0.isLetter || $0 == "_" }) }
+                    return error.reason
+                } ?? "token_endpoint"
+                tickets.consume(ticket)
+                try? await record(org, provider, peer, at: now, action: "login.failure",
+                                  detail: "reason=device error=\(code) via=sso provider=\(provider.name) issuer=\(provider.issuer)")
+                return
+            }
+            guard let idToken = tokens.idToken else {
+                tickets.consume(ticket)
+                try? await record(org, provider, peer, at: now, action: "login.failure",
+                                  detail: "reason=token_endpoint via=sso provider=\(provider.name) issuer=\(provider.issuer)")
+                return
+            }
+            let validator = IDTokenValidator(issuer: provider.issuer, clientID: provider.clientID)
+            do {
+                let claims = try await verified(provider, at: now) { keys in try validator.validate(idToken, nonce: nil, keys: keys, now: now) }
+                tickets.fulfil(ticket, try await assertion(of: claims, org: org, provider: provider, peer: peer, at: now), at: now)
+            } catch {
+                tickets.consume(ticket)
+                if let error = error as? OIDCError {
+                    try? await record(org, provider, peer, at: now, action: "login.failure",
+                                      detail: "reason=\(error.reason) via=sso provider=\(provider.name) issuer=\(provider.issuer)")
+                }
+            }
+            return
+        }
+        tickets.consume(ticket)
+    }
+
+    /// Stops the device sign-ins still waiting (the hub is stopping).
+    func shutdown() async {
+        let waiting = devices.withLock { devices -> [Task<Void, Never>] in
+            defer { devices = [:] }
+            return Array(devices.values)
+        }
+        for task in waiting { task.cancel() }
+        for task in waiting { await task.value }
     }
 
     /// The provider sent the person back with an OAuth `error` (they cancelled, or it refused

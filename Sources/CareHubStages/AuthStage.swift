@@ -144,6 +144,8 @@ public struct AuthStage: Stage {
             return try await login(request, user: user, password: password, code: code, next: next)
         case .sso(_, let ticket, let code):
             return try await ssoLogin(request, ticket: ticket, code: code, next: next)
+        case .ssoDevice:
+            return try await ssoDevice(request)
         case .availability:
             return try await availability(request, next: next)
         case .rooms, .subscribe, .unsubscribe, .send, .end, .typing, .activity, .logout, .transcript, .assign, .admin,
@@ -410,9 +412,11 @@ public struct AuthStage: Stage {
             throw PipelineError.forbidden("\(org.displayName) has no single sign-on; log in with your password")
         }
         let now = environment.clock.now
-        guard let assertion = environment.local.ssoTickets.assertion(ticket, org: org.id, at: now),
-              assertion.identity.provider == provider.name
-        else {
+        let lookup = environment.local.ssoTickets.lookup(ticket, org: org.id, at: now)
+        if lookup == .pending {
+            throw PipelineError(.signInPending, "finish signing in at \(provider.name) in your browser, then this console continues")
+        }
+        guard case .ready(let assertion)? = lookup, assertion.identity.provider == provider.name else {
             try await audit(request, "login.failure", actor: "sso:\(provider.name)", detail: "reason=sso_ticket")
             throw PipelineError(.authFailed, "this sign-on has expired or was already used; sign in again")
         }
@@ -420,6 +424,26 @@ public struct AuthStage: Stage {
         return try await environment.throttle.accounts.run("\(org.id.rawValue)|\(assertion.user)", full: busy) {
             try await ssoAttempt(request, provider, assertion, ticket: ticket, code: code, now: now, next: next)
         }
+    }
+
+    /// Device sign-ins a console may start from one address per minute.
+    static let deviceSignInsPerMinute = 6
+
+    /// Starts a device sign-in for a terminal console: the provider's page and code for the
+    /// person, and the ticket the console sends in `sso` frames until they have finished.
+    private func ssoDevice(_ request: Request) async throws -> Outcome {
+        guard request.session == nil else {
+            throw PipelineError(.alreadyAuthenticated, "this connection already has a session")
+        }
+        try checkChannel(request, widget: false)
+        try take(RateLimiter.Key("sso_device", request.peer), Rate.perMinute(Self.deviceSignInsPerMinute),
+                 "too many sign-ins started from this address")
+        guard let provider = configuration.sso else {
+            throw PipelineError.forbidden("\(org.displayName) has no single sign-on; log in with your password")
+        }
+        var outcome = Outcome()
+        outcome.deviceSignIn = try await environment.signOn.startDevice(org: org.id, provider: provider, peer: request.peer, at: environment.clock.now)
+        return outcome
     }
 
     private func ssoAttempt(

@@ -185,7 +185,7 @@ public final class FanoutStage: Stage {
                 ?? PresenceBoard.Member(user: user, name: session.shownName ?? user, state: state)
         case .login, .sso:
             environment.announcePresence(org: org.id)
-        case .rooms, .activity, .transcript, .admin, .availability, .team, .replies, .attach, .download, .api:
+        case .rooms, .activity, .transcript, .admin, .availability, .team, .replies, .attach, .download, .api, .ssoDevice:
             break
         }
         var outcome = try await next(request)

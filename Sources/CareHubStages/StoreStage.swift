@@ -177,7 +177,7 @@ public struct StoreStage: Stage {
         case .download(let id):
             return try await download(request, id: id, next: next)
 
-        case .login, .sso, .unsubscribe, .typing, .activity, .logout, .admin, .availability, .presence:
+        case .login, .sso, .ssoDevice, .unsubscribe, .typing, .activity, .logout, .admin, .availability, .presence:
             return try await next(request)
         }
     }

@@ -25,16 +25,26 @@ struct ConsoleCommand: ParsableCommand {
             /save it by ("being checked" until the hub's virus check passes it). Others' text is \
             printed with control characters shown (ESC as ^[) and a \
             message's own lines indented under "    | ". A failed login asks again, three times \
-            at most. The console speaks plain ws:// (reach a TLS-only hub through its loopback \
-            listener or an SSH tunnel).
+            at most. With --sso (an organisation whose auth stage names sso=), the console prints \
+            the identity provider's address and a code to enter there in any browser, and logs in \
+            once you have signed in (asking for your authenticator code where the provider did not \
+            confirm a second factor). The console speaks plain ws:// (reach a TLS-only hub through \
+            its loopback listener or an SSH tunnel).
             """)
 
     @Option(help: "The hub's WebSocket listener, HOST:PORT.")
     var connect = "127.0.0.1:8080"
     @Option(help: "The organisation.")
     var org: String
-    @Option(help: "Your user name.")
-    var user: String
+    @Option(help: "Your user name (not with --sso).")
+    var user: String?
+    @Flag(help: "Sign in with the organisation's identity provider in a browser instead of a password.")
+    var sso = false
+
+    func validate() throws {
+        if sso && user != nil { throw ValidationError("--sso signs you in through the identity provider; leave out --user") }
+        if !sso && user == nil { throw ValidationError("give --user NAME, or --sso to sign in with the organisation's identity provider") }
+    }
 
     func run() throws {
         guard let colon = connect.lastIndex(of: ":"), let port = Int(connect[connect.index(after: colon)...]) else {
@@ -48,8 +58,8 @@ struct ConsoleCommand: ParsableCommand {
             Output.error("carehub: cannot reach the hub at \(connect): \(error)")
             throw ExitCode(1)
         }
-        try logIn(session)
-        Output.line("Logged in to \(TerminalText.field(org)) as \(TerminalText.field(user)). /help lists the commands.")
+        let name = sso ? try signIn(session) : try logIn(session, user: user ?? "")
+        Output.line("Logged in to \(TerminalText.field(org)) as \(TerminalText.field(name)). /help lists the commands.")
         try session.loop()
     }
 
@@ -58,25 +68,22 @@ struct ConsoleCommand: ParsableCommand {
 
     /// Prompts for the password and code until the hub opens a session: a wrong password or a
     /// code already used asks again, up to ``loginAttempts`` times; end of input gives up.
-    private func logIn(_ session: ConsoleSession) throws {
+    private func logIn(_ session: ConsoleSession, user: String) throws -> String {
         for attempt in 1...Self.loginAttempts {
             guard let password = Terminal.prompt("Password: ", secret: true) else { throw ExitCode(1) }
             var code = Terminal.prompt("Authenticator code (Enter if you have none yet): ", secret: false) ?? ""
-            var reply = try session.request(login(password: password, code: code), expecting: ["session", "enroll"])
+            var reply = try session.request(login(user: user, password: password, code: code), expecting: ["session", "enroll"])
             if reply["type"] as? String == "enroll" {
                 Output.line("Your organisation requires a second factor. Add this secret to your authenticator app:")
                 Output.line("  \(TerminalText.field(reply["secret"] as? String ?? ""))")
                 Output.line("  (or open \(TerminalText.field(reply["otpauthURI"] as? String ?? "")))")
                 code = Terminal.prompt("Code from the app: ", secret: false) ?? ""
-                reply = try session.request(login(password: password, code: code), expecting: ["session"])
-                if let codes = reply["recoveryCodes"] as? [String] {
-                    Output.line("Recovery codes (each logs you in once without the app; keep them safe):")
-                    for recovery in codes { Output.line("  \(TerminalText.field(recovery))") }
-                }
+                reply = try session.request(login(user: user, password: password, code: code), expecting: ["session"])
+                Self.printRecoveryCodes(reply)
             }
             if reply["type"] as? String == "session" {
                 session.token = reply["token"] as? String
-                return
+                return user
             }
             Output.error("carehub: login failed: \(TerminalText.field(reply["message"] as? String ?? "refused"))")
             guard attempt < Self.loginAttempts else { break }
@@ -85,10 +92,65 @@ struct ConsoleCommand: ParsableCommand {
         throw ExitCode(1)
     }
 
-    private func login(password: String, code: String) -> [String: Any] {
+    private func login(user: String, password: String, code: String) -> [String: Any] {
         var frame: [String: Any] = ["type": "login", "org": org, "user": user, "password": password, "id": "login"]
         if !code.isEmpty { frame["totp"] = code }
         return frame
+    }
+
+    private static func printRecoveryCodes(_ reply: [String: Any]) {
+        guard let codes = reply["recoveryCodes"] as? [String] else { return }
+        Output.line("Recovery codes (each logs you in once without the app; keep them safe):")
+        for recovery in codes { Output.line("  \(TerminalText.field(recovery))") }
+    }
+
+    /// Single sign-on for a terminal: the hub starts a device sign-in at the provider, the
+    /// console prints where to go and the code, then asks the hub with the ticket every
+    /// `interval` seconds until the person has signed in; returns the account's name.
+    private func signIn(_ session: ConsoleSession) throws -> String {
+        let started = try session.request(["type": "sso_device", "org": org, "id": "device"], expecting: ["sso_device"])
+        guard started["type"] as? String == "sso_device", let ticket = started["ticket"] as? String else {
+            Output.error("carehub: single sign-on refused: \(TerminalText.field(started["message"] as? String ?? "refused"))")
+            throw ExitCode(1)
+        }
+        let interval = max(1, (started["interval"] as? NSNumber)?.intValue ?? 5)
+        Output.line("To sign in, open \(TerminalText.field(started["verificationURI"] as? String ?? "")) in a browser")
+        Output.line("and enter the code \(TerminalText.field(started["userCode"] as? String ?? "")).")
+        if let complete = started["verificationURIComplete"] as? String {
+            Output.line("(Or open \(TerminalText.field(complete)), which has the code in it.)")
+        }
+        Output.line("Waiting for you to finish…")
+        var code = ""
+        var codeAttempts = 0
+        while true {
+            var frame: [String: Any] = ["type": "sso", "org": org, "ticket": ticket, "id": "login"]
+            if !code.isEmpty { frame["totp"] = code }
+            let reply = try session.request(frame, expecting: ["session", "enroll"])
+            switch (reply["type"] as? String, reply["code"] as? String) {
+            case ("session", _):
+                Self.printRecoveryCodes(reply)
+                session.token = reply["token"] as? String
+                return reply["user"] as? String ?? ""
+            case ("error", "sign_in_pending"):
+                Thread.sleep(forTimeInterval: TimeInterval(interval))
+            case ("error", "code_required"):
+                Output.line("Your identity provider did not confirm a second factor.")
+                code = Terminal.prompt("Authenticator code: ", secret: false) ?? ""
+            case ("enroll", _):
+                Output.line("Your organisation requires a second factor. Add this secret to your authenticator app:")
+                Output.line("  \(TerminalText.field(reply["secret"] as? String ?? ""))")
+                Output.line("  (or open \(TerminalText.field(reply["otpauthURI"] as? String ?? "")))")
+                code = Terminal.prompt("Code from the app: ", secret: false) ?? ""
+            case ("error", "auth_failed") where !code.isEmpty && codeAttempts + 1 < Self.loginAttempts:
+                codeAttempts += 1
+                Output.error("carehub: that code was not accepted. Try again (\(Self.loginAttempts - codeAttempts) left).")
+                code = Terminal.prompt("Authenticator code: ", secret: false) ?? ""
+            default:
+                Output.error("carehub: sign-in failed: \(TerminalText.field(reply["message"] as? String ?? "refused"))")
+                throw ExitCode(1)
+            }
+            if code.isEmpty, reply["type"] as? String != "error" || reply["code"] as? String != "sign_in_pending" { throw ExitCode(1) }
+        }
     }
 }
 

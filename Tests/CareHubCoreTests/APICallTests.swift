@@ -34,6 +34,7 @@ struct APICallTests {
         case .hello: return [.hello(org: org, token: nil), .hello(org: org, token: "t", offline: true)]
         case .login: return [.login(org: org, user: "joy", password: Password("pw"), totp: "123456")]
         case .sso: return [.sso(org: org, ticket: "t", totp: nil), .sso(org: org, ticket: "t", totp: "123456")]
+        case .ssoDevice: return [.ssoDevice(org: org)]
         case .rooms: return [.rooms(), .rooms(visitors: true)]
         case .subscribe: return [.subscribe(room: room)]
         case .unsubscribe: return [.unsubscribe(room: room)]

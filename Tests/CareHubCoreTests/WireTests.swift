@@ -99,7 +99,7 @@ struct WireTests {
         #expect(ErrorCode.allCases.map(\.rawValue) == [
             "bad_json", "too_large", "binary_frame", "unknown_type", "invalid_field", "unknown_org", "unauthenticated",
             "already_authenticated", "auth_failed", "forbidden", "not_found", "conversation_ended", "session_expired",
-            "unavailable", "config_refused", "conflict", "rate_limited", "insecure_transport", "origin_refused", "unsupported_type", "infected", "attachment_held", "code_required", "internal",
+            "unavailable", "config_refused", "conflict", "rate_limited", "insecure_transport", "origin_refused", "unsupported_type", "infected", "attachment_held", "code_required", "sign_in_pending", "internal",
         ])
     }
 

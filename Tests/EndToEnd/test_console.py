@@ -26,9 +26,11 @@ PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pa
 
 
 class Console:
-    def __init__(self, hub, org, user):
+    def __init__(self, hub, org, user=None):
+        """Logs in as `user` with a password, or with single sign-on when `user` is None."""
+        who = ["--user", user] if user else ["--sso"]
         self.proc = subprocess.Popen(
-            [BIN, "console", "--connect", f"127.0.0.1:{hub.port}", "--org", org, "--user", user],
+            [BIN, "console", "--connect", f"127.0.0.1:{hub.port}", "--org", org, *who],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
         self.lines = queue.Queue()
         self.errors = ""

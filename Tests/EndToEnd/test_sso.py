@@ -292,3 +292,21 @@ def test_back_channel_logout_ends_a_live_console_session(sso_hub):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=TIMEOUT)
     assert refused.value.code == 400 and json.loads(refused.value.read())["error"] == "invalid_request"
+
+
+def test_the_terminal_console_signs_in_with_a_code_entered_in_a_browser(sso_hub):
+    from test_console import Console
+    hub, idp = sso_hub
+    idp.add_user("nurse.kim", "kim-idp-pass-1", otp_secret=new_otp_secret())
+    console = Console(hub, ORG)
+    where = console.expect("To sign in, open ")
+    assert f"127.0.0.1:{idp.port}" in where and "/device" in where, where
+    user_code = console.expect("and enter the code ").split("enter the code ")[1].strip().rstrip(".")
+    console.expect("Waiting for you to finish")
+    idp.complete_device(user_code, "nurse.kim", "kim-idp-pass-1", otp=True, scope="openid mfa")
+    console.expect(f"Logged in to {ORG} as nurse.kim.")
+    console.type("/rooms")
+    console.type("/quit")
+    assert console.proc.wait(timeout=TIMEOUT) == 0, console.finished_stderr()
+    logins = [row for row in audit_rows(hub) if row["action"] == "login.success" and row["actor"] == "nurse.kim"]
+    assert len(logins) == 1 and "via=sso" in logins[0]["detail"] and "second_factor=provider" in logins[0]["detail"]

@@ -78,8 +78,12 @@ public struct StageRegistry: Sendable {
                 }
             }
             var ssoProviders: [SSOProvider] = []
+            // Providers whose line was refused: the auth stage naming one is not a second error.
+            var refusedProviders: Set<String> = []
             for statement in section.ssoProviders {
                 var parameters = statement.parameters
+                let before = issues.count
+                defer { if issues.count > before { refusedProviders.insert(statement.name) } }
                 do {
                     let provider = try SSOProvider(name: statement.name, parameters: &parameters, hipaa: hipaa)
                     if let earlier = ssoProviders.first(where: { $0.name == provider.name }) {
@@ -131,6 +135,7 @@ public struct StageRegistry: Sendable {
                     issues.append(ConfigIssue(file: file, line: line, message: "stage '\(entry.name)' must come before '\(successor)'"))
                 }
                 var parameters = statement.parameters
+                if entry.name == "auth", let named = parameters.value(of: "sso"), refusedProviders.contains(named) { continue }
                 do {
                     let configuration = try entry.configure(&parameters, settings)
                     if let unknown = parameters.remainingKeys.first {

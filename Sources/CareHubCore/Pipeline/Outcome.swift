@@ -120,6 +120,8 @@ public struct Outcome: Sendable {
     public var caller: Session?
     /// The organisation's queue figures (after the API's `queue`).
     public var queue: QueueFigures?
+    /// A device sign-in started (after `sso_device`).
+    public var deviceSignIn: DeviceSignIn?
 
     /// An empty outcome, as the end of the chain returns.
     public init() {}
@@ -134,6 +136,9 @@ public struct Outcome: Sendable {
             return .welcome(
                 id: id, conversation: conversation.id, token: visitorToken, history: history.map { HistoryEntry($0, names: senderNames, attachments: historyAttachments) },
                 offersTranscript: offersTranscript, readSeq: conversation.readSeq)
+        case .ssoDevice:
+            guard let deviceSignIn else { throw PipelineError.internal }
+            return .ssoDevice(id: id, deviceSignIn)
         case .login, .sso:
             if let enrollment { return .enroll(id: id, secret: enrollment.secret, otpauthURI: enrollment.uri) }
             guard let session = bind, case .staff(let user, let role) = session.principal else { throw PipelineError.internal }

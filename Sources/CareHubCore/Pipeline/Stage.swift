@@ -94,6 +94,8 @@ public struct StageEnvironment: Sendable {
     public var tokens: (any APITokenStore)?
     /// Where conversation events go for webhook subscriptions (default: nowhere).
     public var webhooks: any WebhookEvents
+    /// Device sign-ins at identity providers (default: none).
+    public var signOn: any SignOn
 
     /// Bundles the ports.
     public init(
@@ -103,7 +105,7 @@ public struct StageEnvironment: Sendable {
         audit: any AuditLog, exporter: any TranscriptExporter, replies: any CannedReplyStore, local: NodeLocalState = NodeLocalState(),
         journal: (any ChangeJournal)? = nil, origin: String = "hub",
         attachments: any AttachmentStore = NoAttachments(), scanners: Scanners = .none, tokens: (any APITokenStore)? = nil,
-        webhooks: any WebhookEvents = NoWebhookEvents()
+        webhooks: any WebhookEvents = NoWebhookEvents(), signOn: any SignOn = NoSignOn()
     ) {
         self.clock = clock
         self.conversations = conversations
@@ -125,6 +127,7 @@ public struct StageEnvironment: Sendable {
         self.scanners = scanners
         self.tokens = tokens
         self.webhooks = webhooks
+        self.signOn = signOn
     }
 
     /// Limits on what strangers may ask for, shared by every pipeline.

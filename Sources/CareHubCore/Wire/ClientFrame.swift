@@ -8,6 +8,8 @@ public enum ClientFrame: Sendable, Hashable {
     /// A staff member logs in with the one-time ticket the hub's single sign-on page gave their
     /// browser, and a TOTP code where the hub asked for one.
     case sso(org: OrgID, ticket: String, totp: String?)
+    /// A terminal console starts a device sign-in at the organisation's identity provider.
+    case ssoDevice(org: OrgID)
     /// Staff: list the organisation's rooms; with `visitors`, each with its visitor's pre-chat
     /// name and reason (ePHI: a read on the record).
     case rooms(visitors: Bool = false)
@@ -54,6 +56,7 @@ public enum ClientFrame: Sendable, Hashable {
 
     /// The frame's `type` names, as on the wire.
     public enum Kind: String, Sendable, CaseIterable {
+        case ssoDevice = "sso_device"
         case hello, login, sso, rooms, subscribe, unsubscribe, send, end, typing, activity, logout, transcript, assign, admin
         case availability, presence, team, claim, transfer, read, replies
         case attach, download, api
@@ -65,6 +68,7 @@ public enum ClientFrame: Sendable, Hashable {
         case .hello: return .hello
         case .login: return .login
         case .sso: return .sso
+        case .ssoDevice: return .ssoDevice
         case .rooms: return .rooms
         case .subscribe: return .subscribe
         case .unsubscribe: return .unsubscribe
@@ -96,7 +100,7 @@ public enum ClientFrame: Sendable, Hashable {
              .transcript(let room, _), .assign(let room, _), .claim(let room), .transfer(let room, _, _), .read(let room, _),
              .attach(let room, _): return room
         case .api(let call): return call.room
-        case .hello, .login, .sso, .rooms, .activity, .logout, .admin, .availability, .presence, .team, .replies, .download: return nil
+        case .hello, .login, .sso, .ssoDevice, .rooms, .activity, .logout, .admin, .availability, .presence, .team, .replies, .download: return nil
         }
     }
 
@@ -112,7 +116,7 @@ public enum ClientFrame: Sendable, Hashable {
         case .send, .subscribe, .unsubscribe, .end, .typing, .activity, .transcript, .assign, .admin, .presence, .claim, .transfer,
              .attach:
             return true
-        case .hello, .login, .sso, .rooms, .logout, .availability, .team, .read, .replies, .download, .api: return false
+        case .hello, .login, .sso, .ssoDevice, .rooms, .logout, .availability, .team, .read, .replies, .download, .api: return false
         }
     }
 }

@@ -89,6 +89,7 @@ public struct Envelope: Sendable, Hashable {
                 org: try reader.org(),
                 ticket: try reader.identifier("ticket", maxBytes: 128),
                 totp: try reader.optionalString("totp", maxBytes: 64).map { $0.filter { !$0.isWhitespace } })
+        case .ssoDevice: return .ssoDevice(org: try reader.org())
         case .rooms: return .rooms(visitors: try reader.optionalBool("visitors") ?? false)
         case .subscribe: return .subscribe(room: try reader.room())
         case .unsubscribe: return .unsubscribe(room: try reader.room())

@@ -51,6 +51,9 @@ public enum ErrorCode: String, Sendable, Hashable, CaseIterable {
     /// one is needed: send the `sso` frame again with the ticket and a TOTP code (the ticket
     /// still works). Nothing was counted against the account.
     case codeRequired = "code_required"
+    /// A device sign-in the person has not finished at the identity provider yet: send the
+    /// `sso` frame again after the `sso_device` frame's `interval`.
+    case signInPending = "sign_in_pending"
 
     /// An unexpected failure inside the hub. The message carries no detail; the hub's log does.
     case `internal`

@@ -11,6 +11,8 @@ public enum ServerFrame: Sendable, Hashable {
     /// The account must enrol a second factor: add the secret to an authenticator app, then send
     /// `login` again with a code from it.
     case enroll(id: String?, secret: String, otpauthURI: String)
+    /// A device sign-in started: where to go, the code to enter, and the ticket to send in `sso`.
+    case ssoDevice(id: String?, DeviceSignIn)
     /// Reply to `rooms`.
     case rooms(id: String?, rooms: [RoomSummary], orgName: String? = nil)
     /// Reply to `subscribe`. `onEnd` says what ending this chat does, as configured now.
@@ -98,6 +100,15 @@ public enum ServerFrame: Sendable, Hashable {
             w.optionalField("id", id)
             w.field("secret", secret)
             w.field("otpauthURI", uri)
+        case .ssoDevice(let id, let device):
+            w.field("type", "sso_device")
+            w.optionalField("id", id)
+            w.field("verificationURI", device.verificationURI)
+            w.optionalField("verificationURIComplete", device.verificationURIComplete)
+            w.field("userCode", device.userCode)
+            w.field("ticket", device.ticket)
+            w.field("expiresIn", Int64(device.expiresIn))
+            w.field("interval", Int64(device.interval))
         case .rooms(let id, let rooms, let orgName):
             w.field("type", "rooms")
             w.optionalField("id", id)
