@@ -235,17 +235,23 @@ public struct AuthStage: Stage {
 
     // MARK: Staff
 
-    private func login(_ request: Request, user: String, password: Password, code: String?, next: Next) async throws -> Outcome {
+    /// What every way of logging in checks first: no session yet, a console's channel, and the
+    /// address's login allowance.
+    private func admitLogin(_ request: Request, charged: Bool = true) throws {
         guard request.session == nil else {
             throw PipelineError(.alreadyAuthenticated, "this connection already has a session")
         }
         try checkChannel(request, widget: false)
+        guard charged else { return }
+        try take(RateLimiter.Key("login_address", request.peer), Rate.perMinute(environment.throttle.hub.loginsPerAddressPerMinute),
+                 "too many login attempts from this address")
+    }
+
+    private func login(_ request: Request, user: String, password: Password, code: String?, next: Next) async throws -> Outcome {
         // Limits first: a stranger's login costs a memory-hard hash, so nobody gets more of them
         // than the limits allow, whatever the account.
-        let limits = environment.throttle.hub
-        try take(RateLimiter.Key("login_address", request.peer), Rate.perMinute(limits.loginsPerAddressPerMinute),
-                 "too many login attempts from this address")
-        try take(RateLimiter.Key("login_hub", ""), Rate.perMinute(limits.loginsPerMinute), "too many login attempts on this hub")
+        try admitLogin(request)
+        try take(RateLimiter.Key("login_hub", ""), Rate.perMinute(environment.throttle.hub.loginsPerMinute), "too many login attempts on this hub")
         // One attempt at a time per account, so each sees the failures and back-off the one
         // before it recorded: a burst cannot share one back-off window.
         let busy = PipelineError.rateLimited("too many login attempts for this account at once", retryAfter: 2)
@@ -401,21 +407,18 @@ public struct AuthStage: Stage {
     /// token's `amr`/`acr` show none, the account's own TOTP is asked for (`code_required`).
     /// Logins, refusals and new accounts are audited with the issuer and subject.
     private func ssoLogin(_ request: Request, ticket: String, code: String?, next: Next) async throws -> Outcome {
-        guard request.session == nil else {
-            throw PipelineError(.alreadyAuthenticated, "this connection already has a session")
-        }
-        try checkChannel(request, widget: false)
-        let limits = environment.throttle.hub
-        try take(RateLimiter.Key("login_address", request.peer), Rate.perMinute(limits.loginsPerAddressPerMinute),
-                 "too many login attempts from this address")
+        try admitLogin(request, charged: false)
         guard let provider = configuration.sso else {
             throw PipelineError.forbidden("\(org.displayName) has no single sign-on; log in with your password")
         }
         let now = environment.clock.now
         let lookup = environment.local.ssoTickets.lookup(ticket, org: org.id, at: now)
+        // A console asking after its own device sign-in (a ticket only it was given) is waiting,
+        // not guessing: that costs no login allowance.
         if lookup == .pending {
             throw PipelineError(.signInPending, "finish signing in at \(provider.name) in your browser, then this console continues")
         }
+        try admitLogin(request)
         guard case .ready(let assertion)? = lookup, assertion.identity.provider == provider.name else {
             try await audit(request, "login.failure", actor: "sso:\(provider.name)", detail: "reason=sso_ticket")
             throw PipelineError(.authFailed, "this sign-on has expired or was already used; sign in again")
@@ -432,10 +435,7 @@ public struct AuthStage: Stage {
     /// Starts a device sign-in for a terminal console: the provider's page and code for the
     /// person, and the ticket the console sends in `sso` frames until they have finished.
     private func ssoDevice(_ request: Request) async throws -> Outcome {
-        guard request.session == nil else {
-            throw PipelineError(.alreadyAuthenticated, "this connection already has a session")
-        }
-        try checkChannel(request, widget: false)
+        try admitLogin(request)
         try take(RateLimiter.Key("sso_device", request.peer), Rate.perMinute(Self.deviceSignInsPerMinute),
                  "too many sign-ins started from this address")
         guard let provider = configuration.sso else {

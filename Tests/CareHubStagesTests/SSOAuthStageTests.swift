@@ -111,6 +111,10 @@ struct SSOAuthStageTests {
         let hub = try ssoHarness()
         hub.environment.local.ssoTickets.reserve("pending", org: hub.org.id, until: hub.world.clock.now.addingTimeInterval(60), at: hub.world.clock.now)
         #expect(await hub.sso(1, "pending").errorCode == .signInPending)
+        // A console asking every second for minutes is waiting, not guessing: no login limit.
+        var answers: Set<ErrorCode?> = []
+        for _ in 0..<(HubLimits.standard.loginsPerAddressPerMinute * 3) { answers.insert(await hub.sso(1, "pending").errorCode) }
+        #expect(answers == [.signInPending])
         // Without a device sign-in service the hub says so instead of hanging.
         #expect(await hub.run(.ssoDevice(org: hub.org.id), from: 2).errorCode == .unavailable)
 
