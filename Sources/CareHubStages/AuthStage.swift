@@ -116,7 +116,7 @@ public struct AuthStage: Stage {
                     reason = "disabled"
                 } else if account.role != role {
                     reason = "role_changed"
-                } else if needsSecondFactor(account) && !account.secondFactor.isEnrolled {
+                } else if needsSecondFactor(account) && !account.secondFactor.isEnrolled && !session.secondFactorByProvider {
                     reason = "2fa_reset"
                 } else {
                     continue
@@ -387,6 +387,7 @@ public struct AuthStage: Stage {
             principal: .staff(user: account.name, role: account.role), createdAt: now, secondFactor: twoFactors,
             staffDisplayName: account.displayName)
         session.sso = sso
+        session.secondFactorByProvider = providerSecondFactor && needsSecondFactor
         environment.sessions.insert(session)
         var detail = twoFactors ? "factors=2" : "factors=1"
         if providerSecondFactor { detail += " second_factor=provider" }

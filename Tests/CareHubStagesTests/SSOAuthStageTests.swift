@@ -62,6 +62,12 @@ struct SSOAuthStageTests {
         // The ticket was used up.
         #expect(await hub.sso(2, ticket).errorCode == .authFailed)
         #expect(hub.world.audit.events.last?.detail == "reason=sso_ticket")
+        // The account has no authenticator of its own, and needs none: the live session stays
+        // through the auth stage's checks of accounts.
+        hub.world.clock.advance(by: 30)
+        for stage in hub.pipeline.stages { await stage.tick(at: hub.world.clock.now) }
+        #expect(hub.world.sessions.sessions(of: hub.org.id).count == 1)
+        #expect(!hub.world.audit.actions.contains("session.revoked"))
     }
 
     @Test func withoutTheGroupANewAccountIsStaff() async throws {

@@ -26,6 +26,9 @@ public struct Session: Sendable, Hashable {
     public var presence: Presence = .available
     /// Staff logged in through an identity provider: who it said they are (nil for a password login).
     public var sso: SSOIdentity?
+    /// Whether the identity provider's login stood for the second factor (its `amr`/`acr`
+    /// showed one), so the account's own authenticator was not asked for.
+    public var secondFactorByProvider = false
 
     /// Creates a session whose last action is its creation.
     public init(token: String, org: OrgID, principal: Principal, createdAt: Date, secondFactor: Bool = false, staffDisplayName: String? = nil) {
