@@ -6,6 +6,7 @@ disabled accounts, refused and replayed sign-ins, back-channel logout ending a l
 the audit trail with issuer and subject but never a token."""
 
 import asyncio
+import contextlib
 import json
 import re
 import urllib.error
@@ -23,27 +24,30 @@ ORG = "riverside-clinic"
 PROVIDER = "clinic-idp"
 
 
-def configure(workdir, idp, scopes="openid,mfa", extra="accounts=create claim_role=groups admin_group=carehub-admins"):
-    """Declares the provider in Riverside's section (HIPAA) and names it in its auth stage."""
+def configure(workdir, idp, scopes="openid,mfa", extra="accounts=create claim_role=groups admin_group=carehub-admins",
+              issuer=None):
+    """Declares the provider in Riverside's section (HIPAA) and names it in its auth stage; the
+    issuer is glewlwyd's RS256 plugin unless given."""
     secret = workdir / "sso-secret"
     secret.write_text(idp.client_secret + "\n")
     secret.chmod(0o600)
     config = workdir / "pipeline.conf"
     text = config.read_text()
     marker = "name  = Riverside Family Clinic\n"
-    line = f"sso {PROVIDER} issuer={idp.issuer()} client_id={idp.client_id} client_secret_file={secret} scopes={scopes} {extra}\n"
+    line = f"sso {PROVIDER} issuer={issuer or idp.issuer()} client_id={idp.client_id} client_secret_file={secret} scopes={scopes} {extra}\n"
     text = text.replace(marker, marker + line, 1)
     text = re.sub(r"(stage auth +visitors=on twofactor=required[^\n]*)", r"\1 sso=" + PROVIDER, text, count=1)
     config.write_text(text)
     return config
 
 
-@pytest.fixture
-def sso_hub(workdir, request):
-    """A hub whose HIPAA organisation signs staff in with a glewlwyd on this machine."""
-    options = getattr(request, "param", {})
+@contextlib.contextmanager
+def provider_and_hub(workdir, issuer=None, **options):
+    """A glewlwyd on this machine and a hub whose HIPAA organisation signs staff in with it;
+    `issuer(idp)`, when given, names the issuer the hub is configured with (options as for
+    configure)."""
     idp = Glewlwyd(workdir, port=free_port())
-    config = configure(workdir, idp, **options)
+    config = configure(workdir, idp, issuer=issuer(idp) if issuer else None, **options)
     hub = Hub(workdir, config).start()
     idp.redirect_uris = [f"http://127.0.0.1:{hub.port}/sso/{ORG}/callback"]
     idp.backchannel_logout_uri = f"http://127.0.0.1:{hub.port}/sso/{ORG}/backchannel-logout"
@@ -53,6 +57,13 @@ def sso_hub(workdir, request):
     finally:
         idp.stop()
         hub.stop()
+
+
+@pytest.fixture
+def sso_hub(workdir, request):
+    """A hub whose HIPAA organisation signs staff in with a glewlwyd on this machine."""
+    with provider_and_hub(workdir, **getattr(request, "param", {})) as running:
+        yield running
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -79,7 +90,7 @@ def start(hub, page="staff"):
     status, headers, _ = get(f"http://127.0.0.1:{hub.port}/sso/{ORG}/start?page={page}")
     assert status == 302, status
     location = headers["Location"]
-    assert location.startswith(f"http://127.0.0.1:") and "/api/oidc/auth?" in location, location
+    assert location.startswith(f"http://127.0.0.1:") and re.search(r"/api/oidc[\w-]*/auth\?", location), location
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
     assert query["code_challenge_method"] == ["S256"] and query["code_challenge"][0] and query["nonce"][0] and query["state"][0]
     assert query["response_type"] == ["code"] and query["redirect_uri"] == [f"http://127.0.0.1:{hub.port}/sso/{ORG}/callback"]
