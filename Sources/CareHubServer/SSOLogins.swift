@@ -26,6 +26,8 @@ final class SSOLogins: SignOn {
     struct Refusal: Error, CustomStringConvertible {
         let reason: String
         let message: String
+        /// Whether the refusal is on the audit record already.
+        var audited = false
         var description: String { message }
     }
 
@@ -109,8 +111,19 @@ final class SSOLogins: SignOn {
     /// The console page a pending login returns to, or nil for an unknown `state`.
     func page(of state: String) -> String? { pending.withLock { $0[state]?.page } }
 
-    /// Completes a login: returns the ticket for the console and the page to return to.
+    /// Completes a login: returns the ticket for the console and the page to return to. Every
+    /// refusal is audited, the provider's unreachable discovery or keys included.
     func finish(org: OrgID, provider: SSOProvider, state: String, code: String, peer: String, at now: Date) async throws -> (ticket: String, page: String) {
+        do {
+            return try await exchange(org: org, provider: provider, state: state, code: code, peer: peer, at: now)
+        } catch let refusal as Refusal where !refusal.audited {
+            try await record(org, provider, peer, at: now, action: "login.failure",
+                             detail: "reason=\(refusal.reason) via=sso provider=\(provider.name) issuer=\(provider.issuer)")
+            throw refusal
+        }
+    }
+
+    private func exchange(org: OrgID, provider: SSOProvider, state: String, code: String, peer: String, at now: Date) async throws -> (ticket: String, page: String) {
         guard let login = pending.withLock({ $0.removeValue(forKey: state) }), login.expires > now, login.org == org, login.provider == provider.name else {
             try await refuse(org, provider, peer, at: now, reason: "state", "This sign-in link was already used or has expired. Start again.")
         }
@@ -140,8 +153,10 @@ final class SSOLogins: SignOn {
         }
         let validator = IDTokenValidator(issuer: provider.issuer, clientID: provider.clientID)
         let claims: IDTokenClaims
+        // Judged at the time the token arrived, not when the browser came back.
+        let received = clock.now
         do {
-            claims = try await verified(provider, at: now) { keys in try validator.validate(idToken, nonce: login.nonce, keys: keys, now: now) }
+            claims = try await verified(provider, at: received) { keys in try validator.validate(idToken, nonce: login.nonce, keys: keys, now: received) }
         } catch let error as OIDCError {
             try await refuse(org, provider, peer, at: now, reason: error.reason, "The sign-in from \(provider.name) could not be verified. Start again.")
         }
@@ -309,7 +324,10 @@ final class SSOLogins: SignOn {
             logout = try await verified(provider, at: now) { keys in try validator.validate(token, keys: keys, now: now) }
         } catch let error as OIDCError {
             try await record(org, provider, peer, at: now, action: "sso.logout_refused", detail: "reason=\(error.reason)")
-            throw Refusal(reason: error.reason, message: "the logout token was refused: \(error.reason)")
+            throw Refusal(reason: error.reason, message: "the logout token was refused: \(error.reason)", audited: true)
+        } catch let refusal as Refusal {
+            try await record(org, provider, peer, at: now, action: "sso.logout_refused", detail: "reason=\(refusal.reason)")
+            throw refusal
         }
         let replayed = seenLogouts.withLock { seen -> Bool in
             seen = seen.filter { $0.value > now }
@@ -436,7 +454,7 @@ final class SSOLogins: SignOn {
 
     private func refuse(_ org: OrgID, _ provider: SSOProvider, _ peer: String, at now: Date, reason: String, _ message: String) async throws -> Never {
         try await record(org, provider, peer, at: now, action: "login.failure", detail: "reason=\(reason) via=sso provider=\(provider.name) issuer=\(provider.issuer)")
-        throw Refusal(reason: reason, message: message)
+        throw Refusal(reason: reason, message: message, audited: true)
     }
 
     private func record(_ org: OrgID, _ provider: SSOProvider, _ peer: String, at now: Date, action: String, detail: String) async throws {

@@ -85,6 +85,7 @@ class TamperingFront:
         self.issuer = f"{self.base}/api/oidc"
         self.upstream = None  # glewlwyd's issuer, set by attach()
         self.mode = "faithful"
+        self.keys_down = False  # the key set answers 503 (the provider's keys cannot be fetched)
         self.keys = {"front-key": SigningKey("front-key")}
         self.published = ["front-key"]
         self.signing = "front-key"
@@ -189,6 +190,8 @@ class TamperingFront:
             rest = path.removeprefix("/api/oidc")
             if method == "GET" and rest == "/.well-known/openid-configuration":
                 status, payload = 200, json.dumps(self.discovery()).encode()
+            elif method == "GET" and rest == "/jwks" and self.keys_down:
+                status, payload = 503, b'{"error":"unavailable"}'
             elif method == "GET" and rest == "/jwks":
                 status, payload = 200, json.dumps(self.key_set()).encode()
             elif method == "POST" and rest == "/token":
@@ -293,6 +296,17 @@ def test_a_tampered_id_token_is_refused(front_hub, mode):
     elif mode == "nonce_mismatch":
         assert front.handed_out[1] == front.handed_out[0]
         assert tampered["nonce"] != jwt_parts(front.from_glewlwyd[1])[1]["nonce"]
+
+
+def test_keys_that_cannot_be_fetched_refuse_the_sign_in_on_the_record(front_hub):
+    hub, idp, front = front_hub
+    front.keys_down = True
+    before = failures(hub)
+    returned = signed_in(hub, idp, new_nurse(idp, "nurse.lee"))
+    assert "sso" not in returned and "could not be reached" in returned.get("sso_error", ""), returned
+    new = failures(hub)[len(before):]
+    assert len(new) == 1 and new[0]["detail"].startswith("reason=jwks ") and new[0]["actor"] == f"sso:{PROVIDER}", new
+    assert not successes(hub, "nurse.lee")
 
 
 def test_a_new_signing_key_is_fetched_when_a_token_names_an_unknown_kid(front_hub):
