@@ -31,6 +31,11 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
 
         // The pipeline core: stage protocol, ports, wire frames, pipeline.conf. No I/O.
         .target(name: "CareHubCore", swiftSettings: strict),
@@ -49,6 +54,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "CareHubTransport", dependencies: ["CLibWebSockets"], swiftSettings: strict),
+        // A PostgreSQL client over libpq: a pool, transactions, LISTEN/NOTIFY, migrations, advisory locks.
+        .target(name: "CareHubPostgres", dependencies: ["CLibPQ"], swiftSettings: strict),
         // Printing text from elsewhere on a terminal (the console).
         .target(name: "CareHubTerminal", swiftSettings: strict),
 
@@ -87,6 +94,8 @@ let package = Package(
 
         // Test doubles of the ports, for unit tests; held to the adapters' contract tests.
         .target(name: "CareHubTesting", dependencies: ["CareHubCore"], swiftSettings: strict),
+        // A throwaway PostgreSQL server (initdb + pg_ctl) for any test target; no libpq.
+        .target(name: "CareHubPostgresTesting", swiftSettings: strict),
 
         .testTarget(name: "CareHubCoreTests", dependencies: ["CareHubCore", "CareHubStages", "CareHubTesting"], swiftSettings: strict),
         .testTarget(name: "CareHubStagesTests", dependencies: ["CareHubCore", "CareHubStages", "CareHubTesting"], swiftSettings: strict),
@@ -95,6 +104,7 @@ let package = Package(
         .testTarget(name: "CareHubStorageTests", dependencies: ["CareHubStorage", "CareHubCore", "CareHubCrypto", "CareHubAudit", "CareHubTesting"], swiftSettings: strict),
         .testTarget(name: "CareHubTransportTests", dependencies: ["CareHubTransport", "CareHubTesting"], swiftSettings: strict),
         .testTarget(name: "CareHubTerminalTests", dependencies: ["CareHubTerminal"], swiftSettings: strict),
+        .testTarget(name: "CareHubPostgresTests", dependencies: ["CareHubPostgres", "CareHubPostgresTesting"], swiftSettings: strict),
         .testTarget(
             name: "CareHubServerTests",
             dependencies: [

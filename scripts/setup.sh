@@ -9,6 +9,9 @@ packages=(
   libev-dev           # the transport's event loop (epoll), which libwebsockets runs on
   libssl-dev          # libcrypto: AES-256-GCM, SHA-256, HMAC, scrypt, random
   libsqlite3-dev      # storage
+  libpq-dev           # PostgreSQL client library: the storage of hubs that share one database
+  postgresql          # PostgreSQL server of the PostgreSQL tests; they start their own
+  haproxy             # a proxy in front of several hub nodes in the multi-node tests
   python3-websockets  # end-to-end test client
   python3-pytest      # end-to-end test runner
   openssl             # TLS certificates made by the tests
@@ -33,6 +36,10 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# The postgresql package starts a system-wide cluster; the tests never use it.
+if dpkg-query -W -f='${Status}' postgresql 2>/dev/null | grep -q "install ok installed"; then
+  systemctl disable --now postgresql >/dev/null 2>&1 || update-rc.d postgresql disable >/dev/null 2>&1 || true
 fi
 # The package enables a system-wide glewlwyd service; the tests never use it.
 if dpkg-query -W -f='${Status}' glewlwyd 2>/dev/null | grep -q "install ok installed"; then
