@@ -56,6 +56,8 @@ let package = Package(
         .target(name: "CareHubTransport", dependencies: ["CLibWebSockets"], swiftSettings: strict),
         // A PostgreSQL client over libpq: a pool, transactions, LISTEN/NOTIFY, migrations, advisory locks.
         .target(name: "CareHubPostgres", dependencies: ["CLibPQ"], swiftSettings: strict),
+        // The ports on PostgreSQL, for several hub nodes on one database (CareHubStorage's twins).
+        .target(name: "CareHubPostgresStorage", dependencies: ["CareHubCore", "CareHubCrypto", "CareHubAudit", "CareHubPostgres"], swiftSettings: strict),
         // Printing text from elsewhere on a terminal (the console).
         .target(name: "CareHubTerminal", swiftSettings: strict),
 
@@ -109,6 +111,7 @@ let package = Package(
             name: "CareHubServerTests",
             dependencies: [
                 "CareHubServer", "CareHubStorage", "CareHubCrypto", "CareHubAudit", "CareHubCore", "CareHubTesting", "CareHubTransport",
+                "CareHubPostgres", "CareHubPostgresStorage", "CareHubPostgresTesting",
                 .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),
