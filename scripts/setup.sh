@@ -41,6 +41,10 @@ fi
 if dpkg-query -W -f='${Status}' postgresql 2>/dev/null | grep -q "install ok installed"; then
   systemctl disable --now postgresql >/dev/null 2>&1 || update-rc.d postgresql disable >/dev/null 2>&1 || true
 fi
+# The haproxy package enables a system-wide proxy; the tests start their own.
+if dpkg-query -W -f='${Status}' haproxy 2>/dev/null | grep -q "install ok installed"; then
+  systemctl disable --now haproxy >/dev/null 2>&1 || update-rc.d haproxy disable >/dev/null 2>&1 || true
+fi
 # The package enables a system-wide glewlwyd service; the tests never use it.
 if dpkg-query -W -f='${Status}' glewlwyd 2>/dev/null | grep -q "install ok installed"; then
   systemctl disable --now glewlwyd >/dev/null 2>&1 || update-rc.d glewlwyd disable >/dev/null 2>&1 || true
