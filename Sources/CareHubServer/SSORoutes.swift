@@ -65,6 +65,7 @@ struct SSORoutes: Sendable {
         let now = clock.now
         guard let (org, provider) = provider(http) else { return Self.notFound }
         let page = http.queryValue("page").flatMap { Self.pages.contains($0) ? $0 : nil } ?? "staff"
+        if let refusal = insecure(http, org: org) { return back(to: page, org: org, error: refusal) }
         guard let origin = ownOrigin(http) else {
             return back(to: page, org: org, error: "This address cannot be used for single sign-on. Open the console at the hub's own address.")
         }
@@ -84,6 +85,8 @@ struct SSORoutes: Sendable {
         guard let (org, provider) = provider(http) else { return Self.notFound }
         let state = http.queryValue("state") ?? ""
         let page = logins.page(of: state) ?? "staff"
+        // No ticket travels over plain http for a HIPAA organisation.
+        if let refusal = insecure(http, org: org) { return back(to: page, org: org, error: refusal) }
         if let error = http.queryValue("error") {
             // The person cancelled, or the provider refused them: its code, never free text, is recorded.
             let code = String(error.prefix(64).filter { $0.isASCII && ($0.isLetter || $0 == "_") })
@@ -151,6 +154,13 @@ struct SSORoutes: Sendable {
     }
 
     private func peer(_ http: HTTPRequest) -> String { client(http).address }
+
+    /// Why a HIPAA organisation's sign-in may not go over this request's channel (plain http
+    /// from neither loopback nor a listed proxy that terminated TLS), or nil.
+    private func insecure(_ http: HTTPRequest, org: OrgID) -> String? {
+        guard configuration.config.org(org)?.settings.hipaa == true, !client(http).channel.secure else { return nil }
+        return "This organisation signs in only over a secure (https) connection. Use the hub's https address."
+    }
 
     /// `scheme://host[:port]` the browser used, if its `Host` is a plain host name or address.
     private func ownOrigin(_ http: HTTPRequest) -> String? {

@@ -42,13 +42,15 @@ def configure(workdir, idp, scopes="openid,mfa", extra="accounts=create claim_ro
 
 
 @contextlib.contextmanager
-def provider_and_hub(workdir, issuer=None, **options):
+def provider_and_hub(workdir, issuer=None, hub_args=(), **options):
     """A glewlwyd on this machine and a hub whose HIPAA organisation signs staff in with it;
     `issuer(idp)`, when given, names the issuer the hub is configured with (options as for
-    configure)."""
+    configure; `hub_args` for `carehub serve`)."""
     idp = Glewlwyd(workdir, port=free_port())
     config = configure(workdir, idp, issuer=issuer(idp) if issuer else None, **options)
-    hub = Hub(workdir, config).start()
+    hub = Hub(workdir, config)
+    hub.extra_args = list(hub_args)
+    hub.start()
     idp.redirect_uris = [f"http://127.0.0.1:{hub.port}/sso/{ORG}/callback"]
     idp.backchannel_logout_uri = f"http://127.0.0.1:{hub.port}/sso/{ORG}/backchannel-logout"
     idp.start()
@@ -321,3 +323,30 @@ def test_the_terminal_console_signs_in_with_a_code_entered_in_a_browser(sso_hub)
     assert console.proc.wait(timeout=TIMEOUT) == 0, console.finished_stderr()
     logins = [row for row in audit_rows(hub) if row["action"] == "login.success" and row["actor"] == "nurse.kim"]
     assert len(logins) == 1 and "via=sso" in logins[0]["detail"] and "second_factor=provider" in logins[0]["detail"]
+
+
+@pytest.mark.parametrize("sso_hub", [{"hub_args": ("--trusted-proxy", "127.0.0.1/32")}], indirect=True)
+def test_a_hipaa_organisation_signs_in_only_over_tls(sso_hub):
+    hub, idp = sso_hub
+    base = f"http://127.0.0.1:{hub.port}/sso/{ORG}"
+
+    def through_proxy(path, proto):
+        request = urllib.request.Request(base + path, headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": proto})
+        opener = urllib.request.build_opener(NoRedirect)
+        try:
+            with opener.open(request, timeout=TIMEOUT) as answer:
+                return answer.status, answer.headers["Location"]
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers["Location"]
+
+    # A patient's clinic reached over plain http through the proxy: no sign-in starts, and no
+    # ticket is handed out on the way back.
+    status, location = through_proxy("/start", "http")
+    assert status == 302 and "https" in fragment(location)["sso_error"] and "sso=" not in location, location
+    status, location = through_proxy("/callback?code=x&state=y", "http")
+    assert status == 302 and "sso_error" in fragment(location) and "sso=" not in location, location
+    # Over TLS at the proxy the sign-in goes to the provider.
+    status, location = through_proxy("/start", "https")
+    assert status == 302 and location.startswith(idp.issuer()), location
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
+    assert query["redirect_uri"] == [f"https://127.0.0.1:{hub.port}/sso/{ORG}/callback"]
