@@ -424,5 +424,13 @@ public enum PostgresSchema {
             CREATE INDEX sessions_sso_sid ON sessions (sso_issuer, sso_sid) WHERE sso_sid IS NOT NULL;             -- back-channel logout by sid
             CREATE INDEX sessions_last_action ON sessions (last_action_at);                -- sweeping idle sessions
             """),
+        (name: "v6-health", sql: """
+            -- One row each node's /healthz writes (SQLite's v15-health), so the balancer learns that
+            -- the node can commit, not only that it answers.
+            CREATE TABLE health (
+                id BIGINT PRIMARY KEY CHECK (id = 1),
+                checked_at DOUBLE PRECISION NOT NULL
+            );
+            """),
     ]
 }

@@ -197,6 +197,7 @@ public final class Hub: Sendable {
         ).add(to: &transportConfiguration.routes)
         SSORoutes(configuration: configuration, logins: ssoLogins, metrics: metrics, clock: clock, trustedProxies: options.trustedProxies, logger: logger)
             .add(to: &transportConfiguration.routes)
+        HealthRoute(database: database, configuration: configuration, clock: clock).add(to: &transportConfiguration.routes)
         let server = WebSocketServer(configuration: transportConfiguration) { [self] handle, event in
             self.receive(event, from: handle)
         }

@@ -95,6 +95,15 @@ public final class CareHubDatabase: Sendable {
     /// Flushes the WAL into the main file and closes the database. When another process (a
     /// running hub, while the CLI is used) is reading or writing, the checkpoint cannot complete
     /// and is left to that process; closing still succeeds.
+    /// Commits a write of the health row (`/healthz`): throws if this process cannot commit now.
+    public func probeCommit(at now: Date = Date()) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO health (id, checked_at) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET checked_at = excluded.checked_at",
+                arguments: [now.timeIntervalSince1970])
+        }
+    }
+
     public func close() throws {
         checkpointer?.stop()
         try pool.writeWithoutTransaction { db in
@@ -417,6 +426,15 @@ public final class CareHubDatabase: Sendable {
                     done_at REAL
                 );
                 CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_at);
+                """)
+        }
+        migrator.registerMigration("v15-health") { db in
+            try db.execute(sql: """
+                -- One row the health check writes, so /healthz tells that this node can commit.
+                CREATE TABLE health (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    checked_at REAL NOT NULL
+                );
                 """)
         }
         return migrator

@@ -50,7 +50,7 @@ struct StorageTests {
         #expect(try database.appliedMigrations() == ["v1-conversations-messages-users-outbox", "v2-second-factor-lockout-audit", "v3-envelope-keys-audit-chain", "v4-visitor-profile",
             "v5-end-of-chat-hook-outbox-assignment", "v6-baa-attestations",
             "v7-keyed-audit-chain-signed-heads", "v8-staff-display-name", "v9-canned-replies", "v10-front-desk", "v11-change-journal",
-            "v12-attachments", "v13-api-tokens", "v14-webhooks",
+            "v12-attachments", "v13-api-tokens", "v14-webhooks", "v15-health",
         ])
         let mode = try FileManager.default.attributesOfItem(atPath: database.path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
@@ -58,7 +58,7 @@ struct StorageTests {
         #expect(directoryMode == 0o700)
         try database.close()
         // Reopening applies nothing twice.
-        #expect(try CareHubDatabase(directory: directory.path).appliedMigrations().count == 14)
+        #expect(try CareHubDatabase(directory: directory.path).appliedMigrations().count == 15)
     }
 
     @Test func aFileWhereTheDataDirectoryShouldBeIsAClearError() throws {
