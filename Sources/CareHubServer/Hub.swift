@@ -195,7 +195,9 @@ public final class Hub: Sendable {
             configuration: configuration, admin: admin, audit: audit, metrics: metrics, clock: clock, trustedProxies: options.trustedProxies,
             openAPI: APIRoutes.description(), webhooks: webhooks, logger: logger
         ).add(to: &transportConfiguration.routes)
-        SSORoutes(configuration: configuration, logins: ssoLogins, metrics: metrics, clock: clock, trustedProxies: options.trustedProxies, logger: logger)
+        SSORoutes(
+            configuration: configuration, logins: ssoLogins, metrics: metrics, clock: clock, trustedProxies: options.trustedProxies,
+            limiter: local.throttle.limiter, logger: logger)
             .add(to: &transportConfiguration.routes)
         HealthRoute(database: database, configuration: configuration, clock: clock).add(to: &transportConfiguration.routes)
         let server = WebSocketServer(configuration: transportConfiguration) { [self] handle, event in

@@ -22,7 +22,14 @@ struct SSORoutes: Sendable {
     let metrics: HubMetrics
     let clock: any WallClock
     let trustedProxies: [CIDRBlock]
+    let limiter: RateLimiter
     let logger: Logger
+
+    /// What one address may ask of these pages a minute: sign-ins started, returns from the
+    /// provider, back-channel logouts.
+    static let startsPerAddressPerMinute = 20
+    static let callbacksPerAddressPerMinute = 20
+    static let logoutsPerAddressPerMinute = 120
 
     /// The console pages a login may return to.
     static let pages: Set<String> = ["staff", "admin"]
@@ -66,6 +73,9 @@ struct SSORoutes: Sendable {
         guard let (org, provider) = provider(http) else { return Self.notFound }
         let page = http.queryValue("page").flatMap { Self.pages.contains($0) ? $0 : nil } ?? "staff"
         if let refusal = insecure(http, org: org) { return back(to: page, org: org, error: refusal) }
+        if let wait = limited("sso_start", http, Self.startsPerAddressPerMinute, at: now) {
+            return back(to: page, org: org, error: "Too many sign-ins from this address. Wait \(Int(wait.rounded(.up))) seconds and try again.")
+        }
         guard let origin = ownOrigin(http) else {
             return back(to: page, org: org, error: "This address cannot be used for single sign-on. Open the console at the hub's own address.")
         }
@@ -87,6 +97,9 @@ struct SSORoutes: Sendable {
         let page = logins.page(of: state) ?? "staff"
         // No ticket travels over plain http for a HIPAA organisation.
         if let refusal = insecure(http, org: org) { return back(to: page, org: org, error: refusal) }
+        if let wait = limited("sso_callback", http, Self.callbacksPerAddressPerMinute, at: now) {
+            return back(to: page, org: org, error: "Too many sign-ins from this address. Wait \(Int(wait.rounded(.up))) seconds and try again.")
+        }
         if let error = http.queryValue("error") {
             // The person cancelled, or the provider refused them: its code, never free text, is recorded.
             let code = String(error.prefix(64).filter { $0.isASCII && ($0.isLetter || $0 == "_") })
@@ -108,6 +121,9 @@ struct SSORoutes: Sendable {
 
     func backchannelLogout(_ http: HTTPRequest) async -> HTTPResponse {
         guard let (org, provider) = provider(http) else { return Self.notFound }
+        if limited("sso_logout", http, Self.logoutsPerAddressPerMinute, at: clock.now) != nil {
+            return Self.noStore(APIRoutes.json(#"{"error":"temporarily_unavailable","error_description":"too many logout requests"}"#, status: 429))
+        }
         let form = Self.form(http.body)
         guard let token = form["logout_token"], !token.isEmpty else {
             return Self.noStore(APIRoutes.json(#"{"error":"invalid_request","error_description":"logout_token is required"}"#, status: 400))
@@ -154,6 +170,11 @@ struct SSORoutes: Sendable {
     }
 
     private func peer(_ http: HTTPRequest) -> String { client(http).address }
+
+    /// How long the client's address must wait for another `limit` request, or nil to go on.
+    private func limited(_ limit: String, _ http: HTTPRequest, _ perMinute: Int, at now: Date) -> TimeInterval? {
+        limiter.take(RateLimiter.Key(limit, peer(http)), rate: Rate.perMinute(perMinute), at: now)
+    }
 
     /// Why a HIPAA organisation's sign-in may not go over this request's channel (plain http
     /// from neither loopback nor a listed proxy that terminated TLS), or nil.

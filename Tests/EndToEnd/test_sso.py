@@ -350,3 +350,12 @@ def test_a_hipaa_organisation_signs_in_only_over_tls(sso_hub):
     assert status == 302 and location.startswith(idp.issuer()), location
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
     assert query["redirect_uri"] == [f"https://127.0.0.1:{hub.port}/sso/{ORG}/callback"]
+
+
+def test_sign_ins_a_stranger_may_start_are_limited(sso_hub):
+    hub, idp = sso_hub
+    # Each start keeps a pending login; one address gets 20 a minute, then a clear refusal.
+    for _ in range(20):
+        start(hub)
+    status, headers, _ = get(f"http://127.0.0.1:{hub.port}/sso/{ORG}/start")
+    assert status == 302 and "Too many sign-ins" in fragment(headers["Location"])["sso_error"]
