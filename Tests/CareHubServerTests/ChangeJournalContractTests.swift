@@ -1,22 +1,30 @@
 import CareHubCore
+import CareHubPostgresStorage
 import CareHubStorage
 import CareHubTesting
 import Foundation
+import Synchronization
 import Testing
 
-/// The ``ChangeJournal`` contract, run against the SQLite journal and the in-memory double.
+/// The ``ChangeJournal`` contract, run against the SQLite journal, the PostgreSQL journal (a
+/// database of its own) and the in-memory double.
 @Suite("change journal contract")
 struct ChangeJournalContractTests {
     let org = OrgID("clinic")
     let start = Date(timeIntervalSince1970: 1_800_000_000)
 
-    func journals() throws -> [(name: String, journal: any ChangeJournal, keep: Any)] {
+    func journals() async throws -> [(name: String, journal: any ChangeJournal, keep: Any)] {
         let fixture = try KeyFixture()
-        return [("sqlite", SQLiteChangeJournal(database: fixture.database), fixture), ("memory", MemoryChangeJournal(), ())]
+        let postgres = try await PostgresStoreFixture()
+        return [
+            ("sqlite", SQLiteChangeJournal(database: fixture.database), fixture),
+            ("postgres", PostgresChangeJournal(database: postgres.database), postgres),
+            ("memory", MemoryChangeJournal(), ()),
+        ]
     }
 
     @Test func changesComeBackInOrderWithWhatTheySaid() async throws {
-        for (name, journal, _) in try journals() {
+        for (name, journal, _) in try await journals() {
             #expect(try await journal.newest() == 0, "\(name)")
             let revoked = try await journal.record(
                 Change(org: org, kind: .sessionsRevoked(user: "nurse.joy", reason: "disabled"), origin: "cli"), at: start)
@@ -35,7 +43,7 @@ struct ChangeJournalContractTests {
     }
 
     @Test func forgettingOldChangesNeverReusesAnID() async throws {
-        for (name, journal, _) in try journals() {
+        for (name, journal, _) in try await journals() {
             let first = try await journal.record(Change(org: org, kind: .sessionsRevoked(user: "a", reason: "disabled"), origin: "cli"), at: start)
             let second = try await journal.record(
                 Change(org: org, kind: .sessionsRevoked(user: "b", reason: "2fa_reset"), origin: "cli"), at: start.addingTimeInterval(60))
@@ -49,4 +57,54 @@ struct ChangeJournalContractTests {
             #expect(try await journal.changes(after: second.id, limit: 10) == [third], "\(name)")
         }
     }
+
+    @Test func aFollowerOnAnotherNodeReadsEveryChangeOfTwoRacingWritersWithoutGaps() async throws {
+        // Three nodes on one database: two record changes as fast as they can, on two connections
+        // each, and the third follows them as ChangeFollower does (from `newest`, then
+        // `changes(after: cursor)`), without pausing. A change that committed after one with a
+        // higher id would be passed over for good.
+        let fixture = try await PostgresStoreFixture()
+        let writers = [PostgresChangeJournal(database: fixture.database), PostgresChangeJournal(database: try await fixture.node())]
+        let follower = PostgresChangeJournal(database: try await fixture.node(connections: 1))
+        let cursor = try await follower.newest()
+        let finished = Finished()
+        let writing = Task {
+            defer { finished.value.store(true, ordering: .sequentiallyConsistent) }
+            return try await withThrowingTaskGroup(of: [Change].self) { group in
+                for (index, writer) in writers.enumerated() {
+                    for lane in 0..<2 {
+                        group.addTask {
+                            var made: [Change] = []
+                            for count in 0..<100 {
+                                let kind = Change.Kind.sessionsRevoked(user: "u\(index)-\(lane)-\(count)", reason: "disabled")
+                                made.append(try await writer.record(Change(org: org, kind: kind, origin: "node-\(index)"), at: start))
+                            }
+                            return made
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Change]()) { $0 += $1 }
+            }
+        }
+        var followed: [Change] = []
+        var after = cursor
+        while true {
+            // Once the writers are done, one more empty read means nothing is left.
+            let done = finished.value.load(ordering: .sequentiallyConsistent)
+            let batch = try await follower.changes(after: after, limit: 7)
+            followed += batch
+            after = batch.last?.id ?? after
+            if done && batch.isEmpty { break }
+        }
+        let all = try await writing.value.sorted { $0.id < $1.id }
+        #expect(all.count == 400)
+        #expect(followed.count == all.count, "the follower missed \(all.count - followed.count) changes")
+        #expect(followed == all, "the follower saw every change once, in id order")
+        #expect(try await follower.newest() == all.last?.id)
+    }
+}
+
+/// Set once the writers of a race have finished.
+private final class Finished: Sendable {
+    let value = Atomic(false)
 }

@@ -6,14 +6,14 @@ import Foundation
 import Testing
 
 /// The API listing's part of the ``ConversationStore`` contract (``ConversationStore/page(org:filter:limit:)``),
-/// run against the SQLite store, the hub's cache in front of it, and the in-memory double the
-/// stage tests use.
+/// run against the SQLite store, the hub's cache in front of it, the PostgreSQL store and the
+/// in-memory double the stage tests use.
 @Suite("conversation listing: conversation store contract")
 struct ConversationPageContractTests {
     let org = OrgID("clinic")
     let at = Date(timeIntervalSince1970: 1_800_000_000)
 
-    func stores() throws -> [(name: String, store: any ConversationStore, keep: Any)] { try conversationStoresUnderTest() }
+    func stores() async throws -> [(name: String, store: any ConversationStore, keep: Any)] { try await conversationStoresUnderTest() }
 
     /// Conversations of `org` started at these offsets from ``at`` (ties and fractions included).
     func make(_ store: any ConversationStore, _ offsets: [Double], org: OrgID? = nil) async throws -> [Conversation] {
@@ -45,7 +45,7 @@ struct ConversationPageContractTests {
     }
 
     @Test func aPageIsNewestFirstByStartThenIdAndStopsAtItsLimit() async throws {
-        for (name, store, _) in try stores() {
+        for (name, store, _) in try await stores() {
             let made = try await make(store, [0, 5, 2.5, 5, 9.75, 2.5, 5])
             let all = try await store.page(org: org, filter: ConversationFilter(), limit: 50)
             #expect(all.map(\.id) == newestFirst(made), "\(name)")
@@ -56,7 +56,7 @@ struct ConversationPageContractTests {
     }
 
     @Test func theCursorContinuesExactlyWhereThePageEndedThroughTiesAndFractions() async throws {
-        for (name, store, _) in try stores() {
+        for (name, store, _) in try await stores() {
             // Three-way and two-way ties on the start time, fractional starts, a tie across a page boundary at every limit.
             let made = try await make(store, [0, 0.1, 0.1, 0.1, 1.000_001, 1.000_001, 2.333_333_333, 7, 7, 7.5])
             let expected = newestFirst(made)
@@ -75,7 +75,7 @@ struct ConversationPageContractTests {
     }
 
     @Test func endedAndAssignedFiltersLetThroughOnlyTheirConversationsOnEveryPage() async throws {
-        for (name, store, _) in try stores() {
+        for (name, store, _) in try await stores() {
             let made = try await make(store, [0, 1, 1, 2, 3, 3, 4, 5])
             for index in [1, 2, 5] { try await store.markEnded(made[index].id, at: at.addingTimeInterval(10)) }
             for index in [0, 2, 3, 5] { try await store.assign(made[index].id, to: "joy") }
@@ -98,7 +98,7 @@ struct ConversationPageContractTests {
     }
 
     @Test func aPageHoldsOnlyItsOwnOrganisationsConversationsWhateverTheCursor() async throws {
-        for (name, store, _) in try stores() {
+        for (name, store, _) in try await stores() {
             let other = OrgID("elsewhere")
             let ours = try await make(store, [0, 2, 4])
             let theirs = try await make(store, [1, 3, 5], org: other)

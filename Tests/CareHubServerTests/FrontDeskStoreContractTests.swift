@@ -6,16 +6,16 @@ import Foundation
 import Testing
 
 /// The front desk's part of the ``ConversationStore`` contract, run against the SQLite store, the
-/// hub's cache in front of it, and the in-memory double the stage tests use.
+/// hub's cache in front of it, the PostgreSQL store and the in-memory double the stage tests use.
 @Suite("front desk: conversation store contract")
 struct FrontDeskStoreContractTests {
     let org = OrgID("clinic")
     let at = Date(timeIntervalSince1970: 1_800_000_000)
 
-    func stores() throws -> [(name: String, store: any ConversationStore, keep: Any)] { try conversationStoresUnderTest() }
+    func stores() async throws -> [(name: String, store: any ConversationStore, keep: Any)] { try await conversationStoresUnderTest() }
 
     @Test func aClaimSucceedsOnlyForTheFirstClaimer() async throws {
-        for (name, store, _) in try stores() {
+        for (name, store, _) in try await stores() {
             let room = try await store.create(org: org, tokenDigest: [1], at: at).id
             #expect(try await store.claim(room, by: "joy") == "joy", "\(name)")
             #expect(try await store.claim(room, by: "kim") == "joy", "\(name)")
@@ -29,7 +29,7 @@ struct FrontDeskStoreContractTests {
     }
 
     @Test func concurrentClaimsGiveTheRoomToExactlyOne() async throws {
-        for (name, store, _) in try stores() {
+        for (name, store, _) in try await stores() {
             let room = try await store.create(org: org, tokenDigest: [2], at: at).id
             let holders = try await withThrowingTaskGroup(of: String?.self) { group in
                 for user in ["a", "b", "c", "d", "e", "f"] { group.addTask { try await store.claim(room, by: user) } }
@@ -41,7 +41,7 @@ struct FrontDeskStoreContractTests {
     }
 
     @Test func readReceiptsOnlyGrow() async throws {
-        for (name, store, _) in try stores() {
+        for (name, store, _) in try await stores() {
             let room = try await store.create(org: org, tokenDigest: [3], at: at).id
             #expect(try await store.conversation(room)?.readSeq == 0, "\(name)")
             #expect(try await store.markRead(room, seq: 3) == true, "\(name)")
@@ -52,7 +52,7 @@ struct FrontDeskStoreContractTests {
     }
 
     @Test func aHandOverIsKeptAndItsNoteErasedWithTheForm() async throws {
-        for (name, store, _) in try stores() {
+        for (name, store, _) in try await stores() {
             let room = try await store.create(org: org, tokenDigest: [4], at: at, offline: true)
             #expect(room.offline, "\(name)")
             #expect(try await store.conversation(room.id)?.offline == true, "\(name)")
