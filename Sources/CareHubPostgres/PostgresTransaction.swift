@@ -9,6 +9,7 @@ import CLibPQ
 public final class PostgresTransaction {
     private let connection: PostgresConnection
     private var isOpen = true
+    private var committed: [() -> Void] = []
 
     private init(connection: PostgresConnection) {
         self.connection = connection
@@ -24,6 +25,13 @@ public final class PostgresTransaction {
     @discardableResult
     public func execute(_ sql: String, _ parameters: [PostgresValue] = []) throws -> Int {
         try query(sql, parameters).affectedRowCount
+    }
+
+    /// Runs `action` once the transaction has committed, on the connection's thread, right after
+    /// `COMMIT` succeeds (in the order given); never if it rolls back or the commit fails. For
+    /// what must not happen before the rows are durable (publishing a signed audit head).
+    public func afterCommit(_ action: @escaping () -> Void) {
+        committed.append(action)
     }
 
     /// Runs SQL text that may hold several statements, without parameters (migrations).
@@ -53,6 +61,7 @@ public final class PostgresTransaction {
             rollBack(connection)
             throw error
         }
+        for action in transaction.committed { action() }
         return value
     }
 

@@ -1,8 +1,12 @@
-/// Errors of the PostgreSQL adapters that are not PostgreSQL's own (those are ``PostgresError``s).
+/// Errors of the PostgreSQL adapters that are not PostgreSQL's own (those are
+/// ``CareHubPostgres/PostgresError``s, which the server and the client report).
 public struct PostgresStorageError: Error, Hashable, Sendable, CustomStringConvertible {
     private enum Kind: Hashable, Sendable {
         case rotationIncomplete(org: String, remaining: Int)
         case keysChanged(org: String)
+        case conversationNotFound(String)
+        case auditKeyMissing
+        case unstorableBody(conversation: String, seq: UInt64)
     }
     private let kind: Kind
 
@@ -16,12 +20,27 @@ public struct PostgresStorageError: Error, Hashable, Sendable, CustomStringConve
     /// request again reads the new state.
     public static func keysChanged(org: String) -> PostgresStorageError { PostgresStorageError(kind: .keysChanged(org: org)) }
 
+    /// No such conversation.
+    public static func conversationNotFound(_ id: String) -> PostgresStorageError { PostgresStorageError(kind: .conversationNotFound(id)) }
+
+    /// Audit events cannot be appended without the audit key (it chains and signs them).
+    public static let auditKeyMissing = PostgresStorageError(kind: .auditKeyMissing)
+
+    /// A message whose body has no stored form (``CareHubCore/MessageBody/unreadable``); nothing
+    /// of it was written.
+    public static func unstorableBody(conversation: String, seq: UInt64) -> PostgresStorageError {
+        PostgresStorageError(kind: .unstorableBody(conversation: conversation, seq: seq))
+    }
+
     public var description: String {
         switch kind {
         case .rotationIncomplete(let org, let remaining):
             return "key rotation of '\(org)' is incomplete: \(remaining) data keys still use an older version; run it again"
         case .keysChanged(let org):
             return "the key-encryption keys of '\(org)' changed during the request; run it again"
+        case .conversationNotFound(let id): return "no conversation '\(id)'"
+        case .auditKeyMissing: return "audit events cannot be written without the audit key"
+        case .unstorableBody(let conversation, let seq): return "message \(seq) of '\(conversation)' has an unreadable body, which cannot be stored"
         }
     }
 }

@@ -24,24 +24,8 @@ public final class SQLiteAuditLog: AuditLog {
     /// A verdict on the chain.
     public typealias Verdict = AuditVerdict
 
-    /// A verdict for one organisation's admin: the whole chain is checked, but only that
-    /// organisation's events are counted or named.
-    public struct OrgVerdict: Sendable, Equatable, CustomStringConvertible {
-        /// Whether the whole chain holds.
-        public let holds: Bool
-        /// The organisation's events in the trail.
-        public let events: Int
-        /// The first event that does not hold, when it is the organisation's own.
-        public let brokenAt: Int64?
-        /// Why the chain does not hold (only the organisation's events are named).
-        public let reason: String?
-
-        public var description: String {
-            if holds { return "the audit chain holds: \(events) events of this organisation" }
-            if let brokenAt, let reason { return "the audit chain is broken at event \(brokenAt): \(reason)" }
-            return "the audit chain is broken: \(reason ?? "")"
-        }
-    }
+    /// A verdict for one organisation's admin (CareHubAudit's, shared by every store).
+    public typealias OrgVerdict = AuditOrgVerdict
 
     private let database: CareHubDatabase
     private let keys: AuditKeys?
@@ -100,32 +84,27 @@ public final class SQLiteAuditLog: AuditLog {
         guard !events.isEmpty else { return }
         guard let keys else { throw StorageError.auditKeyMissing }
         let head = try Self.head(db)
-        var previous = head?.hash ?? AuditChain.genesis
-        var id = head?.id ?? 0
         let boundary = try keyedFrom(db, keys: keys)
+        let chained = keys.chain(events, afterID: head?.id ?? 0, hash: head?.hash, keyedFrom: boundary, at: Date().epochMilliseconds)
         let insert = try db.cachedStatement(sql: "INSERT INTO audit_events (id, at, org, actor, address, action, target, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        for event in events {
-            id += 1
-            let hash = AuditChain.hash(key: keys.chain, previous: previous, id: id, event: event)
+        for stored in chained.rows {
+            let event = stored.event
             try HotInsert.run(insert) { row in
-                row.integer(id)
+                row.integer(stored.id)
                 row.integer(AuditChain.milliseconds(event.at))
                 for field in [event.org.rawValue, event.actor, event.address, event.action, event.target, event.detail] { row.text(field) }
-                row.blob(hash)
+                row.blob(stored.hash)
             }
-            previous = hash
         }
-        let at = Date().epochMilliseconds
-        let signature = keys.head.mac(AuditChain.headMessage(seq: id, keyedFrom: boundary, at: at, hash: previous))
+        let signed = chained.head
         let insertHead = try db.cachedStatement(sql: "INSERT INTO audit_heads (seq, hash, keyed_from, at, mac) VALUES (?, ?, ?, ?, ?)")
         try HotInsert.run(insertHead) { row in
-            row.integer(id)
-            row.blob(previous)
+            row.integer(signed.seq)
+            row.blob(signed.hash)
             row.integer(boundary)
-            row.integer(at)
-            row.blob(signature)
+            row.integer(chained.at)
+            row.blob(signed.signature)
         }
-        let signed = AuditHead(seq: id, hash: previous, signature: signature)
         db.afterNextTransaction { [self] _ in
             keyedFrom.withLock { $0 = boundary }
             sink?.publish(signed)
@@ -137,12 +116,10 @@ public final class SQLiteAuditLog: AuditLog {
     private func keyedFrom(_ db: Database, keys: AuditKeys) throws -> Int64 {
         if let known = keyedFrom.withLock({ $0 }) { return known }
         if let stored = try Int64.fetchOne(db, sql: "SELECT keyed_from FROM audit_heads ORDER BY seq DESC LIMIT 1") { return stored }
-        for checkpoint in try Row.fetchAll(db, sql: "SELECT last_event_id, hash, mac FROM audit_checkpoints ORDER BY last_event_id DESC") {
-            let last: Int64 = checkpoint["last_event_id"]
-            let expected = keys.head.mac(AuditChain.checkpointMessage(id: last, hash: Array(checkpoint["hash"] as Data)))
-            if constantTimeEquals(expected, Array(checkpoint["mac"] as Data)) { return last + 1 }
+        let checkpoints = try Row.fetchAll(db, sql: "SELECT last_event_id, hash, mac FROM audit_checkpoints").map { row in
+            (lastEventID: row["last_event_id"] as Int64, hash: Array(row["hash"] as Data), mac: Array(row["mac"] as Data))
         }
-        return 1
+        return keys.keyedFrom(checkpoints: checkpoints)
     }
 
     /// Hands the newest committed head to the sink and waits until it is kept (the hub does this
@@ -201,24 +178,8 @@ public final class SQLiteAuditLog: AuditLog {
 
     // MARK: Reading
 
-    /// A stored event with its row id.
-    public struct Entry: Sendable, Hashable {
-        public let id: Int64
-        public let event: AuditEvent
-
-        /// The event's fields as JSON (`id`, `at` in epoch milliseconds, `org`, `actor`,
-        /// `address`, `action`, `target`, `detail`), for `carehub audit export` and the admin API.
-        public func write(to writer: inout JSONWriter) {
-            writer.field("id", id)
-            writer.field("at", event.at.epochMilliseconds)
-            writer.field("org", event.org.rawValue)
-            writer.field("actor", event.actor)
-            writer.field("address", event.address)
-            writer.field("action", event.action)
-            writer.field("target", event.target)
-            writer.field("detail", event.detail)
-        }
-    }
+    /// A stored event with its row id (CareHubAudit's, shared by every store).
+    public typealias Entry = AuditEntry
 
     /// Events, oldest first, filtered by organisation, start time, actor, target or action.
     public func entries(org: OrgID? = nil, since: Date? = nil, actor: String? = nil, target: String? = nil, action: String? = nil, limit: Int = 1_000_000) throws -> [Entry] {
@@ -271,16 +232,7 @@ public final class SQLiteAuditLog: AuditLog {
         let events = try await database.pool.read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_events WHERE org = ?", arguments: [org.rawValue]) ?? 0
         }
-        switch verdict {
-        case .holds:
-            return OrgVerdict(holds: true, events: events, brokenAt: nil, reason: nil)
-        case .broken(let id, let reason) where brokenOrg == org.rawValue:
-            return OrgVerdict(holds: false, events: events, brokenAt: id, reason: reason)
-        case .broken:
-            return OrgVerdict(
-                holds: false, events: events, brokenAt: nil,
-                reason: "an event outside this organisation or a signed head was altered or removed; the hub's operator can find it with carehub audit verify")
-        }
+        return OrgVerdict(verdict, brokenOrg: brokenOrg, for: org, events: events)
     }
 
     private func walk(checkpointKey: SymmetricKey, anchor: AuditHead?) async throws -> (verdict: Verdict, brokenOrg: String?) {
@@ -308,9 +260,8 @@ public final class SQLiteAuditLog: AuditLog {
 extension AuditChain {
     /// The event a stored row holds.
     static func event(_ row: Row) -> AuditEvent {
-        let at: Int64 = row["at"]
-        return AuditEvent(
-            at: Date(timeIntervalSince1970: Double(at) / 1000), org: OrgID(row["org"]), actor: row["actor"],
+        AuditEvent(
+            at: date(milliseconds: row["at"]), org: OrgID(row["org"]), actor: row["actor"],
             address: row["address"], action: row["action"], target: row["target"], detail: row["detail"])
     }
 

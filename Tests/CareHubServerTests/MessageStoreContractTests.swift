@@ -6,16 +6,17 @@ import Foundation
 import Testing
 
 /// The ``MessageStore`` contract, run against the SQLite store (a real file in a temporary
-/// directory) and the in-memory double the stage tests use, so that the double cannot promise
-/// what the adapter does not do, nor the other way round.
+/// directory), the PostgreSQL store (a fresh database of a throwaway server) and the in-memory
+/// double the stage tests use, so that the double cannot promise what the adapters do not do,
+/// nor the other way round.
 @Suite("message store contract")
 struct MessageStoreContractTests {
     let org = OrgID("clinic")
     let at = Date(timeIntervalSince1970: 1_800_000_000)
 
     /// Each store under test, fresh; with `auditRefuses`, its audit trail refuses every event.
-    func subjects(auditRefuses: Bool = false) throws -> [StoreSubject] {
-        try StoreSubject.all(auditRefuses: auditRefuses, at: at)
+    func subjects(auditRefuses: Bool = false) async throws -> [MessageStoreSubject] {
+        try await MessageStoreSubject.all(auditRefuses: auditRefuses, at: at)
     }
 
     func message(_ room: ConversationID, _ seq: UInt64, _ body: MessageBody? = nil) -> StoredMessage {
@@ -27,18 +28,18 @@ struct MessageStoreContractTests {
     }
 
     @Test func aMessageIsStoredWithTheEventsGivenWithIt() async throws {
-        for subject in try subjects() {
+        for subject in try await subjects() {
             let room = try await subject.room(org)
             try await subject.messages.append(message(room, 1), recording: [event(room, "seq=1")])
             try await subject.messages.append(message(room, 2))
             try await subject.messages.append(message(room, 3), recording: [event(room, "seq=3 a"), event(room, "seq=3 b")])
             #expect(try await subject.messages.history(of: room, limit: 10) == [message(room, 1), message(room, 2), message(room, 3)], "\(subject.name)")
-            #expect(try subject.audited().map(\.detail) == ["seq=1", "seq=3 a", "seq=3 b"], "\(subject.name)")
+            #expect(try await subject.audited().map(\.detail) == ["seq=1", "seq=3 a", "seq=3 b"], "\(subject.name)")
         }
     }
 
     @Test func aMessageThatCannotBeStoredLeavesNoneOfItsEvents() async throws {
-        for subject in try subjects() {
+        for subject in try await subjects() {
             let room = try await subject.room(org)
             try await subject.messages.append(message(room, 1), recording: [event(room, "first")])
             // The same seq twice, and a body that has no stored form: refused, and so are their events.
@@ -49,24 +50,24 @@ struct MessageStoreContractTests {
                 try await subject.messages.append(self.message(room, 2, .unreadable), recording: [self.event(room, "unreadable")])
             }
             #expect(try await subject.messages.history(of: room, limit: 10) == [message(room, 1)], "\(subject.name)")
-            #expect(try subject.audited().map(\.detail) == ["first"], "\(subject.name)")
+            #expect(try await subject.audited().map(\.detail) == ["first"], "\(subject.name)")
         }
     }
 
     @Test func eventsTheAuditTrailRefusesKeepTheirMessageOut() async throws {
-        for subject in try subjects(auditRefuses: true) {
+        for subject in try await subjects(auditRefuses: true) {
             let room = try await subject.room(org)
             try await subject.messages.append(message(room, 1))
             await #expect(throws: (any Error).self, "\(subject.name)") {
                 try await subject.messages.append(self.message(room, 2), recording: [self.event(room, "seq=2")])
             }
             #expect(try await subject.messages.history(of: room, limit: 10) == [message(room, 1)], "\(subject.name)")
-            #expect(try subject.audited().isEmpty, "\(subject.name)")
+            #expect(try await subject.audited().isEmpty, "\(subject.name)")
         }
     }
 
     @Test func sequencesAreUniqueAndIncreasingPerConversationAndSurviveAPurge() async throws {
-        for subject in try subjects() {
+        for subject in try await subjects() {
             let room = try await subject.room(org)
             let other = try await subject.room(org)
             #expect(try await subject.messages.reserveSequence(in: room) == 1, "\(subject.name)")
@@ -85,7 +86,7 @@ struct MessageStoreContractTests {
     }
 
     @Test func historyIsTheLatestMessagesBySeqOldestFirstOfThatConversationOnly() async throws {
-        for subject in try subjects() {
+        for subject in try await subjects() {
             let room = try await subject.room(org)
             let other = try await subject.room(org)
             // Appends finish in another order than their seqs were reserved.
@@ -100,7 +101,7 @@ struct MessageStoreContractTests {
     }
 
     @Test func messagesAfterASeqAreTheNextOnesBySeqOldestFirstOfThatConversationOnly() async throws {
-        for subject in try subjects() {
+        for subject in try await subjects() {
             let room = try await subject.room(org)
             let other = try await subject.room(org)
             // Appends finish in another order than their seqs were reserved.
@@ -131,7 +132,7 @@ struct MessageStoreContractTests {
     }
 
     @Test func plainMessagesAreSealedInPlaceOnceAndPurgeCountsWhatItErases() async throws {
-        for subject in try subjects() {
+        for subject in try await subjects() {
             let room = try await subject.room(org)
             let other = try await subject.room(org)
             let box = SealedText(keyID: "k1", bytes: [1, 2, 3])
@@ -157,7 +158,7 @@ struct MessageStoreContractTests {
     }
 
     @Test func aMessageKeepsTheAttachmentItCarriesThroughHistoryAndSealing() async throws {
-        for subject in try subjects() {
+        for subject in try await subjects() {
             let room = try await subject.room(org)
             let file = AttachmentID.random()
             var carrying = message(room, 1, .plain(""))
