@@ -92,17 +92,14 @@ struct PostgresClientTests {
 
     @Test func concurrentQueriesUseThePool() async throws {
         try await withFreshDatabase(connections: 4) { client, _ in
-            let start = ContinuousClock.now
             let pids = try await withThrowingTaskGroup(of: Int64.self) { group in
                 for _ in 0..<12 {
                     group.addTask { try await client.query("SELECT pg_backend_pid() AS pid, pg_sleep(0.2)")[0].int("pid") }
                 }
                 return try await group.reduce(into: Set<Int64>()) { $0.insert($1) }
             }
-            let elapsed = ContinuousClock.now - start
+            // Twelve queries that each hold their connection for a while: all four connections served.
             #expect(pids.count == 4)
-            // Twelve 0.2 s sleeps on four connections: three rounds, not twelve.
-            #expect(elapsed < .milliseconds(1800))
         }
     }
 
