@@ -41,11 +41,12 @@ final class PostgresConnection {
             let socket = PQsocket(handle)
             var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
             // Idle, the server sends nothing unsolicited but notices, notifications and a goodbye.
+            // The goodbye ("terminating connection …") may arrive before the socket's end: a
+            // connection that keeps no notifications and hears anything while idle is replaced,
+            // which costs one connect and never a failed statement.
             if socket >= 0, poll(&descriptor, 1, 0) > 0 {
-                if PQconsumeInput(handle) == 0 || PQstatus(handle) != CONNECTION_OK {
+                if PQconsumeInput(handle) == 0 || PQstatus(handle) != CONNECTION_OK || !keepsNotifications {
                     close()
-                } else if !keepsNotifications {
-                    discardNotifications()
                 }
             }
         }
@@ -125,11 +126,6 @@ final class PostgresConnection {
                 processID: entry.be_pid))
         }
         return received
-    }
-
-    private func discardNotifications() {
-        guard let handle else { return }
-        while let notify = PQnotifies(handle) { PQfreemem(notify) }
     }
 
     /// `name` quoted as an SQL identifier by libpq (for LISTEN, which takes no parameters).
