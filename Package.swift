@@ -57,7 +57,11 @@ let package = Package(
         // A PostgreSQL client over libpq: a pool, transactions, LISTEN/NOTIFY, migrations, advisory locks.
         .target(name: "CareHubPostgres", dependencies: ["CLibPQ"], swiftSettings: strict),
         // The ports on PostgreSQL, for several hub nodes on one database (CareHubStorage's twins).
-        .target(name: "CareHubPostgresStorage", dependencies: ["CareHubCore", "CareHubCrypto", "CareHubAudit", "CareHubPostgres"], swiftSettings: strict),
+        // SQLiteToPostgres reads an SQLite data set (GRDB) to copy it over.
+        .target(
+            name: "CareHubPostgresStorage",
+            dependencies: ["CareHubCore", "CareHubCrypto", "CareHubAudit", "CareHubPostgres", "CareHubStorage", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict),
         // Printing text from elsewhere on a terminal (the console).
         .target(name: "CareHubTerminal", swiftSettings: strict),
 
@@ -76,6 +80,7 @@ let package = Package(
             name: "carehub",
             dependencies: [
                 "CareHubServer", "CareHubCore", "CareHubCrypto", "CareHubAudit", "CareHubStorage", "CareHubTerminal", "CareHubTransport",
+                "CareHubPostgresStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -116,6 +116,10 @@ public final class CareHubDatabase: Sendable {
         try pool.close()
     }
 
+    /// The names of the schema versions this build registers, oldest first; a database the hub
+    /// has opened has them all in `grdb_migrations`.
+    public static var migrationNames: [String] { migrator.migrations }
+
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1-conversations-messages-users-outbox") { db in
