@@ -7,6 +7,8 @@ public struct PostgresStorageError: Error, Hashable, Sendable, CustomStringConve
         case conversationNotFound(String)
         case auditKeyMissing
         case unstorableBody(conversation: String, seq: UInt64)
+        case userExists(org: String, user: String)
+        case userNotFound(org: String, user: String)
     }
     private let kind: Kind
 
@@ -32,6 +34,12 @@ public struct PostgresStorageError: Error, Hashable, Sendable, CustomStringConve
         PostgresStorageError(kind: .unstorableBody(conversation: conversation, seq: seq))
     }
 
+    /// The account already exists.
+    public static func userExists(org: String, user: String) -> PostgresStorageError { PostgresStorageError(kind: .userExists(org: org, user: user)) }
+
+    /// No such account.
+    public static func userNotFound(org: String, user: String) -> PostgresStorageError { PostgresStorageError(kind: .userNotFound(org: org, user: user)) }
+
     public var description: String {
         switch kind {
         case .rotationIncomplete(let org, let remaining):
@@ -41,6 +49,8 @@ public struct PostgresStorageError: Error, Hashable, Sendable, CustomStringConve
         case .conversationNotFound(let id): return "no conversation '\(id)'"
         case .auditKeyMissing: return "audit events cannot be written without the audit key"
         case .unstorableBody(let conversation, let seq): return "message \(seq) of '\(conversation)' has an unreadable body, which cannot be stored"
+        case .userExists(let org, let user): return "user '\(user)' already exists in organisation '\(org)'"
+        case .userNotFound(let org, let user): return "no user '\(user)' in organisation '\(org)'"
         }
     }
 }

@@ -1,5 +1,6 @@
 import CareHubCore
 import CareHubCrypto
+import CareHubPostgresStorage
 import CareHubServer
 import CareHubStages
 import CareHubStorage
@@ -7,22 +8,28 @@ import CareHubTesting
 import Foundation
 import Testing
 
-/// One implementation of the token store under the contract: SQLite on a real file, or the double.
+/// One implementation of the token store under the contract: SQLite on a real file, PostgreSQL
+/// on a database of its own, or the double.
 struct TokenStoreSubject {
     let name: String
     let store: any APITokenStore
-    let audited: () throws -> [AuditEvent]
+    let audited: () async throws -> [AuditEvent]
     let keep: Any
 
-    static func all(auditRefuses: Bool = false) throws -> [TokenStoreSubject] {
+    static func all(auditRefuses: Bool = false) async throws -> [TokenStoreSubject] {
         let fixture = try KeyFixture()
         let sqliteAudit = SQLiteAuditLog(database: fixture.database, checkpointKey: auditRefuses ? nil : SymmetricKey(randomByteCount: 32))
+        let postgres = try await PostgresStoreFixture()
+        let postgresAudit = PostgresAuditLog(database: postgres.database, checkpointKey: auditRefuses ? nil : SymmetricKey(randomByteCount: 32))
         let memoryAudit = RecordingAuditLog()
         memoryAudit.failing = auditRefuses
         return [
             TokenStoreSubject(
                 name: "sqlite", store: SQLiteAPITokenStore(database: fixture.database, audit: sqliteAudit),
                 audited: { try sqliteAudit.entries().map(\.event) }, keep: fixture),
+            TokenStoreSubject(
+                name: "postgres", store: PostgresAPITokenStore(database: postgres.database, audit: postgresAudit),
+                audited: { try await postgresAudit.entries().map(\.event) }, keep: postgres),
             TokenStoreSubject(name: "memory", store: MemoryAPITokenStore(audit: memoryAudit), audited: { memoryAudit.events }, keep: ()),
         ]
     }
@@ -43,7 +50,7 @@ struct APITokenStoreContractTests {
     }
 
     @Test func aTokenIsFoundOnlyByItsDigestAndListedNewestFirst() async throws {
-        for subject in try TokenStoreSubject.all() {
+        for subject in try await TokenStoreSubject.all() {
             let first = token()
             let second = token(after: 5)
             let theirs = token("elsewhere")
@@ -56,12 +63,12 @@ struct APITokenStoreContractTests {
             #expect(try await subject.store.token(first.id, digest: []) == nil, "\(subject.name)")
             #expect(try await subject.store.token(first.id) == first, "\(subject.name)")
             #expect(try await subject.store.list(org: OrgID("clinic")).map(\.id) == [second.id, first.id], "\(subject.name)")
-            #expect(try subject.audited().filter { $0.action == "token.created" }.count == 3, "\(subject.name)")
+            #expect(try await subject.audited().filter { $0.action == "token.created" }.count == 3, "\(subject.name)")
         }
     }
 
     @Test func approvalAndRevocationAreRecordedAndRevocationIsForGood() async throws {
-        for subject in try TokenStoreSubject.all() {
+        for subject in try await TokenStoreSubject.all() {
             let waiting = token(state: .awaitingApproval)
             try await subject.store.create(waiting, digest: [1], recording: [])
             let approved = try #require(try await subject.store.decide(waiting.id, state: .active, by: "dr.second", at: at, recording: [event(waiting, "token.approved")]))
@@ -70,13 +77,13 @@ struct APITokenStoreContractTests {
             #expect(revoked?.state == .revoked, "\(subject.name)")
             let again = try await subject.store.decide(waiting.id, state: .active, by: "dr.second", at: at, recording: [event(waiting, "token.approved")])
             #expect(again?.state == .revoked && again?.decidedBy == "dr.admin", "\(subject.name): a revoked token stays revoked")
-            #expect(try subject.audited().map(\.action) == ["token.approved", "token.revoked"], "\(subject.name): nothing audited for a change not made")
+            #expect(try await subject.audited().map(\.action) == ["token.approved", "token.revoked"], "\(subject.name): nothing audited for a change not made")
             #expect(try await subject.store.decide(.random(), state: .revoked, by: "x", at: at, recording: []) == nil, "\(subject.name)")
         }
     }
 
     @Test func aChangeWhoseAuditCannotBeWrittenIsNotMade() async throws {
-        for subject in try TokenStoreSubject.all(auditRefuses: true) {
+        for subject in try await TokenStoreSubject.all(auditRefuses: true) {
             let made = token()
             await #expect(throws: (any Error).self, "\(subject.name)") {
                 try await subject.store.create(made, digest: [1], recording: [self.event(made, "token.created")])

@@ -293,20 +293,6 @@ struct StorageTests {
         #expect(try await conversations.conversation(purged.id)?.endedAt == at.addingTimeInterval(60))
     }
 
-    @Test func usersAreUniquePerOrganisation() async throws {
-        let directory = try DataDirectory()
-        let database = try CareHubDatabase(directory: directory.path)
-        let users = SQLiteUserDirectory(database: database)
-        try await users.add(StaffUser(org: org, name: "joy", role: .staff, passwordHash: "h1"))
-        try await users.add(StaffUser(org: OrgID("studio"), name: "joy", role: .admin, passwordHash: "h2"))
-        await #expect(throws: StorageError.userExists(org: "clinic", user: "joy")) {
-            try await users.add(StaffUser(org: org, name: "joy", role: .admin, passwordHash: "h3"))
-        }
-        #expect(try await users.user(org: org, name: "joy")?.passwordHash == "h1")
-        #expect(try await users.user(org: OrgID("studio"), name: "joy")?.role == .admin)
-        #expect(try await users.list(org: org).map(\.name) == ["joy"])
-    }
-
     @Test func anAccountFromBeforeDisplayNamesGainsNoneAndTheSetterAuditsItsChange() async throws {
         let directory = try DataDirectory()
         do {

@@ -1,36 +1,43 @@
 import CareHubCore
 import CareHubCrypto
+import CareHubPostgresStorage
 import CareHubStorage
 import CareHubTesting
 import Foundation
 import Testing
 
 /// What every ``CannedReplyStore`` must do, run against the SQLite adapter (a real file in a
-/// temporary directory) and the in-memory double alike.
+/// temporary directory), the PostgreSQL adapter (a database of its own) and the in-memory double
+/// alike.
 @Suite("Canned reply store contract")
 struct CannedReplyStoreContractTests {
     /// An implementation under test with a way to read the audit events it committed.
     struct Subject {
         let store: any CannedReplyStore
         let actions: () async throws -> [String]
-        /// Keeps the temporary directory (and its database) alive for the test.
+        /// Keeps the temporary directory or the PostgreSQL database alive for the test.
         let owner: AnyObject?
     }
 
     enum Implementation: String, CaseIterable, CustomTestStringConvertible {
-        case sqlite, memory
+        case sqlite, postgres, memory
 
         var testDescription: String { rawValue }
 
-        func make() throws -> Subject {
+        func make() async throws -> Subject {
             switch self {
             case .sqlite:
-                let directory = try DataDirectory()
-                let database = try CareHubDatabase(directory: directory.path)
-                let audit = SQLiteAuditLog(database: database, checkpointKey: SymmetricKey(randomByteCount: 32))
+                let fixture = try KeyFixture()
+                let audit = SQLiteAuditLog(database: fixture.database, checkpointKey: SymmetricKey(randomByteCount: 32))
                 return Subject(
-                    store: SQLiteCannedReplies(database: database, audit: audit),
-                    actions: { try audit.entries().map(\.event.action) }, owner: directory)
+                    store: SQLiteCannedReplies(database: fixture.database, audit: audit),
+                    actions: { try audit.entries().map(\.event.action) }, owner: fixture)
+            case .postgres:
+                let fixture = try await PostgresStoreFixture()
+                let audit = PostgresAuditLog(database: fixture.database, checkpointKey: SymmetricKey(randomByteCount: 32))
+                return Subject(
+                    store: PostgresCannedReplies(database: fixture.database, audit: audit),
+                    actions: { try await audit.entries().map(\.event.action) }, owner: fixture)
             case .memory:
                 let audit = RecordingAuditLog()
                 return Subject(store: MemoryCannedReplies(audit: audit), actions: { audit.events.map(\.action) }, owner: nil)
@@ -53,7 +60,7 @@ struct CannedReplyStoreContractTests {
 
     @Test(arguments: Implementation.allCases)
     func savedRepliesAreListedByNameAndKeptApartPerOrganisation(_ implementation: Implementation) async throws {
-        let subject = try implementation.make()
+        let subject = try await implementation.make()
         let store = subject.store
         #expect(try await store.list(org: org) == [])
         #expect(try await store.count(org: org) == 0)
@@ -74,7 +81,7 @@ struct CannedReplyStoreContractTests {
 
     @Test(arguments: Implementation.allCases)
     func savingAnExistingNameReplacesItsText(_ implementation: Implementation) async throws {
-        let subject = try implementation.make()
+        let subject = try await implementation.make()
         let store = subject.store
         #expect(try await save("hours", "We open at 8.", in: store) == .created)
         #expect(try await save("hours", "We open at 9.", in: store) == .replaced)
@@ -85,7 +92,7 @@ struct CannedReplyStoreContractTests {
 
     @Test(arguments: Implementation.allCases)
     func aNewNameBeyondTheLimitIsRefusedWithoutWritingButExistingOnesMayChange(_ implementation: Implementation) async throws {
-        let subject = try implementation.make()
+        let subject = try await implementation.make()
         let store = subject.store
         for index in 1...3 { #expect(try await save("r\(index)", "text \(index)", in: store, limit: 3) == .created) }
         #expect(try await save("r4", "one too many", in: store, limit: 3) == .full)
@@ -100,7 +107,7 @@ struct CannedReplyStoreContractTests {
 
     @Test(arguments: Implementation.allCases)
     func deleteRemovesOnlyTheNamedReplyAndAnswersFalseWhenThereIsNone(_ implementation: Implementation) async throws {
-        let subject = try implementation.make()
+        let subject = try await implementation.make()
         let store = subject.store
         #expect(try await save("hours", "We open at 8.", in: store) == .created)
         #expect(try await save("parking", "Behind the building.", in: store) == .created)
@@ -112,5 +119,25 @@ struct CannedReplyStoreContractTests {
         #expect(try await store.delete(org: org, name: "Parking", recording: event("reply.deleted", org)) == false)
         #expect(try await store.count(org: org) == 1)
         #expect(try await subject.actions() == ["reply.saved", "reply.saved", "reply.saved", "reply.deleted"])
+    }
+
+    @Test func twoNodesSavingNewNamesAtOnceNeverPassTheLimit() async throws {
+        let fixture = try await PostgresStoreFixture()
+        let key = SymmetricKey(randomByteCount: 32)
+        let second = try await fixture.node()
+        let nodes = [
+            PostgresCannedReplies(database: fixture.database, audit: PostgresAuditLog(database: fixture.database, checkpointKey: key)),
+            PostgresCannedReplies(database: second, audit: PostgresAuditLog(database: second, checkpointKey: key)),
+        ]
+        let results = try await withThrowingTaskGroup(of: CannedReplySave.self) { group in
+            for index in 0..<8 {
+                group.addTask { try await save("r\(index)", "text", in: nodes[index % 2], limit: 5) }
+            }
+            return try await group.reduce(into: [CannedReplySave]()) { $0.append($1) }
+        }
+        #expect(results.filter { $0 == .created }.count == 5)
+        #expect(results.filter { $0 == .full }.count == 3)
+        #expect(try await nodes[0].count(org: org) == 5)
+        #expect(try await PostgresAuditLog(database: fixture.database).entries().count == 5)
     }
 }
