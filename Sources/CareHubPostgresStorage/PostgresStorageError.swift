@@ -7,6 +7,7 @@ public struct PostgresStorageError: Error, Hashable, Sendable, CustomStringConve
         case conversationNotFound(String)
         case auditKeyMissing
         case unstorableBody(conversation: String, seq: UInt64)
+        case attachment(String)
     }
     private let kind: Kind
 
@@ -32,6 +33,9 @@ public struct PostgresStorageError: Error, Hashable, Sendable, CustomStringConve
         PostgresStorageError(kind: .unstorableBody(conversation: conversation, seq: seq))
     }
 
+    /// An attachment write that breaks the store's rules (its state, its chunks' order).
+    public static func attachment(_ reason: String) -> PostgresStorageError { PostgresStorageError(kind: .attachment(reason)) }
+
     public var description: String {
         switch kind {
         case .rotationIncomplete(let org, let remaining):
@@ -40,6 +44,7 @@ public struct PostgresStorageError: Error, Hashable, Sendable, CustomStringConve
             return "the key-encryption keys of '\(org)' changed during the request; run it again"
         case .conversationNotFound(let id): return "no conversation '\(id)'"
         case .auditKeyMissing: return "audit events cannot be written without the audit key"
+        case .attachment(let reason): return "attachment refused: \(reason)"
         case .unstorableBody(let conversation, let seq): return "message \(seq) of '\(conversation)' has an unreadable body, which cannot be stored"
         }
     }
