@@ -9,6 +9,7 @@ public struct PostgresStorageError: Error, Hashable, Sendable, CustomStringConve
         case unstorableBody(conversation: String, seq: UInt64)
         case userExists(org: String, user: String)
         case userNotFound(org: String, user: String)
+        case attachment(String)
     }
     private let kind: Kind
 
@@ -39,6 +40,8 @@ public struct PostgresStorageError: Error, Hashable, Sendable, CustomStringConve
 
     /// No such account.
     public static func userNotFound(org: String, user: String) -> PostgresStorageError { PostgresStorageError(kind: .userNotFound(org: org, user: user)) }
+    /// An attachment write that breaks the store's rules (its state, its chunks' order).
+    public static func attachment(_ reason: String) -> PostgresStorageError { PostgresStorageError(kind: .attachment(reason)) }
 
     public var description: String {
         switch kind {
@@ -48,6 +51,7 @@ public struct PostgresStorageError: Error, Hashable, Sendable, CustomStringConve
             return "the key-encryption keys of '\(org)' changed during the request; run it again"
         case .conversationNotFound(let id): return "no conversation '\(id)'"
         case .auditKeyMissing: return "audit events cannot be written without the audit key"
+        case .attachment(let reason): return "attachment refused: \(reason)"
         case .unstorableBody(let conversation, let seq): return "message \(seq) of '\(conversation)' has an unreadable body, which cannot be stored"
         case .userExists(let org, let user): return "user '\(user)' already exists in organisation '\(org)'"
         case .userNotFound(let org, let user): return "no user '\(user)' in organisation '\(org)'"

@@ -9,15 +9,15 @@ import Testing
 typealias Attachment = CareHubCore.Attachment
 
 /// The ``AttachmentStore`` contract, run against the SQLite store (a real file in a temporary
-/// directory) and the in-memory double the stage tests use.
+/// directory), the in-memory double the stage tests use, and the PostgreSQL store.
 @Suite("attachment store contract")
 struct AttachmentStoreContractTests {
     let org = OrgID("clinic")
     let at = Date(timeIntervalSince1970: 1_800_000_000)
 
     /// Each store under test, fresh; with `auditRefuses`, its audit trail refuses every event.
-    func subjects(auditRefuses: Bool = false) throws -> [StoreSubject] {
-        try StoreSubject.all(auditRefuses: auditRefuses, at: at)
+    func subjects(auditRefuses: Bool = false) async throws -> [StoreSubject] {
+        try StoreSubject.all(auditRefuses: auditRefuses, at: at) + [try await StoreSubject.postgres(auditRefuses: auditRefuses, at: at)]
     }
 
     func attachment(_ room: ConversationID, org: OrgID? = nil, name: MessageBody = .plain("scan.png"), after seconds: Double = 0) -> Attachment {
@@ -48,7 +48,7 @@ struct AttachmentStoreContractTests {
     }
 
     @Test func aReceivingAttachmentIsListedButNoneOfItsChunksIsReadable() async throws {
-        for subject in try subjects() {
+        for subject in try await subjects() {
             let room = try await subject.room(org)
             let record = attachment(room)
             try await subject.attachments.begin(record)
@@ -65,7 +65,7 @@ struct AttachmentStoreContractTests {
     }
 
     @Test func chunksAreTakenInOrderOnlyAndReadBackByIndexOnceFinished() async throws {
-        for subject in try subjects() {
+        for subject in try await subjects() {
             let room = try await subject.room(org)
             let record = attachment(room)
             let sealed = SealedText(keyID: "k1", bytes: [9, 9])
@@ -94,7 +94,7 @@ struct AttachmentStoreContractTests {
     }
 
     @Test func anEmptyFileIsOneEmptyChunk() async throws {
-        for subject in try subjects() {
+        for subject in try await subjects() {
             let room = try await subject.room(org)
             let record = try await store(subject, attachment(room), chunks: [.plain([])], size: 0, seq: 1)
             #expect(try await subject.attachments.chunk(record.id, index: 0) == .plain([]), "\(subject.name)")
@@ -103,7 +103,7 @@ struct AttachmentStoreContractTests {
     }
 
     @Test func finishingStoresTheMessageAndItsEventsWithTheAttachmentInOneCommit() async throws {
-        for subject in try subjects() {
+        for subject in try await subjects() {
             let room = try await subject.room(org)
             let record = attachment(room, name: .sealed(SealedText(keyID: "k1", bytes: [4, 5])))
             try await subject.attachments.begin(record)
@@ -115,7 +115,7 @@ struct AttachmentStoreContractTests {
             #expect(stored.state == .held && stored.size == 3 && stored.contentType == "image/png" && stored.seq == 1, "\(subject.name)")
             #expect(stored.name == .sealed(SealedText(keyID: "k1", bytes: [4, 5])), "\(subject.name)")
             #expect(try await subject.messages.history(of: room, limit: 10) == [message(room, 1, carrying: record.id)], "\(subject.name)")
-            #expect(try subject.audited().map(\.detail) == ["seq=1 attachment"], "\(subject.name)")
+            #expect(try await subject.audited().map(\.detail) == ["seq=1 attachment"], "\(subject.name)")
             #expect(try await subject.attachments.chunk(record.id, index: 0) == .plain([1, 2, 3]), "\(subject.name): held is stored, for the rescan")
             try await subject.attachments.setState(record.id, .ready)
             #expect(try await subject.attachments.attachment(record.id)?.state == .ready, "\(subject.name)")
@@ -124,7 +124,7 @@ struct AttachmentStoreContractTests {
 
     @Test func aFinishThatFailsLeavesNeitherTheMessageNorItsEventsAndTheAttachmentReceiving() async throws {
         for auditRefuses in [false, true] {
-            for subject in try subjects(auditRefuses: auditRefuses) {
+            for subject in try await subjects(auditRefuses: auditRefuses) {
                 let room = try await subject.room(org)
                 let record = attachment(room)
                 try await subject.attachments.begin(record)
@@ -152,13 +152,13 @@ struct AttachmentStoreContractTests {
                 #expect(try await subject.attachments.attachment(record.id)?.state == .receiving, "\(subject.name)")
                 #expect(try await subject.attachments.chunk(record.id, index: 0) == nil, "\(subject.name)")
                 #expect(try await subject.messages.history(of: room, limit: 10).allSatisfy { $0.attachment == nil }, "\(subject.name)")
-                #expect(try subject.audited().isEmpty, "\(subject.name)")
+                #expect(try await subject.audited().isEmpty, "\(subject.name)")
                 // It can still be finished properly, once.
                 if !auditRefuses {
                     try await subject.attachments.finish(
                         record.id, state: .ready, size: 3, contentType: "image/png", message: message(room, 2, carrying: record.id), recording: events)
                     #expect(try await subject.messages.history(of: room, limit: 10).map(\.attachment) == [nil, record.id], "\(subject.name)")
-                    #expect(try subject.audited().map(\.detail) == ["seq=1 attachment"], "\(subject.name)")
+                    #expect(try await subject.audited().map(\.detail) == ["seq=1 attachment"], "\(subject.name)")
                     await #expect(throws: (any Error).self, "\(subject.name): finished twice") {
                         try await subject.attachments.finish(
                             record.id, state: .ready, size: 3, contentType: "image/png", message: self.message(room, 3, carrying: record.id),
@@ -170,7 +170,7 @@ struct AttachmentStoreContractTests {
     }
 
     @Test func discardAndPurgeEraseTheRecordsAndChunksOfTheirAttachmentsOnly() async throws {
-        for subject in try subjects() {
+        for subject in try await subjects() {
             let room = try await subject.room(org)
             let other = try await subject.room(org)
             let first = try await store(subject, attachment(room), chunks: [.plain([1])], size: 1, seq: 1)
@@ -196,7 +196,7 @@ struct AttachmentStoreContractTests {
     }
 
     @Test func heldIsPerOrganisationAndAbandonedIsReceivingBeforeTheDateOldestFirst() async throws {
-        for subject in try subjects() {
+        for subject in try await subjects() {
             let room = try await subject.room(org)
             let elsewhere = OrgID("elsewhere")
             let foreign = try await subject.room(elsewhere)
@@ -223,7 +223,7 @@ struct AttachmentStoreContractTests {
     }
 
     @Test func plainFilesAreListedAndSealedInPlaceLeavingNoPlainCopyInTheFiles() async throws {
-        for subject in try subjects() {
+        for subject in try await subjects() {
             let room = try await subject.room(org)
             let canary = Array("CANARY-PLAIN-CHUNK".utf8)
             // A whole first chunk, so that its bytes sit in overflow pages, and a short last one.
@@ -269,7 +269,7 @@ struct AttachmentStoreContractTests {
     }
 
     @Test func anAttachmentIsNotFinishedIntoAnotherConversation() async throws {
-        for subject in try subjects() {
+        for subject in try await subjects() {
             let room = try await subject.room(org)
             let other = try await subject.room(org)
             let record = attachment(room)

@@ -1,19 +1,22 @@
 import CareHubCore
 import CareHubCrypto
+import CareHubPostgresStorage
+import CareHubPostgresTesting
 import CareHubStorage
 import CareHubTesting
 import Foundation
 
 /// One implementation of the message and attachment stores under a contract test: the SQLite
 /// adapters on a real file in a temporary directory, or the in-memory doubles the stage tests
-/// use, so that a double cannot promise what the adapter does not do, nor the other way round.
+/// use, so that a double cannot promise what the adapter does not do, nor the other way round;
+/// and (``postgres(auditRefuses:at:)``) the PostgreSQL adapters on a fresh database.
 struct StoreSubject {
     let name: String
     let messages: any MessageStore
     /// Finishes its attachments into ``messages``.
     let attachments: any AttachmentStore
     /// The audit events committed so far.
-    let audited: () throws -> [AuditEvent]
+    let audited: () async throws -> [AuditEvent]
     /// Starts a conversation of the organisation.
     let room: (OrgID) async throws -> ConversationID
     let keep: Any
@@ -40,5 +43,17 @@ struct StoreSubject {
                 room: { _ in ConversationID("c_\(UUID().uuidString)") },
                 keep: ()),
         ]
+    }
+
+    /// The PostgreSQL stores on a database of their own; without its key the trail refuses events.
+    static func postgres(auditRefuses: Bool = false, at: Date) async throws -> StoreSubject {
+        let database = try await PostgresDatabase.open(url: try TestPostgresServer.shared().createDatabase(), connections: 2)
+        let audit = PostgresAuditLog(database: database, checkpointKey: auditRefuses ? nil : SymmetricKey(randomByteCount: 32))
+        return StoreSubject(
+            name: "postgres", messages: PostgresMessageStore(database: database, audit: audit),
+            attachments: PostgresAttachmentStore(database: database, audit: audit),
+            audited: { try await audit.entries().map(\.event) },
+            room: { org in try await PostgresTestRows.conversation(database, org: org, at: at) },
+            keep: database)
     }
 }

@@ -1,23 +1,25 @@
 import CareHubCore
 import CareHubCrypto
+import CareHubPostgresStorage
 @testable import CareHubServer
 import CareHubStorage
 import CareHubTesting
 import Foundation
 import Testing
 
-/// One implementation of the webhook store under the contract: SQLite on a real file (with its
-/// outbox as the events port), or the double (its own events port).
+/// One implementation of the webhook store under the contract: SQLite on a real file or
+/// PostgreSQL on a fresh database (each with its outbox as the events port), or the double (its
+/// own events port).
 struct WebhookStoreSubject {
     let name: String
     let store: any WebhookStore
     let events: any WebhookEvents
     /// The subscriptions each raised event was queued for, in order.
-    let queued: () throws -> [String]
-    let audited: () throws -> [AuditEvent]
+    let queued: () async throws -> [String]
+    let audited: () async throws -> [AuditEvent]
     let keep: Any
 
-    static func all(auditRefuses: Bool = false) throws -> [WebhookStoreSubject] {
+    static func all(auditRefuses: Bool = false) async throws -> [WebhookStoreSubject] {
         let fixture = try KeyFixture()
         let sqliteAudit = SQLiteAuditLog(database: fixture.database, checkpointKey: auditRefuses ? nil : SymmetricKey(randomByteCount: 32))
         let memoryAudit = RecordingAuditLog()
@@ -31,7 +33,19 @@ struct WebhookStoreSubject {
                 audited: { try sqliteAudit.entries().map(\.event) }, keep: fixture),
             WebhookStoreSubject(
                 name: "memory", store: memory, events: memory, queued: { memory.raised.map(\.webhook) }, audited: { memoryAudit.events }, keep: ()),
+            try await postgres(auditRefuses: auditRefuses),
         ]
+    }
+
+    /// The PostgreSQL store and outbox on a database of their own; without its key the trail refuses events.
+    static func postgres(auditRefuses: Bool) async throws -> WebhookStoreSubject {
+        let fixture = try await PostgresStoreFixture(connections: 2)
+        let audit = PostgresAuditLog(database: fixture.database, checkpointKey: auditRefuses ? nil : SymmetricKey(randomByteCount: 32))
+        let outbox = PostgresWebhookOutbox(database: fixture.database)
+        return WebhookStoreSubject(
+            name: "postgres", store: PostgresWebhookStore(database: fixture.database, audit: audit), events: outbox,
+            queued: { try await outbox.pending().map(\.webhook) },
+            audited: { try await audit.entries().map(\.event) }, keep: fixture)
     }
 }
 
@@ -50,7 +64,7 @@ struct WebhookStoreContractTests {
     }
 
     @Test func subscriptionsAreListedPerOrganisationOldestFirstAndAudited() async throws {
-        for subject in try WebhookStoreSubject.all() {
+        for subject in try await WebhookStoreSubject.all() {
             let first = webhook()
             let second = webhook(after: 5)
             let theirs = webhook("elsewhere")
@@ -60,12 +74,12 @@ struct WebhookStoreContractTests {
             #expect(try await subject.store.list(org: OrgID("clinic")) == [first, second], "\(subject.name)")
             #expect(try await subject.store.webhook(theirs.id, org: OrgID("clinic")) == nil, "\(subject.name): another organisation's")
             #expect(try await subject.store.webhook(first.id, org: OrgID("clinic")) == first, "\(subject.name)")
-            #expect(try subject.audited().map(\.target) == [first.id, second.id, theirs.id], "\(subject.name)")
+            #expect(try await subject.audited().map(\.target) == [first.id, second.id, theirs.id], "\(subject.name)")
         }
     }
 
     @Test func anOrganisationHoldsNoMoreThanTheLimit() async throws {
-        for subject in try WebhookStoreSubject.all() {
+        for subject in try await WebhookStoreSubject.all() {
             for _ in 0..<3 { #expect(try await subject.store.create(webhook(), limit: 3, recording: []), "\(subject.name)") }
             #expect(try await subject.store.create(webhook(), limit: 3, recording: []) == false, "\(subject.name)")
             #expect(try await subject.store.create(webhook("elsewhere"), limit: 3, recording: []), "\(subject.name): the limit is per organisation")
@@ -74,19 +88,19 @@ struct WebhookStoreContractTests {
     }
 
     @Test func deletingTouchesOnlyTheOrganisationsOwnAndIsAudited() async throws {
-        for subject in try WebhookStoreSubject.all() {
+        for subject in try await WebhookStoreSubject.all() {
             let mine = webhook()
             #expect(try await subject.store.create(mine, limit: 10, recording: []), "\(subject.name)")
             #expect(try await subject.store.delete(mine.id, org: OrgID("elsewhere"), recording: [event(mine, "webhook.deleted")]) == false, "\(subject.name)")
-            #expect(try subject.audited().isEmpty, "\(subject.name): nothing deleted, nothing recorded")
+            #expect(try await subject.audited().isEmpty, "\(subject.name): nothing deleted, nothing recorded")
             #expect(try await subject.store.delete(mine.id, org: OrgID("clinic"), recording: [event(mine, "webhook.deleted")]), "\(subject.name)")
-            #expect(try subject.audited().map(\.action) == ["webhook.deleted"], "\(subject.name)")
+            #expect(try await subject.audited().map(\.action) == ["webhook.deleted"], "\(subject.name)")
             #expect(try await subject.store.list(org: OrgID("clinic")).isEmpty, "\(subject.name)")
         }
     }
 
     @Test func aChangeTheAuditTrailRefusesIsNotMade() async throws {
-        for subject in try WebhookStoreSubject.all(auditRefuses: true) {
+        for subject in try await WebhookStoreSubject.all(auditRefuses: true) {
             let refused = webhook()
             await #expect(throws: (any Error).self, "\(subject.name)") {
                 _ = try await subject.store.create(refused, limit: 10, recording: [event(refused, "webhook.created")])
@@ -96,14 +110,14 @@ struct WebhookStoreContractTests {
     }
 
     @Test func anEventIsQueuedOnlyForTheOrganisationsSubscriptionsThatAskedForIt() async throws {
-        for subject in try WebhookStoreSubject.all() {
+        for subject in try await WebhookStoreSubject.all() {
             let messages = webhook(events: [.messageCreated])
             let ends = webhook(events: [.conversationEnded], after: 1)
             let theirs = webhook("elsewhere", events: [.messageCreated])
             for made in [messages, ends, theirs] { #expect(try await subject.store.create(made, limit: 10, recording: []), "\(subject.name)") }
             try await subject.events.raise(WebhookEvent(.messageCreated, org: OrgID("clinic"), conversation: ConversationID("r1"), seq: 3, at: at))
             try await subject.events.raise(WebhookEvent(.conversationOpened, org: OrgID("clinic"), conversation: ConversationID("r1"), at: at))
-            #expect(try subject.queued() == [messages.id], "\(subject.name)")
+            #expect(try await subject.queued() == [messages.id], "\(subject.name)")
         }
     }
 }

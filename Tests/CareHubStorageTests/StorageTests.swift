@@ -336,25 +336,6 @@ struct StorageTests {
         #expect(StaffUser.displayName(from: String(repeating: "é", count: 65)) == nil)
     }
 
-    @Test func notificationsAreQueuedDurably() async throws {
-        let directory = try DataDirectory()
-        let database = try CareHubDatabase(directory: directory.path)
-        let outbox = SQLiteOutbox(database: database)
-        let note = StaffNotification(org: org, conversation: ConversationID("c_1"), unread: 2, preview: "Can I…", from: "visitor", at: at)
-        try await outbox.enqueue(note, via: ["pager", "desk"])
-        let pending = try outbox.pending()
-        #expect(pending.map(\.integration) == ["pager", "desk"])
-        #expect(pending.allSatisfy { $0.notification == note && $0.attempts == 0 })
-        // A failed attempt waits for its time; a sent one is done and loses its preview.
-        try await outbox.retry(pending[0].id, attempts: 1, next: at.addingTimeInterval(60), reason: "HTTP 503")
-        #expect(try await outbox.due(at: at, limit: 10).map(\.integration) == ["desk"])
-        #expect(try await outbox.due(at: at.addingTimeInterval(60), limit: 10).map(\.integration) == ["pager", "desk"])
-        try await outbox.markSent(pending[1].id, at: at)
-        #expect(try outbox.pending().map(\.integration) == ["pager"])
-        let previews = try database.rawRead("SELECT COUNT(*) FROM outbox WHERE preview IS NOT NULL")
-        #expect(previews == 1)
-    }
-
     /// The chain's encoding is a format: audit trails written by earlier versions must still
     /// verify. The expected value is SHA-256 over the same bytes computed outside Swift.
     @Test func theAuditHashIsTheDocumentedEncoding() {
